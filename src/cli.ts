@@ -1,0 +1,159 @@
+// The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
+import { openSync } from "node:fs";
+import { S3Client } from "@aws-sdk/client-s3";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { S3Source } from "./fetch.js";
+import { Filter } from "./filter.js";
+import { readLines } from "./input.js";
+import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
+import { OutputSink } from "./output.js";
+import { VERSION } from "./version.js";
+
+interface CliOptions {
+  region?: string;
+  endpoint?: string;
+  concurrency: number;
+  deadletterTag: string;
+  logFile?: string;
+  logLevel: Level;
+  timestamp: boolean;
+  padBytes: number;
+  maxLineBytes: number;
+  maxObjectBytes: number;
+  maxEventBytes: number;
+  shutdownTimeout: number;
+}
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected seconds (>= 0)");
+  return n;
+}
+
+export function buildProgram(): Command {
+  return new Command()
+    .name("cloudtrail-exec-filter")
+    .description(
+      "fluentd out_exec_filter child: reads SQS notification records (or s3:// and file:// lines) on stdin, " +
+        "fetches the CloudTrail log files they name, and writes one JSON line per CloudTrail event on stdout. " +
+        "Failures become dead-letter records; logs never go to stdout.",
+    )
+    .version(VERSION, "-V, --version")
+    .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
+    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
+    .option("--concurrency <n>", "objects fetched and scanned at once", integer(1, 1024), 8)
+    .option("--deadletter-tag <tag>", "_tag of dead-letter records", "cloudtrail.deadletter")
+    .option(
+      "--log-file <path>",
+      "append JSON log lines here (default: stderr, which fluentd v1.8+ discards: set this under fluentd)",
+    )
+    .addOption(new Option("--log-level <level>", "least severe level logged").choices(LEVELS).default("info"))
+    .option("--no-timestamp", 'do not add "@timestamp" (a copy of eventTime) to events')
+    .option(
+      "--pad-bytes <n>",
+      "whitespace written after each burst so fluentd's 8 KiB JSON reader delivers the tail now; 0 turns it off",
+      integer(0, 1 << 20),
+      8192,
+    )
+    .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
+    .option("--max-object-bytes <n>", "largest inflated object; larger ones are dead-lettered (gzip bomb guard)", integer(1), 4 * 2 ** 30)
+    .option("--max-event-bytes <n>", "largest single event; a larger one fails its object", integer(1024), 32 << 20)
+    .option("--shutdown-timeout <seconds>", "on SIGTERM/SIGINT, time given to work in flight before it is abandoned", seconds, 5);
+}
+
+function openLog(options: CliOptions, program: Command): Logger {
+  let fd = 2;
+  if (options.logFile !== undefined) {
+    try {
+      fd = openSync(options.logFile, "a");
+    } catch (error) {
+      program.error(`error: cannot open --log-file ${options.logFile}: ${(error as Error).message}`, { exitCode: 2 });
+    }
+  }
+  return new FdLogger(fd, options.logLevel);
+}
+
+/** One S3 client per region, created on first use; an explicit endpoint means one client, path-style. */
+function s3Clients(options: CliOptions): (region: string | undefined) => S3Client {
+  const env = process.env;
+  const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  const defaultRegion = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+  const clients = new Map<string, S3Client>();
+  return (region) => {
+    const wanted = endpoint === undefined ? (region ?? defaultRegion) : defaultRegion;
+    let client = clients.get(wanted);
+    if (client === undefined) {
+      client = new S3Client({
+        region: wanted,
+        followRegionRedirects: true,
+        ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
+      });
+      clients.set(wanted, client);
+    }
+    return client;
+  };
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  program.parse(argv);
+  const options = program.opts<CliOptions>();
+  const log = openLog(options, program);
+
+  // Node's own warnings (the SDK's Node version notice among them) would print plain text to stderr.
+  process.removeAllListeners("warning");
+  process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
+  process.on("uncaughtException", (error) => {
+    log.error("fatal", { error: error.stack ?? String(error) });
+    process.exit(70);
+  });
+
+  const sink = new OutputSink(process.stdout, { padBytes: options.padBytes }, (error) => {
+    // EPIPE: the reader is gone; nothing more can be delivered.
+    log.info("stdout closed; exiting", { error: error.message });
+    process.exit(0);
+  });
+  const filter = new Filter({
+    source: new S3Source(s3Clients(options)),
+    sink,
+    log,
+    options: {
+      concurrency: options.concurrency,
+      deadletterTag: options.deadletterTag,
+      maxObjectBytes: options.maxObjectBytes,
+      maxEventBytes: options.maxEventBytes,
+      timestamp: options.timestamp,
+    },
+  });
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
+      filter.stop();
+      process.stdin.pause();
+      setTimeout(() => filter.abortInFlight(), options.shutdownTimeout * 1000).unref();
+    } else {
+      filter.abortInFlight();
+    }
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  const started = Date.now();
+  const summary = await filter.run(readLines(process.stdin, options.maxLineBytes));
+  await sink.end();
+  log.info("summary", { ...summary, bytesOut: sink.bytesOut, seconds: (Date.now() - started) / 1000 });
+  process.exit(0);
+}

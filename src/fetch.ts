@@ -1,0 +1,108 @@
+// Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
+// SDK errors are classified by name, HTTP status and fault, never by message text.
+import { open } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { ObjectRef } from "./records.js";
+
+export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
+
+export class FetchError extends Error {
+  override readonly name = "FetchError";
+  constructor(
+    readonly code: FetchErrorCode,
+    message: string,
+    /** True when the same request may succeed later (5xx, throttling, network). */
+    readonly transient: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export interface OpenedObject {
+  body: AsyncIterable<Buffer>;
+  /** Stored size in bytes, when known. */
+  size: number | undefined;
+}
+
+/** Where object bytes come from; tests and the import command hand in their own. */
+export interface ObjectSource {
+  open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject>;
+}
+
+interface SdkErrorShape {
+  name?: unknown;
+  code?: unknown;
+  $fault?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+/** Classifies an error thrown by the S3 client or by reading its response body. */
+export function classifyS3Error(error: unknown, where: string): FetchError {
+  if (error instanceof FetchError) return error;
+  const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
+  const name = typeof shape.name === "string" ? shape.name : "Error";
+  const status = typeof shape.$metadata?.httpStatusCode === "number" ? shape.$metadata.httpStatusCode : undefined;
+  const detail = error instanceof Error ? error.message || name : String(error);
+  if (status === 404 || name === "NoSuchKey" || name === "NoSuchBucket" || name === "NotFound") {
+    return new FetchError("NotFound", `Failed to fetch ${where}: ${name}`, false);
+  }
+  if (status === 403 || name === "AccessDenied" || name === "InvalidObjectState") {
+    return new FetchError("AccessDenied", `Failed to fetch ${where}: ${name}`, false);
+  }
+  const transient =
+    status === undefined || status >= 500 || status === 429 || shape.$fault === "server" || name === "SlowDown";
+  return new FetchError("FetchFailed", `Failed to fetch ${where}: ${name}: ${detail}`, transient);
+}
+
+export class S3Source implements ObjectSource {
+  /** `clientFor(region)` gives the client for a bucket's region (undefined: the default one). */
+  constructor(private readonly clientFor: (region: string | undefined) => S3Client) {}
+
+  async open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject> {
+    if (ref.scheme === "file") return openFile(ref.path);
+    const client = this.clientFor(ref.region);
+    const where = `s3://${ref.bucket}/${ref.key}`;
+    try {
+      const response = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
+        abortSignal: signal,
+      });
+      const body = response.Body;
+      if (!(body instanceof Readable)) throw new FetchError("FetchFailed", `Failed to fetch ${where}: no body`, true);
+      return { body: readBody(body, where), size: response.ContentLength };
+    } catch (error) {
+      throw classifyS3Error(error, where);
+    }
+  }
+}
+
+/** Yields the response body, turning a connection lost mid-body into a classified, transient error. */
+async function* readBody(body: Readable, where: string): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body) yield chunk as Buffer;
+  } catch (error) {
+    throw new FetchError("FetchFailed", `Failed to read ${where}: ${error instanceof Error ? error.message : String(error)}`, true);
+  } finally {
+    body.destroy();
+  }
+}
+
+export async function openFile(path: string): Promise<OpenedObject> {
+  try {
+    const handle = await open(path, "r");
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      await handle.close();
+      throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
+    }
+    return { body: handle.createReadStream({ highWaterMark: 256 * 1024 }), size: stat.size };
+  } catch (error) {
+    if (error instanceof FetchError) throw error;
+    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+    if (code === "ENOENT") throw new FetchError("NotFound", `Failed to read file://${path}: no such file`, false);
+    if (code === "EACCES" || code === "EPERM") {
+      throw new FetchError("AccessDenied", `Failed to read file://${path}: permission denied`, false);
+    }
+    throw new FetchError("FetchFailed", `Failed to read file://${path}: ${String(error)}`, false);
+  }
+}

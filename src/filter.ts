@@ -1,0 +1,232 @@
+// Runs the filter: input lines in, events and dead-letter records out. Owns concurrency, per-record accounting,
+// the dead-letter contract and shutdown; every stage below it is handed in.
+//
+// Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
+// object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
+import type { FetchError, ObjectSource, OpenedObject } from "./fetch.js";
+import { type FormatOptions, eventWriter } from "./format.js";
+import { inflate } from "./inflate.js";
+import type { Line } from "./input.js";
+import type { Logger } from "./log.js";
+import type { OutputSink } from "./output.js";
+import { type Interpreted, type ObjectRef, describeRef, interpretLine } from "./records.js";
+import { RecordsScanner } from "./scan.js";
+
+export interface FilterOptions extends FormatOptions {
+  /** Objects fetched and scanned at once. */
+  concurrency: number;
+  /** `_tag` of dead-letter records, so fluentd's `<extract> tag_key _tag` routes them apart. */
+  deadletterTag: string;
+  /** Largest inflated object accepted (gzip bomb guard). */
+  maxObjectBytes: number;
+  /** Largest single event accepted. */
+  maxEventBytes: number;
+}
+
+export interface Summary {
+  records: number;
+  objects: number;
+  events: number;
+  skipped: number;
+  deadLetters: number;
+  abandoned: number;
+  bytesIn: number;
+  bytesInflated: number;
+  bytesOut: number;
+}
+
+export interface FilterDeps {
+  source: ObjectSource;
+  sink: OutputSink;
+  log: Logger;
+  options: FilterOptions;
+}
+
+type ObjectInput = Extract<Interpreted, { kind: "objects" }>;
+
+interface Failure {
+  code: string;
+  message: string;
+}
+
+const STOP = Symbol("stop");
+
+function failureOf(error: unknown): Failure | undefined {
+  if (error instanceof Error && "code" in error && typeof error.code === "string" && error.name !== "Error") {
+    return { code: error.code, message: error.message };
+  }
+  return undefined;
+}
+
+function refContext(ref: ObjectRef): Record<string, string> {
+  return ref.scheme === "s3" ? { bucket: ref.bucket, key: ref.key } : { file: ref.path };
+}
+
+export class Filter {
+  private readonly abort = new AbortController();
+  private stopping = false;
+  private wake: ((value: typeof STOP) => void) | undefined;
+  private readonly stopped = new Promise<typeof STOP>((resolve) => {
+    this.wake = resolve;
+  });
+  private readonly summary: Summary = {
+    records: 0,
+    objects: 0,
+    events: 0,
+    skipped: 0,
+    deadLetters: 0,
+    abandoned: 0,
+    bytesIn: 0,
+    bytesInflated: 0,
+    bytesOut: 0,
+  };
+
+  constructor(private readonly deps: FilterDeps) {}
+
+  /** Stops taking input; work in flight goes on until it ends or `abortInFlight` is called. */
+  stop(): void {
+    this.stopping = true;
+    this.wake?.(STOP);
+  }
+
+  /** Abandons work in flight: no further line is written for it (lines are only ever written whole). */
+  abortInFlight(): void {
+    this.stop();
+    this.abort.abort();
+  }
+
+  async run(lines: AsyncIterable<Line>): Promise<Summary> {
+    const { options, log } = this.deps;
+    const running = new Set<Promise<void>>();
+    const iterator = lines[Symbol.asyncIterator]();
+    for (;;) {
+      const next = this.stopping ? STOP : await Promise.race([iterator.next(), this.stopped]);
+      if (next === STOP || next.done === true) break;
+      const line = next.value;
+      this.summary.records++;
+      const record = this.interpret(line);
+      if (record.kind === "error") {
+        this.deadLetter(record.input, { code: record.code, message: record.message }, undefined, line.number);
+        continue;
+      }
+      for (const skip of record.skips) {
+        this.summary.skipped++;
+        log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
+      }
+      for (const ref of record.refs) {
+        while (running.size >= options.concurrency) await Promise.race(running);
+        if (this.stopping) {
+          this.abandon(ref, record, "shutdown before the object was started");
+          continue;
+        }
+        const task = this.processObject(ref, record, line.number).finally(() => running.delete(task));
+        running.add(task);
+      }
+    }
+    await Promise.all(running);
+    this.summary.bytesOut = this.deps.sink.bytesOut;
+    return { ...this.summary };
+  }
+
+  private interpret(line: Line): Interpreted {
+    if (line.kind === "line") return interpretLine(line.text);
+    return {
+      kind: "error",
+      input: line.prefix,
+      code: "LineTooLong",
+      message: `the line has ${line.bytes} bytes, more than --max-line-bytes; input holds its first bytes`,
+    };
+  }
+
+  private async open(ref: ObjectRef): Promise<OpenedObject> {
+    const { source } = this.deps;
+    try {
+      return await source.open(ref, this.abort.signal);
+    } catch (error) {
+      // EventBridge keys may or may not be URL-encoded: try the decoded form before giving up.
+      if (ref.scheme === "s3" && ref.fallbackKey !== undefined && (error as FetchError).code === "NotFound") {
+        return await source.open({ scheme: "s3", bucket: ref.bucket, key: ref.fallbackKey }, this.abort.signal);
+      }
+      throw error;
+    }
+  }
+
+  private async processObject(ref: ObjectRef, record: ObjectInput, lineNumber: number): Promise<void> {
+    const { sink, log, options } = this.deps;
+    const summary = this.summary;
+    summary.objects++;
+    let emitted = 0;
+    const write = eventWriter(sink, options);
+    const scanner = new RecordsScanner(
+      (event, time, hasTimestamp) => {
+        write(event, time, hasTimestamp);
+        emitted++;
+        summary.events++;
+      },
+      { maxEventBytes: options.maxEventBytes },
+    );
+    try {
+      const opened = await this.open(ref);
+      const counted = countBytes(opened.body, (n) => {
+        summary.bytesIn += n;
+      });
+      for await (const chunk of inflate(counted, { maxBytes: options.maxObjectBytes })) {
+        summary.bytesInflated += chunk.length;
+        scanner.push(chunk);
+        await sink.ready();
+        if (this.abort.signal.aborted) break;
+      }
+      if (this.abort.signal.aborted) {
+        this.abandon(ref, record, `shutdown after ${emitted} of its events were written`);
+        return;
+      }
+      scanner.end();
+      log.debug("object done", { ...refContext(ref), events: emitted });
+    } catch (error) {
+      if (this.abort.signal.aborted) {
+        this.abandon(ref, record, `shutdown after ${emitted} of its events were written`);
+        return;
+      }
+      const failure = failureOf(error);
+      if (failure === undefined) {
+        // Not a classified failure: a bug. Still one dead-letter record, never a crash.
+        log.error("unexpected error", {
+          ...refContext(ref),
+          error: error instanceof Error ? error.stack : String(error),
+        });
+      }
+      this.deadLetter(record.input, failure ?? { code: "InternalError", message: String(error) }, ref, lineNumber, emitted);
+    }
+  }
+
+  private abandon(ref: ObjectRef, record: ObjectInput, why: string): void {
+    this.summary.abandoned++;
+    this.deps.log.warn("abandoned", { ...refContext(ref), why, input: record.input });
+  }
+
+  private deadLetter(input: unknown, failure: Failure, ref: ObjectRef | undefined, lineNumber: number, emitted = 0): void {
+    const { sink, log, options } = this.deps;
+    this.summary.deadLetters++;
+    const error: Record<string, unknown> = { code: failure.code, message: failure.message };
+    if (emitted > 0) {
+      error.eventsEmitted = emitted;
+      error.message = `${failure.message}; the ${emitted} event(s) before the failure were emitted`;
+    }
+    const record: Record<string, unknown> = { _tag: options.deadletterTag, error, input };
+    if (ref !== undefined) Object.assign(record, refContext(ref));
+    sink.writeJson(record);
+    log.warn("dead letter", {
+      code: failure.code,
+      message: error.message,
+      line: lineNumber,
+      ...(ref === undefined ? {} : { object: describeRef(ref), ...refContext(ref) }),
+    });
+  }
+}
+
+async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    add(chunk.length);
+    yield chunk;
+  }
+}

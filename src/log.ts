@@ -1,0 +1,55 @@
+// Structured logs: one JSON object per line (time, level, msg, context) to a file descriptor that is never stdout.
+// fluentd v1.8+ discards the child's stderr, so operators point --log-file at a file; writes are synchronous so
+// the last lines before an exit are never lost.
+import { writeSync } from "node:fs";
+
+export const LEVELS = ["debug", "info", "warn", "error"] as const;
+export type Level = (typeof LEVELS)[number];
+
+export type LogContext = Record<string, unknown>;
+
+export interface Logger {
+  debug(msg: string, context?: LogContext): void;
+  info(msg: string, context?: LogContext): void;
+  warn(msg: string, context?: LogContext): void;
+  error(msg: string, context?: LogContext): void;
+}
+
+export function isLevel(value: string): value is Level {
+  return (LEVELS as readonly string[]).includes(value);
+}
+
+export class FdLogger implements Logger {
+  private readonly threshold: number;
+
+  constructor(
+    private readonly fd: number,
+    level: Level,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.threshold = LEVELS.indexOf(level);
+  }
+
+  debug(msg: string, context?: LogContext): void {
+    this.write("debug", msg, context);
+  }
+  info(msg: string, context?: LogContext): void {
+    this.write("info", msg, context);
+  }
+  warn(msg: string, context?: LogContext): void {
+    this.write("warn", msg, context);
+  }
+  error(msg: string, context?: LogContext): void {
+    this.write("error", msg, context);
+  }
+
+  private write(level: Level, msg: string, context: LogContext | undefined): void {
+    if (LEVELS.indexOf(level) < this.threshold) return;
+    const line = `${JSON.stringify({ time: this.now().toISOString(), level, msg, ...context })}\n`;
+    try {
+      writeSync(this.fd, line);
+    } catch {
+      // A log that cannot be written (a full disk, a closed stderr) must never stop the data.
+    }
+  }
+}

@@ -1,0 +1,160 @@
+// Decodes an SQS message body into the log objects it points at. Decided by shape, never by configuration:
+// - CloudTrail's notification, raw or in an SNS envelope: {"s3Bucket", "s3ObjectKey": [keys]}
+//   https://docs.aws.amazon.com/awscloudtrail/latest/userguide/configure-sns-notifications-for-cloudtrail.html
+// - S3 event notifications, direct or through SNS: {"Records": [{"eventSource": "aws:s3", "s3": {…}}]}
+//   https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
+// - EventBridge "Object Created" delivered to SQS
+//   https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
+// - the S3 test event and CloudTrail's validation message, which are skipped.
+
+/** One S3 object to read. */
+export interface S3ObjectRef {
+  bucket: string;
+  key: string;
+  /** The bucket's region when the notification names it. */
+  region?: string;
+  /** A second key to try if `key` is not found (EventBridge does not document whether keys are encoded). */
+  fallbackKey?: string;
+}
+
+/** A notified object that is deliberately not read, with why. */
+export interface Skip {
+  reason: string;
+  bucket?: string;
+  key?: string;
+}
+
+export type Decoded =
+  | { kind: "objects"; refs: S3ObjectRef[]; skips: Skip[] }
+  | { kind: "error"; code: "UnknownShape" | "MessageNotJson"; message: string };
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * S3 event notifications encode keys like an HTML form: '+' is a space and the rest is percent-encoding.
+ * `+` must become a space before `%2B` becomes `+`.
+ */
+export function decodeFormKey(key: string): string {
+  const spaced = key.replace(/\+/g, " ");
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    // A stray '%' that is not an escape: keep the text as it is rather than lose the object.
+    return spaced;
+  }
+}
+
+/** Digest files are integrity manifests, not logs. Match the path segment: trails can sit under any prefix. */
+function isDigest(key: string): boolean {
+  return key.includes("/CloudTrail-Digest/") || key.startsWith("CloudTrail-Digest/");
+}
+
+/** Turns notified bucket/key pairs into refs, setting aside what must not be read. */
+function collect(candidates: S3ObjectRef[], skips: Skip[]): Decoded {
+  const refs: S3ObjectRef[] = [];
+  for (const ref of candidates) {
+    if (isDigest(ref.key)) skips.push({ reason: "digest file", bucket: ref.bucket, key: ref.key });
+    else if (ref.key.endsWith("/")) skips.push({ reason: "folder marker", bucket: ref.bucket, key: ref.key });
+    else refs.push(ref);
+  }
+  return { kind: "objects", refs, skips };
+}
+
+const nothing = (reason: string): Decoded => ({ kind: "objects", refs: [], skips: [{ reason }] });
+
+function unknownShape(what: string): Decoded {
+  return { kind: "error", code: "UnknownShape", message: what };
+}
+
+/** Decodes a parsed SQS message body. `depth` guards against an envelope inside an envelope inside … */
+export function decodeBody(body: unknown, depth = 0): Decoded {
+  if (!isObject(body)) return unknownShape("the message body is not a JSON object");
+
+  // SNS envelope: Message is a string, JSON for CloudTrail and S3, plain text for the validation message.
+  if (typeof body.Type === "string" && typeof body.Message === "string" && depth === 0) {
+    if (body.Type === "SubscriptionConfirmation" || body.Type === "UnsubscribeConfirmation") {
+      return nothing(`SNS ${body.Type} (confirm it from the SNS console or SubscribeURL)`);
+    }
+    const message = body.Message;
+    if (message.trim().startsWith("CloudTrail validation message")) return nothing("CloudTrail validation message");
+    let inner: unknown;
+    try {
+      inner = JSON.parse(message);
+    } catch {
+      return { kind: "error", code: "MessageNotJson", message: "the SNS Message is not JSON" };
+    }
+    return decodeBody(inner, depth + 1);
+  }
+
+  // CloudTrail's own notification. Keys are plain here, not URL-encoded.
+  if (typeof body.s3Bucket === "string" && "s3ObjectKey" in body) {
+    const bucket = body.s3Bucket;
+    const keys = Array.isArray(body.s3ObjectKey) ? body.s3ObjectKey : [body.s3ObjectKey];
+    if (keys.length === 0) return nothing("CloudTrail notification with an empty s3ObjectKey list");
+    if (!keys.every((key): key is string => typeof key === "string" && key.length > 0)) {
+      return unknownShape("s3ObjectKey holds something that is not a key");
+    }
+    return collect(
+      keys.map((key) => ({ bucket, key })),
+      [],
+    );
+  }
+
+  // S3 test event, sent once when the notification is configured.
+  if (body.Event === "s3:TestEvent") return nothing("S3 test event");
+
+  // S3 event notification: every record counts, not only the first.
+  if (Array.isArray(body.Records)) return decodeS3Event(body.Records);
+
+  // EventBridge event delivered to SQS.
+  if (body.source === "aws.s3" && typeof body["detail-type"] === "string") return decodeEventBridge(body);
+
+  return unknownShape(`not a notification this filter knows (keys: ${Object.keys(body).slice(0, 8).join(", ")})`);
+}
+
+function decodeS3Event(records: unknown[]): Decoded {
+  const candidates: S3ObjectRef[] = [];
+  const skips: Skip[] = [];
+  if (records.length === 0) return nothing("S3 event notification without records");
+  for (const record of records) {
+    if (!isObject(record) || record.eventSource !== "aws:s3" || !isObject(record.s3)) {
+      return unknownShape("a Records entry is not an S3 event record (is this a CloudTrail log file rather than a notification?)");
+    }
+    const bucket = isObject(record.s3.bucket) ? record.s3.bucket.name : undefined;
+    const rawKey = isObject(record.s3.object) ? record.s3.object.key : undefined;
+    if (typeof bucket !== "string" || typeof rawKey !== "string") {
+      return unknownShape("an S3 event record without s3.bucket.name or s3.object.key");
+    }
+    const key = decodeFormKey(rawKey);
+    const eventName = typeof record.eventName === "string" ? record.eventName : "";
+    if (!eventName.startsWith("ObjectCreated:")) {
+      skips.push({ reason: `S3 event ${eventName || "without eventName"}`, bucket, key });
+      continue;
+    }
+    const ref: S3ObjectRef = { bucket, key };
+    if (typeof record.awsRegion === "string" && record.awsRegion !== "") ref.region = record.awsRegion;
+    candidates.push(ref);
+  }
+  return collect(candidates, skips);
+}
+
+function decodeEventBridge(body: Json): Decoded {
+  const detail = body.detail;
+  const bucket = isObject(detail) && isObject(detail.bucket) ? detail.bucket.name : undefined;
+  const key = isObject(detail) && isObject(detail.object) ? detail.object.key : undefined;
+  if (typeof bucket !== "string" || typeof key !== "string") {
+    return unknownShape("an EventBridge S3 event without detail.bucket.name or detail.object.key");
+  }
+  if (body["detail-type"] !== "Object Created") {
+    return { kind: "objects", refs: [], skips: [{ reason: `EventBridge ${String(body["detail-type"])}`, bucket, key }] };
+  }
+  const ref: S3ObjectRef = { bucket, key };
+  const decoded = decodeFormKey(key);
+  if (decoded !== key) ref.fallbackKey = decoded;
+  if (typeof body.region === "string" && body.region !== "") ref.region = body.region;
+  return collect([ref], []);
+}

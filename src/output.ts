@@ -1,0 +1,173 @@
+// Writes output lines to stdout: whole lines only, in large batches, with back-pressure, and with whitespace
+// padding after each burst.
+//
+// Why the padding: fluentd's JSON reader pulls the child's stdout in blocking reads of 8192 bytes, so the last
+// < 8 KiB of a burst sits unread until more output comes (and is lost at shutdown). Once everything written has
+// reached the pipe and nothing new is ready, `padBytes` of whitespace push the tail through. Whitespace between
+// JSON values is ignored by every JSON reader; the pad is spaces ending in a newline, never inside a line.
+import type { Writable } from "node:stream";
+
+export interface SinkOptions {
+  /** Whitespace written after a burst; 0 turns padding off. */
+  padBytes: number;
+  /** Bytes collected before one write to the pipe. */
+  batchBytes?: number;
+  /** How long the output must stay idle before the pad is written, in ms. */
+  idleMs?: number;
+}
+
+const NEWLINE = 0x0a;
+
+export class OutputSink {
+  private batch: Buffer;
+  private pos = 0;
+  private flushScheduled = false;
+  private pendingWrites = 0;
+  private dirty = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private drained: Promise<void> | undefined;
+  private settled: (() => void) | undefined;
+  private failed = false;
+  private oversized: Buffer[] = [];
+  private readonly batchBytes: number;
+  private readonly pad: Buffer;
+
+  /** Bytes of lines written (padding not counted). */
+  bytesOut = 0;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly options: SinkOptions,
+    private readonly onError: (error: Error) => void = () => {},
+  ) {
+    this.batchBytes = options.batchBytes ?? 256 * 1024;
+    this.batch = Buffer.allocUnsafe(this.batchBytes);
+    this.pad = options.padBytes > 0 ? Buffer.alloc(options.padBytes, 0x20) : Buffer.alloc(0);
+    if (this.pad.length > 0) this.pad[this.pad.length - 1] = NEWLINE;
+    out.on("error", (error: Error) => {
+      if (this.failed) return;
+      this.failed = true;
+      this.onError(error);
+    });
+  }
+
+  /** True once stdout failed (EPIPE: the reader is gone). */
+  get broken(): boolean {
+    return this.failed;
+  }
+
+  /**
+   * Reserves `length` bytes in the batch and returns the buffer and offset to write them at. The caller must fill
+   * exactly that many bytes before yielding to the event loop. Lines longer than a batch get a buffer of their own.
+   */
+  reserve(length: number): { buffer: Buffer; at: number } {
+    if (this.pos + length > this.batch.length) {
+      this.flush(); // earlier lines, and any oversized line, go before this one
+      if (length > this.batch.length) {
+        // Sent at the next flush, once the caller has filled it.
+        const own = Buffer.allocUnsafe(length);
+        this.oversized.push(own);
+        this.scheduleFlush();
+        return { buffer: own, at: 0 };
+      }
+    }
+    const at = this.pos;
+    this.pos += length;
+    this.scheduleFlush();
+    return { buffer: this.batch, at };
+  }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Appends bytes that already end with a newline. */
+  writeBytes(line: Buffer): void {
+    const { buffer, at } = this.reserve(line.length);
+    line.copy(buffer, at);
+  }
+
+  /** Appends a JSON value built in code (dead-letter records) as one line. */
+  writeJson(value: unknown): void {
+    this.writeBytes(Buffer.from(`${JSON.stringify(value)}\n`, "utf8"));
+  }
+
+  /** Resolves when the pipe can take more; producers await this between chunks. */
+  ready(): Promise<void> {
+    if (this.failed || !this.out.writableNeedDrain) return Promise.resolve();
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.out.off("drain", done);
+        this.out.off("close", done);
+        this.out.off("error", done);
+        this.drained = undefined;
+        resolve();
+      };
+      this.out.on("drain", done);
+      this.out.on("close", done);
+      this.out.on("error", done);
+    });
+    return this.drained;
+  }
+
+  /** Writes what is batched, pads if anything was written since the last pad, and waits until all is in the pipe. */
+  async end(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.flush();
+    if (this.dirty && this.pad.length > 0 && !this.failed) {
+      this.dirty = false;
+      this.send(this.pad, false);
+    }
+    if (this.pendingWrites === 0 || this.failed) return;
+    await new Promise<void>((resolve) => {
+      this.settled = resolve;
+    });
+  }
+
+  private flush(): void {
+    if (this.oversized.length > 0) {
+      for (const own of this.oversized) this.send(own);
+      this.oversized = [];
+    }
+    if (this.pos === 0) return;
+    const chunk = this.batch.subarray(0, this.pos);
+    this.batch = Buffer.allocUnsafe(this.batchBytes);
+    this.pos = 0;
+    this.send(chunk);
+  }
+
+  private send(chunk: Buffer, counts = true): void {
+    if (this.failed) return;
+    if (counts) {
+      this.bytesOut += chunk.length;
+      this.dirty = true;
+    }
+    this.pendingWrites++;
+    this.out.write(chunk, () => {
+      this.pendingWrites--;
+      if (this.pendingWrites === 0 && this.settled !== undefined) {
+        const settled = this.settled;
+        this.settled = undefined;
+        settled();
+      }
+      this.armIdle();
+    });
+  }
+
+  private armIdle(): void {
+    if (this.pad.length === 0 || !this.dirty || this.pos !== 0 || this.pendingWrites !== 0) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (!this.dirty || this.pos !== 0 || this.pendingWrites !== 0) return;
+      this.dirty = false;
+      this.send(this.pad, false);
+    }, this.options.idleMs ?? 5);
+    this.idleTimer.unref();
+  }
+}

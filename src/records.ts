@@ -1,0 +1,116 @@
+// Reads one input line: a fluent-plugin-sqs record, an SQS message body, or a debugging URL
+// (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
+import { isAbsolute } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Decoded, type S3ObjectRef, type Skip, decodeBody } from "./notifications.js";
+
+export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef) | { scheme: "file"; path: string };
+
+/** SQS coordinates of the message a record came from (fluent-plugin-sqs 2.x/3.x), for deleting it later. */
+export interface SqsMessage {
+  queueUrl: string;
+  receiptHandle: string;
+  messageId?: string;
+}
+
+export type RecordErrorCode =
+  | "LineTooLong"
+  | "NotJson" | "NotAnObject" | "BodyNotJson" | "BadUrl" | "UnknownShape" | "MessageNotJson";
+
+export type Interpreted =
+  | { kind: "objects"; input: unknown; refs: ObjectRef[]; skips: Skip[]; sqs?: SqsMessage }
+  | { kind: "error"; input: unknown; code: RecordErrorCode; message: string; sqs?: SqsMessage };
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** How an input object is recognised as a fluent-plugin-sqs record (1.x or 2.x/3.x field names). */
+function sqsRecordBody(record: Json): string | undefined {
+  if (typeof record.body !== "string") return undefined;
+  const v1 = "handle" in record || "md5" in record || "url" in record || "id" in record;
+  const v2 = "receipt_handle" in record || "message_id" in record || "md5_of_body" in record || "queue_url" in record;
+  return v1 || v2 || "sender_id" in record ? record.body : undefined;
+}
+
+function sqsMessage(record: Json): SqsMessage | undefined {
+  if (typeof record.queue_url !== "string" || typeof record.receipt_handle !== "string") return undefined;
+  const message: SqsMessage = { queueUrl: record.queue_url, receiptHandle: record.receipt_handle };
+  if (typeof record.message_id === "string") message.messageId = record.message_id;
+  return message;
+}
+
+function fromUrl(line: string): Interpreted {
+  if (line.startsWith("s3://")) {
+    const rest = line.slice(5);
+    const slash = rest.indexOf("/");
+    if (slash <= 0 || slash === rest.length - 1) {
+      return { kind: "error", input: line, code: "BadUrl", message: "expected s3://bucket/key" };
+    }
+    return {
+      kind: "objects",
+      input: line,
+      refs: [{ scheme: "s3", bucket: rest.slice(0, slash), key: rest.slice(slash + 1) }],
+      skips: [],
+    };
+  }
+  let path: string;
+  try {
+    path = fileURLToPath(line);
+  } catch (error) {
+    return { kind: "error", input: line, code: "BadUrl", message: `expected file:///absolute/path (${String(error)})` };
+  }
+  if (!isAbsolute(path)) return { kind: "error", input: line, code: "BadUrl", message: "expected an absolute path" };
+  return { kind: "objects", input: line, refs: [{ scheme: "file", path }], skips: [] };
+}
+
+function withDecoded(input: unknown, decoded: Decoded, sqs: SqsMessage | undefined): Interpreted {
+  const base = sqs === undefined ? {} : { sqs };
+  if (decoded.kind === "error") return { kind: "error", input, code: decoded.code, message: decoded.message, ...base };
+  return {
+    kind: "objects",
+    input,
+    refs: decoded.refs.map((ref) => ({ scheme: "s3", ...ref })),
+    skips: decoded.skips,
+    ...base,
+  };
+}
+
+/** Interprets one input line (already without its line ending, not blank). */
+export function interpretLine(line: string): Interpreted {
+  const text = line.trim();
+  if (text.startsWith("s3://") || text.startsWith("file:")) return fromUrl(text);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { kind: "error", input: line, code: "NotJson", message: "the line is not JSON" };
+  }
+  return interpretRecord(parsed);
+}
+
+/** Interprets one parsed input record (from a JSON line or a msgpack map). */
+export function interpretRecord(parsed: unknown): Interpreted {
+  if (!isObject(parsed)) {
+    return { kind: "error", input: parsed, code: "NotAnObject", message: "the record is not a JSON object" };
+  }
+  const body = sqsRecordBody(parsed);
+  if (body === undefined) return withDecoded(parsed, decodeBody(parsed), undefined);
+  const sqs = sqsMessage(parsed);
+  let inner: unknown;
+  try {
+    inner = JSON.parse(body);
+  } catch {
+    const error: Interpreted = { kind: "error", input: parsed, code: "BodyNotJson", message: "the SQS body is not JSON" };
+    if (sqs !== undefined) error.sqs = sqs;
+    return error;
+  }
+  return withDecoded(parsed, decodeBody(inner), sqs);
+}
+
+/** `s3://bucket/key` or `file:///path`, for logs and dead-letter records. */
+export function describeRef(ref: ObjectRef): string {
+  return ref.scheme === "s3" ? `s3://${ref.bucket}/${ref.key}` : `file://${ref.path}`;
+}
