@@ -66,9 +66,19 @@ export function buildProgram(): Command {
       8192,
     )
     .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
-    .option("--max-object-bytes <n>", "largest inflated object; larger ones are dead-lettered (gzip bomb guard)", integer(1), 4 * 2 ** 30)
+    .option(
+      "--max-object-bytes <n>",
+      "largest inflated object; larger ones are dead-lettered (gzip bomb guard)",
+      integer(1),
+      4 * 2 ** 30,
+    )
     .option("--max-event-bytes <n>", "largest single event; a larger one fails its object", integer(1024), 32 << 20)
-    .option("--shutdown-timeout <seconds>", "on SIGTERM/SIGINT, time given to work in flight before it is abandoned", seconds, 5);
+    .option(
+      "--shutdown-timeout <seconds>",
+      "on SIGTERM/SIGINT, time given to work in flight before it is abandoned",
+      seconds,
+      5,
+    );
 }
 
 function openLog(options: CliOptions, program: Command): Logger {

@@ -81,7 +81,11 @@ async function* readBody(body: Readable, where: string): AsyncGenerator<Buffer> 
   try {
     for await (const chunk of body) yield chunk as Buffer;
   } catch (error) {
-    throw new FetchError("FetchFailed", `Failed to read ${where}: ${error instanceof Error ? error.message : String(error)}`, true);
+    throw new FetchError(
+      "FetchFailed",
+      `Failed to read ${where}: ${error instanceof Error ? error.message : String(error)}`,
+      true,
+    );
   } finally {
     body.destroy();
   }

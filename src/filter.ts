@@ -4,12 +4,12 @@
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
 import type { FetchError, ObjectSource, OpenedObject } from "./fetch.js";
-import { type FormatOptions, eventWriter } from "./format.js";
+import { eventWriter, type FormatOptions } from "./format.js";
 import { inflate } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { OutputSink } from "./output.js";
-import { type Interpreted, type ObjectRef, describeRef, interpretLine } from "./records.js";
+import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
 import { RecordsScanner } from "./scan.js";
 
 export interface FilterOptions extends FormatOptions {
@@ -195,7 +195,13 @@ export class Filter {
           error: error instanceof Error ? error.stack : String(error),
         });
       }
-      this.deadLetter(record.input, failure ?? { code: "InternalError", message: String(error) }, ref, lineNumber, emitted);
+      this.deadLetter(
+        record.input,
+        failure ?? { code: "InternalError", message: String(error) },
+        ref,
+        lineNumber,
+        emitted,
+      );
     }
   }
 
@@ -204,7 +210,13 @@ export class Filter {
     this.deps.log.warn("abandoned", { ...refContext(ref), why, input: record.input });
   }
 
-  private deadLetter(input: unknown, failure: Failure, ref: ObjectRef | undefined, lineNumber: number, emitted = 0): void {
+  private deadLetter(
+    input: unknown,
+    failure: Failure,
+    ref: ObjectRef | undefined,
+    lineNumber: number,
+    emitted = 0,
+  ): void {
     const { sink, log, options } = this.deps;
     this.summary.deadLetters++;
     const error: Record<string, unknown> = { code: failure.code, message: failure.message };

@@ -4,7 +4,7 @@
 // encode again) and multi-member gzip. So gzip is recognised by its magic bytes (1f 8b) at the start of each layer,
 // never by name or Content-Encoding, and layers are peeled until the bytes are not gzip. A cap on the inflated size
 // turns a gzip bomb into an error while memory stays at one chunk.
-import { Readable, pipeline } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";

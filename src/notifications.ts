@@ -122,7 +122,9 @@ function decodeS3Event(records: unknown[]): Decoded {
   if (records.length === 0) return nothing("S3 event notification without records");
   for (const record of records) {
     if (!isObject(record) || record.eventSource !== "aws:s3" || !isObject(record.s3)) {
-      return unknownShape("a Records entry is not an S3 event record (is this a CloudTrail log file rather than a notification?)");
+      return unknownShape(
+        "a Records entry is not an S3 event record (is this a CloudTrail log file rather than a notification?)",
+      );
     }
     const bucket = isObject(record.s3.bucket) ? record.s3.bucket.name : undefined;
     const rawKey = isObject(record.s3.object) ? record.s3.object.key : undefined;
@@ -150,7 +152,11 @@ function decodeEventBridge(body: Json): Decoded {
     return unknownShape("an EventBridge S3 event without detail.bucket.name or detail.object.key");
   }
   if (body["detail-type"] !== "Object Created") {
-    return { kind: "objects", refs: [], skips: [{ reason: `EventBridge ${String(body["detail-type"])}`, bucket, key }] };
+    return {
+      kind: "objects",
+      refs: [],
+      skips: [{ reason: `EventBridge ${String(body["detail-type"])}`, bucket, key }],
+    };
   }
   const ref: S3ObjectRef = { bucket, key };
   const decoded = decodeFormKey(key);

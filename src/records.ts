@@ -2,7 +2,7 @@
 // (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Decoded, type S3ObjectRef, type Skip, decodeBody } from "./notifications.js";
+import { type Decoded, decodeBody, type S3ObjectRef, type Skip } from "./notifications.js";
 
 export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef) | { scheme: "file"; path: string };
 
@@ -15,7 +15,12 @@ export interface SqsMessage {
 
 export type RecordErrorCode =
   | "LineTooLong"
-  | "NotJson" | "NotAnObject" | "BodyNotJson" | "BadUrl" | "UnknownShape" | "MessageNotJson";
+  | "NotJson"
+  | "NotAnObject"
+  | "BodyNotJson"
+  | "BadUrl"
+  | "UnknownShape"
+  | "MessageNotJson";
 
 export type Interpreted =
   | { kind: "objects"; input: unknown; refs: ObjectRef[]; skips: Skip[]; sqs?: SqsMessage }
@@ -103,7 +108,12 @@ export function interpretRecord(parsed: unknown): Interpreted {
   try {
     inner = JSON.parse(body);
   } catch {
-    const error: Interpreted = { kind: "error", input: parsed, code: "BodyNotJson", message: "the SQS body is not JSON" };
+    const error: Interpreted = {
+      kind: "error",
+      input: parsed,
+      code: "BodyNotJson",
+      message: "the SQS body is not JSON",
+    };
     if (sqs !== undefined) error.sqs = sqs;
     return error;
   }
