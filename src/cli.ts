@@ -1,6 +1,6 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
 import { openSync } from "node:fs";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { S3Source } from "./fetch.js";
 import { Filter } from "./filter.js";
@@ -94,20 +94,25 @@ function openLog(options: CliOptions, program: Command): Logger {
 }
 
 /** One S3 client per region, created on first use; an explicit endpoint means one client, path-style. */
-function s3Clients(options: CliOptions): (region: string | undefined) => S3Client {
+function s3Clients(options: CliOptions): (region: string | undefined) => Promise<S3Client> {
   const env = process.env;
   const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
   const defaultRegion = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
-  const clients = new Map<string, S3Client>();
+  const clients = new Map<string, Promise<S3Client>>();
+  const create = async (region: string): Promise<S3Client> => {
+    // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
+    const { S3Client } = await import("@aws-sdk/client-s3");
+    return new S3Client({
+      region,
+      followRegionRedirects: true,
+      ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
+    });
+  };
   return (region) => {
     const wanted = endpoint === undefined ? (region ?? defaultRegion) : defaultRegion;
     let client = clients.get(wanted);
     if (client === undefined) {
-      client = new S3Client({
-        region: wanted,
-        followRegionRedirects: true,
-        ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
-      });
+      client = create(wanted);
       clients.set(wanted, client);
     }
     return client;

@@ -2,7 +2,7 @@
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { ObjectRef } from "./records.js";
 
 export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
@@ -57,13 +57,15 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
 
 export class S3Source implements ObjectSource {
   /** `clientFor(region)` gives the client for a bucket's region (undefined: the default one). */
-  constructor(private readonly clientFor: (region: string | undefined) => S3Client) {}
+  constructor(private readonly clientFor: (region: string | undefined) => Promise<S3Client>) {}
 
   async open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject> {
     if (ref.scheme === "file") return openFile(ref.path);
-    const client = this.clientFor(ref.region);
     const where = `s3://${ref.bucket}/${ref.key}`;
     try {
+      const client = await this.clientFor(ref.region);
+      // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
+      const { GetObjectCommand } = await import("@aws-sdk/client-s3");
       const response = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
         abortSignal: signal,
       });

@@ -1,11 +1,17 @@
 // Splits the inflated bytes of a CloudTrail log file into its events without building JavaScript objects.
 //
-// A log file is `{"Records":[event, event, …]}` (several such documents back to back are accepted too). The
-// scanner is a resumable JSON validator: bytes arrive in chunks of any size, every byte is checked against the
-// JSON grammar, and each element of the top-level `Records` array is handed on as soon as its closing brace is
-// seen. An event leaves exactly as AWS wrote it (number literals such as `1.688560107857E9` and integers above
-// 2^53 keep every digit) with only insignificant whitespace removed. Two repairs keep every output line valid:
-// a raw control byte inside a string becomes a `\u00XX` escape, and bytes that are not UTF-8 become U+FFFD.
+// A log file is `{"Records":[event, event, …]}` (several such documents back to back are accepted too). Every byte
+// is checked against the JSON grammar, and each element of the top-level `Records` array is handed on as soon as
+// its closing brace arrives. An event leaves exactly as AWS wrote it (number literals such as `1.688560107857E9`
+// and integers above 2^53 keep every digit) with only insignificant whitespace removed. Two repairs keep every
+// output line valid: a raw control byte inside a string becomes a `\u00XX` escape, and bytes that are not UTF-8
+// become U+FFFD.
+//
+// How: the file's outer structure (`{`, keys, `[`, commas) is a small resumable state machine; each value inside it
+// (an event, or the value of another top-level key) is read by a recursive-descent validator over the bytes at
+// hand. When a chunk ends inside a value, its bytes are carried over and the value is read again from its start
+// once more bytes have come (doubling, so a huge value costs linear time). Real events are small, so the re-read
+// is cheap, and the validator keeps everything in local variables: this is the hot path of the whole program.
 import { isUtf8 } from "node:buffer";
 
 export type ScanErrorCode = "InvalidJson" | "Truncated" | "NoRecords" | "InvalidEvent" | "EventTooLarge";
@@ -23,107 +29,280 @@ export class ScanError extends Error {
 /** Receives one event: its compact bytes, the raw contents of its `eventTime` string, whether it has `@timestamp`. */
 export type EventHandler = (event: Buffer, eventTime: Buffer | undefined, hasTimestamp: boolean) => void;
 
-// Parser states.
-const VALUE = 0; // a value must come (after ':' or ',' in an array)
-const ARRAY_FIRST = 1; // after '[': a value or ']'
-const OBJECT_FIRST = 2; // after '{': a key or '}'
-const KEY = 3; // after ',' in an object: a key
-const COLON = 4;
-const AFTER = 5; // after a value: ',' or the closing bracket
-const STRING = 6;
-const ESCAPE = 7; // after a backslash in a string
-const UNICODE = 8; // inside the four hex digits of \uXXXX
-const NUMBER = 9;
-const LITERAL = 10; // inside true / false / null
-const DOCUMENT_END = 11; // after a top-level value: whitespace or another document
-const START = 12; // nothing seen yet: an optional byte order mark, then a document
-
-// Number sub-states (RFC 8259 grammar). The ones marked "complete" may end the number.
-const N_MINUS = 0;
-const N_ZERO = 1; // complete
-const N_INT = 2; // complete
-const N_DOT = 3;
-const N_FRAC = 4; // complete
-const N_EXP = 5;
-const N_EXP_SIGN = 6;
-const N_EXP_DIGITS = 7; // complete
-
-// Top-level keys the scanner cares about.
-const K_OTHER = 0;
-const K_RECORDS = 1;
-const K_EVENT_TIME = 2;
-const K_TIMESTAMP = 3;
-
-const RECORDS = Buffer.from("Records");
-const EVENT_TIME = Buffer.from("eventTime");
-const TIMESTAMP = Buffer.from("@timestamp");
-const TRUE = Buffer.from("true");
-const FALSE = Buffer.from("false");
-const NULL = Buffer.from("null");
-
-const MAX_DEPTH = 512;
-const OBJ = 0;
-const ARR = 1;
-
-const HEX = "0123456789abcdef";
-/** `\u00XX` for each control byte, the repair for a raw control character inside a string. */
-const CONTROL_ESCAPES: Buffer[] = Array.from({ length: 32 }, (_, b) =>
-  Buffer.from(`\\u00${HEX[b >> 4]}${HEX[b & 15]}`),
-);
-
-function isHex(b: number): boolean {
-  return (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46);
-}
-
-function matchKey(key: Buffer, depth: number): number {
-  if (depth === 1) return key.equals(RECORDS) ? K_RECORDS : K_OTHER;
-  if (key.length === 9 && key.equals(EVENT_TIME)) return K_EVENT_TIME;
-  if (key.length === 10 && key.equals(TIMESTAMP)) return K_TIMESTAMP;
-  return K_OTHER;
-}
-
-function describe(b: number): string {
-  return b >= 0x21 && b <= 0x7e ? `'${String.fromCharCode(b)}'` : `byte 0x${b.toString(16).padStart(2, "0")}`;
-}
-
 export interface ScanLimits {
-  /** Largest single event accepted, in bytes (AWS documents 256 KB). */
+  /** Largest single value (event) accepted, in bytes (AWS documents 256 KB per event). */
   maxEventBytes: number;
 }
 
+/** Returned by the readers below when the bytes at hand end inside the value. */
+const MORE = -1;
+const MAX_DEPTH = 512;
+
+// Bytes that end the fast run inside a string: '"', '\', and control bytes (not allowed raw in JSON strings).
+const STRING_STOP = new Uint8Array(256);
+STRING_STOP[0x22] = 1;
+STRING_STOP[0x5c] = 1;
+for (let b = 0; b < 0x20; b++) STRING_STOP[b] = 1;
+
+const HEX = new Uint8Array(256);
+for (const c of "0123456789abcdefABCDEF") HEX[c.charCodeAt(0)] = 1;
+
+// Set by the readers for the value being read; module-level so the hot functions take no context object.
+/** Whitespace outside strings, or a raw control byte inside one: the value needs rewriting before output. */
+let rewrite = false;
+let timeStart = -1;
+let timeEnd = -1;
+let hasTimestamp = false;
+/** Where reading stopped with an error, and why. */
+let errorAt = 0;
+let errorWhy = "";
+
+function invalid(at: number, why: string): number {
+  errorAt = at;
+  errorWhy = why;
+  throw INVALID;
+}
+const INVALID = new Error("invalid JSON");
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+function describe(b: number | undefined): string {
+  if (b === undefined) return "the end";
+  return b >= 0x21 && b <= 0x7e ? `'${String.fromCharCode(b)}'` : `byte 0x${b.toString(16).padStart(2, "0")}`;
+}
+
+/**
+ * Reads a string whose opening quote is at i - 1; returns the index after the closing quote. Kept small so it is
+ * inlined: the buffer ends with a sentinel quote at index n, so the run needs no bounds test.
+ */
+function readString(b: Buffer, i: number, n: number): number {
+  while (STRING_STOP[b[i] as number] === 0) i++;
+  if (b[i] === 0x22) return i >= n ? MORE : i + 1;
+  return readStringRest(b, i, n);
+}
+
+/** The rest of a string from an escape or a control byte at i. */
+function readStringRest(b: Buffer, i: number, n: number): number {
+  for (;;) {
+    while (STRING_STOP[b[i] as number] === 0) i++;
+    if (i >= n) return MORE;
+    const c = b[i] as number;
+    if (c === 0x22) return i + 1;
+    if (c === 0x5c) {
+      if (i + 1 >= n) return MORE;
+      const e = b[i + 1] as number;
+      if (e === 0x75) {
+        if (i + 5 >= n) return MORE;
+        if (HEX[b[i + 2] as number] === 0 || HEX[b[i + 3] as number] === 0) return invalid(i, "invalid \\u escape");
+        if (HEX[b[i + 4] as number] === 0 || HEX[b[i + 5] as number] === 0) return invalid(i, "invalid \\u escape");
+        i += 6;
+      } else if (
+        e === 0x22 ||
+        e === 0x5c ||
+        e === 0x2f ||
+        e === 0x62 ||
+        e === 0x66 ||
+        e === 0x6e ||
+        e === 0x72 ||
+        e === 0x74
+      ) {
+        i += 2;
+      } else {
+        return invalid(i, `invalid escape \\${String.fromCharCode(e)}`);
+      }
+    } else {
+      rewrite = true; // a raw control byte: escaped on output
+      i++;
+    }
+  }
+}
+
+/** Reads a number starting at i; returns the index after it. */
+function readNumber(b: Buffer, i: number, n: number): number {
+  if (b[i] === 0x2d) i++;
+  if (i >= n) return MORE;
+  let c = b[i] as number;
+  if (c === 0x30) {
+    i++;
+  } else if (c >= 0x31 && c <= 0x39) {
+    i++;
+    while (i < n && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+  } else {
+    return invalid(i, `malformed number (${describe(c)})`);
+  }
+  if (i >= n) return MORE;
+  c = b[i] as number;
+  if (c === 0x2e) {
+    i++;
+    const start = i;
+    while (i < n && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+    if (i >= n) return MORE;
+    if (i === start) return invalid(i, "malformed number (no digits after '.')");
+    c = b[i] as number;
+  }
+  if (c === 0x65 || c === 0x45) {
+    i++;
+    if (i >= n) return MORE;
+    if (b[i] === 0x2b || b[i] === 0x2d) i++;
+    const start = i;
+    while (i < n && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+    if (i >= n) return MORE;
+    if (i === start) return invalid(i, "malformed number (no digits in the exponent)");
+  }
+  return i;
+}
+
+function readLiteral(b: Buffer, i: number, n: number, word: string): number {
+  for (let k = 0; k < word.length; k++, i++) {
+    if (i >= n) return MORE;
+    if (b[i] !== word.charCodeAt(k)) return invalid(i, `unexpected ${describe(b[i])}`);
+  }
+  return i;
+}
+
+/** Skips whitespace from i; returns the index of the next other byte (may be n). */
+function skipSpace(b: Buffer, i: number, n: number): number {
+  while (i < n && isSpace(b[i] as number)) {
+    rewrite = true;
+    i++;
+  }
+  return i;
+}
+
+/** Reads any JSON value starting at i (no leading whitespace); returns the index after it. */
+function readValue(b: Buffer, i: number, n: number, depth: number): number {
+  const c = b[i] as number;
+  if (c === 0x22) return readString(b, i + 1, n);
+  if (c === 0x7b) return readObject(b, i + 1, n, depth + 1, false);
+  if (c === 0x5b) return readArray(b, i + 1, n, depth + 1);
+  if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return readNumber(b, i, n);
+  if (c === 0x74) return readLiteral(b, i, n, "true");
+  if (c === 0x66) return readLiteral(b, i, n, "false");
+  if (c === 0x6e) return readLiteral(b, i, n, "null");
+  return invalid(i, `expected a value but found ${describe(c)}`);
+}
+
+function isKey(b: Buffer, start: number, end: number, word: string): boolean {
+  if (end - start !== word.length) return false;
+  for (let k = 0; k < word.length; k++) if (b[start + k] !== word.charCodeAt(k)) return false;
+  return true;
+}
+
+/**
+ * Reads an object whose '{' is at i - 1. For an event (`event` true) it notes where the `eventTime` string is and
+ * whether `@timestamp` exists.
+ */
+function readObject(b: Buffer, i: number, n: number, depth: number, event: boolean): number {
+  if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
+  i = skipSpace(b, i, n);
+  if (i >= n) return MORE;
+  if (b[i] === 0x7d) return i + 1;
+  for (;;) {
+    if (b[i] !== 0x22) return invalid(i, `expected a key but found ${describe(b[i])}`);
+    const keyStart = i + 1;
+    i = readString(b, keyStart, n);
+    if (i === MORE) return MORE;
+    let timeKey = false;
+    if (event) {
+      const first = b[keyStart];
+      if (first === 0x65) timeKey = isKey(b, keyStart, i - 1, "eventTime");
+      else if (first === 0x40 && isKey(b, keyStart, i - 1, "@timestamp")) hasTimestamp = true;
+    }
+    i = skipSpace(b, i, n);
+    if (i >= n) return MORE;
+    if (b[i] !== 0x3a) return invalid(i, `expected ':' but found ${describe(b[i])}`);
+    i = skipSpace(b, i + 1, n);
+    if (i >= n) return MORE;
+    const valueStart = i;
+    i = readValue(b, i, n, depth);
+    if (i === MORE) return MORE;
+    if (timeKey && b[valueStart] === 0x22) {
+      timeStart = valueStart + 1;
+      timeEnd = i - 1;
+    }
+    i = skipSpace(b, i, n);
+    if (i >= n) return MORE;
+    const c = b[i];
+    if (c === 0x7d) return i + 1;
+    if (c !== 0x2c) return invalid(i, `expected ',' or '}' but found ${describe(c)}`);
+    i = skipSpace(b, i + 1, n);
+    if (i >= n) return MORE;
+  }
+}
+
+/** Reads an array whose '[' is at i - 1. */
+function readArray(b: Buffer, i: number, n: number, depth: number): number {
+  if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
+  i = skipSpace(b, i, n);
+  if (i >= n) return MORE;
+  if (b[i] === 0x5d) return i + 1;
+  for (;;) {
+    i = readValue(b, i, n, depth);
+    if (i === MORE) return MORE;
+    i = skipSpace(b, i, n);
+    if (i >= n) return MORE;
+    const c = b[i];
+    if (c === 0x5d) return i + 1;
+    if (c !== 0x2c) return invalid(i, `expected ',' or ']' but found ${describe(c)}`);
+    i = skipSpace(b, i + 1, n);
+    if (i >= n) return MORE;
+  }
+}
+
+const CONTROL_ESCAPES: Buffer[] = Array.from({ length: 32 }, (_, c) =>
+  Buffer.from(`\\u00${c.toString(16).padStart(2, "0")}`),
+);
+
+/** Copies a valid JSON value without whitespace outside strings and with raw control bytes escaped. */
+function compact(value: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(value.length * 6);
+  let o = 0;
+  let inString = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i] as number;
+    if (inString) {
+      if (c === 0x5c) {
+        out[o++] = c;
+        out[o++] = value[++i] as number;
+      } else if (c < 0x20) {
+        o += (CONTROL_ESCAPES[c] as Buffer).copy(out, o);
+      } else {
+        if (c === 0x22) inString = false;
+        out[o++] = c;
+      }
+    } else if (!isSpace(c)) {
+      if (c === 0x22) inString = true;
+      out[o++] = c;
+    }
+  }
+  return Buffer.from(out.subarray(0, o));
+}
+
+// Outer states: where in `{"Records":[…], …}` the scanner stands between values.
+const START = 0; // before the first document (a byte order mark may come)
+const DOCUMENT = 1; // before a document's '{', or between documents
+const FIRST_KEY = 2; // after the document's '{'
+const KEY = 3; // after ',' in the document
+const COLON = 4;
+const VALUE = 5; // a top-level value must come
+const AFTER_VALUE = 6; // ',' or '}'
+const RECORD_FIRST = 7; // after Records' '['
+const RECORD = 8; // after ',' in Records
+const AFTER_RECORD = 9; // ',' or ']'
+
 export class RecordsScanner {
   private state = START;
-  private numState = N_MINUS;
-  private literal: Buffer = TRUE;
-  private literalPos = 0;
-  private hexLeft = 0;
-  private stringIsKey = false;
-  private depth = 0;
-  private readonly stack = new Uint8Array(MAX_DEPTH + 1);
-  private offset = 0; // bytes consumed before the current chunk, for error messages
-
-  // Where Records is: true while the container at depth 2 is the top-level Records array.
-  private inRecords = false;
+  private carry: Buffer[] = [];
+  private carryBytes = 0;
+  /** Bytes to wait for before reading a carried value again (doubling keeps huge values linear). */
+  private carryNeed = 0;
+  private offset = 0; // bytes before the buffer being read, for error messages
+  private recordsKey = false;
   private sawRecords = false;
-  private topKey = K_OTHER;
-  private eventKey = K_OTHER;
-  private nonObjects = 0;
-
-  // The event being captured (depth >= 3 under Records).
-  private capturing = false;
-  private parts: Buffer[] = [];
-  private partsBytes = 0;
-  private segStart = 0;
-  private eventTime: Buffer | undefined;
-  private hasTimestamp = false;
-
-  // A string whose bytes we need (a key at depth 1 or 3, or eventTime's value): where it started.
-  private tracking = false;
-  private trackValue = false;
-  private trackStart = 0;
-  private trackParts: Buffer[] = [];
-  private trackSpoiled = false; // held a raw control byte: never copied into @timestamp or matched as a key
   private documents = 0;
+  private nonObjects = 0;
 
   /** Events handed on so far. */
   events = 0;
@@ -133,259 +312,30 @@ export class RecordsScanner {
     private readonly limits: ScanLimits = { maxEventBytes: 32 * 1024 * 1024 },
   ) {}
 
-  private fail(code: ScanErrorCode, message: string, at: number): never {
-    throw new ScanError(code, `${message} at byte ${this.offset + at}`);
-  }
-
   /** Scans one chunk; events complete in it are handed on before this returns. */
   push(chunk: Buffer): void {
-    const n = chunk.length;
-    let i = 0;
-    let state = this.state;
-    let depth = this.depth;
-    const stack = this.stack;
-    if (this.capturing) this.segStart = 0;
-    if (this.tracking) this.trackStart = 0;
+    this.carry.push(chunk);
+    this.carryBytes += chunk.length;
+    if (this.carryBytes < this.carryNeed) return;
+    this.read(this.join(), false);
+  }
 
-    while (i < n) {
-      const b = chunk[i] as number;
-      switch (state) {
-        case STRING: {
-          // The hot loop: most bytes of a log file are inside strings.
-          let j = i;
-          while (j < n) {
-            const c = chunk[j] as number;
-            if (c === 0x22 || c === 0x5c || c < 0x20) break;
-            j++;
-          }
-          i = j;
-          if (j === n) continue;
-          const c = chunk[j] as number;
-          if (c === 0x22) {
-            if (this.tracking) this.endTracking(chunk, j, depth);
-            i = j + 1;
-            if (this.stringIsKey) state = COLON;
-            else state = depth === 0 ? DOCUMENT_END : AFTER;
-          } else if (c === 0x5c) {
-            state = ESCAPE;
-            i = j + 1;
-          } else {
-            // A raw control byte is not valid JSON; escape it rather than lose the event.
-            if (this.capturing) {
-              this.cut(chunk, j);
-              this.parts.push(CONTROL_ESCAPES[c] as Buffer);
-              this.partsBytes += 6;
-            }
-            if (this.tracking) this.trackSpoiled = true;
-            i = j + 1;
-          }
-          continue;
-        }
-        case ESCAPE:
-          if (b === 0x75) {
-            state = UNICODE;
-            this.hexLeft = 4;
-          } else if (
-            b === 0x22 ||
-            b === 0x5c ||
-            b === 0x2f ||
-            b === 0x62 ||
-            b === 0x66 ||
-            b === 0x6e ||
-            b === 0x72 ||
-            b === 0x74
-          ) {
-            state = STRING;
-          } else {
-            this.fail("InvalidJson", `invalid escape \\${String.fromCharCode(b)}`, i);
-          }
-          i++;
-          continue;
-        case UNICODE:
-          if (!isHex(b)) this.fail("InvalidJson", `invalid \\u escape (${describe(b)})`, i);
-          if (--this.hexLeft === 0) state = STRING;
-          i++;
-          continue;
-        case NUMBER: {
-          const ns = this.numState;
-          const digit = b >= 0x30 && b <= 0x39;
-          if (digit) {
-            if (ns === N_MINUS) this.numState = b === 0x30 ? N_ZERO : N_INT;
-            else if (ns === N_ZERO) this.fail("InvalidJson", "leading zero in a number", i);
-            else if (ns === N_DOT) this.numState = N_FRAC;
-            else if (ns === N_EXP || ns === N_EXP_SIGN) this.numState = N_EXP_DIGITS;
-            i++;
-            continue;
-          }
-          if (b === 0x2e && (ns === N_ZERO || ns === N_INT)) {
-            this.numState = N_DOT;
-            i++;
-            continue;
-          }
-          if ((b === 0x65 || b === 0x45) && (ns === N_ZERO || ns === N_INT || ns === N_FRAC)) {
-            this.numState = N_EXP;
-            i++;
-            continue;
-          }
-          if ((b === 0x2b || b === 0x2d) && ns === N_EXP) {
-            this.numState = N_EXP_SIGN;
-            i++;
-            continue;
-          }
-          if (ns === N_ZERO || ns === N_INT || ns === N_FRAC || ns === N_EXP_DIGITS) {
-            state = AFTER; // the number ended; this byte is read again as what follows it
-            continue;
-          }
-          this.fail("InvalidJson", `malformed number (${describe(b)})`, i);
-          break;
-        }
-        case LITERAL:
-          if (b !== this.literal[this.literalPos]) this.fail("InvalidJson", `unexpected ${describe(b)}`, i);
-          if (++this.literalPos === this.literal.length) state = AFTER;
-          i++;
-          continue;
-        default:
-          break;
-      }
-
-      // Structural states: whitespace first.
-      if (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) {
-        if (this.capturing) this.cut(chunk, i);
-        i++;
-        continue;
-      }
-
-      switch (state) {
-        case START:
-          // Tolerate a UTF-8 byte order mark before the document.
-          if (b === 0xef && chunk[i + 1] === 0xbb && chunk[i + 2] === 0xbf) {
-            i += 3;
-            continue;
-          }
-          state = DOCUMENT_END;
-        // falls through
-        case DOCUMENT_END:
-          if (b !== 0x7b) {
-            if (this.documents > 0) this.fail("InvalidJson", `unexpected ${describe(b)} after the document`, i);
-            this.fail("NoRecords", "the file is JSON but not an object", i);
-          }
-          this.documents++;
-          depth = 1;
-          stack[1] = OBJ;
-          state = OBJECT_FIRST;
-          i++;
-          continue;
-        case COLON:
-          if (b !== 0x3a) this.fail("InvalidJson", `expected ':' but found ${describe(b)}`, i);
-          state = VALUE;
-          i++;
-          continue;
-        case OBJECT_FIRST:
-        case KEY:
-          if (b === 0x22) {
-            this.stringIsKey = true;
-            if (depth === 1 || (depth === 3 && this.capturing)) this.startTracking(i + 1, false);
-            state = STRING;
-            i++;
-            continue;
-          }
-          if (b === 0x7d && state === OBJECT_FIRST) break; // empty object: close below
-          this.fail("InvalidJson", `expected a key but found ${describe(b)}`, i);
-          break;
-        case AFTER:
-          if (b === 0x2c) {
-            state = stack[depth] === OBJ ? KEY : VALUE;
-            i++;
-            continue;
-          }
-          if (b === 0x7d || b === 0x5d) break; // close below
-          this.fail("InvalidJson", `expected ',' or a closing bracket but found ${describe(b)}`, i);
-          break;
-        case ARRAY_FIRST:
-          if (b === 0x5d) break; // empty array: close below
-        // falls through
-        case VALUE: {
-          // A value starts here. Note what it means for the Records structure before reading it.
-          if (depth === 1) {
-            if (this.topKey === K_RECORDS) {
-              if (b !== 0x5b) this.fail("NoRecords", "Records is not an array", i);
-              this.sawRecords = true;
-              this.inRecords = true;
-            }
-            this.topKey = K_OTHER;
-          } else if (depth === 2 && this.inRecords) {
-            if (b === 0x7b) {
-              this.capturing = true;
-              this.segStart = i;
-              this.eventTime = undefined;
-              this.hasTimestamp = false;
-            } else {
-              this.nonObjects++;
-            }
-          } else if (depth === 3 && this.capturing) {
-            if (this.eventKey === K_EVENT_TIME && b === 0x22) this.startTracking(i + 1, true);
-            else if (this.eventKey === K_TIMESTAMP) this.hasTimestamp = true;
-            this.eventKey = K_OTHER;
-          }
-          if (b === 0x22) {
-            this.stringIsKey = false;
-            state = STRING;
-          } else if (b === 0x7b || b === 0x5b) {
-            if (depth === MAX_DEPTH) this.fail("InvalidJson", "nesting deeper than 512", i);
-            stack[++depth] = b === 0x7b ? OBJ : ARR;
-            state = b === 0x7b ? OBJECT_FIRST : ARRAY_FIRST;
-          } else if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
-            state = NUMBER;
-            this.numState = b === 0x2d ? N_MINUS : b === 0x30 ? N_ZERO : N_INT;
-          } else if (b === 0x74 || b === 0x66 || b === 0x6e) {
-            state = LITERAL;
-            this.literal = b === 0x74 ? TRUE : b === 0x66 ? FALSE : NULL;
-            this.literalPos = 1;
-          } else {
-            this.fail("InvalidJson", `expected a value but found ${describe(b)}`, i);
-          }
-          i++;
-          continue;
-        }
-        default:
-          this.fail("InvalidJson", `unexpected ${describe(b)}`, i);
-      }
-
-      // A closing bracket (only reached with b being '}' or ']').
-      if ((b === 0x7d) !== (stack[depth] === OBJ)) this.fail("InvalidJson", `mismatched ${describe(b)}`, i);
-      depth--;
-      i++;
-      if (depth === 2 && this.capturing) {
-        this.depth = depth;
-        this.finishEvent(chunk, i);
-      } else if (depth === 1 && this.inRecords) {
-        this.inRecords = false;
-      }
-      state = depth === 0 ? DOCUMENT_END : AFTER;
-    }
-
-    this.state = state;
-    this.depth = depth;
-    this.offset += n;
-    if (this.capturing) {
-      if (n > this.segStart) {
-        this.parts.push(chunk.subarray(this.segStart, n));
-        this.partsBytes += n - this.segStart;
-      }
-      if (this.partsBytes > this.limits.maxEventBytes) {
-        this.fail("EventTooLarge", `an event is larger than ${this.limits.maxEventBytes} bytes`, 0);
-      }
-    }
-    if (this.tracking) {
-      this.trackParts.push(chunk.subarray(this.trackStart, n));
-      if (this.trackParts.length > 64) this.tracking = false; // no key we look for is this long
-    }
+  /** The carried bytes and the new chunk in one buffer, followed by the sentinel quote `readString` relies on. */
+  private join(): Buffer {
+    const joined = Buffer.allocUnsafe(this.carryBytes + 1);
+    let at = 0;
+    for (const part of this.carry) at += part.copy(joined, at);
+    joined[at] = 0x22;
+    this.carry = [];
+    this.carryBytes = 0;
+    return joined;
   }
 
   /** Declares the end of the bytes; throws if the file ended early or had no Records array. */
   end(): void {
+    if (this.carryBytes > 0) this.read(this.join(), true);
     if (this.state === START) throw new ScanError("Truncated", "the file is empty");
-    if (this.state !== DOCUMENT_END || this.depth !== 0) {
+    if (this.state !== DOCUMENT) {
       throw new ScanError("Truncated", `the file ends in the middle of the JSON after ${this.offset} bytes`);
     }
     if (!this.sawRecords) throw new ScanError("NoRecords", "the file has no Records array");
@@ -394,55 +344,137 @@ export class RecordsScanner {
     }
   }
 
-  /** Drops the byte at `at` from the event being captured (whitespace, or a byte being replaced). */
-  private cut(chunk: Buffer, at: number): void {
-    if (at > this.segStart) {
-      this.parts.push(chunk.subarray(this.segStart, at));
-      this.partsBytes += at - this.segStart;
+  /** Reads `b`, whose last byte is the sentinel quote (not part of the data). */
+  private read(b: Buffer, last: boolean): void {
+    const n = b.length - 1;
+    let i = 0;
+    try {
+      while (i < n) {
+        const state = this.state;
+        const c = b[i] as number;
+        if (isSpace(c)) {
+          i++;
+          continue;
+        }
+        if (state === RECORD || state === RECORD_FIRST) {
+          if (c === 0x7b) {
+            // The hot path: one event.
+            rewrite = false;
+            hasTimestamp = false;
+            timeStart = -1;
+            const end = readObject(b, i + 1, n, 3, true);
+            if (end === MORE) break;
+            this.emit(b, i, end);
+            i = end;
+            this.state = AFTER_RECORD;
+            continue;
+          }
+          if (c === 0x5d && state === RECORD_FIRST) {
+            i++;
+            this.state = AFTER_VALUE;
+            continue;
+          }
+          const end = readValue(b, i, n, 2);
+          if (end === MORE) break;
+          this.nonObjects++;
+          i = end;
+          this.state = AFTER_RECORD;
+          continue;
+        }
+        if (state === AFTER_RECORD) {
+          if (c === 0x2c) this.state = RECORD;
+          else if (c === 0x5d) this.state = AFTER_VALUE;
+          else invalid(i, `expected ',' or ']' in Records but found ${describe(c)}`);
+          i++;
+          continue;
+        }
+        if (state === AFTER_VALUE) {
+          if (c === 0x2c) this.state = KEY;
+          else if (c === 0x7d) this.state = DOCUMENT;
+          else invalid(i, `expected ',' or '}' but found ${describe(c)}`);
+          i++;
+          continue;
+        }
+        if (state === KEY || state === FIRST_KEY) {
+          if (c === 0x7d && state === FIRST_KEY) {
+            this.state = DOCUMENT;
+            i++;
+            continue;
+          }
+          if (c !== 0x22) invalid(i, `expected a key but found ${describe(c)}`);
+          const end = readString(b, i + 1, n);
+          if (end === MORE) break;
+          this.recordsKey = isKey(b, i + 1, end - 1, "Records");
+          i = end;
+          this.state = COLON;
+          continue;
+        }
+        if (state === COLON) {
+          if (c !== 0x3a) invalid(i, `expected ':' but found ${describe(c)}`);
+          i++;
+          this.state = VALUE;
+          continue;
+        }
+        if (state === VALUE) {
+          if (this.recordsKey) {
+            if (c !== 0x5b) throw new ScanError("NoRecords", "Records is not an array");
+            this.sawRecords = true;
+            this.state = RECORD_FIRST;
+            i++;
+            continue;
+          }
+          const end = readValue(b, i, n, 1);
+          if (end === MORE) break;
+          i = end;
+          this.state = AFTER_VALUE;
+          continue;
+        }
+        // START or DOCUMENT
+        if (state === START && c === 0xef) {
+          if (i + 2 >= n) break;
+          if (b[i + 1] === 0xbb && b[i + 2] === 0xbf) {
+            i += 3; // a UTF-8 byte order mark before the document
+            this.state = DOCUMENT;
+            continue;
+          }
+        }
+        if (c !== 0x7b) {
+          if (this.documents > 0) invalid(i, `unexpected ${describe(c)} after the document`);
+          throw new ScanError("NoRecords", "the file is JSON but not an object");
+        }
+        this.documents++;
+        this.state = FIRST_KEY;
+        i++;
+      }
+    } catch (error) {
+      if (error !== INVALID) throw error;
+      throw new ScanError("InvalidJson", `${errorWhy} at byte ${this.offset + errorAt}`);
     }
-    this.segStart = at + 1;
+    if (i < n) {
+      // The bytes end inside a value: keep them and read the value again when more have come.
+      const rest = b.subarray(i, n);
+      if (last)
+        throw new ScanError("Truncated", `the file ends in the middle of the JSON after ${this.offset + n} bytes`);
+      if (rest.length > this.limits.maxEventBytes) {
+        throw new ScanError("EventTooLarge", `a value is larger than ${this.limits.maxEventBytes} bytes`);
+      }
+      this.carry = [rest];
+      this.carryBytes = rest.length;
+      this.carryNeed = rest.length * 2;
+    }
+    this.offset += i;
   }
 
-  private startTracking(at: number, value: boolean): void {
-    this.tracking = true;
-    this.trackValue = value;
-    this.trackStart = at;
-    this.trackSpoiled = false;
-    this.trackParts.length = 0;
-  }
-
-  private endTracking(chunk: Buffer, at: number, depth: number): void {
-    this.tracking = false;
-    let bytes = chunk.subarray(this.trackStart, at);
-    if (this.trackParts.length > 0) bytes = Buffer.concat([...this.trackParts, bytes]);
-    this.trackParts.length = 0;
-    if (this.trackSpoiled) {
-      if (!this.trackValue) this.topKey = this.eventKey = K_OTHER;
-    } else if (this.trackValue) {
-      this.eventTime = bytes;
-    } else if (depth === 1) {
-      this.topKey = matchKey(bytes, 1);
-    } else {
-      this.eventKey = matchKey(bytes, 3);
-    }
-  }
-
-  private finishEvent(chunk: Buffer, end: number): void {
-    let event: Buffer;
-    if (this.parts.length === 0) {
-      event = chunk.subarray(this.segStart, end);
-    } else {
-      if (end > this.segStart) this.parts.push(chunk.subarray(this.segStart, end));
-      event = Buffer.concat(this.parts);
-      this.parts = [];
-    }
-    this.partsBytes = 0;
-    this.capturing = false;
-    this.eventKey = K_OTHER;
-    if (event.length > this.limits.maxEventBytes) {
+  private emit(b: Buffer, start: number, end: number): void {
+    if (end - start > this.limits.maxEventBytes) {
       throw new ScanError("EventTooLarge", `an event is larger than ${this.limits.maxEventBytes} bytes`);
     }
-    let time = this.eventTime;
+    let event = b.subarray(start, end);
+    let time = timeStart >= 0 ? b.subarray(timeStart, timeEnd) : undefined;
+    if (rewrite) {
+      event = compact(event);
+      if (time !== undefined) time = time.includes(0x5c) || time.some((c) => c < 0x20) ? undefined : Buffer.from(time);
+    }
     if (!isUtf8(event)) {
       // Only string contents can hold bytes >= 0x80 (anything else failed the grammar), so decoding with
       // U+FFFD replacement cannot change the JSON structure.
@@ -450,6 +482,6 @@ export class RecordsScanner {
       if (time !== undefined) time = Buffer.from(time.toString("utf8"), "utf8");
     }
     this.events++;
-    this.onEvent(event, time, this.hasTimestamp);
+    this.onEvent(event, time, hasTimestamp);
   }
 }

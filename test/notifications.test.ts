@@ -1,0 +1,324 @@
+// Table tests for the notification decoder: every shape an SQS message body can take, and S3's key encoding.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { type Decoded, decodeBody, decodeFormKey } from "../src/notifications.js";
+
+/** AWS documentation examples, copied into the project with the other fixtures. */
+function fixture(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL(`./fixtures/notifications/${name}`, import.meta.url), "utf8"));
+}
+
+const cloudTrailNative = fixture("cloudtrail-native.multi-key.json");
+const eventBridgeCreated = fixture("eventbridge-object-created.json");
+const s3TestEvent = fixture("s3-test-event.json");
+
+const NATIVE_BUCKET = "your-bucket-name";
+const NATIVE_KEYS = [
+  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2215Z_kpaMYavMQA9Ahp7L.json.gz",
+  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2210Z_zqDkyQv3TK8ZdLr0.json.gz",
+  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2205Z_jaMVRa6JfdLCJYHP.json.gz",
+];
+const nativeRefs = NATIVE_KEYS.map((key) => ({ bucket: NATIVE_BUCKET, key }));
+
+const LOG_KEY = "AWSLogs/111122223333/CloudTrail/eu-west-1/2024/03/05/111122223333_CloudTrail_eu-west-1_20240305T1200Z_abc.json.gz";
+const ORG_LOG_KEY =
+  "AWSLogs/o-exampleorgid/111122223333/CloudTrail/eu-west-1/2024/03/05/111122223333_CloudTrail_eu-west-1_20240305T1200Z_def.json.gz";
+const DIGEST_KEY =
+  "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2024/03/05/111122223333_CloudTrail-Digest_eu-west-1_trail_eu-west-1_20240305T120000Z.json.gz";
+const CUSTOM_PREFIX_DIGEST_KEY = `security/trails/${DIGEST_KEY}`;
+const ORG_DIGEST_KEY =
+  "AWSLogs/o-exampleorgid/111122223333/CloudTrail-Digest/eu-west-1/2024/03/05/111122223333_CloudTrail-Digest_eu-west-1_org_eu-west-1_20240305T120000Z.json.gz";
+const INSIGHT_KEY =
+  "AWSLogs/111122223333/CloudTrail-Insight/eu-west-1/2024/03/05/111122223333_CloudTrail-Insight_eu-west-1_20240305T1200Z_ghi.json.gz";
+
+/** An SNS envelope as SNS delivers it to SQS without raw message delivery. */
+function sns(message: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    Type: "Notification",
+    MessageId: "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+    TopicArn: "arn:aws:sns:us-east-2:123456789012:MyTopic",
+    Message: message,
+    Timestamp: "2016-08-11T22:17:03.373Z",
+    SignatureVersion: "1",
+    Signature: "EXAMPLE",
+    SigningCertURL: "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+    UnsubscribeURL: "https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:1:MyTopic:2",
+    ...extra,
+  };
+}
+
+/** One S3 event notification record, shaped like the AWS documentation's example. */
+function s3Record(key: string, eventName = "ObjectCreated:Put", bucket = "trail-bucket", region = "eu-west-1") {
+  return {
+    eventVersion: "2.1",
+    eventSource: "aws:s3",
+    awsRegion: region,
+    eventTime: "2024-03-05T12:00:41.123Z",
+    eventName,
+    userIdentity: { principalId: "AWS:AIDAEXAMPLE" },
+    requestParameters: { sourceIPAddress: "203.0.113.5" },
+    responseElements: { "x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S" },
+    s3: {
+      s3SchemaVersion: "1.0",
+      configurationId: "cloudtrail-logs",
+      bucket: { name: bucket, ownerIdentity: { principalId: "A3NL1KOZZKExample" }, arn: `arn:aws:s3:::${bucket}` },
+      object: { key, size: 1024, eTag: "d41d8cd98f00b204e9800998ecf8427e", sequencer: "0055AED6DCD90281E5" },
+    },
+  };
+}
+
+function eventBridge(key: string, detailType = "Object Created"): Record<string, unknown> {
+  const detail = eventBridgeCreated.detail as Record<string, unknown>;
+  return {
+    ...eventBridgeCreated,
+    "detail-type": detailType,
+    detail: { ...detail, object: { ...(detail.object as object), key } },
+  };
+}
+
+const objects = (refs: unknown[], skips: unknown[] = []): Decoded => ({ kind: "objects", refs, skips }) as Decoded;
+
+describe("decodeBody: every notification shape", () => {
+  it.each<[string, unknown, Decoded]>([
+    ["CloudTrail notification through SNS (AWS example, three keys)", sns(JSON.stringify(cloudTrailNative)), objects(nativeRefs)],
+    ["CloudTrail notification, raw message delivery (AWS example, three keys)", cloudTrailNative, objects(nativeRefs)],
+    [
+      "CloudTrail notification with fields this filter does not know",
+      { s3Bucket: "b", s3ObjectKey: [LOG_KEY], extra: { a: 1 }, version: 2 },
+      objects([{ bucket: "b", key: LOG_KEY }]),
+    ],
+    [
+      "CloudTrail notification: org trail and Insight keys are logs",
+      { s3Bucket: "b", s3ObjectKey: [ORG_LOG_KEY, INSIGHT_KEY] },
+      objects([
+        { bucket: "b", key: ORG_LOG_KEY },
+        { bucket: "b", key: INSIGHT_KEY },
+      ]),
+    ],
+    [
+      "CloudTrail notification: keys are plain, a '+' stays a '+'",
+      { s3Bucket: "b", s3ObjectKey: ["my+prefix/AWSLogs/1/CloudTrail/x%2B.json.gz"] },
+      objects([{ bucket: "b", key: "my+prefix/AWSLogs/1/CloudTrail/x%2B.json.gz" }]),
+    ],
+    [
+      "CloudTrail notification with a single key that is not in a list",
+      { s3Bucket: "b", s3ObjectKey: LOG_KEY },
+      objects([{ bucket: "b", key: LOG_KEY }]),
+    ],
+    [
+      "CloudTrail notification with an empty key list (skipped)",
+      { s3Bucket: "b", s3ObjectKey: [] },
+      objects([], [{ reason: expect.stringContaining("empty s3ObjectKey") }]),
+    ],
+    [
+      "CloudTrail notification: digests under a custom prefix and of an org trail are skipped, logs kept",
+      { s3Bucket: "b", s3ObjectKey: [LOG_KEY, CUSTOM_PREFIX_DIGEST_KEY, ORG_DIGEST_KEY, DIGEST_KEY] },
+      objects(
+        [{ bucket: "b", key: LOG_KEY }],
+        [
+          { reason: "digest file", bucket: "b", key: CUSTOM_PREFIX_DIGEST_KEY },
+          { reason: "digest file", bucket: "b", key: ORG_DIGEST_KEY },
+          { reason: "digest file", bucket: "b", key: DIGEST_KEY },
+        ],
+      ),
+    ],
+    [
+      "CloudTrail notification: a digest folder at the bucket's root is skipped",
+      { s3Bucket: "b", s3ObjectKey: ["CloudTrail-Digest/x.json.gz"] },
+      objects([], [{ reason: "digest file", bucket: "b", key: "CloudTrail-Digest/x.json.gz" }]),
+    ],
+    [
+      "CloudTrail validation message through SNS (skipped quietly)",
+      sns("CloudTrail validation message."),
+      objects([], [{ reason: "CloudTrail validation message" }]),
+    ],
+    [
+      "CloudTrail validation message with surrounding whitespace",
+      sns("\n  CloudTrail validation message.\n"),
+      objects([], [{ reason: "CloudTrail validation message" }]),
+    ],
+    [
+      "SNS SubscriptionConfirmation (skipped, says how to confirm)",
+      {
+        ...sns("You have chosen to subscribe to the topic arn:aws:sns:us-east-2:123456789012:MyTopic."),
+        Type: "SubscriptionConfirmation",
+        Token: "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
+        SubscribeURL: "https://sns.us-east-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=y",
+      },
+      objects([], [{ reason: expect.stringContaining("SubscriptionConfirmation") }]),
+    ],
+    [
+      "SNS UnsubscribeConfirmation (skipped)",
+      { ...sns("You have chosen to deactivate subscription"), Type: "UnsubscribeConfirmation" },
+      objects([], [{ reason: expect.stringContaining("UnsubscribeConfirmation") }]),
+    ],
+    [
+      "S3 event notification, direct, several records, one not ObjectCreated (skipped)",
+      {
+        Records: [
+          s3Record(LOG_KEY),
+          s3Record(DIGEST_KEY),
+          s3Record(ORG_LOG_KEY, "ObjectCreated:CompleteMultipartUpload", "org-bucket", "us-east-1"),
+          s3Record(INSIGHT_KEY, "ObjectRemoved:Delete"),
+          s3Record(LOG_KEY, "ObjectCreated:Copy"),
+        ],
+      },
+      objects(
+        [
+          { bucket: "trail-bucket", key: LOG_KEY, region: "eu-west-1" },
+          { bucket: "org-bucket", key: ORG_LOG_KEY, region: "us-east-1" },
+          { bucket: "trail-bucket", key: LOG_KEY, region: "eu-west-1" },
+        ],
+        [
+          { reason: "S3 event ObjectRemoved:Delete", bucket: "trail-bucket", key: INSIGHT_KEY },
+          { reason: "digest file", bucket: "trail-bucket", key: DIGEST_KEY },
+        ],
+      ),
+    ],
+    [
+      "S3 event notification through SNS (Subject: Amazon S3 Notification)",
+      sns(JSON.stringify({ Records: [s3Record(LOG_KEY), s3Record(ORG_LOG_KEY, "ObjectRestore:Completed")] }), {
+        Subject: "Amazon S3 Notification",
+      }),
+      objects(
+        [{ bucket: "trail-bucket", key: LOG_KEY, region: "eu-west-1" }],
+        [{ reason: "S3 event ObjectRestore:Completed", bucket: "trail-bucket", key: ORG_LOG_KEY }],
+      ),
+    ],
+    [
+      "S3 event notification with a newer eventVersion (not pinned)",
+      { Records: [{ ...s3Record(LOG_KEY), eventVersion: "2.5" }] },
+      objects([{ bucket: "trail-bucket", key: LOG_KEY, region: "eu-west-1" }]),
+    ],
+    [
+      "S3 event notification: the key is form-decoded",
+      { Records: [s3Record("my+trails/AWSLogs/1/CloudTrail/a%2Bb%3Dc%E3%83%AD%E3%82%B0.json.gz")] },
+      objects([{ bucket: "trail-bucket", key: "my trails/AWSLogs/1/CloudTrail/a+b=cログ.json.gz", region: "eu-west-1" }]),
+    ],
+    [
+      "S3 event notification: a digest under a custom prefix (encoded) is skipped after decoding",
+      { Records: [s3Record("my+trails/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz")] },
+      objects(
+        [],
+        [{ reason: "digest file", bucket: "trail-bucket", key: "my trails/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz" }],
+      ),
+    ],
+    [
+      "S3 event notification: a folder marker is skipped",
+      { Records: [s3Record("AWSLogs/111122223333/CloudTrail/"), s3Record(LOG_KEY)] },
+      objects(
+        [{ bucket: "trail-bucket", key: LOG_KEY, region: "eu-west-1" }],
+        [{ reason: "folder marker", bucket: "trail-bucket", key: "AWSLogs/111122223333/CloudTrail/" }],
+      ),
+    ],
+    [
+      "S3 event notification without an awsRegion",
+      { Records: [{ ...s3Record(LOG_KEY), awsRegion: "" }] },
+      objects([{ bucket: "trail-bucket", key: LOG_KEY }]),
+    ],
+    [
+      "S3 event notification with an empty Records list (skipped)",
+      { Records: [] },
+      objects([], [{ reason: expect.stringContaining("without records") }]),
+    ],
+    ["S3 test event (AWS example, skipped)", s3TestEvent, objects([], [{ reason: "S3 test event" }])],
+    [
+      "S3 test event through SNS (skipped)",
+      sns(JSON.stringify(s3TestEvent), { Subject: "Amazon S3 Notification" }),
+      objects([], [{ reason: "S3 test event" }]),
+    ],
+    [
+      "EventBridge Object Created (AWS example)",
+      eventBridgeCreated,
+      objects([{ bucket: "username-sfn-tutorial", key: "test.png", region: "us-east-1" }]),
+    ],
+    [
+      "EventBridge Object Created with a '+' in the key: the decoded form is the fallback",
+      eventBridge("AWSLogs/1/CloudTrail/a+b%2Bc.json.gz"),
+      objects([
+        {
+          bucket: "username-sfn-tutorial",
+          key: "AWSLogs/1/CloudTrail/a+b%2Bc.json.gz",
+          fallbackKey: "AWSLogs/1/CloudTrail/a b+c.json.gz",
+          region: "us-east-1",
+        },
+      ]),
+    ],
+    [
+      "EventBridge Object Created for a digest (skipped)",
+      eventBridge(ORG_DIGEST_KEY),
+      objects([], [{ reason: "digest file", bucket: "username-sfn-tutorial", key: ORG_DIGEST_KEY }]),
+    ],
+    [
+      "EventBridge Object Deleted (skipped)",
+      eventBridge(LOG_KEY, "Object Deleted"),
+      objects([], [{ reason: "EventBridge Object Deleted", bucket: "username-sfn-tutorial", key: LOG_KEY }]),
+    ],
+  ])("%s", (_name, body, expected) => {
+    expect(decodeBody(body)).toEqual(expected);
+  });
+});
+
+describe("decodeBody: what is not a notification", () => {
+  it.each<[string, unknown, "UnknownShape" | "MessageNotJson"]>([
+    ["null", null, "UnknownShape"],
+    ["a number", 42, "UnknownShape"],
+    ["a string", "CloudTrail validation message.", "UnknownShape"],
+    ["an array", [cloudTrailNative], "UnknownShape"],
+    ["an object of unknown shape", { hello: "world" }, "UnknownShape"],
+    ["an empty object", {}, "UnknownShape"],
+    ["an SNS Message that is neither JSON nor the validation message", sns("hello"), "MessageNotJson"],
+    ["an SNS Message that is JSON of unknown shape", sns('{"a":1}'), "UnknownShape"],
+    ["an SNS Message that is a JSON array", sns("[1,2]"), "UnknownShape"],
+    ["an SNS envelope inside an SNS envelope", sns(JSON.stringify(sns(JSON.stringify(cloudTrailNative)))), "UnknownShape"],
+    ["s3ObjectKey holding a number", { s3Bucket: "b", s3ObjectKey: [LOG_KEY, 7] }, "UnknownShape"],
+    ["s3ObjectKey holding an empty key", { s3Bucket: "b", s3ObjectKey: [""] }, "UnknownShape"],
+    [
+      "a CloudTrail log file rather than a notification",
+      { Records: [{ eventVersion: "1.08", eventSource: "s3.amazonaws.com", eventName: "GetObject" }] },
+      "UnknownShape",
+    ],
+    ["S3 Records with one entry that is not a record", { Records: [s3Record(LOG_KEY), 5] }, "UnknownShape"],
+    [
+      "an S3 record without a bucket name",
+      { Records: [{ ...s3Record(LOG_KEY), s3: { object: { key: LOG_KEY } } }] },
+      "UnknownShape",
+    ],
+    ["an S3 record whose key is not a string", { Records: [s3Record(42 as unknown as string)] }, "UnknownShape"],
+    [
+      "an EventBridge event without detail.object",
+      { ...eventBridgeCreated, detail: { bucket: { name: "b" } } },
+      "UnknownShape",
+    ],
+    ["an EventBridge event from another service", { ...eventBridgeCreated, source: "aws.ec2" }, "UnknownShape"],
+  ])("%s is an error (%s)", (_name, body, code) => {
+    const decoded = decodeBody(body);
+    expect(decoded).toEqual({ kind: "error", code, message: expect.any(String) });
+  });
+
+  it("names the keys of an unknown object in its message", () => {
+    expect(decodeBody({ foo: 1, bar: 2 })).toMatchObject({ kind: "error", message: expect.stringContaining("foo, bar") });
+  });
+});
+
+describe("decodeFormKey", () => {
+  it.each([
+    ["noog+nork", "noog nork"],
+    ["noog%2Bnork", "noog+nork"],
+    ["noog%2bnork", "noog+nork"],
+    ["a%3Db", "a=b"],
+    ["%E3%83%AD%E3%82%B0/%E6%97%A5%E6%9C%AC%E8%AA%9E.json.gz", "ログ/日本語.json.gz"],
+    ["AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/x.json.gz", "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/x.json.gz"],
+    ["a%2Fb", "a/b"],
+    ["a+%2B+b", "a + b"],
+    ["%25", "%"],
+    ["%2525", "%25"],
+    ["", ""],
+    ["100%", "100%"],
+    ["a%zzb", "a%zzb"],
+    ["a%E3%83b", "a%E3%83b"],
+    ["stray%+plus", "stray% plus"],
+  ])("%j decodes to %j", (raw, decoded) => {
+    expect(decodeFormKey(raw)).toBe(decoded);
+  });
+});
