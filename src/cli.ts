@@ -169,6 +169,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   const started = Date.now();
   const summary = await filter.run(readLines(process.stdin, options.maxLineBytes));
   await sink.end();
-  log.info("summary", { ...summary, bytesOut: sink.bytesOut, seconds: (Date.now() - started) / 1000 });
+  log.info("summary", {
+    ...summary,
+    bytesOut: sink.bytesOut,
+    seconds: (Date.now() - started) / 1000,
+    maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+  });
   process.exit(0);
 }

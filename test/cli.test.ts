@@ -1,0 +1,217 @@
+// The built CLI, spawned with real pipes as fluentd spawns it, against an S3-compatible server on loopback.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
+import { type S3Test, s3Env, startS3 } from "./support/s3.js";
+
+const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
+const fixtureNames = readdirSync(FIXTURES)
+  .filter((name) => name.endsWith(".json"))
+  .sort();
+const fixture = (name: string): Buffer => readFileSync(join(FIXTURES, name));
+const recordsOf = (name: string): unknown[] => (JSON.parse(fixture(name).toString()) as { Records: unknown[] }).Records;
+
+const BUCKET = "trail-bucket";
+const PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/";
+const [nameA, nameB, nameC, nameD] = fixtureNames as [string, string, string, string];
+
+function sns(message: string, subject?: string): string {
+  // Pretty-printed, as SNS delivers it to SQS.
+  const envelope: Record<string, string> = {
+    Type: "Notification",
+    MessageId: "0f6e2c1a-1111-2222-3333-444455556666",
+    TopicArn: "arn:aws:sns:us-east-1:218007301253:trail",
+    Message: message,
+    Timestamp: "2023-07-10T12:00:00.000Z",
+    SignatureVersion: "1",
+    Signature: "EXAMPLE",
+    SigningCertURL: "https://sns.example/cert.pem",
+    UnsubscribeURL: "https://sns.example/unsubscribe",
+  };
+  if (subject !== undefined) envelope.Subject = subject;
+  return JSON.stringify(envelope, null, 2);
+}
+
+const sqs3 = (body: string, n: number) =>
+  JSON.stringify({
+    body,
+    receipt_handle: `rh-${n}`,
+    message_id: `m-${n}`,
+    md5_of_body: "0",
+    queue_url: "https://sqs.us-east-1.amazonaws.com/218007301253/q",
+    sender_id: "",
+  });
+const sqs1 = (body: string, n: number) =>
+  JSON.stringify({ body, handle: `h-${n}`, id: `i-${n}`, md5: "0", url: "https://sqs.example/q", sender_id: "" });
+
+function s3Event(keys: string[], eventName = "ObjectCreated:Put"): string {
+  return JSON.stringify({
+    Records: keys.map((key) => ({
+      eventVersion: "2.1",
+      eventSource: "aws:s3",
+      awsRegion: "us-east-1",
+      eventName,
+      s3: { bucket: { name: BUCKET }, object: { key: formEncode(key), size: 1 } },
+    })),
+  });
+}
+
+/** The encoding S3 event notifications use for keys: form rules, '/' kept. */
+function formEncode(key: string): string {
+  return encodeURIComponent(key).replace(/%2F/g, "/").replace(/%20/g, "+");
+}
+
+let s3: S3Test;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  s3 = await startS3();
+  env = s3Env(s3.endpoint);
+  await s3.createBucket(BUCKET);
+  await s3.putObject(BUCKET, PREFIX + nameA + ".gz", gzipSync(fixture(nameA)), "gzip");
+  await s3.putObject(BUCKET, PREFIX + nameB + ".gz", gzipSync(fixture(nameB)), "gzip");
+  // Keys that need decoding: a space, a plus sign, non-ASCII.
+  await s3.putObject(BUCKET, `odd prefix/a+b=c/日本/${nameC}.gz`, gzipSync(fixture(nameC)), "gzip");
+  // Plain JSON despite the name; gzip of gzip; two gzip members.
+  await s3.putObject(BUCKET, `${PREFIX}plain-${nameD}.gz`, fixture(nameD));
+  await s3.putObject(BUCKET, `${PREFIX}double-${nameD}.gz`, gzipSync(gzipSync(fixture(nameD))), "gzip");
+  const half = fixture(nameD).length >> 1;
+  const multi = Buffer.concat([gzipSync(fixture(nameD).subarray(0, half)), gzipSync(fixture(nameD).subarray(half))]);
+  await s3.putObject(BUCKET, `${PREFIX}multi-${nameD}.gz`, multi, "gzip");
+  // Broken objects.
+  const gz = gzipSync(fixture(nameB));
+  await s3.putObject(BUCKET, `${PREFIX}truncated.json.gz`, gz.subarray(0, gz.length >> 1), "gzip");
+  await s3.putObject(BUCKET, `${PREFIX}corrupt.json.gz`, Buffer.concat([gz.subarray(0, 20), Buffer.alloc(200, 7)]));
+  await s3.putObject(BUCKET, `${PREFIX}not-cloudtrail.json.gz`, gzipSync('{"hello":"world"}'));
+  await s3.putObject(BUCKET, `${PREFIX}bomb.json.gz`, gzipSync(Buffer.alloc(8 << 20, 0x20)));
+});
+
+afterAll(async () => {
+  await s3?.close();
+});
+
+describe("the CLI against S3 on loopback", () => {
+  it("turns good and bad input mixed in one run into events, skips and one dead letter per failure", async () => {
+    const input = [
+      sqs3(sns(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [PREFIX + nameA + ".gz", PREFIX + nameB + ".gz"] })), 1),
+      sqs1(sns(s3Event([`odd prefix/a+b=c/日本/${nameC}.gz`]), "Amazon S3 Notification"), 2),
+      s3Event([`${PREFIX}plain-${nameD}.gz`, `${PREFIX}double-${nameD}.gz`]),
+      JSON.stringify({
+        version: "0",
+        "detail-type": "Object Created",
+        source: "aws.s3",
+        region: "us-east-1",
+        detail: { bucket: { name: BUCKET }, object: { key: `${PREFIX}multi-${nameD}.gz` } },
+      }),
+      "",
+      JSON.stringify({ Service: "Amazon S3", Event: "s3:TestEvent", Bucket: BUCKET }),
+      sqs3(sns("CloudTrail validation message."), 3),
+      JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: ["AWSLogs/1/CloudTrail-Digest/us-east-1/2023/07/10/d.json.gz"] }),
+      s3Event([`${PREFIX}deleted.json.gz`], "ObjectRemoved:Delete"),
+      JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX}missing.json.gz`] }),
+      JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX}truncated.json.gz`] }),
+      JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX}corrupt.json.gz`] }),
+      JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX}not-cloudtrail.json.gz`] }),
+      `s3://${BUCKET}/${PREFIX}bomb.json.gz`,
+      "this is not json\r",
+      "[1,2,3]",
+      JSON.stringify({ something: "else" }),
+      sqs3("not json either", 4),
+    ].join("\n");
+    const run = await runCli(["--concurrency", "3", "--max-object-bytes", String(4 << 20)], `${input}\n`, env);
+    expect(run.code).toBe(0);
+    const records = parseOutput(run.stdout);
+    const expected =
+      recordsOf(nameA).length + recordsOf(nameB).length + recordsOf(nameC).length + 3 * recordsOf(nameD).length;
+    const got = events(records);
+    // The truncated object may emit the events before the cut; all of them are from nameB.
+    const cutIds = new Set(recordsOf(nameB).map((r) => (r as { eventID: string }).eventID));
+    const extra = got.length - expected;
+    expect(extra).toBeGreaterThanOrEqual(0);
+    expect(got.filter((e) => cutIds.has(e.eventID as string)).length).toBe(recordsOf(nameB).length + extra);
+    for (const event of got) expect(event["@timestamp"]).toBe(event.eventTime);
+
+    const codes = deadLetters(records)
+      .map((r) => (r.error as { code: string }).code)
+      .sort();
+    expect(codes).toEqual(
+      [
+        "NotFound",
+        "Truncated",
+        "CorruptGzip",
+        "NoRecords",
+        "TooLarge",
+        "NotJson",
+        "NotAnObject",
+        "UnknownShape",
+        "BodyNotJson",
+      ].sort(),
+    );
+    for (const letter of deadLetters(records)) {
+      expect(letter._tag).toBe("cloudtrail.deadletter");
+      expect(letter.input).toBeDefined();
+    }
+    const missing = deadLetters(records).find((r) => (r.error as { code: string }).code === "NotFound");
+    expect(missing).toMatchObject({ bucket: BUCKET, key: `${PREFIX}missing.json.gz` });
+    const notJson = deadLetters(records).find((r) => (r.error as { code: string }).code === "NotJson");
+    expect(notJson?.input).toBe("this is not json");
+
+    const skips = run.log.filter((l) => l.msg === "skipped").map((l) => l.reason);
+    expect(skips).toEqual(
+      expect.arrayContaining([
+        "S3 test event",
+        "CloudTrail validation message",
+        "digest file",
+        "S3 event ObjectRemoved:Delete",
+      ]),
+    );
+    const summary = run.log.find((l) => l.msg === "summary");
+    expect(summary).toMatchObject({ records: 17, skipped: 4, deadLetters: 9, events: got.length });
+  });
+
+  it("keeps every event byte-for-byte as AWS wrote it, plus @timestamp", async () => {
+    const lines = fixtureNames.map((name) => `file://${join(FIXTURES, name)}`).join("\n");
+    const run = await runCli([], lines, env);
+    expect(run.code).toBe(0);
+    const text = run.stdout.toString("utf8");
+    const outLines = text.split("\n").filter((l) => l.trim() !== "");
+    const originals = new Set<string>();
+    for (const name of fixtureNames) {
+      const source = fixture(name).toString("utf8");
+      for (const record of recordsOf(name)) {
+        // Find each element's exact source bytes by its eventID's position.
+        const id = (record as { eventID: string }).eventID;
+        originals.add(`${id}`);
+        expect(source).toContain(id);
+      }
+    }
+    expect(outLines.length).toBe(originals.size);
+    const sources = fixtureNames.map((name) => fixture(name).toString("utf8")).join("\n");
+    for (const line of outLines) {
+      const match = /^(.*),"@timestamp":"([^"]*)"\}$/.exec(line);
+      expect(match).not.toBeNull();
+      const [, body, stamp] = match as unknown as [string, string, string];
+      expect(sources.includes(`${body}}`)).toBe(true);
+      expect(stamp).toBe((JSON.parse(line) as { eventTime: string }).eventTime);
+    }
+  });
+
+  it("reads lines cut at odd places across writes", async () => {
+    const lines = [nameA, nameB].map((name) => `file://${join(FIXTURES, name)}\r\n`).join("") + "\n\n";
+    const spawned = startCli(["--pad-bytes", "0"], env);
+    const cuts = [3, 9, 10, 31, lines.length - 2];
+    let from = 0;
+    for (const cut of cuts) {
+      spawned.child.stdin.write(lines.slice(from, cut));
+      from = cut;
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    spawned.child.stdin.end(lines.slice(from));
+    const run = await spawned.done;
+    expect(run.code).toBe(0);
+    expect(events(parseOutput(run.stdout)).length).toBe(recordsOf(nameA).length + recordsOf(nameB).length);
+  });
+});
