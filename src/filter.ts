@@ -35,14 +35,34 @@ export interface Summary {
   bytesOut: number;
 }
 
+/** How one input record ended, reported once its output has been handed to stdout. */
+export interface RecordOutcome {
+  line: Line;
+  record: Interpreted;
+  events: number;
+  deadLetters: number;
+  /** Work was abandoned at shutdown: the record is not done. */
+  abandoned: boolean;
+}
+
+export interface FilterHooks {
+  /** Called once per input record, after everything it produced has been written to stdout. */
+  recordDone?(outcome: RecordOutcome): void;
+}
+
 export interface FilterDeps {
   source: ObjectSource;
   sink: OutputSink;
   log: Logger;
   options: FilterOptions;
+  hooks?: FilterHooks;
 }
 
-type ObjectInput = Extract<Interpreted, { kind: "objects" }>;
+/** An input record whose objects are still being worked on. */
+interface Tracker {
+  pending: number;
+  outcome: RecordOutcome;
+}
 
 interface Failure {
   code: string;
@@ -105,27 +125,49 @@ export class Filter {
       const line = next.value;
       this.summary.records++;
       const record = this.interpret(line);
+      const tracker: Tracker = {
+        pending: 1, // held until every object is started, so the record cannot finish early
+        outcome: { line, record, events: 0, deadLetters: 0, abandoned: false },
+      };
       if (record.kind === "error") {
-        this.deadLetter(record.input, { code: record.code, message: record.message }, undefined, line.number);
-        continue;
-      }
-      for (const skip of record.skips) {
-        this.summary.skipped++;
-        log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
-      }
-      for (const ref of record.refs) {
-        while (running.size >= options.concurrency) await Promise.race(running);
-        if (this.stopping) {
-          this.abandon(ref, record, "shutdown before the object was started");
-          continue;
+        this.deadLetter(tracker, { code: record.code, message: record.message }, undefined);
+      } else {
+        for (const skip of record.skips) {
+          this.summary.skipped++;
+          log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
-        const task = this.processObject(ref, record, line.number).finally(() => running.delete(task));
-        running.add(task);
+        for (const ref of record.refs) {
+          while (running.size >= options.concurrency) await Promise.race(running);
+          if (this.stopping) {
+            this.abandon(ref, tracker, "shutdown before the object was started");
+            continue;
+          }
+          tracker.pending++;
+          const task = this.processObject(ref, tracker).finally(() => {
+            running.delete(task);
+            this.release(tracker);
+          });
+          running.add(task);
+        }
       }
+      this.release(tracker);
     }
     await Promise.all(running);
+    await Promise.all(this.finishing);
     this.summary.bytesOut = this.deps.sink.bytesOut;
     return { ...this.summary };
+  }
+
+  private readonly finishing = new Set<Promise<void>>();
+
+  /** One object of the record ended; when none is left, report the record once its output is written. */
+  private release(tracker: Tracker): void {
+    if (--tracker.pending > 0) return;
+    const hook = this.deps.hooks?.recordDone;
+    if (hook === undefined) return;
+    const done = this.deps.sink.written().then(() => hook(tracker.outcome));
+    this.finishing.add(done);
+    void done.finally(() => this.finishing.delete(done));
   }
 
   private interpret(line: Line): Interpreted {
@@ -151,7 +193,7 @@ export class Filter {
     }
   }
 
-  private async processObject(ref: ObjectRef, record: ObjectInput, lineNumber: number): Promise<void> {
+  private async processObject(ref: ObjectRef, tracker: Tracker): Promise<void> {
     const { sink, log, options } = this.deps;
     const summary = this.summary;
     summary.objects++;
@@ -162,6 +204,7 @@ export class Filter {
         write(event, time, hasTimestamp);
         emitted++;
         summary.events++;
+        tracker.outcome.events++;
       },
       { maxEventBytes: options.maxEventBytes },
     );
@@ -177,14 +220,14 @@ export class Filter {
         if (this.abort.signal.aborted) break;
       }
       if (this.abort.signal.aborted) {
-        this.abandon(ref, record, `shutdown after ${emitted} of its events were written`);
+        this.abandon(ref, tracker, `shutdown after ${emitted} of its events were written`);
         return;
       }
       scanner.end();
       log.debug("object done", { ...refContext(ref), events: emitted });
     } catch (error) {
       if (this.abort.signal.aborted) {
-        this.abandon(ref, record, `shutdown after ${emitted} of its events were written`);
+        this.abandon(ref, tracker, `shutdown after ${emitted} of its events were written`);
         return;
       }
       const failure = failureOf(error);
@@ -195,30 +238,22 @@ export class Filter {
           error: error instanceof Error ? error.stack : String(error),
         });
       }
-      this.deadLetter(
-        record.input,
-        failure ?? { code: "InternalError", message: String(error) },
-        ref,
-        lineNumber,
-        emitted,
-      );
+      this.deadLetter(tracker, failure ?? { code: "InternalError", message: String(error) }, ref, emitted);
     }
   }
 
-  private abandon(ref: ObjectRef, record: ObjectInput, why: string): void {
+  private abandon(ref: ObjectRef, tracker: Tracker, why: string): void {
     this.summary.abandoned++;
-    this.deps.log.warn("abandoned", { ...refContext(ref), why, input: record.input });
+    tracker.outcome.abandoned = true;
+    this.deps.log.warn("abandoned", { ...refContext(ref), why, input: tracker.outcome.record.input });
   }
 
-  private deadLetter(
-    input: unknown,
-    failure: Failure,
-    ref: ObjectRef | undefined,
-    lineNumber: number,
-    emitted = 0,
-  ): void {
+  private deadLetter(tracker: Tracker, failure: Failure, ref: ObjectRef | undefined, emitted = 0): void {
     const { sink, log, options } = this.deps;
+    const input = tracker.outcome.record.input;
+    const lineNumber = tracker.outcome.line.number;
     this.summary.deadLetters++;
+    tracker.outcome.deadLetters++;
     const error: Record<string, unknown> = { code: failure.code, message: failure.message };
     if (emitted > 0) {
       error.eventsEmitted = emitted;

@@ -29,6 +29,10 @@ export class OutputSink {
   private settled: (() => void) | undefined;
   private failed = false;
   private oversized: Buffer[] = [];
+  /** Writes issued and writes completed, counted; completions arrive in order. */
+  private sent = 0;
+  private completed = 0;
+  private waiters: { target: number; resolve: () => void }[] = [];
   private readonly batchBytes: number;
   private readonly pad: Buffer;
 
@@ -116,6 +120,19 @@ export class OutputSink {
     return this.drained;
   }
 
+  /**
+   * Resolves once every line appended so far has been handed to the pipe (the batch is sent now). This is the
+   * moment an input record's output is "written": the journal and SQS acknowledgements wait for it.
+   */
+  written(): Promise<void> {
+    this.flush();
+    if (this.pendingWrites === 0 || this.failed) return Promise.resolve();
+    const target = this.sent;
+    return new Promise<void>((resolve) => {
+      this.waiters.push({ target, resolve });
+    });
+  }
+
   /** Writes what is batched, pads if anything was written since the last pad, and waits until all is in the pipe. */
   async end(): Promise<void> {
     clearTimeout(this.idleTimer);
@@ -149,8 +166,13 @@ export class OutputSink {
       this.dirty = true;
     }
     this.pendingWrites++;
+    this.sent++;
     this.out.write(chunk, () => {
       this.pendingWrites--;
+      this.completed++;
+      while (this.waiters.length > 0 && (this.waiters[0] as { target: number }).target <= this.completed) {
+        this.waiters.shift()?.resolve();
+      }
       if (this.pendingWrites === 0 && this.settled !== undefined) {
         const settled = this.settled;
         this.settled = undefined;
