@@ -40,15 +40,9 @@ function seconds(value: string): number {
   return n;
 }
 
-export function buildProgram(): Command {
-  return new Command()
-    .name("cloudtrail-exec-filter")
-    .description(
-      "fluentd out_exec_filter child: reads SQS notification records (or s3:// and file:// lines) on stdin, " +
-        "fetches the CloudTrail log files they name, and writes one JSON line per CloudTrail event on stdout. " +
-        "Failures become dead-letter records; logs never go to stdout.",
-    )
-    .version(VERSION, "-V, --version")
+/** Options shared by the filter and the import command. */
+function commonOptions(command: Command): Command {
+  return command
     .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
     .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
     .option("--concurrency <n>", "objects fetched and scanned at once", integer(1, 1024), 8)
@@ -65,7 +59,6 @@ export function buildProgram(): Command {
       integer(0, 1 << 20),
       8192,
     )
-    .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
     .option(
       "--max-object-bytes <n>",
       "largest inflated object; larger ones are dead-lettered (gzip bomb guard)",
@@ -79,6 +72,22 @@ export function buildProgram(): Command {
       seconds,
       5,
     );
+}
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("cloudtrail-exec-filter")
+    .description(
+      "fluentd out_exec_filter child: reads SQS notification records (or s3:// and file:// lines) on stdin, " +
+        "fetches the CloudTrail log files they name, and writes one JSON line per CloudTrail event on stdout. " +
+        "Failures become dead-letter records; logs never go to stdout.",
+    )
+    .version(VERSION, "-V, --version")
+    .enablePositionalOptions();
+  commonOptions(program)
+    .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
+    .action(async () => runFilter(program.opts<CliOptions>(), program));
+  return program;
 }
 
 function openLog(options: CliOptions, program: Command): Logger {
@@ -120,9 +129,11 @@ function s3Clients(options: CliOptions): (region: string | undefined) => Promise
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
-  const program = buildProgram();
-  program.parse(argv);
-  const options = program.opts<CliOptions>();
+  await buildProgram().parseAsync(argv);
+}
+
+/** What every command needs: the log, stdout as a sink, and where objects come from. */
+function startRuntime(options: CliOptions, program: Command): { log: Logger; sink: OutputSink; source: S3Source } {
   const log = openLog(options, program);
 
   // Node's own warnings (the SDK's Node version notice among them) would print plain text to stderr.
@@ -138,8 +149,13 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
+  return { log, sink, source: new S3Source(s3Clients(options)) };
+}
+
+async function runFilter(options: CliOptions, program: Command): Promise<void> {
+  const { log, sink, source } = startRuntime(options, program);
   const filter = new Filter({
-    source: new S3Source(s3Clients(options)),
+    source,
     sink,
     log,
     options: {
