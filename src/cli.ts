@@ -22,6 +22,8 @@ interface CliOptions {
   maxObjectBytes: number;
   maxEventBytes: number;
   shutdownTimeout: number;
+  retryFor: number;
+  requestTimeout: number;
 }
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -67,6 +69,18 @@ function commonOptions(command: Command): Command {
     )
     .option("--max-event-bytes <n>", "largest single event; a larger one fails its object", integer(1024), 32 << 20)
     .option(
+      "--retry-for <seconds>",
+      "keep retrying an object that fails transiently (5xx, throttling, resets, timeouts) this long",
+      seconds,
+      300,
+    )
+    .option(
+      "--request-timeout <seconds>",
+      "an S3 request, or a response body, silent this long is failed (and retried)",
+      seconds,
+      30,
+    )
+    .option(
       "--shutdown-timeout <seconds>",
       "on SIGTERM/SIGINT, time given to work in flight before it is abandoned",
       seconds,
@@ -111,9 +125,17 @@ function s3Clients(options: CliOptions): (region: string | undefined) => Promise
   const create = async (region: string): Promise<S3Client> => {
     // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
     const { S3Client } = await import("@aws-sdk/client-s3");
+    const timeoutMs = options.requestTimeout * 1000;
     return new S3Client({
       region,
       followRegionRedirects: true,
+      // Retries are the filter's (with a shared pause on throttling); a stalled request must fail, not hang.
+      maxAttempts: 1,
+      requestHandler: {
+        connectionTimeout: Math.min(timeoutMs, 10_000),
+        requestTimeout: timeoutMs,
+        throwOnRequestTimeout: true,
+      },
       ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
     });
   };
@@ -149,7 +171,7 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
-  return { log, sink, source: new S3Source(s3Clients(options)) };
+  return { log, sink, source: new S3Source(s3Clients(options), options.requestTimeout * 1000) };
 }
 
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
@@ -164,6 +186,8 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       maxObjectBytes: options.maxObjectBytes,
       maxEventBytes: options.maxEventBytes,
       timestamp: options.timestamp,
+      retryFor: options.retryFor,
+      leaveTransientToSqs: false,
     },
   });
 

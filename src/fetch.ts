@@ -14,6 +14,8 @@ export class FetchError extends Error {
     message: string,
     /** True when the same request may succeed later (5xx, throttling, network). */
     readonly transient: boolean,
+    /** True when S3 asked to slow down (503 SlowDown, throttling). */
+    readonly throttled = false,
   ) {
     super(message);
   }
@@ -50,14 +52,18 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
   if (status === 403 || name === "AccessDenied" || name === "InvalidObjectState") {
     return new FetchError("AccessDenied", `Failed to fetch ${where}: ${name}`, false);
   }
-  const transient =
-    status === undefined || status >= 500 || status === 429 || shape.$fault === "server" || name === "SlowDown";
-  return new FetchError("FetchFailed", `Failed to fetch ${where}: ${name}: ${detail}`, transient);
+  const throttled = status === 503 || status === 429 || name === "SlowDown" || /Throttl/.test(name);
+  const transient = throttled || status === undefined || status >= 500 || status === 408 || shape.$fault === "server";
+  return new FetchError("FetchFailed", `Failed to fetch ${where}: ${name}: ${detail}`, transient, throttled);
 }
 
 export class S3Source implements ObjectSource {
   /** `clientFor(region)` gives the client for a bucket's region (undefined: the default one). */
-  constructor(private readonly clientFor: (region: string | undefined) => Promise<S3Client>) {}
+  constructor(
+    private readonly clientFor: (region: string | undefined) => Promise<S3Client>,
+    /** A response body that sends nothing for this long is failed (transient). */
+    private readonly bodyIdleMs = 30_000,
+  ) {}
 
   async open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject> {
     if (ref.scheme === "file") return openFile(ref.path);
@@ -71,25 +77,49 @@ export class S3Source implements ObjectSource {
       });
       const body = response.Body;
       if (!(body instanceof Readable)) throw new FetchError("FetchFailed", `Failed to fetch ${where}: no body`, true);
-      return { body: readBody(body, where), size: response.ContentLength };
+      return { body: readBody(body, where, response.ContentLength, this.bodyIdleMs), size: response.ContentLength };
     } catch (error) {
       throw classifyS3Error(error, where);
     }
   }
 }
 
-/** Yields the response body, turning a connection lost mid-body into a classified, transient error. */
-async function* readBody(body: Readable, where: string): AsyncGenerator<Buffer> {
+/**
+ * Yields the response body. A connection lost mid-body, a body shorter than its Content-Length, or a body that stalls
+ * become transient errors (retried), never a "truncated file" verdict on an object that is whole.
+ */
+async function* readBody(
+  body: Readable,
+  where: string,
+  expected: number | undefined,
+  idleMs: number,
+): AsyncGenerator<Buffer> {
+  let received = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => body.destroy(new Error(`no data for ${idleMs} ms`)), idleMs);
+  };
   try {
-    for await (const chunk of body) yield chunk as Buffer;
+    arm();
+    for await (const chunk of body) {
+      arm();
+      received += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
   } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new FetchError("FetchFailed", `Failed to read ${where}: ${why} after ${received} bytes`, true);
+  } finally {
+    clearTimeout(timer);
+    body.destroy();
+  }
+  if (expected !== undefined && received < expected) {
     throw new FetchError(
       "FetchFailed",
-      `Failed to read ${where}: ${error instanceof Error ? error.message : String(error)}`,
+      `Failed to read ${where}: the body ended after ${received} of ${expected} bytes`,
       true,
     );
-  } finally {
-    body.destroy();
   }
 }
 

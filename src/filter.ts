@@ -3,14 +3,15 @@
 //
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
-import type { FetchError, ObjectSource, OpenedObject } from "./fetch.js";
+import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions } from "./format.js";
-import { inflate } from "./inflate.js";
+import { InflateError, inflate } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
-import { RecordsScanner } from "./scan.js";
+import { RetryPolicy, sleep } from "./retry.js";
+import { RecordsScanner, ScanError } from "./scan.js";
 
 export interface FilterOptions extends FormatOptions {
   /** Objects fetched and scanned at once. */
@@ -21,6 +22,13 @@ export interface FilterOptions extends FormatOptions {
   maxObjectBytes: number;
   /** Largest single event accepted. */
   maxEventBytes: number;
+  /** How long an object may keep failing transiently before it is given up, in seconds. */
+  retryFor: number;
+  /**
+   * When the record came from SQS and the filter owns its deletion: an object that kept failing transiently gets no
+   * dead-letter record; its message is left for SQS to deliver again.
+   */
+  leaveTransientToSqs: boolean;
 }
 
 export interface Summary {
@@ -30,6 +38,7 @@ export interface Summary {
   skipped: number;
   deadLetters: number;
   abandoned: number;
+  leftToSqs: number;
   bytesIn: number;
   bytesInflated: number;
   bytesOut: number;
@@ -43,6 +52,8 @@ export interface RecordOutcome {
   deadLetters: number;
   /** Work was abandoned at shutdown: the record is not done. */
   abandoned: boolean;
+  /** An object kept failing transiently and was left to SQS redelivery: do not delete the message. */
+  retryLater: boolean;
 }
 
 export interface FilterHooks {
@@ -56,6 +67,7 @@ export interface FilterDeps {
   log: Logger;
   options: FilterOptions;
   hooks?: FilterHooks;
+  retry?: RetryPolicy;
 }
 
 /** An input record whose objects are still being worked on. */
@@ -67,13 +79,19 @@ interface Tracker {
 interface Failure {
   code: string;
   message: string;
+  /** The same request may succeed later. */
+  transient: boolean;
+  throttled: boolean;
 }
 
 const STOP = Symbol("stop");
 
 function failureOf(error: unknown): Failure | undefined {
-  if (error instanceof Error && "code" in error && typeof error.code === "string" && error.name !== "Error") {
-    return { code: error.code, message: error.message };
+  if (error instanceof FetchError) {
+    return { code: error.code, message: error.message, transient: error.transient, throttled: error.throttled };
+  }
+  if (error instanceof ScanError || error instanceof InflateError) {
+    return { code: error.code, message: error.message, transient: false, throttled: false };
   }
   return undefined;
 }
@@ -96,12 +114,17 @@ export class Filter {
     skipped: 0,
     deadLetters: 0,
     abandoned: 0,
+    leftToSqs: 0,
     bytesIn: 0,
     bytesInflated: 0,
     bytesOut: 0,
   };
 
-  constructor(private readonly deps: FilterDeps) {}
+  private readonly retry: RetryPolicy;
+
+  constructor(private readonly deps: FilterDeps) {
+    this.retry = deps.retry ?? new RetryPolicy({ retryForMs: deps.options.retryFor * 1000 });
+  }
 
   /** Stops taking input; work in flight goes on until it ends or `abortInFlight` is called. */
   stop(): void {
@@ -127,7 +150,7 @@ export class Filter {
       const record = this.interpret(line);
       const tracker: Tracker = {
         pending: 1, // held until every object is started, so the record cannot finish early
-        outcome: { line, record, events: 0, deadLetters: 0, abandoned: false },
+        outcome: { line, record, events: 0, deadLetters: 0, abandoned: false, retryLater: false },
       };
       if (record.kind === "error") {
         this.deadLetter(tracker, { code: record.code, message: record.message }, undefined);
@@ -193,16 +216,102 @@ export class Filter {
     }
   }
 
+  /**
+   * Reads one object into events, retrying transient failures (5xx, throttling, resets, timeouts, a body cut off)
+   * with backoff until --retry-for is spent. Objects are immutable, so a retry skips the events an earlier attempt
+   * already wrote: no event is emitted twice.
+   */
   private async processObject(ref: ObjectRef, tracker: Tracker): Promise<void> {
-    const { sink, log, options } = this.deps;
+    const { log, options } = this.deps;
+    const retry = this.retry;
+    const signal = this.abort.signal;
+    this.summary.objects++;
+    let written = 0;
+    let firstFailureAt = 0;
+    for (let attempt = 1; ; attempt++) {
+      await sleep(retry.pauseMs(), signal);
+      let seen = 0;
+      try {
+        seen = await this.readObject(ref, tracker, written, (n) => {
+          seen = n;
+        });
+        retry.succeeded();
+        log.debug("object done", { ...refContext(ref), events: seen, attempts: attempt });
+        return;
+      } catch (error) {
+        written = Math.max(written, seen);
+        if (signal.aborted) {
+          this.abandon(ref, tracker, `shutdown after ${written} of its events were written`);
+          return;
+        }
+        const failure = failureOf(error);
+        if (failure === undefined) {
+          // Not a classified failure: a bug. Still one dead-letter record, never a crash.
+          log.error("unexpected error", {
+            ...refContext(ref),
+            error: error instanceof Error ? error.stack : String(error),
+          });
+          this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref, written);
+          return;
+        }
+        if (!failure.transient) {
+          this.deadLetter(tracker, failure, ref, written);
+          return;
+        }
+        if (failure.throttled) retry.throttled();
+        if (attempt === 1) firstFailureAt = retry.now();
+        const delay = this.stopping ? undefined : retry.delayAfter(attempt, firstFailureAt);
+        if (delay === undefined) {
+          if (this.stopping) {
+            this.abandon(ref, tracker, `shutdown while retrying: ${failure.message}`);
+          } else if (options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
+            // The SQS message is not deleted, so SQS delivers it again (its redrive policy bounds how often).
+            tracker.outcome.retryLater = true;
+            this.summary.leftToSqs++;
+            log.warn("left to SQS redelivery", {
+              ...refContext(ref),
+              code: failure.code,
+              message: failure.message,
+              attempts: attempt,
+            });
+          } else {
+            this.deadLetter(
+              tracker,
+              { ...failure, message: `${failure.message} (gave up after ${attempt} attempts)` },
+              ref,
+              written,
+            );
+          }
+          return;
+        }
+        log.info("retrying", {
+          ...refContext(ref),
+          code: failure.code,
+          message: failure.message,
+          attempt,
+          delayMs: delay,
+        });
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  /** One attempt: writes the object's events after the first `skip`; returns how many events it saw in all. */
+  private async readObject(
+    ref: ObjectRef,
+    tracker: Tracker,
+    skip: number,
+    progress: (seen: number) => void,
+  ): Promise<number> {
+    const { sink, options } = this.deps;
     const summary = this.summary;
-    summary.objects++;
-    let emitted = 0;
     const write = eventWriter(sink, options);
+    let seen = 0;
     const scanner = new RecordsScanner(
       (event, time, hasTimestamp) => {
+        seen++;
+        if (seen <= skip) return;
         write(event, time, hasTimestamp);
-        emitted++;
         summary.events++;
         tracker.outcome.events++;
       },
@@ -216,29 +325,14 @@ export class Filter {
       for await (const chunk of inflate(counted, { maxBytes: options.maxObjectBytes })) {
         summary.bytesInflated += chunk.length;
         scanner.push(chunk);
+        progress(seen);
         await sink.ready();
-        if (this.abort.signal.aborted) break;
-      }
-      if (this.abort.signal.aborted) {
-        this.abandon(ref, tracker, `shutdown after ${emitted} of its events were written`);
-        return;
+        if (this.abort.signal.aborted) throw new Error("aborted");
       }
       scanner.end();
-      log.debug("object done", { ...refContext(ref), events: emitted });
-    } catch (error) {
-      if (this.abort.signal.aborted) {
-        this.abandon(ref, tracker, `shutdown after ${emitted} of its events were written`);
-        return;
-      }
-      const failure = failureOf(error);
-      if (failure === undefined) {
-        // Not a classified failure: a bug. Still one dead-letter record, never a crash.
-        log.error("unexpected error", {
-          ...refContext(ref),
-          error: error instanceof Error ? error.stack : String(error),
-        });
-      }
-      this.deadLetter(tracker, failure ?? { code: "InternalError", message: String(error) }, ref, emitted);
+      return seen;
+    } finally {
+      progress(seen);
     }
   }
 
@@ -248,7 +342,12 @@ export class Filter {
     this.deps.log.warn("abandoned", { ...refContext(ref), why, input: tracker.outcome.record.input });
   }
 
-  private deadLetter(tracker: Tracker, failure: Failure, ref: ObjectRef | undefined, emitted = 0): void {
+  private deadLetter(
+    tracker: Tracker,
+    failure: Pick<Failure, "code" | "message">,
+    ref: ObjectRef | undefined,
+    emitted = 0,
+  ): void {
     const { sink, log, options } = this.deps;
     const input = tracker.outcome.record.input;
     const lineNumber = tracker.outcome.line.number;
@@ -256,6 +355,7 @@ export class Filter {
     tracker.outcome.deadLetters++;
     const error: Record<string, unknown> = { code: failure.code, message: failure.message };
     if (emitted > 0) {
+      error.partial = true;
       error.eventsEmitted = emitted;
       error.message = `${failure.message}; the ${emitted} event(s) before the failure were emitted`;
     }
