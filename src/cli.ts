@@ -1,12 +1,16 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
 import { openSync } from "node:fs";
 import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { S3Source } from "./fetch.js";
 import { Filter } from "./filter.js";
 import { readLines } from "./input.js";
+import { Intake } from "./intake.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
+import { Spool } from "./spool.js";
+import { SqsAcker } from "./sqs.js";
 import { VERSION } from "./version.js";
 
 interface CliOptions {
@@ -24,6 +28,9 @@ interface CliOptions {
   shutdownTimeout: number;
   retryFor: number;
   requestTimeout: number;
+  spoolDir?: string;
+  deleteSqsMessages: boolean;
+  visibilityTimeout?: number;
 }
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -100,6 +107,17 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   commonOptions(program)
     .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
+    .option("--spool-dir <dir>", "journal accepted records here and replay unfinished ones on start (survives kill -9)")
+    .option(
+      "--delete-sqs-messages",
+      "delete each SQS message (fluent-plugin-sqs 2.x/3.x records) once its events are written",
+      false,
+    )
+    .option(
+      "--visibility-timeout <seconds>",
+      "with --delete-sqs-messages: keep messages being worked on invisible, extending before this runs out",
+      integer(1, 43_200),
+    )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
   return program;
 }
@@ -116,6 +134,9 @@ function openLog(options: CliOptions, program: Command): Logger {
   return new FdLogger(fd, options.logLevel);
 }
 
+/** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */
+const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 /** One S3 client per region, created on first use; an explicit endpoint means one client, path-style. */
 function s3Clients(options: CliOptions): (region: string | undefined) => Promise<S3Client> {
   const env = process.env;
@@ -131,6 +152,7 @@ function s3Clients(options: CliOptions): (region: string | undefined) => Promise
       followRegionRedirects: true,
       // Retries are the filter's (with a shared pause on throttling); a stalled request must fail, not hang.
       maxAttempts: 1,
+      logger: quietSdkLogger,
       requestHandler: {
         connectionTimeout: Math.min(timeoutMs, 10_000),
         requestTimeout: timeoutMs,
@@ -174,8 +196,56 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
   return { log, sink, source: new S3Source(s3Clients(options), options.requestTimeout * 1000) };
 }
 
+/** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */
+function sqsClients(options: CliOptions): (queueUrl: string) => Promise<SQSClient> {
+  const clients = new Map<string, Promise<SQSClient>>();
+  const defaultRegion = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
+  return (queueUrl) => {
+    let region = defaultRegion;
+    let endpoint: string | undefined;
+    try {
+      const url = new URL(queueUrl);
+      const aws = /^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?$/.exec(url.hostname);
+      if (aws !== null) region = aws[1] ?? aws[2] ?? region;
+      else if (process.env.AWS_ENDPOINT_URL_SQS === undefined) endpoint = url.origin;
+    } catch {
+      // not a URL: the SDK will say so on the first call, and the failure is logged
+    }
+    const id = `${region} ${endpoint ?? ""}`;
+    let client = clients.get(id);
+    if (client === undefined) {
+      client = import("@aws-sdk/client-sqs").then(
+        ({ SQSClient }) =>
+          new SQSClient({ region, logger: quietSdkLogger, ...(endpoint === undefined ? {} : { endpoint }) }),
+      );
+      clients.set(id, client);
+    }
+    return client;
+  };
+}
+
+function openSpool(options: CliOptions, program: Command): Spool | undefined {
+  if (options.spoolDir === undefined) return undefined;
+  try {
+    return Spool.open(options.spoolDir);
+  } catch (error) {
+    return program.error(`error: cannot use --spool-dir ${options.spoolDir}: ${(error as Error).message}`, {
+      exitCode: 2,
+    });
+  }
+}
+
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
+  const spool = openSpool(options, program);
   const { log, sink, source } = startRuntime(options, program);
+  const acker = options.deleteSqsMessages
+    ? new SqsAcker({
+        log,
+        clientFor: sqsClients(options),
+        ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
+      })
+    : undefined;
+  const intake = new Intake(readLines(process.stdin, options.maxLineBytes), spool, log, options.concurrency * 4);
   const filter = new Filter({
     source,
     sink,
@@ -187,7 +257,21 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       maxEventBytes: options.maxEventBytes,
       timestamp: options.timestamp,
       retryFor: options.retryFor,
-      leaveTransientToSqs: false,
+      leaveTransientToSqs: options.deleteSqsMessages,
+    },
+    hooks: {
+      recordStarted(record) {
+        if (record.sqs !== undefined) acker?.track(record.sqs);
+      },
+      recordDone(outcome) {
+        const sqs = outcome.record.sqs;
+        if (outcome.abandoned) {
+          if (sqs !== undefined) acker?.settle(sqs, false); // unfinished: the spool or SQS brings it back
+          return;
+        }
+        if (outcome.line.id !== undefined) spool?.done(outcome.line.id);
+        if (sqs !== undefined) acker?.settle(sqs, !outcome.retryLater);
+      },
     },
   });
 
@@ -197,20 +281,35 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     if (signals === 1) {
       log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
       filter.stop();
-      process.stdin.pause();
-      setTimeout(() => filter.abortInFlight(), options.shutdownTimeout * 1000).unref();
+      if (spool === undefined) {
+        process.stdin.pause();
+        intake.abandon();
+      } else {
+        intake.stop(); // stdin is still read into the journal until it ends or the deadline
+      }
+      setTimeout(() => {
+        filter.abortInFlight();
+        intake.abandon();
+      }, options.shutdownTimeout * 1000).unref();
     } else {
       filter.abortInFlight();
+      intake.abandon();
     }
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
 
   const started = Date.now();
-  const summary = await filter.run(readLines(process.stdin, options.maxLineBytes));
+  const summary = await filter.run(intake);
+  await intake.finished;
   await sink.end();
+  await acker?.close(signals > 0 ? 1000 : 10_000);
+  spool?.close();
   log.info("summary", {
     ...summary,
+    leftOver: intake.leftOver,
+    ...(spool === undefined ? {} : { spooled: spool.size }),
+    ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),

@@ -2,9 +2,10 @@
 // anywhere, so lines are reassembled across chunks. CRLF endings and blank lines are accepted; a line longer than
 // the limit is not kept in memory: its first bytes are kept for the report and the rest is dropped.
 
+/** One input record. `id` is its journal id when a spool is in use; `number` is its line on stdin (0: replayed). */
 export type Line =
-  | { kind: "line"; number: number; text: string }
-  | { kind: "tooLong"; number: number; prefix: string; bytes: number };
+  | { kind: "line"; number: number; text: string; id?: number }
+  | { kind: "tooLong"; number: number; prefix: string; bytes: number; id?: number };
 
 const PREFIX_BYTES = 1024;
 

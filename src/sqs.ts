@@ -1,0 +1,190 @@
+// SQS acknowledgement ownership for fluent-plugin-sqs 2.x/3.x records (in_sqs with `delete_message false`).
+//
+// in_sqs either never deletes a message or deletes it before anything is done with it. With the record's
+// `queue_url` and `receipt_handle`, the filter deletes the message itself once the record's output is written (or
+// once a permanent failure has been dead-lettered), and keeps it invisible while it is being worked on. A message
+// whose object kept failing transiently is never deleted: SQS delivers it again and its redrive policy bounds that.
+// Deletes are batched (DeleteMessageBatch, up to 10 per call); SQS errors are logged and retried, never fatal.
+// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessageBatch.html
+// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { Logger } from "./log.js";
+import type { SqsMessage } from "./records.js";
+
+export interface SqsAckerOptions {
+  log: Logger;
+  /** The client for a queue URL. */
+  clientFor(queueUrl: string): Promise<SQSClient>;
+  /** Keep messages in flight invisible for this many seconds, extended before it runs out; undefined: don't. */
+  visibilityTimeout?: number;
+  /** How long deletes wait to fill a batch, in ms. */
+  batchWindowMs?: number;
+  /** Attempts for a delete that fails transiently. */
+  maxAttempts?: number;
+}
+
+interface PendingDelete {
+  message: SqsMessage;
+  attempts: number;
+}
+
+/** Receipt handles remembered to never delete twice (oldest forgotten first). */
+const REMEMBERED = 100_000;
+const PERMANENT = new Set(["ReceiptHandleIsInvalid", "InvalidParameterValue", "QueueDoesNotExist", "AccessDenied"]);
+
+function errorName(error: unknown): string {
+  return typeof error === "object" && error !== null && "name" in error ? String(error.name) : "Error";
+}
+
+export class SqsAcker {
+  private readonly queues = new Map<string, PendingDelete[]>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly extending = new Map<string, NodeJS.Timeout>();
+  private readonly deleted = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Deletes done and given up, for the summary. */
+  deletes = 0;
+  failures = 0;
+
+  constructor(private readonly options: SqsAckerOptions) {}
+
+  /** Work on the message's record has started: keep it invisible while it lasts. */
+  track(message: SqsMessage): void {
+    const timeout = this.options.visibilityTimeout;
+    if (timeout === undefined || this.extending.has(message.receiptHandle)) return;
+    // Extend at half the timeout: the message was received some time before the record reached us.
+    const every = Math.max(1000, (timeout * 1000) / 2);
+    const extend = (): void => {
+      const timer = setTimeout(() => {
+        this.run(this.changeVisibility(message, timeout).then((keep) => (keep ? extend() : undefined)));
+      }, every);
+      timer.unref();
+      this.extending.set(message.receiptHandle, timer);
+    };
+    extend();
+  }
+
+  /** The record is finished: stop extending, and delete the message if `remove`. */
+  settle(message: SqsMessage, remove: boolean): void {
+    clearTimeout(this.extending.get(message.receiptHandle));
+    this.extending.delete(message.receiptHandle);
+    if (!remove) return;
+    if (this.deleted.has(message.receiptHandle)) return; // never twice
+    this.remember(message.receiptHandle);
+    this.enqueue({ message, attempts: 0 });
+  }
+
+  /** Sends every pending delete and waits for the calls, for at most `withinMs`. */
+  async close(withinMs: number): Promise<void> {
+    for (const timer of this.extending.values()) clearTimeout(timer);
+    this.extending.clear();
+    const deadline = Date.now() + withinMs;
+    while ((this.queues.size > 0 || this.inFlight.size > 0) && Date.now() < deadline) {
+      for (const queueUrl of [...this.queues.keys()]) this.flush(queueUrl);
+      await Promise.race([
+        Promise.all(this.inFlight),
+        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
+      ]);
+    }
+    const left = [...this.queues.values()].reduce((n, q) => n + q.length, 0);
+    if (left > 0) this.options.log.warn("SQS deletes not sent before exit", { messages: left });
+  }
+
+  private remember(handle: string): void {
+    this.deleted.add(handle);
+    if (this.deleted.size > REMEMBERED) {
+      const oldest = this.deleted.values().next().value;
+      if (oldest !== undefined) this.deleted.delete(oldest);
+    }
+  }
+
+  private enqueue(entry: PendingDelete): void {
+    const url = entry.message.queueUrl;
+    const queue = this.queues.get(url) ?? [];
+    queue.push(entry);
+    this.queues.set(url, queue);
+    if (queue.length >= 10) this.flush(url);
+    else if (!this.timers.has(url)) {
+      const delay =
+        entry.attempts === 0 ? (this.options.batchWindowMs ?? 100) : Math.min(30_000, 250 * 2 ** entry.attempts);
+      const timer = setTimeout(() => this.flush(url), delay);
+      this.timers.set(url, timer);
+    }
+  }
+
+  private flush(queueUrl: string): void {
+    clearTimeout(this.timers.get(queueUrl));
+    this.timers.delete(queueUrl);
+    const queue = this.queues.get(queueUrl);
+    if (queue === undefined) return;
+    this.queues.delete(queueUrl);
+    for (let i = 0; i < queue.length; i += 10) this.run(this.deleteBatch(queueUrl, queue.slice(i, i + 10)));
+  }
+
+  private run(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private retryOrDrop(entry: PendingDelete, why: string, permanent: boolean): void {
+    const { log } = this.options;
+    const context = { queueUrl: entry.message.queueUrl, messageId: entry.message.messageId, error: why };
+    if (permanent || entry.attempts + 1 >= (this.options.maxAttempts ?? 8)) {
+      this.failures++;
+      log.warn("SQS delete failed; the message will be delivered again", context);
+      return;
+    }
+    log.info("SQS delete failed; retrying", { ...context, attempt: entry.attempts + 1 });
+    this.enqueue({ message: entry.message, attempts: entry.attempts + 1 });
+  }
+
+  private async deleteBatch(queueUrl: string, batch: PendingDelete[]): Promise<void> {
+    try {
+      const client = await this.options.clientFor(queueUrl);
+      const { DeleteMessageBatchCommand } = await import("@aws-sdk/client-sqs");
+      const result = await client.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: batch.map((entry, i) => ({ Id: String(i), ReceiptHandle: entry.message.receiptHandle })),
+        }),
+      );
+      this.deletes += result.Successful?.length ?? 0;
+      for (const failed of result.Failed ?? []) {
+        const entry = batch[Number(failed.Id)];
+        if (entry === undefined) continue;
+        const code = failed.Code ?? "Unknown";
+        this.retryOrDrop(entry, `${code}: ${failed.Message ?? ""}`, failed.SenderFault === true || PERMANENT.has(code));
+      }
+    } catch (error) {
+      const name = errorName(error);
+      for (const entry of batch) this.retryOrDrop(entry, `${name}: ${String(error)}`, PERMANENT.has(name));
+    }
+  }
+
+  /** Returns whether to keep extending. */
+  private async changeVisibility(message: SqsMessage, timeout: number): Promise<boolean> {
+    if (!this.extending.has(message.receiptHandle)) return false;
+    try {
+      const client = await this.options.clientFor(message.queueUrl);
+      const { ChangeMessageVisibilityCommand } = await import("@aws-sdk/client-sqs");
+      await client.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: message.queueUrl,
+          ReceiptHandle: message.receiptHandle,
+          VisibilityTimeout: timeout,
+        }),
+      );
+      this.options.log.debug("SQS visibility extended", { messageId: message.messageId, seconds: timeout });
+      return this.extending.has(message.receiptHandle);
+    } catch (error) {
+      const name = errorName(error);
+      const keep = !PERMANENT.has(name) && name !== "MessageNotInflight";
+      this.options.log.warn("SQS visibility change failed", {
+        messageId: message.messageId,
+        error: name,
+        retrying: keep,
+      });
+      return keep && this.extending.has(message.receiptHandle);
+    }
+  }
+}

@@ -1,0 +1,362 @@
+// The smallest loopback SQS the filter's acknowledgements need: DeleteMessage(Batch) and
+// ChangeMessageVisibility(Batch) over the AWS JSON 1.0 protocol the SDK v3 speaks, with calls recorded and
+// failures on cue.
+//
+// Protocol (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-json-api-responses.html):
+// `POST /`, `X-Amz-Target: AmazonSQS.<Action>`, `Content-Type: application/x-amz-json-1.0`, JSON body in and out.
+// Errors are `{"__type":"<namespace>#<Shape>","message":…}` plus the `x-amzn-query-error: <QueryCode>;<Sender|Receiver>`
+// header; SQS is "awsQueryCompatible", so the SDK names the error after that header's code, and without the header
+// some SDK versions fail to deserialize the error at all.
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { performance } from "node:perf_hooks";
+
+export type SqsAction =
+  | "DeleteMessage"
+  | "DeleteMessageBatch"
+  | "ChangeMessageVisibility"
+  | "ChangeMessageVisibilityBatch";
+
+export interface SqsCall {
+  /** The X-Amz-Target without its `AmazonSQS.` prefix (any value, even one this server does not support). */
+  action: string;
+  /** The parsed JSON request body. */
+  input: Record<string, unknown>;
+  time: number;
+  monotonic: number;
+  /** The HTTP status answered. */
+  status: number;
+  /** The error name answered (the query-compatible code), if any. */
+  error?: string;
+}
+
+/**
+ * A whole-call failure: `"500"` is InternalFailure (HTTP 500), `"throttle"` is ThrottlingException (HTTP 400),
+ * both of which the SDK retries; or any error spelled out.
+ */
+export type SqsFailure =
+  | "500"
+  | "throttle"
+  | { status: number; type: string; queryCode?: string; message?: string; senderFault?: boolean };
+
+export interface SqsTest {
+  /** `http://127.0.0.1:PORT` — pass it as the SQSClient `endpoint` (or rely on the queue URL's host). */
+  endpoint: string;
+  /** `http://127.0.0.1:PORT/123456789012/q` */
+  queueUrl: string;
+  /** Every call, failed ones included, in arrival order. */
+  calls: SqsCall[];
+  /** Calls of one action that succeeded (HTTP 200). */
+  succeeded(action: SqsAction): SqsCall[];
+  /** Receipt handles deleted so far (single and batch entries that succeeded), in order. */
+  deleted: string[];
+  /** `[receiptHandle, visibilityTimeout]` changes so far, in order. */
+  visibilityChanges: [string, number][];
+  /** The next `n` calls (any action) fail as `failure` says. */
+  failNext(n: number, failure?: SqsFailure): void;
+  /**
+   * Operations on this receipt handle fail: single calls with a 400 error, batch entries in `Failed`.
+   * Default code ReceiptHandleIsInvalid; "MessageNotInflight" suits ChangeMessageVisibility.
+   */
+  rejectHandle(
+    receiptHandle: string,
+    code?: "ReceiptHandleIsInvalid" | "MessageNotInflight" | "InvalidParameterValue",
+  ): void;
+  /** Registers another queue on this server and returns its URL. */
+  addQueue(name: string): string;
+  close(): Promise<void>;
+}
+
+const ACCOUNT = "123456789012";
+
+// Shape name (for __type), query-compatible code (for x-amzn-query-error) and status of the errors used here, as in
+// the SDK's SQS model (InvalidParameterValue and MissingParameter are common errors the model does not name).
+const ERRORS = {
+  QueueDoesNotExist: {
+    status: 400,
+    type: "com.amazonaws.sqs#QueueDoesNotExist",
+    queryCode: "AWS.SimpleQueueService.NonExistentQueue",
+  },
+  ReceiptHandleIsInvalid: {
+    status: 404,
+    type: "com.amazonaws.sqs#ReceiptHandleIsInvalid",
+    queryCode: "ReceiptHandleIsInvalid",
+  },
+  MessageNotInflight: {
+    status: 400,
+    type: "com.amazonaws.sqs#MessageNotInflight",
+    queryCode: "AWS.SimpleQueueService.MessageNotInflight",
+  },
+  InvalidParameterValue: {
+    status: 400,
+    type: "com.amazonaws.sqs#InvalidParameterValue",
+    queryCode: "InvalidParameterValue",
+  },
+  MissingParameter: { status: 400, type: "com.amazonaws.sqs#MissingParameter", queryCode: "MissingParameter" },
+  EmptyBatchRequest: {
+    status: 400,
+    type: "com.amazonaws.sqs#EmptyBatchRequest",
+    queryCode: "AWS.SimpleQueueService.EmptyBatchRequest",
+  },
+  TooManyEntriesInBatchRequest: {
+    status: 400,
+    type: "com.amazonaws.sqs#TooManyEntriesInBatchRequest",
+    queryCode: "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+  },
+  BatchEntryIdsNotDistinct: {
+    status: 400,
+    type: "com.amazonaws.sqs#BatchEntryIdsNotDistinct",
+    queryCode: "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+  },
+  UnsupportedOperation: {
+    status: 400,
+    type: "com.amazonaws.sqs#UnsupportedOperation",
+    queryCode: "AWS.SimpleQueueService.UnsupportedOperation",
+  },
+} as const;
+
+class SqsError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly queryCode: string,
+    message: string,
+    readonly senderFault = true,
+  ) {
+    super(message);
+  }
+}
+
+const clientError = (name: keyof typeof ERRORS, message: string) =>
+  new SqsError(ERRORS[name].status, ERRORS[name].type, ERRORS[name].queryCode, message);
+
+function failureError(failure: SqsFailure): SqsError {
+  if (failure === "500") {
+    return new SqsError(500, "com.amazon.coral.service#InternalFailure", "InternalFailure", "Internal failure.", false);
+  }
+  if (failure === "throttle") {
+    return new SqsError(
+      400,
+      "com.amazon.coral.availability#ThrottlingException",
+      "ThrottlingException",
+      "Rate exceeded",
+    );
+  }
+  const name = failure.type.split("#").pop() ?? failure.type;
+  return new SqsError(
+    failure.status,
+    failure.type,
+    failure.queryCode ?? name,
+    failure.message ?? name,
+    failure.senderFault ?? failure.status < 500,
+  );
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function requireString(input: Record<string, unknown>, field: string): string {
+  const value = input[field];
+  if (typeof value !== "string" || value === "") {
+    throw clientError("MissingParameter", `The request must contain the parameter ${field}.`);
+  }
+  return value;
+}
+
+function requireVisibility(input: Record<string, unknown>): number {
+  const value = input.VisibilityTimeout;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 43_200) {
+    throw clientError("InvalidParameterValue", `Value ${String(value)} for parameter VisibilityTimeout is invalid.`);
+  }
+  return value;
+}
+
+export async function startSqs(): Promise<SqsTest> {
+  const calls: SqsCall[] = [];
+  const deleted: string[] = [];
+  const visibilityChanges: [string, number][] = [];
+  const failures: SqsFailure[] = [];
+  const rejected = new Map<string, keyof typeof ERRORS>();
+  const queuePaths = new Set<string>([`/${ACCOUNT}/q`]);
+  const sockets = new Set<Socket>();
+
+  function checkQueue(input: Record<string, unknown>) {
+    const url = requireString(input, "QueueUrl");
+    let path: string;
+    try {
+      path = new URL(url).pathname;
+    } catch {
+      throw clientError("QueueDoesNotExist", "The specified queue does not exist.");
+    }
+    if (!queuePaths.has(path)) throw clientError("QueueDoesNotExist", "The specified queue does not exist.");
+  }
+
+  function checkHandle(handle: string) {
+    const code = rejected.get(handle);
+    if (code !== undefined) throw clientError(code, `The receipt handle "${handle}" is not valid for this operation.`);
+  }
+
+  function batchEntries(input: Record<string, unknown>): Record<string, unknown>[] {
+    const entries = input.Entries;
+    if (!Array.isArray(entries) || entries.length === 0) {
+      throw clientError("EmptyBatchRequest", "There should be at least one entry in the request.");
+    }
+    if (entries.length > 10) {
+      throw clientError(
+        "TooManyEntriesInBatchRequest",
+        `Maximum number of entries per request are 10. You have sent ${entries.length}.`,
+      );
+    }
+    const ids = new Set<unknown>();
+    for (const entry of entries) {
+      if (!isRecord(entry)) throw clientError("MissingParameter", "Each entry must be an object.");
+      if (ids.has(entry.Id)) throw clientError("BatchEntryIdsNotDistinct", `Id ${String(entry.Id)} repeated.`);
+      ids.add(entry.Id);
+    }
+    return entries as Record<string, unknown>[];
+  }
+
+  /** Runs `apply` on each entry; an SqsError from it becomes a Failed entry, as SQS reports partial failure. */
+  function runBatch(entries: Record<string, unknown>[], apply: (entry: Record<string, unknown>) => void) {
+    const Successful: { Id: string }[] = [];
+    const Failed: { Id: string; SenderFault: boolean; Code: string; Message: string }[] = [];
+    for (const entry of entries) {
+      const Id = String(entry.Id);
+      try {
+        apply(entry);
+        Successful.push({ Id });
+      } catch (err) {
+        if (!(err instanceof SqsError)) throw err;
+        Failed.push({ Id, SenderFault: err.senderFault, Code: err.queryCode, Message: err.message });
+      }
+    }
+    return { Successful, Failed };
+  }
+
+  const deleteOne = (entry: Record<string, unknown>) => {
+    const handle = requireString(entry, "ReceiptHandle");
+    checkHandle(handle);
+    deleted.push(handle);
+  };
+  const changeOne = (entry: Record<string, unknown>) => {
+    const handle = requireString(entry, "ReceiptHandle");
+    const timeout = requireVisibility(entry);
+    checkHandle(handle);
+    visibilityChanges.push([handle, timeout]);
+  };
+
+  function dispatch(action: string, input: Record<string, unknown>): Record<string, unknown> {
+    switch (action) {
+      case "DeleteMessage":
+        checkQueue(input);
+        deleteOne(input);
+        return {};
+      case "ChangeMessageVisibility":
+        checkQueue(input);
+        changeOne(input);
+        return {};
+      case "DeleteMessageBatch":
+        checkQueue(input);
+        return runBatch(batchEntries(input), deleteOne);
+      case "ChangeMessageVisibilityBatch":
+        checkQueue(input);
+        return runBatch(batchEntries(input), changeOne);
+      default:
+        throw clientError("UnsupportedOperation", `${action} is not supported by this test server.`);
+    }
+  }
+
+  function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      "content-type": "application/x-amz-json-1.0",
+      "content-length": Buffer.byteLength(text),
+      "x-amzn-requestid": randomUUID(),
+      ...headers,
+    });
+    res.end(text);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const target = req.headers["x-amz-target"];
+    const action =
+      typeof target === "string" && target.startsWith("AmazonSQS.")
+        ? target.slice("AmazonSQS.".length)
+        : String(target);
+    let input: Record<string, unknown> = {};
+    const call: SqsCall = { action, input, time: Date.now(), monotonic: performance.now(), status: 0 };
+    calls.push(call);
+    try {
+      if (req.method !== "POST") throw clientError("UnsupportedOperation", `${req.method ?? ""} is not supported.`);
+      const text = Buffer.concat(chunks).toString("utf8");
+      const parsed: unknown = text === "" ? {} : JSON.parse(text);
+      if (!isRecord(parsed)) throw clientError("MissingParameter", "The request body must be a JSON object.");
+      input = parsed;
+      call.input = parsed;
+      const failure = failures.shift();
+      if (failure !== undefined) throw failureError(failure);
+      const output = dispatch(action, input);
+      call.status = 200;
+      reply(res, 200, output);
+    } catch (err) {
+      const error =
+        err instanceof SqsError
+          ? err
+          : err instanceof SyntaxError
+            ? clientError("MissingParameter", `The request body is not JSON: ${err.message}`)
+            : new SqsError(500, "com.amazon.coral.service#InternalFailure", "InternalFailure", String(err), false);
+      call.status = error.status;
+      call.error = error.queryCode;
+      reply(
+        res,
+        error.status,
+        { __type: error.type, message: error.message },
+        { "x-amzn-query-error": `${error.queryCode};${error.senderFault ? "Sender" : "Receiver"}` },
+      );
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  server.on("clientError", (_err, socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${port}`;
+
+  return {
+    endpoint,
+    queueUrl: `${endpoint}/${ACCOUNT}/q`,
+    calls,
+    succeeded: (action) => calls.filter((c) => c.action === action && c.status === 200),
+    deleted,
+    visibilityChanges,
+    failNext(n, failure = "500") {
+      for (let i = 0; i < n; i++) failures.push(failure);
+    },
+    rejectHandle(receiptHandle, code = "ReceiptHandleIsInvalid") {
+      rejected.set(receiptHandle, code);
+    },
+    addQueue(name) {
+      queuePaths.add(`/${ACCOUNT}/${name}`);
+      return `${endpoint}/${ACCOUNT}/${name}`;
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
