@@ -52,17 +52,21 @@ export async function* readLines(source: AsyncIterable<Buffer>, maxLineBytes: nu
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
       if (overflow) {
-        dropped += rest.length;
+        const prefix = parts[0] as Buffer;
+        const keep = Math.min(rest.length, PREFIX_BYTES - prefix.length);
+        if (keep > 0) parts[0] = Buffer.concat([prefix, rest.subarray(0, keep)]);
+        partsBytes += keep;
+        dropped += rest.length - keep;
       } else {
         parts.push(rest);
         partsBytes += rest.length;
         if (partsBytes > maxLineBytes) {
-          // Keep only the first part (for the prefix); count the rest.
+          // Keep only the first bytes (for the report); count the rest.
           overflow = true;
-          const first = parts[0] as Buffer;
-          dropped = partsBytes - first.length;
-          parts = [first.subarray(0, PREFIX_BYTES)];
-          partsBytes = first.length;
+          const prefix = Buffer.concat(parts).subarray(0, PREFIX_BYTES);
+          dropped = partsBytes - prefix.length;
+          parts = [prefix];
+          partsBytes = prefix.length;
         }
       }
     }

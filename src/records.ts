@@ -61,6 +61,9 @@ function fromUrl(line: string): Interpreted {
       skips: [],
     };
   }
+  if (!line.startsWith("file://")) {
+    return { kind: "error", input: line, code: "BadUrl", message: "expected file:///absolute/path" };
+  }
   let path: string;
   try {
     path = fileURLToPath(line);

@@ -312,7 +312,10 @@ export class RecordsScanner {
     private readonly limits: ScanLimits = { maxEventBytes: 32 * 1024 * 1024 },
   ) {}
 
-  /** Scans one chunk; events complete in it are handed on before this returns. */
+  /**
+   * Scans one chunk; events complete in it are handed on before this returns, except that a value cut by a chunk
+   * boundary waits until the bytes after it are at least as many as its own (so a huge value is re-read rarely).
+   */
   push(chunk: Buffer): void {
     this.carry.push(chunk);
     this.carryBytes += chunk.length;
@@ -425,6 +428,9 @@ export class RecordsScanner {
           }
           const end = readValue(b, i, n, 1);
           if (end === MORE) break;
+          if (end - i > this.limits.maxEventBytes) {
+            throw new ScanError("EventTooLarge", `a value is larger than ${this.limits.maxEventBytes} bytes`);
+          }
           i = end;
           this.state = AFTER_VALUE;
           continue;
@@ -440,6 +446,15 @@ export class RecordsScanner {
         }
         if (c !== 0x7b) {
           if (this.documents > 0) invalid(i, `unexpected ${describe(c)} after the document`);
+          const json =
+            c === 0x5b ||
+            c === 0x22 ||
+            c === 0x2d ||
+            (c >= 0x30 && c <= 0x39) ||
+            c === 0x74 ||
+            c === 0x66 ||
+            c === 0x6e;
+          if (!json) invalid(i, `the file does not start like JSON (${describe(c)})`);
           throw new ScanError("NoRecords", "the file is JSON but not an object");
         }
         this.documents++;
@@ -461,6 +476,8 @@ export class RecordsScanner {
       this.carry = [rest];
       this.carryBytes = rest.length;
       this.carryNeed = rest.length * 2;
+    } else {
+      this.carryNeed = 0;
     }
     this.offset += i;
   }

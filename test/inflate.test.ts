@@ -1,4 +1,5 @@
 // Table tests for object decoding: every encoding found in the field, every way gzip goes wrong, any chunking.
+import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { InflateError, inflate } from "../src/inflate.js";
@@ -68,6 +69,27 @@ describe("inflate: encodings", () => {
     }
   });
 
+  it("skips empty chunks before and between the data", async () => {
+    async function* source(): AsyncGenerator<Buffer> {
+      yield Buffer.alloc(0);
+      yield gzip.subarray(0, 1);
+      yield Buffer.alloc(0);
+      yield gzip.subarray(1, 10);
+      yield Buffer.alloc(0);
+      yield gzip.subarray(10);
+    }
+    const out: Buffer[] = [];
+    for await (const part of inflate(source(), { maxBytes: 1e6 })) out.push(part);
+    expect(Buffer.concat(out)).toEqual(PLAIN);
+  });
+
+  it("inflates a real CloudTrail file gzipped as CloudTrail writes it", async () => {
+    const dir = new URL("./fixtures/invictus-cloudtrail/", import.meta.url);
+    const name = readdirSync(dir).find((f) => f.endsWith(".json")) as string;
+    const original = readFileSync(new URL(name, dir));
+    expect(await inflateAll(gzipSync(original), { chunk: 1000 })).toEqual(original);
+  });
+
   it("honours chunkBytes for the inflated chunks", async () => {
     const big = Buffer.alloc(100_000, 0x61);
     const sizes: number[] = [];
@@ -89,11 +111,26 @@ describe("inflate: errors", () => {
     ["corrupt gzip (a byte of the deflate data flipped)", corrupt, "CorruptGzip", {}],
     ["corrupt gzip, one byte at a time", corrupt, "CorruptGzip", { chunk: 1 }],
     ["gzip with a wrong CRC", badCrc, "CorruptGzip", {}],
-    ["gzip magic followed by garbage", Buffer.from([0x1f, 0x8b, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05]), "CorruptGzip", {}],
+    [
+      "gzip magic followed by garbage",
+      Buffer.from([0x1f, 0x8b, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05]),
+      "CorruptGzip",
+      {},
+    ],
     ["five layers of gzip", gzipSync(fourLayers), "CorruptGzip", {}],
-    ["a gzip bomb with a small maxBytes", gzipSync(Buffer.alloc(20 * 1024 * 1024)), "TooLarge", { maxBytes: 64 * 1024 }],
+    [
+      "a gzip bomb with a small maxBytes",
+      gzipSync(Buffer.alloc(20 * 1024 * 1024)),
+      "TooLarge",
+      { maxBytes: 64 * 1024 },
+    ],
     ["plain JSON over maxBytes", PLAIN, "TooLarge", { maxBytes: 10 }],
-    ["gzip of gzip inflating over maxBytes", gzipSync(gzipSync(Buffer.alloc(1_000_000))), "TooLarge", { maxBytes: 1000 }],
+    [
+      "gzip of gzip inflating over maxBytes",
+      gzipSync(gzipSync(Buffer.alloc(1_000_000))),
+      "TooLarge",
+      { maxBytes: 1000 },
+    ],
   ])("%s: %s", async (_name, stored, code, options) => {
     const error = await inflateError(stored, options);
     expect(error).toBeInstanceOf(InflateError);

@@ -42,7 +42,7 @@ describe("readLines", () => {
       [...Buffer.from("😀x\n")].map((b) => Buffer.from([b])),
       [line(1, "😀x")],
     ],
-    ["leading and trailing spaces are kept", ["  {\"a\":1}  \n"], [line(1, '  {"a":1}  ')]],
+    ["leading and trailing spaces are kept", ['  {"a":1}  \n'], [line(1, '  {"a":1}  ')]],
   ])("%s", async (_name, chunks, expected) => {
     expect(await lines(chunks)).toEqual(expected);
   });
@@ -98,7 +98,7 @@ describe("readLines", () => {
     // chunks, readLines keeps only the first *chunk* (up to 1024 bytes), so with 1-byte chunks the dead-letter
     // record's input is a single byte ("x") instead of the line's first bytes. Input: chunks "x","x",… (40 times)
     // then "\n" with maxLineBytes 10 → prefix "x" (expected "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").
-    it.fails("the prefix is the line's first bytes however the line is cut", async () => {
+    it("the prefix is the line's first bytes however the line is cut", async () => {
       const result = await lines([...`${long}\nok\n`], 10);
       expect(result[0]).toEqual({ kind: "tooLong", number: 1, prefix: long, bytes: 40 });
     });

@@ -20,7 +20,8 @@ const NATIVE_KEYS = [
 ];
 const nativeRefs = NATIVE_KEYS.map((key) => ({ bucket: NATIVE_BUCKET, key }));
 
-const LOG_KEY = "AWSLogs/111122223333/CloudTrail/eu-west-1/2024/03/05/111122223333_CloudTrail_eu-west-1_20240305T1200Z_abc.json.gz";
+const LOG_KEY =
+  "AWSLogs/111122223333/CloudTrail/eu-west-1/2024/03/05/111122223333_CloudTrail_eu-west-1_20240305T1200Z_abc.json.gz";
 const ORG_LOG_KEY =
   "AWSLogs/o-exampleorgid/111122223333/CloudTrail/eu-west-1/2024/03/05/111122223333_CloudTrail_eu-west-1_20240305T1200Z_def.json.gz";
 const DIGEST_KEY =
@@ -42,7 +43,8 @@ function sns(message: string, extra: Record<string, unknown> = {}): Record<strin
     SignatureVersion: "1",
     Signature: "EXAMPLE",
     SigningCertURL: "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
-    UnsubscribeURL: "https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:1:MyTopic:2",
+    UnsubscribeURL:
+      "https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:1:MyTopic:2",
     ...extra,
   };
 }
@@ -57,7 +59,10 @@ function s3Record(key: string, eventName = "ObjectCreated:Put", bucket = "trail-
     eventName,
     userIdentity: { principalId: "AWS:AIDAEXAMPLE" },
     requestParameters: { sourceIPAddress: "203.0.113.5" },
-    responseElements: { "x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S" },
+    responseElements: {
+      "x-amz-request-id": "C3D13FE58DE4C810",
+      "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S",
+    },
     s3: {
       s3SchemaVersion: "1.0",
       configurationId: "cloudtrail-logs",
@@ -80,7 +85,11 @@ const objects = (refs: unknown[], skips: unknown[] = []): Decoded => ({ kind: "o
 
 describe("decodeBody: every notification shape", () => {
   it.each<[string, unknown, Decoded]>([
-    ["CloudTrail notification through SNS (AWS example, three keys)", sns(JSON.stringify(cloudTrailNative)), objects(nativeRefs)],
+    [
+      "CloudTrail notification through SNS (AWS example, three keys)",
+      sns(JSON.stringify(cloudTrailNative)),
+      objects(nativeRefs),
+    ],
     ["CloudTrail notification, raw message delivery (AWS example, three keys)", cloudTrailNative, objects(nativeRefs)],
     [
       "CloudTrail notification with fields this filter does not know",
@@ -142,7 +151,8 @@ describe("decodeBody: every notification shape", () => {
       {
         ...sns("You have chosen to subscribe to the topic arn:aws:sns:us-east-2:123456789012:MyTopic."),
         Type: "SubscriptionConfirmation",
-        Token: "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
+        Token:
+          "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
         SubscribeURL: "https://sns.us-east-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=y",
       },
       objects([], [{ reason: expect.stringContaining("SubscriptionConfirmation") }]),
@@ -193,14 +203,22 @@ describe("decodeBody: every notification shape", () => {
     [
       "S3 event notification: the key is form-decoded",
       { Records: [s3Record("my+trails/AWSLogs/1/CloudTrail/a%2Bb%3Dc%E3%83%AD%E3%82%B0.json.gz")] },
-      objects([{ bucket: "trail-bucket", key: "my trails/AWSLogs/1/CloudTrail/a+b=cログ.json.gz", region: "eu-west-1" }]),
+      objects([
+        { bucket: "trail-bucket", key: "my trails/AWSLogs/1/CloudTrail/a+b=cログ.json.gz", region: "eu-west-1" },
+      ]),
     ],
     [
       "S3 event notification: a digest under a custom prefix (encoded) is skipped after decoding",
       { Records: [s3Record("my+trails/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz")] },
       objects(
         [],
-        [{ reason: "digest file", bucket: "trail-bucket", key: "my trails/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz" }],
+        [
+          {
+            reason: "digest file",
+            bucket: "trail-bucket",
+            key: "my trails/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz",
+          },
+        ],
       ),
     ],
     [
@@ -270,7 +288,11 @@ describe("decodeBody: what is not a notification", () => {
     ["an SNS Message that is neither JSON nor the validation message", sns("hello"), "MessageNotJson"],
     ["an SNS Message that is JSON of unknown shape", sns('{"a":1}'), "UnknownShape"],
     ["an SNS Message that is a JSON array", sns("[1,2]"), "UnknownShape"],
-    ["an SNS envelope inside an SNS envelope", sns(JSON.stringify(sns(JSON.stringify(cloudTrailNative)))), "UnknownShape"],
+    [
+      "an SNS envelope inside an SNS envelope",
+      sns(JSON.stringify(sns(JSON.stringify(cloudTrailNative)))),
+      "UnknownShape",
+    ],
     ["s3ObjectKey holding a number", { s3Bucket: "b", s3ObjectKey: [LOG_KEY, 7] }, "UnknownShape"],
     ["s3ObjectKey holding an empty key", { s3Bucket: "b", s3ObjectKey: [""] }, "UnknownShape"],
     [
@@ -297,7 +319,10 @@ describe("decodeBody: what is not a notification", () => {
   });
 
   it("names the keys of an unknown object in its message", () => {
-    expect(decodeBody({ foo: 1, bar: 2 })).toMatchObject({ kind: "error", message: expect.stringContaining("foo, bar") });
+    expect(decodeBody({ foo: 1, bar: 2 })).toMatchObject({
+      kind: "error",
+      message: expect.stringContaining("foo, bar"),
+    });
   });
 });
 
@@ -308,7 +333,10 @@ describe("decodeFormKey", () => {
     ["noog%2bnork", "noog+nork"],
     ["a%3Db", "a=b"],
     ["%E3%83%AD%E3%82%B0/%E6%97%A5%E6%9C%AC%E8%AA%9E.json.gz", "ログ/日本語.json.gz"],
-    ["AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/x.json.gz", "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/x.json.gz"],
+    [
+      "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/x.json.gz",
+      "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/x.json.gz",
+    ],
     ["a%2Fb", "a/b"],
     ["a+%2B+b", "a + b"],
     ["%25", "%"],

@@ -1,0 +1,382 @@
+// Checks the shipped fluentd configurations and index templates without running fluentd or Elasticsearch:
+// syntax, the exec_filter command line against the filter's own --help, routing (no loop, no unmatched tag),
+// the settings the pipeline depends on, and the mappings of the fields whose shape changes per API call.
+//
+// Install assumption: the configs refer to this repository as installed at /opt/cloudtrail-exec-filter
+// (README/docs say so); paths under that prefix are checked against this checkout.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import {
+  ConfigSyntaxError,
+  type Directive,
+  findAll,
+  parseFluentConfig,
+  pluginType,
+  route,
+  section,
+  tagMatches,
+} from "./support/fluent-config.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const INSTALL_PREFIX = "/opt/cloudtrail-exec-filter/";
+const COMMAND = `${INSTALL_PREFIX}bin/cloudtrail-exec-filter`;
+const DEFAULT_DEADLETTER_TAG = "cloudtrail.deadletter";
+const POLYMORPHIC = ["requestParameters", "responseElements", "additionalEventData", "serviceEventDetails"];
+
+function readRepoFile(path: string): string {
+  return readFileSync(join(ROOT, path), "utf8");
+}
+
+/** A path under the install prefix, as a path in this checkout. */
+function checkoutPath(installed: string): string {
+  expect(installed.startsWith(INSTALL_PREFIX), `${installed} is not under ${INSTALL_PREFIX}`).toBe(true);
+  return join(ROOT, installed.slice(INSTALL_PREFIX.length));
+}
+
+let helpCache: string | undefined;
+/** `--help` of the built CLI, spawned the way a user would run it (needs `npm run build`). */
+function helpText(): string {
+  helpCache ??= execFileSync(process.execPath, [join(ROOT, "bin/cloudtrail-exec-filter"), "--help"], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  return helpCache;
+}
+
+function helpOptions(): Set<string> {
+  return new Set(helpText().match(/--[a-z][a-z0-9-]*/g) ?? []);
+}
+
+function commandTokens(execFilter: Directive): string[] {
+  const command = execFilter.params.command;
+  expect(command, `<match ${execFilter.arg}> has no command`).toBeDefined();
+  return (command ?? "").split(/\s+/).filter((t) => t !== "");
+}
+
+function commandOptions(tokens: string[]): string[] {
+  return tokens.filter((t) => t.startsWith("--")).map((t) => t.replace(/=.*$/, ""));
+}
+
+function optionValue(tokens: string[], name: string): string | undefined {
+  const inline = tokens.find((t) => t.startsWith(`${name}=`));
+  if (inline) return inline.slice(name.length + 1);
+  const at = tokens.indexOf(name);
+  const next = at >= 0 ? tokens[at + 1] : undefined;
+  return next !== undefined && !next.startsWith("--") ? next : undefined;
+}
+
+/** The record key exec_filter takes the tag from: <extract> tag_key (v1) or out_tag_key (v0.12). */
+function outputTagKey(execFilter: Directive): string | undefined {
+  return section(execFilter, "extract")?.params.tag_key ?? execFilter.params.out_tag_key;
+}
+
+/** Tags an exec_filter running our filter can emit: its `tag`, plus the dead-letter tag if `_tag` is honoured. */
+function emittedTags(execFilter: Directive): string[] {
+  const tags = [execFilter.params.tag ?? ""];
+  if (outputTagKey(execFilter) === "_tag") {
+    tags.push(optionValue(commandTokens(execFilter), "--deadletter-tag") ?? DEFAULT_DEADLETTER_TAG);
+  }
+  return tags;
+}
+
+function seconds(value: string | undefined): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)?$/.exec(value ?? "");
+  if (!m) throw new Error(`not a time: ${value}`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+/** Elasticsearch index pattern: `*` matches any run of characters. */
+function indexPatternMatches(pattern: string, index: string): boolean {
+  const source = pattern
+    .split("*")
+    .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`).test(index);
+}
+
+function only(ds: Directive[], what: string): Directive {
+  expect(ds, what).toHaveLength(1);
+  return ds[0]!;
+}
+
+function matchesOfType(root: Directive, type: string): Directive[] {
+  return findAll(root, "match").filter((m) => pluginType(m) === type);
+}
+
+describe("fluentd config reader", () => {
+  it("reads directives, arguments, parameters and comments", () => {
+    const root = parseFluentConfig(
+      [
+        "# comment",
+        "<source>",
+        "  @type sqs",
+        "  tag sqs.cloudtrail # trailing comment",
+        '  quoted "a # b"',
+        "</source>",
+        "<label @X>",
+        "  <match a.** b>",
+        "    <buffer tag,time>",
+        "    </buffer>",
+        "  </match>",
+        "</label>",
+      ].join("\n"),
+    );
+    const source = only(findAll(root, "source"), "source");
+    expect(source.params).toEqual({ "@type": "sqs", tag: "sqs.cloudtrail", quoted: "a # b" });
+    const match = only(findAll(root, "match"), "match");
+    expect(match.arg).toBe("a.** b");
+    expect(section(match, "buffer")?.arg).toBe("tag,time");
+  });
+
+  it.each([
+    ["an unclosed directive", "<source>\n  @type sqs\n", /never closed/],
+    ["a mismatched close", "<match a>\n</source>\n", /closes <match>/],
+    ["a stray close", "</match>\n", /closes nothing/],
+    ["a malformed tag", "<match a\n", /malformed directive/],
+    ["a key set twice", "<source>\n tag a\n tag b\n</source>\n", /set twice/],
+  ])("rejects %s", (_what, text, message) => {
+    expect(() => parseFluentConfig(text)).toThrow(ConfigSyntaxError);
+    expect(() => parseFluentConfig(text)).toThrow(message);
+  });
+
+  it.each([
+    ["cloudtrail", "cloudtrail", true],
+    ["cloudtrail", "cloudtrail.event", false],
+    ["cloudtrail.*", "cloudtrail.event", true],
+    ["cloudtrail.*", "cloudtrail.parsed.last", false],
+    ["cloudtrail.**", "cloudtrail", true],
+    ["cloudtrail.**", "cloudtrail.parsed.last", true],
+    ["**", "sqs.cloudtrail", true],
+    ["sqs.cloudtrail", "cloudtrail.event", false],
+    ["a.{b,c}", "a.c", true],
+    ["x y", "y", true],
+  ])("pattern %s on tag %s: %s", (pattern, tag, expected) => {
+    expect(tagMatches(pattern, tag)).toBe(expected);
+  });
+});
+
+describe("fluent.conf (fluentd v1)", () => {
+  const text = readRepoFile("fluent.conf");
+  const root = parseFluentConfig(text);
+  const source = only(findAll(root, "source"), "one <source>");
+  const execFilter = only(matchesOfType(root, "exec_filter"), "one exec_filter");
+  const elasticsearch = only(matchesOfType(root, "elasticsearch"), "one elasticsearch output");
+
+  it("says why on every line: each setting and each opening directive has a comment right above it", () => {
+    const lines = text.split("\n");
+    const bare = lines.flatMap((line, i) => {
+      const t = line.trim();
+      if (t === "" || t.startsWith("#") || t.startsWith("</")) return [];
+      const above = (lines[i - 1] ?? "").trim();
+      return above.startsWith("#") ? [] : [`line ${i + 1}: ${t}`];
+    });
+    expect(bare).toEqual([]);
+  });
+
+  it("reads SQS without deleting on receipt, leaving the ack to --delete-sqs-messages", () => {
+    expect(pluginType(source)).toBe("sqs");
+    expect(source.params.sqs_url).toMatch(/^https:\/\/sqs\.[a-z0-9-]+\.amazonaws\.com\/\d+\/.+/);
+    expect(source.params.sqs_url).toContain(`sqs.${source.params.region}.`);
+    expect(source.params.delete_message).toBe("false");
+    expect(commandOptions(commandTokens(execFilter))).toContain("--delete-sqs-messages");
+    expect(seconds(source.params.receive_interval)).toBeLessThan(60);
+  });
+
+  it("runs the filter by absolute path, with options its --help lists", () => {
+    const tokens = commandTokens(execFilter);
+    expect(tokens[0]).toBe(COMMAND);
+    expect(existsSync(checkoutPath(COMMAND))).toBe(true);
+    const known = helpOptions();
+    const unknown = commandOptions(tokens).filter((o) => !known.has(o));
+    expect(unknown, `options missing from --help:\n${helpText()}`).toEqual([]);
+    expect(optionValue(tokens, "--log-file")).toMatch(/^\//);
+  });
+
+  it("talks JSON both ways, takes tag and time from _tag/_time, and respawns the child", () => {
+    expect(pluginType(section(execFilter, "format")!)).toBe("json");
+    expect(pluginType(section(execFilter, "parse")!)).toBe("json");
+    const extract = section(execFilter, "extract");
+    expect(extract?.params).toMatchObject({ tag_key: "_tag", time_key: "_time", time_type: "float" });
+    expect(optionValue(commandTokens(execFilter), "--time-field")).toBe(extract?.params.time_key);
+    expect(execFilter.params.child_respawn).toBe("inf");
+    expect(execFilter.params.tag).toBe("cloudtrail.event");
+  });
+
+  it("buffers every output on disk and blocks instead of dropping when a buffer is full", () => {
+    const buffer = section(execFilter, "buffer");
+    expect(buffer?.params).toMatchObject({ "@type": "file", overflow_action: "block" });
+    expect(section(elasticsearch, "buffer")?.params).toMatchObject({ "@type": "file", overflow_action: "block" });
+    const paths = findAll(root, "buffer").map((b) => b.params.path);
+    expect(paths.every((p) => p?.startsWith("/"))).toBe(true);
+    expect(new Set(paths).size).toBe(paths.length);
+  });
+
+  it("indexes idempotently into daily cloudtrail-* indices", () => {
+    expect(elasticsearch.params).toMatchObject({
+      logstash_format: "true",
+      logstash_prefix: "cloudtrail",
+      id_key: "eventID",
+      write_operation: "create",
+      use_legacy_template: "false",
+    });
+    expect(elasticsearch.params.index_name).toBeUndefined();
+    expect(section(elasticsearch, "buffer")?.arg.split(",")).toContain("tag");
+  });
+
+  it("installs the composable template shipped in examples/", () => {
+    const file = elasticsearch.params.template_file ?? "";
+    expect(elasticsearch.params.template_name).toBeTruthy();
+    expect(existsSync(checkoutPath(file))).toBe(true);
+    const template = JSON.parse(readFileSync(checkoutPath(file), "utf8"));
+    // use_legacy_template false means PUT _index_template: mappings live under `template`.
+    expect(template.template?.mappings?.properties).toBeDefined();
+    expect(template.mappings).toBeUndefined();
+    const index = `${elasticsearch.params.logstash_prefix}-2024.01.31`;
+    expect(template.index_patterns.some((p: string) => indexPatternMatches(p, index))).toBe(true);
+  });
+
+  it("routes SQS records through the filter once and every record it prints to an output, with no loop", () => {
+    const paths = route(root, source.params["@label"], source.params.tag ?? "", emittedTags);
+    const ends = new Map(paths.map((p) => [p[p.length - 1]!.tag, p[p.length - 1]!.match]));
+    for (const path of paths) {
+      expect(path.filter((hop) => hop.match === execFilter)).toHaveLength(1);
+    }
+    expect(pluginType(ends.get("cloudtrail.event")!)).toBe("elasticsearch");
+    expect(pluginType(ends.get(DEFAULT_DEADLETTER_TAG)!)).toBe("file");
+    expect([...ends.keys()].sort()).toEqual(emittedTags(execFilter).sort());
+  });
+
+  it("does not let the match that feeds the filter take what the filter prints", () => {
+    for (const tag of emittedTags(execFilter)) expect(tagMatches(execFilter.arg, tag), tag).toBe(false);
+  });
+
+  it("keeps what plugins give up on in an @ERROR label", () => {
+    const error = root.children.find((c) => c.name === "label" && c.arg === "@ERROR");
+    expect(error && findAll(error, "match").some((m) => tagMatches(m.arg, "any.tag.at.all"))).toBe(true);
+  });
+});
+
+describe("examples/fluent-v0.12.conf (the original post's setup, corrected)", () => {
+  const root = parseFluentConfig(readRepoFile("examples/fluent-v0.12.conf"));
+  const source = only(findAll(root, "source"), "one <source>");
+  const execFilter = only(matchesOfType(root, "exec_filter"), "one exec_filter");
+  const elasticsearch = only(matchesOfType(root, "elasticsearch"), "one elasticsearch output");
+
+  it("uses only v0.12 syntax: no labels, no v1 sections", () => {
+    expect(findAll(root, "label")).toEqual([]);
+    for (const name of ["buffer", "format", "parse", "extract", "inject"]) expect(findAll(root, name)).toEqual([]);
+  });
+
+  it("polls SQS far more often than once a minute", () => {
+    expect(pluginType(source)).toBe("sqs");
+    expect(seconds(source.params.receive_interval)).toBeLessThan(60);
+  });
+
+  it("runs the filter by absolute path, with options its --help lists", () => {
+    const tokens = commandTokens(execFilter);
+    expect(tokens[0]).toBe(COMMAND);
+    const known = helpOptions();
+    expect(commandOptions(tokens).filter((o) => !known.has(o))).toEqual([]);
+  });
+
+  it("sets JSON in and out, _tag routing and respawning", () => {
+    expect(execFilter.params).toMatchObject({
+      in_format: "json",
+      out_format: "json",
+      out_tag_key: "_tag",
+      child_respawn: "inf",
+      buffer_queue_full_action: "block",
+    });
+    expect(optionValue(commandTokens(execFilter), "--time-field")).toBe(execFilter.params.out_time_key);
+  });
+
+  it("names indices with logstash_prefix (index_name is ignored under logstash_format)", () => {
+    expect(elasticsearch.params).toMatchObject({
+      logstash_format: "true",
+      logstash_prefix: "cloudtrail",
+      id_key: "eventID",
+      write_operation: "create",
+    });
+    expect(elasticsearch.params.index_name).toBeUndefined();
+  });
+
+  it("routes every record the filter prints to an output, with no loop", () => {
+    const paths = route(root, undefined, source.params.tag ?? "", emittedTags);
+    const ends = new Map(paths.map((p) => [p[p.length - 1]!.tag, pluginType(p[p.length - 1]!.match)]));
+    expect(ends.get(execFilter.params.tag ?? "")).toBe("elasticsearch");
+    expect(ends.get(DEFAULT_DEADLETTER_TAG)).toBe("file");
+    for (const tag of emittedTags(execFilter)) expect(tagMatches(execFilter.arg, tag), tag).toBe(false);
+  });
+});
+
+type Mapping = { type?: string; properties?: Record<string, Mapping>; [key: string]: unknown };
+
+function readTemplate(path: string): { index_patterns: string[]; template: { mappings: Mapping } } {
+  return JSON.parse(readRepoFile(path));
+}
+
+/** Every mapped field as dotted path -> mapping, below `properties`. */
+function fields(properties: Record<string, Mapping>, prefix = ""): Map<string, Mapping> {
+  const out = new Map<string, Mapping>();
+  for (const [name, mapping] of Object.entries(properties)) {
+    out.set(prefix + name, mapping);
+    if (mapping.properties) for (const [k, v] of fields(mapping.properties, `${prefix}${name}.`)) out.set(k, v);
+  }
+  return out;
+}
+
+describe.each([
+  ["examples/elasticsearch/cloudtrail-template.json", "flattened"],
+  ["examples/elasticsearch/cloudtrail-template.opensearch.json", "flat_object"],
+])("%s", (path, flatType) => {
+  const template = readTemplate(path);
+  const properties = template.template.mappings.properties ?? {};
+  const all = fields(properties);
+
+  it("is a composable template for cloudtrail-* indices", () => {
+    expect(template.index_patterns).toEqual(["cloudtrail-*"]);
+    expect(template.template.mappings.properties).toBeDefined();
+  });
+
+  it(`maps the four fields whose shape changes per API call as ${flatType}`, () => {
+    for (const name of POLYMORPHIC) expect(properties[name]?.type, name).toBe(flatType);
+  });
+
+  it("maps time as date and ids and names as keyword", () => {
+    expect(properties["@timestamp"]?.type).toBe("date");
+    expect(properties.eventTime?.type).toBe("date");
+    for (const name of ["eventID", "eventName", "eventSource", "awsRegion", "userAgent", "sourceIPAddress"]) {
+      expect(properties[name]?.type, name).toBe("keyword");
+    }
+    expect(all.get("userIdentity.arn")?.type).toBe("keyword");
+    expect(all.get("userIdentity.sessionContext.sessionIssuer.arn")?.type).toBe("keyword");
+  });
+
+  it("does not map sourceIPAddress itself as ip (it also holds service names such as ec2.amazonaws.com)", () => {
+    const ip = properties.sourceIPAddress?.fields as Record<string, Mapping> | undefined;
+    expect(ip?.ip).toMatchObject({ type: "ip", ignore_malformed: true });
+  });
+
+  if (flatType === "flat_object") {
+    it("uses flat_object only on root fields and without parameters (OpenSearch 2.7 rejects both)", () => {
+      for (const [name, mapping] of all) {
+        if (mapping.type !== "flat_object") continue;
+        expect(name.includes("."), name).toBe(false);
+        expect(Object.keys(mapping), name).toEqual(["type"]);
+      }
+    });
+  }
+});
+
+describe("the two templates", () => {
+  it("map the same root fields, so the Elasticsearch and OpenSearch variants do not drift apart", () => {
+    const es = readTemplate("examples/elasticsearch/cloudtrail-template.json").template.mappings.properties ?? {};
+    const os =
+      readTemplate("examples/elasticsearch/cloudtrail-template.opensearch.json").template.mappings.properties ?? {};
+    expect(Object.keys(os).sort()).toEqual(Object.keys(es).sort());
+  });
+});
