@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import ndjson from "ndjson";
 import S3rver from "s3rver";
 
 const here = new URL(".", import.meta.url).pathname;
@@ -36,8 +37,10 @@ try {
     await s3.send(new PutObjectCommand({ Bucket: manifest.bucket, Key: key, Body: body, ContentEncoding: "gzip" }));
   }
   s3.destroy();
-  console.log(`# s3rver on ${endpoint} holds ${Object.keys(manifest.objects).length} CloudTrail files in ${manifest.bucket}`);
-  console.log("# feeding examples/input.jsonl to bin/cloudtrail-exec-filter; stdout follows\n");
+  console.log(
+    `# s3rver on ${endpoint} holds ${Object.keys(manifest.objects).length} CloudTrail files in ${manifest.bucket}`,
+  );
+  console.log("# feeding examples/input.jsonl to bin/cloudtrail-exec-filter (npm run demo -- --full for raw lines)\n");
 
   const child = spawn(join(here, "../bin/cloudtrail-exec-filter"), ["--pad-bytes", "0"], {
     stdio: ["pipe", "pipe", "pipe"],
@@ -50,26 +53,31 @@ try {
       AWS_EC2_METADATA_DISABLED: "true",
     },
   });
-  let out = "";
+  // Events as a table (eventTime, source, name, caller); --full prints the raw lines instead.
   let log = "";
-  child.stdout.on("data", (chunk) => {
-    out += chunk;
-  });
   child.stderr.on("data", (chunk) => {
     log += chunk;
   });
-  child.stdin.end(readFileSync(join(here, "input.jsonl")));
-  const code = await new Promise((resolve) => child.on("close", resolve));
-
   let events = 0;
   let deadLetters = 0;
-  for (const line of out.split("\n")) {
-    if (line.trim() === "") continue;
-    const record = JSON.parse(line);
-    if (record._tag === undefined) events++;
-    else deadLetters++;
-    console.log(full || line.length <= width ? line : `${line.slice(0, width - 1)}…`);
-  }
+  if (full) child.stdout.pipe(process.stdout);
+  const parsed = child.stdout.pipe(ndjson.parse({ strict: true }));
+  parsed.on("data", (record) => {
+    if (record._tag === undefined) {
+      events++;
+      if (!full) {
+        const who = record.userIdentity?.arn ?? record.userIdentity?.type ?? "";
+        console.log(`${record.eventTime}  ${record.eventSource.padEnd(28)} ${record.eventName.padEnd(34)} ${who}`);
+      }
+    } else {
+      deadLetters++;
+      if (!full) console.log(`dead letter ${record.error.code}: ${record.error.message}`.slice(0, width));
+    }
+  });
+  const parsedAll = new Promise((resolve) => parsed.on("end", resolve));
+  const exited = new Promise((resolve) => child.on("close", resolve));
+  child.stdin.end(readFileSync(join(here, "input.jsonl")));
+  const [code] = await Promise.all([exited, parsedAll]);
   console.log(`\n# ${events} events and ${deadLetters} dead-letter records on stdout; exit code ${code}`);
   console.log("# the filter's log (stderr here; --log-file under fluentd):");
   for (const line of log.split("\n")) if (line.trim() !== "") console.log(line);

@@ -3,12 +3,20 @@ import { openSync } from "node:fs";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { Checkpoint } from "./checkpoint.js";
 import { S3Source } from "./fetch.js";
 import { Filter } from "./filter.js";
+import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
+import { Importer, parseSource } from "./import.js";
 import { readLines } from "./input.js";
+import { readMsgpackLines } from "./input-msgpack.js";
 import { Intake } from "./intake.js";
+import { parseDay } from "./layout.js";
+import { checkDirectory, FileLister, ListError, S3Lister } from "./listing.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
+import { Progress } from "./progress.js";
+import { RetryPolicy } from "./retry.js";
 import { Spool } from "./spool.js";
 import { SqsAcker } from "./sqs.js";
 import { VERSION } from "./version.js";
@@ -21,6 +29,11 @@ interface CliOptions {
   logFile?: string;
   logLevel: Level;
   timestamp: boolean;
+  timeField?: string;
+  stringify?: string | true;
+  sourceField?: string;
+  outputFormat: OutputFormat;
+  inputFormat: "json" | "msgpack";
   padBytes: number;
   maxLineBytes: number;
   maxObjectBytes: number;
@@ -62,6 +75,21 @@ function commonOptions(command: Command): Command {
     )
     .addOption(new Option("--log-level <level>", "least severe level logged").choices(LEVELS).default("info"))
     .option("--no-timestamp", 'do not add "@timestamp" (a copy of eventTime) to events')
+    .option(
+      "--time-field <name>",
+      "add eventTime as epoch seconds (a float) under this name, for fluentd's <extract> time_key (e.g. _time)",
+    )
+    .option(
+      "--stringify [fields]",
+      "replace these top-level fields' values (unless strings or null) by their JSON text, comma-separated; " +
+        `no value or "default" means ${DEFAULT_STRINGIFY.join(",")}`,
+    )
+    .option("--source-field <name>", 'add {"bucket":…,"key":…} of the object each event came from under this name')
+    .addOption(
+      new Option("--output-format <format>", "json: one line per event; msgpack: one map per event (no padding)")
+        .choices(["json", "msgpack"])
+        .default("json"),
+    )
     .option(
       "--pad-bytes <n>",
       "whitespace written after each burst so fluentd's 8 KiB JSON reader delivers the tail now; 0 turns it off",
@@ -107,6 +135,11 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   commonOptions(program)
     .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
+    .addOption(
+      new Option("--input-format <format>", "json: one record per line; msgpack: maps back to back (fluentd's msgpack)")
+        .choices(["json", "msgpack"])
+        .default("json"),
+    )
     .option("--spool-dir <dir>", "journal accepted records here and replay unfinished ones on start (survives kill -9)")
     .option(
       "--delete-sqs-messages",
@@ -119,6 +152,7 @@ export function buildProgram(): Command {
       integer(1, 43_200),
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
+  program.addCommand(importCommand(program));
   return program;
 }
 
@@ -188,7 +222,10 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
     process.exit(70);
   });
 
-  const sink = new OutputSink(process.stdout, { padBytes: options.padBytes }, (error) => {
+  // msgpack needs no padding (fluentd reads it with partial reads), and whitespace would not be msgpack.
+  const msgpack = options.outputFormat === "msgpack";
+  const sinkOptions = { padBytes: msgpack ? 0 : options.padBytes, format: options.outputFormat };
+  const sink = new OutputSink(process.stdout, sinkOptions, (error) => {
     // EPIPE: the reader is gone; nothing more can be delivered.
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
@@ -245,7 +282,11 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
         ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
       })
     : undefined;
-  const intake = new Intake(readLines(process.stdin, options.maxLineBytes), spool, log, options.concurrency * 4);
+  const lines =
+    options.inputFormat === "msgpack"
+      ? readMsgpackLines(process.stdin, options.maxLineBytes)
+      : readLines(process.stdin, options.maxLineBytes);
+  const intake = new Intake(lines, spool, log, options.concurrency * 4);
   const filter = new Filter({
     source,
     sink,
@@ -256,6 +297,10 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       maxObjectBytes: options.maxObjectBytes,
       maxEventBytes: options.maxEventBytes,
       timestamp: options.timestamp,
+      timeField: options.timeField,
+      stringify: options.stringify === undefined ? undefined : parseStringify(options.stringify),
+      sourceField: options.sourceField,
+      outputFormat: options.outputFormat,
       retryFor: options.retryFor,
       leaveTransientToSqs: options.deleteSqsMessages,
     },
@@ -315,4 +360,170 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
   process.exit(0);
+}
+
+/**
+ * `import <source>`: the CloudTrail log files already stored under an S3 prefix or in a directory, read through the
+ * same Filter (same output, same dead letters). Options given before `import` count too, unless given again after it.
+ */
+function importCommand(program: Command): Command {
+  const day = (value: string): string => {
+    const parsed = parseDay(value);
+    if (parsed === undefined) throw new InvalidArgumentError("expected a day as YYYY-MM-DD");
+    return parsed;
+  };
+  const names = (value: string): string[] => {
+    const list = value
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+    if (list.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
+    return list;
+  };
+  const command: Command = commonOptions(new Command("import"))
+    .summary("import the CloudTrail log files already in S3 (or in a directory)")
+    .description(
+      "import the CloudTrail log files already stored under an S3 prefix or in a directory (digest files are skipped): " +
+        "one JSON line per event on stdout, as the filter writes them; progress on stderr",
+    )
+    .argument(
+      "<source>",
+      "s3://bucket[/prefix] (the bucket root, a custom prefix, AWSLogs/, an account or deeper) or file:///directory",
+    )
+    .option("--since <date>", "first day imported, YYYY-MM-DD (UTC, the date in the log file's key)", day)
+    .option("--until <date>", "last day imported, YYYY-MM-DD (inclusive)", day)
+    .option("--accounts <ids>", "only these accounts, comma-separated", names)
+    .option("--regions <regions>", "only these regions, comma-separated", names)
+    .option("--list", "print the URLs of the files that would be imported, then their count and size; import nothing")
+    .option("--checkpoint <file>", "append each finished file here, and skip the files already in it (resume)")
+    .action(async (argument: string) => {
+      const merged: Record<string, unknown> = { ...command.opts() };
+      for (const [key, value] of Object.entries(program.opts())) {
+        const here = command.getOptionValueSource(key);
+        const there = program.getOptionValueSource(key);
+        if ((here === undefined || here === "default") && there !== undefined && there !== "default") {
+          merged[key] = value;
+        }
+      }
+      const options = merged as unknown as CliOptions & {
+        since?: string;
+        until?: string;
+        accounts?: string[];
+        regions?: string[];
+        list?: boolean;
+        checkpoint?: string;
+      };
+      const source = parseSource(argument);
+      if (typeof source === "string") command.error(`error: ${source}`, { exitCode: 2 });
+      if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
+        command.error("error: --since is after --until", { exitCode: 2 });
+      }
+      let checkpoint: Checkpoint | undefined;
+      if (options.checkpoint !== undefined) {
+        try {
+          checkpoint = Checkpoint.open(options.checkpoint, options.list === true);
+        } catch (error) {
+          command.error(`error: cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`, {
+            exitCode: 2,
+          });
+        }
+      }
+      const listOnly = options.list === true;
+      const runtime = startRuntime(listOnly ? { ...options, padBytes: 0, outputFormat: "json" } : options, program);
+      const { log, sink } = runtime;
+      const listClient = s3Clients(options);
+      const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
+      const importer = new Importer({
+        source,
+        selection: {
+          ...(options.since === undefined ? {} : { since: options.since }),
+          ...(options.until === undefined ? {} : { until: options.until }),
+          ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
+          ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
+        },
+        lister: (signal) =>
+          source.scheme === "s3"
+            ? new S3Lister(() => listClient(undefined), source.bucket, retry, signal)
+            : new FileLister(),
+        log,
+        ...(checkpoint === undefined ? {} : { checkpoint }),
+      });
+      // A listing that fails ends the import: what was listed before is done; exit 1 with the reason on stderr.
+      const listingFailed = (error: unknown): never => {
+        const message = error instanceof Error ? error.message : String(error);
+        log.error("listing failed", { message, ...(error instanceof ListError ? { code: error.code } : {}) });
+        checkpoint?.close();
+        process.stderr.write(`error: ${message}\n`);
+        process.exit(1);
+      };
+
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        signals++;
+        if (signals === 1) {
+          log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
+          importer.stop();
+          setTimeout(() => importer.abortInFlight(), options.shutdownTimeout * 1000).unref();
+        } else {
+          importer.abortInFlight();
+        }
+      };
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+
+      const started = Date.now();
+      if (source.scheme === "file") await checkDirectory(`/${source.prefix}`).catch(listingFailed);
+      if (listOnly) {
+        const listed = await importer
+          .list((line) => {
+            sink.writeBytes(Buffer.from(line, "utf8"));
+            return sink.ready();
+          })
+          .catch(listingFailed);
+        await sink.end();
+        const mb = Math.round((listed.bytes / 2 ** 20) * 10) / 10;
+        log.info("listed", { ...listed, mb, seconds: (Date.now() - started) / 1000 });
+        if (process.stderr.isTTY === true && options.logFile !== undefined) {
+          process.stderr.write(`${listed.objects} objects, ${mb} MB\n`);
+        }
+        process.exit(0);
+      }
+
+      const progress = new Progress(
+        importer.counts,
+        { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+        log,
+      );
+      progress.start();
+      const { listingError, ...summary } = await importer.run({
+        source: runtime.source,
+        sink,
+        log,
+        options: {
+          concurrency: options.concurrency,
+          deadletterTag: options.deadletterTag,
+          maxObjectBytes: options.maxObjectBytes,
+          maxEventBytes: options.maxEventBytes,
+          timestamp: options.timestamp,
+          timeField: options.timeField,
+          stringify: options.stringify === undefined ? undefined : parseStringify(options.stringify),
+          sourceField: options.sourceField,
+          outputFormat: options.outputFormat,
+          retryFor: options.retryFor,
+          leaveTransientToSqs: false,
+        },
+      });
+      progress.stop();
+      await sink.end();
+      checkpoint?.close();
+      log.info("summary", {
+        ...summary,
+        bytesOut: sink.bytesOut,
+        seconds: (Date.now() - started) / 1000,
+        maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      });
+      if (listingError !== undefined) listingFailed(listingError);
+      process.exit(0);
+    });
+  return command;
 }

@@ -4,7 +4,7 @@
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
 import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
-import { eventWriter, type FormatOptions } from "./format.js";
+import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, inflate } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
@@ -308,17 +308,17 @@ export class Filter {
   ): Promise<number> {
     const { sink, options } = this.deps;
     const summary = this.summary;
-    const write = eventWriter(sink, options);
+    const write = eventWriter(sink, options, ref);
     let seen = 0;
     const scanner = new RecordsScanner(
-      (event, time, hasTimestamp) => {
+      (event, time, hasTimestamp, fields) => {
         seen++;
         if (seen <= skip) return;
-        write(event, time, hasTimestamp);
+        write(event, time, hasTimestamp, fields);
         summary.events++;
         tracker.outcome.events++;
       },
-      { maxEventBytes: options.maxEventBytes },
+      { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
     try {
       const opened = await this.open(ref);

@@ -6,10 +6,13 @@
 // reached the pipe and nothing new is ready, `padBytes` of whitespace push the tail through. Whitespace between
 // JSON values is ignored by every JSON reader; the pad is spaces ending in a newline, never inside a line.
 import type { Writable } from "node:stream";
+import { encode } from "@msgpack/msgpack";
 
 export interface SinkOptions {
-  /** Whitespace written after a burst; 0 turns padding off. */
+  /** Whitespace written after a burst; 0 turns padding off (it must be 0 for msgpack, where a space is a value). */
   padBytes: number;
+  /** How `writeJson` encodes records built in code: a JSON line (the default) or a msgpack map. */
+  format?: "json" | "msgpack";
   /** Bytes collected before one write to the pipe. */
   batchBytes?: number;
   /** How long the output must stay idle before the pad is written, in ms. */
@@ -97,8 +100,17 @@ export class OutputSink {
     line.copy(buffer, at);
   }
 
-  /** Appends a JSON value built in code (dead-letter records) as one line. */
+  /**
+   * Appends a record built in code (dead-letter records) in the output format: one JSON line, or (format
+   * `msgpack`) one msgpack map.
+   */
   writeJson(value: unknown): void {
+    if (this.options.format === "msgpack") {
+      const bytes = encode(value);
+      const { buffer, at } = this.reserve(bytes.length);
+      buffer.set(bytes, at);
+      return;
+    }
     this.writeBytes(Buffer.from(`${JSON.stringify(value)}\n`, "utf8"));
   }
 

@@ -26,12 +26,23 @@ export class ScanError extends Error {
   }
 }
 
-/** Receives one event: its compact bytes, the raw contents of its `eventTime` string, whether it has `@timestamp`. */
-export type EventHandler = (event: Buffer, eventTime: Buffer | undefined, hasTimestamp: boolean) => void;
+/**
+ * Receives one event: its compact bytes, the raw contents of its `eventTime` string, whether it has `@timestamp`.
+ * With `fields` in the scanner's options, `fields` holds for each of them the start and end offset of that top-level
+ * key's value in `event` (-1, -1 when the event lacks it); the array is reused: valid only during the call.
+ */
+export type EventHandler = (
+  event: Buffer,
+  eventTime: Buffer | undefined,
+  hasTimestamp: boolean,
+  fields?: Int32Array,
+) => void;
 
 export interface ScanLimits {
   /** Largest single value (event) accepted, in bytes (AWS documents 256 KB per event). */
   maxEventBytes: number;
+  /** Top-level keys of each event whose value ranges are handed on (see EventHandler); none by default. */
+  fields?: readonly string[] | undefined;
 }
 
 /** Returned by the readers below when the bytes at hand end inside the value. */
@@ -53,6 +64,9 @@ let rewrite = false;
 let timeStart = -1;
 let timeEnd = -1;
 let hasTimestamp = false;
+/** The `fields` of the scanner reading now, and where their values are (pairs of offsets in the buffer read). */
+let fieldKeys: readonly Buffer[] = [];
+let fieldRanges: Int32Array = new Int32Array(0);
 /** Where reading stopped with an error, and why. */
 let errorAt = 0;
 let errorWhy = "";
@@ -184,6 +198,29 @@ function readValue(b: Buffer, i: number, n: number, depth: number): number {
   return invalid(i, `expected a value but found ${describe(c)}`);
 }
 
+/** Which of `fieldKeys` the key in b[start, end) is, or -1. */
+function fieldIndex(b: Buffer, start: number, end: number): number {
+  for (let f = 0; f < fieldKeys.length; f++) {
+    const key = fieldKeys[f] as Buffer;
+    if (key.length === end - start && b.compare(key, 0, key.length, start, end) === 0) return f;
+  }
+  return -1;
+}
+
+/**
+ * Finds the `fields` again in an event whose bytes were rewritten (offsets moved). Rare: AWS writes compact UTF-8.
+ * Leaves the other per-value state (eventTime, @timestamp) as it finds it.
+ */
+function locateFields(event: Buffer): void {
+  const b = Buffer.allocUnsafe(event.length + 1);
+  event.copy(b);
+  b[event.length] = 0x22; // the sentinel readString relies on
+  const saved = [rewrite, timeStart, timeEnd, hasTimestamp] as const;
+  fieldRanges.fill(-1);
+  readObject(b, 1, event.length, 3, true);
+  [rewrite, timeStart, timeEnd, hasTimestamp] = saved;
+}
+
 function isKey(b: Buffer, start: number, end: number, word: string): boolean {
   if (end - start !== word.length) return false;
   for (let k = 0; k < word.length; k++) if (b[start + k] !== word.charCodeAt(k)) return false;
@@ -205,10 +242,12 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
     i = readString(b, keyStart, n);
     if (i === MORE) return MORE;
     let timeKey = false;
+    let field = -1;
     if (event) {
       const first = b[keyStart];
       if (first === 0x65) timeKey = isKey(b, keyStart, i - 1, "eventTime");
       else if (first === 0x40 && isKey(b, keyStart, i - 1, "@timestamp")) hasTimestamp = true;
+      if (fieldKeys.length !== 0) field = fieldIndex(b, keyStart, i - 1);
     }
     i = skipSpace(b, i, n);
     if (i >= n) return MORE;
@@ -221,6 +260,10 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
     if (timeKey && b[valueStart] === 0x22) {
       timeStart = valueStart + 1;
       timeEnd = i - 1;
+    }
+    if (field >= 0) {
+      fieldRanges[2 * field] = valueStart;
+      fieldRanges[2 * field + 1] = i;
     }
     i = skipSpace(b, i, n);
     if (i >= n) return MORE;
@@ -302,6 +345,8 @@ export class RecordsScanner {
   private recordsKey = false;
   private sawRecords = false;
   private documents = 0;
+  private readonly fieldKeys: readonly Buffer[];
+  private readonly fieldRanges: Int32Array;
   private nonObjects = 0;
 
   /** Events handed on so far. */
@@ -310,7 +355,10 @@ export class RecordsScanner {
   constructor(
     private readonly onEvent: EventHandler,
     private readonly limits: ScanLimits = { maxEventBytes: 32 * 1024 * 1024 },
-  ) {}
+  ) {
+    this.fieldKeys = (limits.fields ?? []).map((key) => Buffer.from(key, "utf8"));
+    this.fieldRanges = new Int32Array(this.fieldKeys.length * 2);
+  }
 
   /**
    * Scans one chunk; events complete in it are handed on before this returns, except that a value cut by a chunk
@@ -350,6 +398,8 @@ export class RecordsScanner {
   /** Reads `b`, whose last byte is the sentinel quote (not part of the data). */
   private read(b: Buffer, last: boolean): void {
     const n = b.length - 1;
+    fieldKeys = this.fieldKeys;
+    fieldRanges = this.fieldRanges;
     let i = 0;
     try {
       while (i < n) {
@@ -365,6 +415,7 @@ export class RecordsScanner {
             rewrite = false;
             hasTimestamp = false;
             timeStart = -1;
+            if (fieldKeys.length !== 0) fieldRanges.fill(-1);
             const end = readObject(b, i + 1, n, 3, true);
             if (end === MORE) break;
             this.emit(b, i, end);
@@ -492,13 +543,27 @@ export class RecordsScanner {
       event = compact(event);
       if (time !== undefined) time = time.includes(0x5c) || time.some((c) => c < 0x20) ? undefined : Buffer.from(time);
     }
+    let moved = rewrite;
     if (!isUtf8(event)) {
       // Only string contents can hold bytes >= 0x80 (anything else failed the grammar), so decoding with
       // U+FFFD replacement cannot change the JSON structure.
       event = Buffer.from(event.toString("utf8"), "utf8");
       if (time !== undefined) time = Buffer.from(time.toString("utf8"), "utf8");
+      moved = true;
     }
     this.events++;
-    this.onEvent(event, time, hasTimestamp);
+    if (fieldKeys.length === 0) {
+      this.onEvent(event, time, hasTimestamp);
+      return;
+    }
+    if (moved) {
+      locateFields(event);
+    } else {
+      for (let k = 0; k < fieldRanges.length; k++) {
+        const at = fieldRanges[k] as number;
+        if (at >= 0) fieldRanges[k] = at - start;
+      }
+    }
+    this.onEvent(event, time, hasTimestamp, fieldRanges);
   }
 }

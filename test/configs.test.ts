@@ -182,7 +182,10 @@ describe("fluent.conf (fluentd v1)", () => {
     expect(source.params.sqs_url).toMatch(/^https:\/\/sqs\.[a-z0-9-]+\.amazonaws\.com\/\d+\/.+/);
     expect(source.params.sqs_url).toContain(`sqs.${source.params.region}.`);
     expect(source.params.delete_message).toBe("false");
-    expect(commandOptions(commandTokens(execFilter))).toContain("--delete-sqs-messages");
+    const tokens = commandTokens(execFilter);
+    expect(commandOptions(tokens)).toContain("--delete-sqs-messages");
+    // The filter extends what in_sqs asked for; a different figure would let messages reappear mid-work.
+    expect(optionValue(tokens, "--visibility-timeout")).toBe(source.params.visibility_timeout);
     expect(seconds(source.params.receive_interval)).toBeLessThan(60);
   });
 

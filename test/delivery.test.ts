@@ -1,0 +1,1005 @@
+// Delivery guarantees (issue 4): transient S3 faults are retried and never emit an event twice, permanent ones are
+// dead-lettered at once; the spool survives SIGTERM, kill -9, a torn journal and a second process; SQS messages are
+// deleted only once their output is written, kept invisible while worked on, and left to redelivery when an object
+// keeps failing; and, in process, every input record is accounted for whatever the objects do.
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FetchError, type ObjectSource, type OpenedObject } from "../src/fetch.js";
+import { Filter, type RecordOutcome } from "../src/filter.js";
+import type { Line } from "../src/input.js";
+import type { LogContext, Logger } from "../src/log.js";
+import { OutputSink } from "../src/output.js";
+import { interpretLine, type ObjectRef } from "../src/records.js";
+import { RetryPolicy } from "../src/retry.js";
+import { type CliRun, deadLetters, events, parseOutput, runCli, type Spawned, startCli } from "./support/cli.js";
+import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
+import { type SqsTest, startSqs } from "./support/sqs-server.js";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fixtures and helpers
+
+const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
+const fixtureNames = readdirSync(FIXTURES)
+  .filter((name) => name.endsWith(".json"))
+  .sort();
+const fixture = (i: number): Buffer => readFileSync(join(FIXTURES, fixtureNames[i % fixtureNames.length] as string));
+const idsOfFixture = (i: number): string[] =>
+  (JSON.parse(fixture(i).toString("utf8")) as { Records: { eventID: string }[] }).Records.map((r) => r.eventID);
+/** The largest fixture (304 KB, 246 events): big enough that events come out before a cut in the middle. */
+const BIG = fixtureNames.findIndex((name) => name.includes("6CICdbJQM3beT7n3"));
+
+const BUCKET = "trail";
+const ENV = {
+  AWS_ACCESS_KEY_ID: "x",
+  AWS_SECRET_ACCESS_KEY: "x",
+  AWS_REGION: "us-east-1",
+  AWS_EC2_METADATA_DISABLED: "true",
+};
+
+const idsOf = (records: Record<string, unknown>[]): string[] => events(records).map((e) => String(e.eventID));
+const logsNamed = (run: CliRun, msg: string) => run.log.filter((line) => line.msg === msg);
+const summaryOf = (run: CliRun) => logsNamed(run, "summary")[0] as Record<string, unknown>;
+
+function counts(values: string[]): Map<string, number> {
+  const map = new Map<string, number>();
+  for (const v of values) map.set(v, (map.get(v) ?? 0) + 1);
+  return map;
+}
+
+/** The complete lines of a run that may have been killed mid-write: every one must be a JSON object. */
+function completeLines(stdout: Buffer): Record<string, unknown>[] {
+  const text = stdout.toString("utf8");
+  const end = text.lastIndexOf("\n");
+  return parseOutput(Buffer.from(end === -1 ? "" : text.slice(0, end + 1)));
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Seeded PRNG (mulberry32), so a failing kill -9 schedule can be replayed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let s3: FaultS3;
+const tempDirs: string[] = [];
+const tempDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), "ctef-delivery-"));
+  tempDirs.push(dir);
+  return dir;
+};
+
+beforeAll(async () => {
+  s3 = await startFaultS3();
+});
+
+afterAll(async () => {
+  await s3?.close();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const cli = (args: string[], input: string | Buffer, env: Record<string, string> = {}): Promise<CliRun> =>
+  runCli(["--endpoint", s3.endpoint, ...args], input, { ...ENV, ...env });
+const spawnCli = (args: string[]): Spawned => startCli(["--endpoint", s3.endpoint, ...args], ENV);
+
+/** Stores fixture `i` under `key` (gzipped if asked) and returns its eventIDs. */
+function put(key: string, i: number, gzip = false): string[] {
+  s3.putObject(BUCKET, key, gzip ? gzipSync(fixture(i)) : fixture(i));
+  return idsOfFixture(i);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. S3 faults
+
+describe("S3 faults: transient ones are retried, permanent ones dead-lettered", () => {
+  it.each([
+    [
+      "503 SlowDown",
+      [
+        { status: 503, code: "SlowDown" },
+        { status: 503, code: "SlowDown" },
+      ],
+      [],
+      false,
+    ],
+    ["500", [{ status: 500 }, { status: 500 }], [], false],
+    ["connection reset", ["reset", "reset"], [], false],
+    ["truncated plain JSON body", [{ truncate: 150_000 }], [], false],
+    ["truncated gzip body", [{ truncate: 14_000 }], [], true],
+    ["stalled request", ["stall"], ["--request-timeout", "1"], false],
+    ["response slower than --request-timeout", [{ delay: 2500 }], ["--request-timeout", "1"], false],
+  ] as const)("%s: retried until every event is out exactly once, no dead letter", async (name, faults, args, gzip) => {
+    const key = `faults/${name.replace(/\W+/g, "-")}.json${gzip ? ".gz" : ""}`;
+    const expected = put(key, BIG, gzip);
+    if (gzip) expect(gzipSync(fixture(BIG)).length).toBeGreaterThan(20_000); // the cut is mid-object
+    s3.failKey(BUCKET, key, ...faults);
+    const run = await cli([...args], `s3://${BUCKET}/${key}\n`);
+    expect(run.code).toBe(0);
+    const out = parseOutput(run.stdout);
+    expect(deadLetters(out)).toEqual([]);
+    // Exactly once: a retry after a partial read skips what the first attempt wrote.
+    const seen = counts(idsOf(out));
+    expect(seen.size).toBe(expected.length);
+    for (const id of expected) expect(seen.get(id), id).toBe(1);
+    expect(s3.requestsFor(BUCKET, key)).toHaveLength(faults.length + 1);
+    const retrying = logsNamed(run, "retrying");
+    expect(retrying).toHaveLength(faults.length);
+    expect(retrying[0]).toMatchObject({ bucket: BUCKET, key, code: "FetchFailed", attempt: 1 });
+    expect(summaryOf(run)).toMatchObject({ events: expected.length, deadLetters: 0, objects: 1 });
+  });
+
+  it.each([
+    ["plain JSON", false, 150_000],
+    ["gzip", true, 14_000],
+  ] as const)(
+    "a truncated %s body really emits events before the cut (a partial dead letter with --retry-for 0)",
+    async (_name, gzip, cut) => {
+      const key = `faults/truncated-no-retry.json${gzip ? ".gz" : ""}`;
+      const expected = put(key, BIG, gzip);
+      s3.failKey(BUCKET, key, { truncate: cut });
+      const run = await cli(["--retry-for", "0"], `s3://${BUCKET}/${key}\n`);
+      const out = parseOutput(run.stdout);
+      const dead = deadLetters(out);
+      expect(dead).toHaveLength(1);
+      const error = (dead[0] as { error: { code: string; partial?: boolean; eventsEmitted?: number } }).error;
+      expect(error.code).toBe("FetchFailed");
+      expect(error.partial).toBe(true);
+      // The events before the cut are out, each once, and they are the first ones of the object.
+      const ids = idsOf(out);
+      expect(ids.length).toBeGreaterThan(0);
+      expect(ids.length).toBe(error.eventsEmitted);
+      expect(ids).toEqual(expected.slice(0, ids.length));
+    },
+  );
+
+  it.each([
+    ["404", "NotFound", (_key: string) => s3.createBucket(BUCKET)],
+    ["403", "AccessDenied", (key: string) => s3.deny(BUCKET, key)],
+  ] as const)("%s is permanent: exactly one request and one dead letter", async (_status, code, arrange) => {
+    const key = `faults/permanent-${code}.json`;
+    arrange(key);
+    const run = await cli([], `s3://${BUCKET}/${key}\n`);
+    expect(run.code).toBe(0);
+    const out = parseOutput(run.stdout);
+    expect(events(out)).toEqual([]);
+    expect(deadLetters(out)).toEqual([
+      expect.objectContaining({
+        _tag: "cloudtrail.deadletter",
+        bucket: BUCKET,
+        key,
+        error: expect.objectContaining({ code }),
+        input: `s3://${BUCKET}/${key}`,
+      }),
+    ]);
+    expect(s3.requestsFor(BUCKET, key)).toHaveLength(1);
+    expect(logsNamed(run, "retrying")).toEqual([]);
+  });
+
+  it("a key failing 500 for longer than --retry-for ends as one FetchFailed dead letter after several attempts", async () => {
+    const key = "faults/500-forever.json";
+    put(key, 1);
+    s3.failKey(BUCKET, key, ...Array.from({ length: 200 }, () => ({ status: 500 })));
+    const run = await cli(["--retry-for", "2"], `s3://${BUCKET}/${key}\n`);
+    expect(run.code).toBe(0);
+    const out = parseOutput(run.stdout);
+    expect(events(out)).toEqual([]);
+    const dead = deadLetters(out);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({ bucket: BUCKET, key, error: { code: "FetchFailed" } });
+    expect(String((dead[0] as { error: { message: string } }).error.message)).toMatch(/gave up after \d+ attempts/);
+    const attempts = s3.requestsFor(BUCKET, key).length;
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    expect(attempts).toBeLessThan(40);
+    expect(logsNamed(run, "retrying")).toHaveLength(attempts - 1);
+  });
+
+  it("20 objects throttled at once: the shared pause keeps the number of requests bounded", async () => {
+    // S3 answers 503 SlowDown to everything for 1 s from the first request. Each of the 4 workers backing off on
+    // its own (0-200, 0-400, 0-800 ms…) would send ~4 requests each in that second; with the shared pause the
+    // first burst makes everyone wait past the window.
+    const throttle = await startThrottlingS3(1000);
+    try {
+      const keys = Array.from({ length: 20 }, (_, i) => `storm/${i}.json`);
+      const expected = new Set<string>();
+      keys.forEach((key, i) => {
+        throttle.objects.set(`/${BUCKET}/${key}`, fixture(i));
+        for (const id of idsOfFixture(i)) expected.add(id);
+      });
+      const input = keys.map((key) => `s3://${BUCKET}/${key}\n`).join("");
+      const concurrency = 4;
+      const run = await runCli(
+        ["--endpoint", throttle.endpoint, "--concurrency", String(concurrency), "--retry-for", "60"],
+        input,
+        ENV,
+      );
+      expect(run.code).toBe(0);
+      const out = parseOutput(run.stdout);
+      expect(deadLetters(out)).toEqual([]);
+      expect(new Set(idsOf(out))).toEqual(expected);
+      expect(throttle.throttled).toBeGreaterThanOrEqual(concurrency);
+      expect(throttle.requests).toBeLessThanOrEqual(keys.length + 2 * concurrency);
+    } finally {
+      await throttle.close();
+    }
+  });
+
+  // BUG: RetryPolicy.throttled() raises the shared pause one level per throttled response, so one burst of
+  // `--concurrency` simultaneous 503s (one S3 hiccup) counts as N successive escalations: with the default
+  // concurrency 8 the whole filter pauses min(20 s, 200 ms * 2^8) * (0.5..1) = 10-20 s; at 4 it is 1.6-3.2 s.
+  // Expected: throttles that arrive together (before any pause was waited out) raise the pause once, so a single
+  // burst pauses for a few hundred ms; actual: 8 throttles in the same instant give a 20 s pause (random = 1).
+  it.fails("one burst of 8 simultaneous throttles pauses everyone for at most 2 s, not 20 s", () => {
+    let now = 1_000_000;
+    const retry = new RetryPolicy({ retryForMs: 300_000, random: () => 1, now: () => now });
+    for (let i = 0; i < 8; i++) retry.throttled();
+    now += 1;
+    expect(retry.pauseMs()).toBeLessThanOrEqual(2000);
+  });
+});
+
+interface ThrottlingS3 {
+  endpoint: string;
+  objects: Map<string, Buffer>;
+  requests: number;
+  throttled: number;
+  close(): Promise<void>;
+}
+
+/** A minimal path-style S3 that answers 503 SlowDown to every request for `windowMs` from the first one. */
+async function startThrottlingS3(windowMs: number): Promise<ThrottlingS3> {
+  let until = 0;
+  const state: ThrottlingS3 = {
+    endpoint: "",
+    objects: new Map(),
+    requests: 0,
+    throttled: 0,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    state.requests++;
+    if (until === 0) until = Date.now() + windowMs;
+    if (Date.now() < until) {
+      state.throttled++;
+      const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`;
+      res.writeHead(503, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    const body = state.objects.get(decodeURIComponent((req.url ?? "").split("?")[0] ?? ""));
+    if (body === undefined) {
+      const xml = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+      res.writeHead(404, { "content-type": "application/xml", "content-length": Buffer.byteLength(xml) });
+      res.end(xml);
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  state.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. The spool
+
+describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn journal", () => {
+  const journalOf = (spool: string) => join(spool, "journal.jsonl");
+  const journalBytes = (spool: string) => (existsSync(journalOf(spool)) ? statSync(journalOf(spool)).size : 0);
+  const acceptedIn = (spool: string) =>
+    existsSync(journalOf(spool)) ? (readFileSync(journalOf(spool), "utf8").match(/"a":/g) ?? []).length : 0;
+
+  /** Stores `n` objects under `prefix`; returns the input lines and every expected eventID. */
+  function objects(prefix: string, n: number): { keys: string[]; input: string; expected: Set<string> } {
+    const keys = Array.from({ length: n }, (_, i) => `${prefix}/${i}.json.gz`);
+    const expected = new Set<string>();
+    keys.forEach((key, i) => {
+      for (const id of put(key, i, true)) expected.add(id);
+    });
+    // CloudTrail notifications naming two keys each, and single s3:// lines.
+    const lines: string[] = [];
+    for (let i = 0; i < keys.length; i += 3) {
+      lines.push(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys.slice(i, i + 2) }));
+      if (keys[i + 2] !== undefined) lines.push(`s3://${BUCKET}/${keys[i + 2]}`);
+    }
+    return { keys, input: `${lines.join("\n")}\n`, expected };
+  }
+
+  const missing = (expected: Set<string>, runs: Record<string, unknown>[][]) => {
+    const seen = new Set(runs.flatMap(idsOf));
+    return [...expected].filter((id) => !seen.has(id));
+  };
+
+  it("SIGTERM after stdin is closed: exits 0 in time with whole lines; a restart replays the rest; then nothing", async () => {
+    const spool = join(tempDir(), "spool");
+    const { keys, input, expected } = objects("sigterm", 24);
+    const stalled = keys[1] as string;
+    const slow = keys[4] as string;
+    s3.failKey(BUCKET, stalled, "stall");
+    s3.failKey(BUCKET, slow, { delay: 10_000 });
+    const first = spawnCli(["--spool-dir", spool, "--concurrency", "2", "--shutdown-timeout", "1"]);
+    first.child.stdin.end(input);
+    await waitFor("the stalled and the slow request", () => {
+      return s3.requestsFor(BUCKET, stalled).length > 0 && s3.requestsFor(BUCKET, slow).length > 0;
+    });
+    const signalledAt = Date.now();
+    first.child.kill("SIGTERM");
+    const run1 = await first.done;
+    const took = Date.now() - signalledAt;
+    expect(run1.code).toBe(0);
+    expect(took).toBeLessThan(1000 + 3000);
+    const out1 = parseOutput(run1.stdout); // throws on a partial line
+    expect(logsNamed(run1, "stopping")).toHaveLength(1);
+    const summary1 = summaryOf(run1);
+    expect(Number(summary1.spooled)).toBeGreaterThan(0);
+    expect(missing(expected, [out1]).length).toBeGreaterThan(0);
+
+    // The restart replays the unfinished records (the stall and delay are used up now).
+    const run2 = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(run2.code).toBe(0);
+    const out2 = parseOutput(run2.stdout);
+    expect(deadLetters(out2)).toEqual([]);
+    expect(logsNamed(run2, "replaying the spool")).toEqual([expect.objectContaining({ records: summary1.spooled })]);
+    expect(missing(expected, [out1, out2])).toEqual([]);
+    expect(summaryOf(run2)).toMatchObject({ spooled: 0, abandoned: 0 });
+
+    // Drained: nothing replayed, nothing out, and the journal is compacted away.
+    const run3 = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(run3.code).toBe(0);
+    expect(parseOutput(run3.stdout)).toEqual([]);
+    expect(summaryOf(run3)).toMatchObject({ records: 0, spooled: 0 });
+    expect(logsNamed(run3, "replaying the spool")).toEqual([]);
+    expect(journalBytes(spool)).toBe(0);
+  });
+
+  // BUG: stdout is a blocking pipe (Node makes stdio pipes synchronous on Linux), so while the reader does not read
+  // (fluentd's reader thread blocked on a full downstream buffer), a write(2) blocks the whole event loop: the
+  // SIGTERM handler and the --shutdown-timeout timer only run once the reader reads again.
+  // Reproducer: --spool-dir, --shutdown-timeout 1, 28 objects (~600 KB of output) on stdin, stdout not read; SIGTERM
+  // after 1.5 s. Expected: exit within ~1 s (unwritten records stay in the spool). Actual: no exit until stdout is
+  // read again (5 s in the manual run: "stopping" is logged at once, "abandoned" only when the reader resumed).
+  it.fails("SIGTERM while stdout is not being read: still exits within the shutdown timeout", async () => {
+    const spool = join(tempDir(), "spool");
+    const { input } = objects("unread", 28);
+    const run = spawnCli(["--spool-dir", spool, "--shutdown-timeout", "1"]);
+    run.child.stdout.pause();
+    run.child.stdin.end(input);
+    let exited = false;
+    run.child.on("exit", () => {
+      exited = true;
+    });
+    try {
+      await waitFor("the objects requested", () => s3.requests.filter((r) => r.key.startsWith("unread/")).length >= 8);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      run.child.kill("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(exited).toBe(true);
+    } finally {
+      run.child.stdout.resume();
+      await run.done;
+    }
+  });
+
+  it("kill -9 once every record is journaled: a restart with empty stdin replays what was not finished", async () => {
+    const spool = join(tempDir(), "spool");
+    const { keys, input, expected } = objects("kill-journaled", 12);
+    for (const key of keys.slice(0, 4)) s3.failKey(BUCKET, key, { delay: 5000 });
+    const lines = input.trim().split("\n").length;
+    const first = spawnCli(["--spool-dir", spool, "--concurrency", "4"]);
+    first.child.stdin.end(input);
+    await waitFor("every record journaled", () => acceptedIn(spool) >= lines);
+    first.child.kill("SIGKILL");
+    const run1 = await first.done;
+    expect(run1.signal).toBe("SIGKILL");
+    const out1 = completeLines(run1.stdout);
+
+    const run2 = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(run2.code).toBe(0);
+    const out2 = parseOutput(run2.stdout);
+    expect(logsNamed(run2, "replaying the spool")).toHaveLength(1);
+    expect(missing(expected, [out1, out2])).toEqual([]);
+
+    const run3 = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(parseOutput(run3.stdout)).toEqual([]);
+    expect(summaryOf(run3)).toMatchObject({ records: 0 });
+  });
+
+  it("kill -9 at random points (seeded), each restart re-sending the whole input: every event out at least once", async () => {
+    const seed = 20_240_604;
+    const random = seeded(seed);
+    const spool = join(tempDir(), "spool");
+    const { keys, input, expected } = objects("kill-random", 15);
+    const outputs: Record<string, unknown>[][] = [];
+    const schedule: number[] = [];
+    for (let iteration = 0; iteration < 4; iteration++) {
+      // Slow a few objects down each time so that there is work in flight to interrupt.
+      for (const key of keys) if (random() < 0.3) s3.failKey(BUCKET, key, { delay: Math.round(200 + random() * 800) });
+      const killAfter = Math.round(random() * 1500);
+      schedule.push(killAfter);
+      const run = spawnCli(["--spool-dir", spool, "--concurrency", "3"]);
+      run.child.stdin.end(input);
+      await new Promise((resolve) => setTimeout(resolve, killAfter));
+      run.child.kill("SIGKILL");
+      const result = await run.done;
+      // Killed mid-write, a run may leave a partial last line; every complete one is a JSON object.
+      outputs.push(completeLines(result.stdout));
+    }
+    // The last restart gets the input once more and is left to finish.
+    const last = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], input, ENV);
+    expect(last.code, `seed ${seed}, kills after ${schedule.join(",")} ms`).toBe(0);
+    outputs.push(parseOutput(last.stdout));
+    expect(deadLetters(outputs.flat())).toEqual([]);
+    expect(missing(expected, outputs), `seed ${seed}, kills after ${schedule.join(",")} ms`).toEqual([]);
+
+    const drained = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(drained.code).toBe(0);
+    expect(parseOutput(drained.stdout)).toEqual([]);
+    expect(summaryOf(drained)).toMatchObject({ records: 0, spooled: 0 });
+  });
+
+  it("a torn last journal entry is tolerated; an entry whose done mark is torn is replayed", async () => {
+    const spool = join(tempDir(), "spool");
+    const key = "torn/0.json";
+    const expected = put(key, 3);
+    const first = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], `s3://${BUCKET}/${key}\n`, ENV);
+    expect(first.code).toBe(0);
+    // A record accepted, its done mark cut by kill -9, then an accept cut in half.
+    const accepted = JSON.stringify({ a: 7777, t: `s3://${BUCKET}/${key}` });
+    const half = JSON.stringify({ a: 7778, t: `s3://${BUCKET}/torn/never.json` });
+    appendFileSync(join(spool, "journal.jsonl"), `${accepted}\n{"d":77${half.slice(0, half.length >> 1)}`);
+    const second = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(second.code).toBe(0);
+    expect(second.stderr).toBe("");
+    const out = parseOutput(second.stdout);
+    expect(deadLetters(out)).toEqual([]);
+    expect(idsOf(out).sort()).toEqual([...expected].sort());
+    expect(s3.requestsFor(BUCKET, "torn/never.json")).toEqual([]);
+    const third = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(parseOutput(third.stdout)).toEqual([]);
+    expect(summaryOf(third)).toMatchObject({ records: 0 });
+  });
+
+  it("a second process on the same spool exits non-zero with a clear error", async () => {
+    const spool = join(tempDir(), "spool");
+    const first = spawnCli(["--spool-dir", spool]);
+    await waitFor("the lock", () => existsSync(join(spool, "lock")));
+    const second = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(second.code).not.toBe(0);
+    expect(second.stdout.toString()).toBe("");
+    expect(second.stderr).toMatch(/spool/);
+    expect(second.stderr).toContain(`in use by process ${first.child.pid}`);
+    first.child.stdin.end();
+    const run = await first.done;
+    expect(run.code).toBe(0);
+    expect(existsSync(join(spool, "lock"))).toBe(false);
+  });
+
+  it("the journal is compacted: after a drained run of 1200 records it is small", async () => {
+    const spool = join(tempDir(), "spool");
+    // S3 test events: skipped records that need no S3, so the run is quick.
+    const input = `${JSON.stringify({ Event: "s3:TestEvent" })}\n`.repeat(1200);
+    const run = await runCli(["--spool-dir", spool], input, ENV);
+    expect(run.code).toBe(0);
+    expect(summaryOf(run)).toMatchObject({ records: 1200, skipped: 1200, spooled: 0 });
+    // Uncompacted, 1200 accepts and 1200 done marks take ~70 KB.
+    expect(journalBytes(spool)).toBeLessThan(20_000);
+    const again = await runCli(["--spool-dir", spool], "", ENV);
+    expect(summaryOf(again)).toMatchObject({ records: 0 });
+    expect(journalBytes(spool)).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. SQS acknowledgements
+
+describe("--delete-sqs-messages: messages are deleted once their output is written", () => {
+  let sqs: SqsTest;
+  beforeAll(async () => {
+    sqs = await startSqs();
+  });
+  afterAll(async () => {
+    await sqs?.close();
+  });
+
+  const message = (handle: string, keys: string[]): string =>
+    JSON.stringify({
+      body: JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }),
+      receipt_handle: handle,
+      message_id: `id-${handle}`,
+      md5_of_body: "0",
+      queue_url: sqs.queueUrl,
+      sender_id: "",
+    });
+  const deleteCalls = () => sqs.calls.filter((c) => c.action === "DeleteMessageBatch" || c.action === "DeleteMessage");
+  const handlesOf = (call: { input: Record<string, unknown> }) =>
+    ((call.input.Entries as { ReceiptHandle: string }[] | undefined) ?? []).map((e) => e.ReceiptHandle);
+  const deletedAt = (handle: string) =>
+    sqs.succeeded("DeleteMessageBatch").find((call) => handlesOf(call).includes(handle))?.time;
+
+  it("deletes in batches of at most 10, after the events are out; 404 → dead letter and deleted; a handle twice → once", async () => {
+    const lines: string[] = [];
+    const expected = new Set<string>();
+    for (let i = 0; i < 25; i++) {
+      const key = `sqs/batch/${i}.json`;
+      for (const id of put(key, i)) expected.add(id);
+      lines.push(message(`rh-batch-${i}`, [key]));
+    }
+    const slowKey = "sqs/batch/slow.json";
+    const slowIds = put(slowKey, 2);
+    s3.failKey(BUCKET, slowKey, { delay: 1500 });
+    lines.push(message("rh-slow", [slowKey]));
+    lines.push(message("rh-missing", ["sqs/batch/missing.json"]));
+    lines.push(message("rh-dup", ["sqs/batch/0.json"]), message("rh-dup", ["sqs/batch/0.json"]));
+
+    const started = startCli(["--endpoint", s3.endpoint, "--delete-sqs-messages"], ENV);
+    const firstSeen = new Map<string, number>();
+    let text = "";
+    started.child.stdout.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      const end = text.lastIndexOf("\n");
+      for (const line of text.slice(0, end + 1).split("\n")) {
+        if (line.trim() === "") continue;
+        const id = String((JSON.parse(line) as { eventID?: unknown }).eventID);
+        if (!firstSeen.has(id)) firstSeen.set(id, Date.now());
+      }
+      text = text.slice(end + 1);
+    });
+    started.child.stdin.end(`${lines.join("\n")}\n`);
+    const run = await started.done;
+    expect(run.code).toBe(0);
+    const out = parseOutput(run.stdout);
+    for (const id of [...expected, ...slowIds]) expect(firstSeen.has(id), id).toBe(true);
+    expect(deadLetters(out)).toEqual([
+      expect.objectContaining({ key: "sqs/batch/missing.json", error: expect.objectContaining({ code: "NotFound" }) }),
+    ]);
+
+    const calls = deleteCalls();
+    expect(calls.every((c) => c.action === "DeleteMessageBatch")).toBe(true);
+    for (const call of calls) expect(handlesOf(call).length).toBeLessThanOrEqual(10);
+    const wanted = [...Array.from({ length: 25 }, (_, i) => `rh-batch-${i}`), "rh-slow", "rh-missing", "rh-dup"];
+    expect([...sqs.deleted].filter((h) => wanted.includes(h)).sort()).toEqual([...wanted].sort()); // each once
+    expect(calls.filter((c) => handlesOf(c).includes("rh-dup"))).toHaveLength(1);
+    // The slow message is deleted only after its last event reached stdout.
+    const lastSlowEvent = Math.max(...slowIds.map((id) => firstSeen.get(id) ?? Number.POSITIVE_INFINITY));
+    expect(deletedAt("rh-slow")).toBeGreaterThanOrEqual(lastSlowEvent);
+    expect(summaryOf(run)).toMatchObject({ sqsDeletes: wanted.length, sqsDeleteFailures: 0 });
+  });
+
+  it("an object failing transiently past --retry-for: no dead letter, message not deleted (left to SQS)", async () => {
+    const failing = "sqs/transient/failing.json";
+    put(failing, 1);
+    s3.failKey(BUCKET, failing, ...Array.from({ length: 200 }, () => ({ status: 500 })));
+    const good = "sqs/transient/good.json";
+    const goodIds = put(good, 5);
+    const input = `${message("rh-left", [failing])}\n${message("rh-good", [good])}\n`;
+    const run = await cli(["--delete-sqs-messages", "--retry-for", "1"], input);
+    expect(run.code).toBe(0);
+    const out = parseOutput(run.stdout);
+    expect(deadLetters(out)).toEqual([]);
+    expect(idsOf(out).sort()).toEqual([...goodIds].sort());
+    expect(sqs.deleted).toContain("rh-good");
+    expect(sqs.deleted).not.toContain("rh-left");
+    expect(logsNamed(run, "left to SQS redelivery")).toEqual([expect.objectContaining({ key: failing })]);
+    expect(s3.requestsFor(BUCKET, failing).length).toBeGreaterThanOrEqual(2);
+    expect(summaryOf(run)).toMatchObject({ leftToSqs: 1, deadLetters: 0 });
+  });
+
+  it("SIGTERM with a stalled object: finished messages are deleted, the stalled one is not", async () => {
+    const stalled = "sqs/sigterm/stalled.json";
+    put(stalled, 8);
+    s3.failKey(BUCKET, stalled, "stall");
+    const lines = [message("rh-term-stalled", [stalled])];
+    for (let i = 0; i < 5; i++) {
+      put(`sqs/sigterm/${i}.json`, 9 + i);
+      lines.push(message(`rh-term-${i}`, [`sqs/sigterm/${i}.json`]));
+    }
+    const run = startCli(["--endpoint", s3.endpoint, "--delete-sqs-messages", "--shutdown-timeout", "1"], ENV);
+    run.child.stdin.end(`${lines.join("\n")}\n`);
+    await waitFor("the other objects fetched", () =>
+      [0, 1, 2, 3, 4].every((i) => s3.requestsFor(BUCKET, `sqs/sigterm/${i}.json`).length > 0),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    run.child.kill("SIGTERM");
+    const result = await run.done;
+    expect(result.code).toBe(0);
+    expect(logsNamed(result, "abandoned")).toEqual([expect.objectContaining({ key: stalled })]);
+    for (let i = 0; i < 5; i++) expect(sqs.deleted).toContain(`rh-term-${i}`);
+    expect(sqs.deleted).not.toContain("rh-term-stalled");
+  });
+
+  it("SQS failing the first calls: the deletes still happen", async () => {
+    const key = "sqs/flaky/0.json";
+    put(key, 6);
+    const before = sqs.calls.length;
+    sqs.failNext(2, "500");
+    const run = await cli(["--delete-sqs-messages"], `${message("rh-flaky", [key])}\n`);
+    expect(run.code).toBe(0);
+    const calls = sqs.calls.slice(before);
+    expect(calls.filter((c) => c.status === 500)).toHaveLength(2);
+    expect(sqs.deleted.filter((h) => h === "rh-flaky")).toEqual(["rh-flaky"]);
+  });
+
+  it("--visibility-timeout: extended while the object is worked on, never after it is done", async () => {
+    const slowKey = "sqs/visibility/slow.json";
+    put(slowKey, 7);
+    s3.failKey(BUCKET, slowKey, { delay: 3000 });
+    const input = `${message("rh-vis-slow", [slowKey])}\n`;
+    const run = await cli(["--delete-sqs-messages", "--visibility-timeout", "2"], input);
+    expect(run.code).toBe(0);
+    const changes = sqs.calls.filter(
+      (c) => c.action === "ChangeMessageVisibility" && c.input.ReceiptHandle === "rh-vis-slow",
+    );
+    expect(changes.length).toBeGreaterThanOrEqual(1);
+    for (const change of changes) expect(change.input.VisibilityTimeout).toBe(2);
+    const deleted = deletedAt("rh-vis-slow");
+    expect(deleted).toBeDefined();
+    for (const change of changes) expect(change.time).toBeLessThanOrEqual(deleted as number);
+    expect(sqs.visibilityChanges.filter(([h]) => h === "rh-vis-slow").length).toBe(changes.length);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. In process: every input record is accounted for
+
+type Fault = "open" | "throttle" | { mid: number };
+interface ObjectSpec {
+  kind: "good" | "transient" | "forever" | "permanent" | "denied" | "corrupt" | "missing";
+  events: number;
+  gzip: boolean;
+  faults: Fault[];
+  chunk: number;
+  cut: number;
+  detail: string;
+}
+type LineSpec =
+  | { type: "notification"; objects: ObjectSpec[]; sqs: boolean; digest: boolean }
+  | { type: "url"; object: ObjectSpec }
+  | { type: "garbage"; text: string }
+  | { type: "partial"; cut: number }
+  | { type: "test" };
+
+const objectArb: fc.Arbitrary<ObjectSpec> = fc.record({
+  kind: fc.constantFrom(
+    "good",
+    "good",
+    "good",
+    "transient",
+    "transient",
+    "forever",
+    "permanent",
+    "denied",
+    "corrupt",
+    "missing",
+  ),
+  events: fc.integer({ min: 0, max: 10 }),
+  gzip: fc.boolean(),
+  faults: fc.array(
+    fc.oneof(
+      fc.constant<Fault>("open"),
+      fc.constant<Fault>("throttle"),
+      fc.nat({ max: 5000 }).map((mid): Fault => ({ mid })),
+    ),
+    { minLength: 1, maxLength: 3 },
+  ),
+  chunk: fc.integer({ min: 1, max: 700 }),
+  cut: fc.nat(),
+  detail: fc.string({ maxLength: 12, unit: "grapheme" }),
+});
+
+const lineArb: fc.Arbitrary<LineSpec> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      type: fc.constant("notification" as const),
+      objects: fc.array(objectArb, { minLength: 1, maxLength: 3 }),
+      sqs: fc.boolean(),
+      digest: fc.boolean(),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("url" as const), object: objectArb }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant("garbage" as const),
+      text: fc
+        .string({ maxLength: 40 })
+        .filter(
+          (t) => t.trim() !== "" && !/[\r\n]/.test(t) && !t.trim().startsWith("s3://") && !t.trim().startsWith("file:"),
+        ),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("partial" as const), cut: fc.nat() }) },
+  { weight: 1, arbitrary: fc.constant({ type: "test" as const }) },
+);
+
+interface Stored {
+  spec: ObjectSpec;
+  bytes: Buffer;
+  ids: string[];
+}
+
+/** Objects in memory that fail as their spec says; a key is opened once per attempt. */
+class MemorySource implements ObjectSource {
+  readonly opens = new Map<string, number>();
+  constructor(private readonly objects: Map<string, Stored>) {}
+
+  async open(ref: ObjectRef, _signal: AbortSignal): Promise<OpenedObject> {
+    await Promise.resolve();
+    if (ref.scheme !== "s3") throw new FetchError("NotFound", "no files here", false);
+    const where = `s3://${ref.bucket}/${ref.key}`;
+    const attempt = this.opens.get(ref.key) ?? 0;
+    this.opens.set(ref.key, attempt + 1);
+    const stored = this.objects.get(ref.key);
+    if (stored === undefined || stored.spec.kind === "missing") {
+      throw new FetchError("NotFound", `Failed to fetch ${where}: NoSuchKey`, false);
+    }
+    const { spec, bytes } = stored;
+    if (spec.kind === "denied") throw new FetchError("AccessDenied", `Failed to fetch ${where}: AccessDenied`, false);
+    if (spec.kind === "permanent") throw new FetchError("FetchFailed", `Failed to fetch ${where}: 400`, false);
+    const fault =
+      spec.kind === "transient"
+        ? spec.faults[attempt]
+        : spec.kind === "forever"
+          ? spec.faults[attempt % spec.faults.length]
+          : undefined;
+    if (fault === "open") throw new FetchError("FetchFailed", `Failed to fetch ${where}: InternalError`, true);
+    if (fault === "throttle") throw new FetchError("FetchFailed", `Failed to fetch ${where}: SlowDown`, true, true);
+    const upTo = fault === undefined ? bytes.length : bytes.length === 0 ? 0 : fault.mid % bytes.length;
+    return { body: chunked(bytes.subarray(0, upTo), spec.chunk, fault !== undefined, where), size: bytes.length };
+  }
+}
+
+async function* chunked(bytes: Buffer, size: number, fail: boolean, where: string): AsyncGenerator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) {
+    await new Promise((resolve) => setImmediate(resolve));
+    yield bytes.subarray(at, at + size);
+  }
+  if (fail) throw new FetchError("FetchFailed", `Failed to read ${where}: aborted after ${bytes.length} bytes`, true);
+}
+
+class MemoryLog implements Logger {
+  readonly lines: ({ level: string; msg: string } & LogContext)[] = [];
+  debug(msg: string, context?: LogContext): void {
+    this.lines.push({ level: "debug", msg, ...context });
+  }
+  info(msg: string, context?: LogContext): void {
+    this.lines.push({ level: "info", msg, ...context });
+  }
+  warn(msg: string, context?: LogContext): void {
+    this.lines.push({ level: "warn", msg, ...context });
+  }
+  error(msg: string, context?: LogContext): void {
+    this.lines.push({ level: "error", msg, ...context });
+  }
+}
+
+function storedObject(key: string, spec: ObjectSpec): Stored {
+  const ids = Array.from({ length: spec.events }, (_, i) => `${key}#${i}`);
+  const records = ids.map((eventID, i) => ({
+    eventVersion: "1.08",
+    eventID,
+    eventTime: `2023-07-10T12:${String(i % 60).padStart(2, "0")}:00Z`,
+    eventName: spec.detail,
+    requestParameters: i % 2 === 0 ? { bucketName: spec.detail, n: i } : null,
+  }));
+  let bytes = Buffer.from(JSON.stringify({ Records: records }), "utf8");
+  if (spec.gzip) bytes = gzipSync(bytes);
+  if (spec.kind === "corrupt") bytes = bytes.subarray(0, 1 + (spec.cut % (bytes.length - 1)));
+  return { spec, bytes, ids };
+}
+
+describe("in process: every input record is accounted for (fast-check)", () => {
+  it("never throws, writes only JSON objects, and accounts for every record, object and event", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(lineArb, { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.boolean(),
+        async (specs, concurrency, leaveTransientToSqs) => {
+          const objects = new Map<string, Stored>();
+          const keysOfLine = new Map<number, { key: string; spec: ObjectSpec }[]>();
+          const texts: string[] = [];
+          const sqsLines = new Set<number>();
+          let n = 0;
+          const add = (line: number, spec: ObjectSpec): string => {
+            const key = `o/${n++}.json`; // every key named once: its events and dead letters belong to one record
+            objects.set(key, storedObject(key, spec));
+            keysOfLine.set(line, [...(keysOfLine.get(line) ?? []), { key, spec }]);
+            return key;
+          };
+          specs.forEach((spec, i) => {
+            const line = i + 1;
+            if (spec.type === "notification") {
+              const keys = spec.objects.map((o) => add(line, o));
+              if (spec.digest) keys.push(`AWSLogs/1/CloudTrail-Digest/us-east-1/d${line}.json.gz`);
+              const body = JSON.stringify({ s3Bucket: "b", s3ObjectKey: keys });
+              if (spec.sqs) sqsLines.add(line);
+              texts.push(
+                spec.sqs
+                  ? JSON.stringify({
+                      body,
+                      receipt_handle: `rh-${line}`,
+                      message_id: `m-${line}`,
+                      md5_of_body: "0",
+                      queue_url: "https://sqs.us-east-1.amazonaws.com/1/q",
+                      sender_id: "",
+                    })
+                  : body,
+              );
+            } else if (spec.type === "url") {
+              texts.push(`s3://b/${add(line, spec.object)}`);
+            } else if (spec.type === "garbage") {
+              texts.push(spec.text);
+            } else if (spec.type === "partial") {
+              const whole = JSON.stringify({ s3Bucket: "b", s3ObjectKey: ["o/unused.json"] });
+              texts.push(whole.slice(0, 1 + (spec.cut % (whole.length - 1))));
+            } else {
+              texts.push(JSON.stringify({ Event: "s3:TestEvent" }));
+            }
+          });
+
+          const out = new PassThrough();
+          const chunks: Buffer[] = [];
+          out.on("data", (chunk: Buffer) => chunks.push(chunk));
+          const sink = new OutputSink(out, { padBytes: 0 });
+          const log = new MemoryLog();
+          const outcomes: RecordOutcome[] = [];
+          const filter = new Filter({
+            source: new MemorySource(objects),
+            sink,
+            log,
+            options: {
+              concurrency,
+              deadletterTag: "dl",
+              maxObjectBytes: 1 << 20,
+              maxEventBytes: 1 << 16,
+              timestamp: true,
+              retryFor: 0.03,
+              leaveTransientToSqs,
+            },
+            retry: new RetryPolicy({ retryForMs: 30, baseMs: 1, maxMs: 4 }),
+            hooks: { recordDone: (outcome) => outcomes.push(outcome) },
+          });
+          async function* lines(): AsyncGenerator<Line> {
+            for (const [i, text] of texts.entries()) {
+              if (i % 3 === 0) await new Promise((resolve) => setImmediate(resolve));
+              yield { kind: "line", number: i + 1, text };
+            }
+          }
+          const summary = await filter.run(lines());
+          await sink.end();
+
+          // Every line on stdout is one JSON object.
+          const text = Buffer.concat(chunks).toString("utf8");
+          expect(text === "" || text.endsWith("\n")).toBe(true);
+          const records = text
+            .split("\n")
+            .filter((l) => l !== "")
+            .map((l) => {
+              const value: unknown = JSON.parse(l);
+              expect(value !== null && typeof value === "object" && !Array.isArray(value)).toBe(true);
+              return value as Record<string, unknown>;
+            });
+          const eventLines = records.filter((r) => r._tag === undefined);
+          const deadLines = records.filter((r) => r._tag === "dl");
+          expect(eventLines.length + deadLines.length).toBe(records.length);
+          expect(log.lines.filter((l) => l.level === "error")).toEqual([]);
+
+          // Every record is reported done once, none abandoned; the totals match stdout.
+          expect(outcomes.map((o) => o.line.number).sort((a, b) => a - b)).toEqual(texts.map((_, i) => i + 1));
+          expect(outcomes.filter((o) => o.abandoned)).toEqual([]);
+          expect(outcomes.reduce((sum, o) => sum + o.events, 0)).toBe(eventLines.length);
+          expect(outcomes.reduce((sum, o) => sum + o.deadLetters, 0)).toBe(deadLines.length);
+          expect(summary).toMatchObject({
+            records: texts.length,
+            events: eventLines.length,
+            deadLetters: deadLines.length,
+          });
+
+          const eventCount = counts(eventLines.map((e) => String(e.eventID)));
+          const leftToSqs = new Set(log.lines.filter((l) => l.msg === "left to SQS redelivery").map((l) => l.key));
+          for (const outcome of outcomes) {
+            const line = outcome.line.number;
+            const spec = specs[line - 1] as LineSpec;
+            const context = `line ${line}: ${texts[line - 1]}`;
+            if (spec.type === "garbage" || spec.type === "partial") {
+              if (interpretLine(texts[line - 1] as string).kind !== "error") continue; // a garbage that means something
+              expect(outcome, context).toMatchObject({ events: 0, deadLetters: 1, retryLater: false });
+              continue;
+            }
+            if (spec.type === "test" || (spec.type === "notification" && spec.digest)) {
+              const skips = log.lines.filter((l) => l.msg === "skipped" && l.line === line);
+              expect(skips, context).toHaveLength(1);
+            }
+            let events = 0;
+            let dead = 0;
+            let later = false;
+            for (const { key, spec: object } of keysOfLine.get(line) ?? []) {
+              const ids = (objects.get(key) as Stored).ids;
+              const mine = deadLines.filter((d) => d.key === key);
+              const out = ids.filter((id) => eventCount.has(id));
+              // No event twice, and what came out is always the object's first events.
+              for (const id of out) expect(eventCount.get(id), `${context} ${id}`).toBe(1);
+              expect(out, `${context} ${key}`).toEqual(ids.slice(0, out.length));
+              expect(mine.length, `${context} ${key}`).toBeLessThanOrEqual(1);
+              events += out.length;
+              dead += mine.length;
+              const deadLetter = mine[0] as { error: { code: string; eventsEmitted?: number } } | undefined;
+              if (deadLetter !== undefined) {
+                expect(out.length, `${context} ${key}`).toBe(deadLetter.error.eventsEmitted ?? 0);
+                expect(leftToSqs.has(key)).toBe(false);
+              }
+              const left = leftToSqs.has(key);
+              if (left) later = true;
+              switch (object.kind) {
+                case "good":
+                  expect({ out: out.length, dead: mine.length, left }, `${context} ${key}`).toEqual({
+                    out: ids.length,
+                    dead: 0,
+                    left: false,
+                  });
+                  break;
+                case "missing":
+                case "permanent":
+                case "denied":
+                  expect(deadLetter?.error.code, `${context} ${key}`).toBe(
+                    { missing: "NotFound", permanent: "FetchFailed", denied: "AccessDenied" }[object.kind],
+                  );
+                  expect(out, `${context} ${key}`).toEqual([]);
+                  break;
+                case "corrupt":
+                  expect(deadLetter, `${context} ${key}`).toBeDefined();
+                  break;
+                case "transient":
+                case "forever": {
+                  // Done, dead-lettered as FetchFailed, or (SQS record, leaveTransientToSqs) left to redelivery.
+                  const done = deadLetter === undefined && !left;
+                  if (done) expect(out.length, `${context} ${key}`).toBe(ids.length);
+                  if (deadLetter !== undefined) expect(deadLetter.error.code).toBe("FetchFailed");
+                  if (left) expect(leaveTransientToSqs && sqsLines.has(line), context).toBe(true);
+                  if (object.kind === "forever") expect(done, `${context} ${key}`).toBe(false);
+                  if (object.kind === "forever" && leaveTransientToSqs && sqsLines.has(line)) {
+                    expect(left, `${context} ${key}`).toBe(true);
+                  }
+                  break;
+                }
+              }
+            }
+            expect(
+              { events: outcome.events, deadLetters: outcome.deadLetters, retryLater: outcome.retryLater },
+              context,
+            ).toEqual({ events, deadLetters: dead, retryLater: later });
+          }
+          // Nothing on stdout that no record claims.
+          const claimed = new Set([...keysOfLine.values()].flat().map((k) => k.key));
+          for (const id of eventCount.keys()) expect(claimed.has(id.split("#")[0] as string), id).toBe(true);
+        },
+      ),
+      { numRuns: Number(process.env.DELIVERY_RUNS ?? 40) },
+    );
+  });
+});
