@@ -71,8 +71,8 @@ beforeAll(async () => {
   s3 = await startS3();
   env = s3Env(s3.endpoint);
   await s3.createBucket(BUCKET);
-  await s3.putObject(BUCKET, PREFIX + nameA + ".gz", gzipSync(fixture(nameA)), "gzip");
-  await s3.putObject(BUCKET, PREFIX + nameB + ".gz", gzipSync(fixture(nameB)), "gzip");
+  await s3.putObject(BUCKET, `${PREFIX + nameA}.gz`, gzipSync(fixture(nameA)), "gzip");
+  await s3.putObject(BUCKET, `${PREFIX + nameB}.gz`, gzipSync(fixture(nameB)), "gzip");
   // Keys that need decoding: a space, a plus sign, non-ASCII.
   await s3.putObject(BUCKET, `odd prefix/a+b=c/日本/${nameC}.gz`, gzipSync(fixture(nameC)), "gzip");
   // Plain JSON despite the name; gzip of gzip; two gzip members.
@@ -96,7 +96,7 @@ afterAll(async () => {
 describe("the CLI against S3 on loopback", () => {
   it("turns good and bad input mixed in one run into events, skips and one dead letter per failure", async () => {
     const input = [
-      sqs3(sns(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [PREFIX + nameA + ".gz", PREFIX + nameB + ".gz"] })), 1),
+      sqs3(sns(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX + nameA}.gz`, `${PREFIX + nameB}.gz`] })), 1),
       sqs1(sns(s3Event([`odd prefix/a+b=c/日本/${nameC}.gz`]), "Amazon S3 Notification"), 2),
       s3Event([`${PREFIX}plain-${nameD}.gz`, `${PREFIX}double-${nameD}.gz`]),
       JSON.stringify({
@@ -200,7 +200,7 @@ describe("the CLI against S3 on loopback", () => {
   });
 
   it("reads lines cut at odd places across writes", async () => {
-    const lines = [nameA, nameB].map((name) => `file://${join(FIXTURES, name)}\r\n`).join("") + "\n\n";
+    const lines = `${[nameA, nameB].map((name) => `file://${join(FIXTURES, name)}\r\n`).join("")}\n\n`;
     const spawned = startCli(["--pad-bytes", "0"], env);
     const cuts = [3, 9, 10, 31, lines.length - 2];
     let from = 0;
