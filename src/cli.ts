@@ -272,6 +272,22 @@ function openSpool(options: CliOptions, program: Command): Spool | undefined {
   }
 }
 
+/**
+ * Waits until stdout has taken everything. After a signal the wait is bounded: a reader that stopped reading must
+ * not hold the process past fluentd's patience; what it did not take stays unfinished (in the spool, if any).
+ */
+async function finishOutput(sink: OutputSink, stopping: boolean, log: Logger): Promise<void> {
+  if (!stopping) return sink.end();
+  const graceMs = 1000;
+  const ended = await Promise.race([
+    sink.end().then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref()),
+  ]);
+  if (!ended) {
+    log.warn("stdout is not being read; exiting with output unsent", { bytes: sink.pending });
+  }
+}
+
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
   const spool = openSpool(options, program);
   const { log, sink, source } = startRuntime(options, program);
@@ -335,10 +351,12 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       setTimeout(() => {
         filter.abortInFlight();
         intake.abandon();
+        sink.abandon();
       }, options.shutdownTimeout * 1000).unref();
     } else {
       filter.abortInFlight();
       intake.abandon();
+      sink.abandon();
     }
   };
   process.on("SIGTERM", onSignal);
@@ -347,7 +365,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   const started = Date.now();
   const summary = await filter.run(intake);
   await intake.finished;
-  await sink.end();
+  await finishOutput(sink, signals > 0, log);
   await acker?.close(signals > 0 ? 1000 : 10_000);
   spool?.close();
   log.info("summary", {

@@ -191,7 +191,11 @@ export class Filter {
     if (--tracker.pending > 0) return;
     const hook = this.deps.hooks?.recordDone;
     if (hook === undefined) return;
-    const done = this.deps.sink.written().then(() => hook(tracker.outcome));
+    const done = this.deps.sink.written().then((written) => {
+      // Not written (shutdown with a reader that stopped reading): the record is unfinished, as if abandoned.
+      if (!written) tracker.outcome.abandoned = true;
+      hook(tracker.outcome);
+    });
     this.finishing.add(done);
     void done.finally(() => this.finishing.delete(done));
   }

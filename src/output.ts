@@ -35,7 +35,9 @@ export class OutputSink {
   /** Writes issued and writes completed, counted; completions arrive in order. */
   private sent = 0;
   private completed = 0;
-  private waiters: { target: number; resolve: () => void }[] = [];
+  private waiters: { target: number; resolve: (written: boolean) => void }[] = [];
+  private abandoned = false;
+  private releaseDrain: (() => void) | undefined;
   private readonly batchBytes: number;
   private readonly pad: Buffer;
 
@@ -116,15 +118,17 @@ export class OutputSink {
 
   /** Resolves when the pipe can take more; producers await this between chunks. */
   ready(): Promise<void> {
-    if (this.failed || !this.out.writableNeedDrain) return Promise.resolve();
+    if (this.failed || this.abandoned || !this.out.writableNeedDrain) return Promise.resolve();
     this.drained ??= new Promise<void>((resolve) => {
       const done = (): void => {
         this.out.off("drain", done);
         this.out.off("close", done);
         this.out.off("error", done);
         this.drained = undefined;
+        this.releaseDrain = undefined;
         resolve();
       };
+      this.releaseDrain = done;
       this.out.on("drain", done);
       this.out.on("close", done);
       this.out.on("error", done);
@@ -136,18 +140,38 @@ export class OutputSink {
    * Resolves once every line appended so far has been handed to the pipe (the batch is sent now). This is the
    * moment an input record's output is "written": the journal and SQS acknowledgements wait for it.
    */
-  written(): Promise<void> {
+  written(): Promise<boolean> {
+    if (this.abandoned) return Promise.resolve(false);
     this.flush();
-    if (this.pendingWrites === 0 || this.failed) return Promise.resolve();
+    if (this.pendingWrites === 0 || this.failed) return Promise.resolve(!this.failed);
     const target = this.sent;
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       this.waiters.push({ target, resolve });
     });
+  }
+
+  /**
+   * Shutdown deadline with a reader that does not read: stop taking lines, wake producers waiting for the pipe, and
+   * answer "not written" to everyone waiting for their lines (their records stay unfinished, in the spool).
+   */
+  abandon(): void {
+    this.abandoned = true;
+    this.releaseDrain?.();
+    for (const waiter of this.waiters.splice(0)) waiter.resolve(false);
+  }
+
+  /** Bytes handed to stdout that the reader has not taken yet. */
+  get pending(): number {
+    return this.out.writableLength;
   }
 
   /** Writes what is batched, pads if anything was written since the last pad, and waits until all is in the pipe. */
   async end(): Promise<void> {
     clearTimeout(this.idleTimer);
+    if (this.abandoned) {
+      this.pos = 0; // lines not handed to the pipe yet are dropped: their records are not done
+      this.oversized = [];
+    }
     this.flush();
     if (this.dirty && this.pad.length > 0 && !this.failed) {
       this.dirty = false;
@@ -172,7 +196,7 @@ export class OutputSink {
   }
 
   private send(chunk: Buffer, counts = true): void {
-    if (this.failed) return;
+    if (this.failed || (this.abandoned && counts && chunk !== this.pad)) return;
     if (counts) {
       this.bytesOut += chunk.length;
       this.dirty = true;
@@ -183,7 +207,7 @@ export class OutputSink {
       this.pendingWrites--;
       this.completed++;
       while (this.waiters.length > 0 && (this.waiters[0] as { target: number }).target <= this.completed) {
-        this.waiters.shift()?.resolve();
+        this.waiters.shift()?.resolve(true);
       }
       if (this.pendingWrites === 0 && this.settled !== undefined) {
         const settled = this.settled;

@@ -37,6 +37,8 @@ export class RetryPolicy {
 
   /** S3 throttled a request: everyone pauses, longer each time it happens again before a success. */
   throttled(): void {
+    // Throttles that arrive while a pause is already running are the same episode: one step up, not one per object.
+    if (this.now() < this.sharedUntil) return;
     this.throttleLevel = Math.min(this.throttleLevel + 1, 16);
     const pause = Math.min(this.maxMs, this.baseMs * 2 ** this.throttleLevel) * (0.5 + this.random() / 2);
     this.sharedUntil = Math.max(this.sharedUntil, this.now() + pause);

@@ -20,7 +20,7 @@ import { OutputSink } from "../src/output.js";
 import { interpretLine, type ObjectRef } from "../src/records.js";
 import { RetryPolicy } from "../src/retry.js";
 import { type CliRun, deadLetters, events, parseOutput, runCli, type Spawned, startCli } from "./support/cli.js";
-import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
+import { type Fault, type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -33,8 +33,6 @@ const fixtureNames = readdirSync(FIXTURES)
 const fixture = (i: number): Buffer => readFileSync(join(FIXTURES, fixtureNames[i % fixtureNames.length] as string));
 const idsOfFixture = (i: number): string[] =>
   (JSON.parse(fixture(i).toString("utf8")) as { Records: { eventID: string }[] }).Records.map((r) => r.eventID);
-/** The largest fixture (304 KB, 246 events): big enough that events come out before a cut in the middle. */
-const BIG = fixtureNames.findIndex((name) => name.includes("6CICdbJQM3beT7n3"));
 
 const BUCKET = "trail";
 const ENV = {
@@ -112,77 +110,66 @@ function put(key: string, i: number, gzip = false): string[] {
 // 1. S3 faults
 
 describe("S3 faults: transient ones are retried, permanent ones dead-lettered", () => {
-  it.each([
+  /** The fixtures by size, largest first: big enough that events come out before a cut in the middle. */
+  const bySize = fixtureNames.map((_, i) => i).sort((a, b) => fixture(b).length - fixture(a).length);
+  const half = (i: number, gzip: boolean) => Math.floor((gzip ? gzipSync(fixture(i)) : fixture(i)).length / 2);
+  const transient: [name: string, faults: Fault[], gzip: boolean][] = [
     [
       "503 SlowDown",
       [
         { status: 503, code: "SlowDown" },
         { status: 503, code: "SlowDown" },
       ],
-      [],
       false,
     ],
-    ["500", [{ status: 500 }, { status: 500 }], [], false],
-    ["connection reset", ["reset", "reset"], [], false],
-    ["truncated plain JSON body", [{ truncate: 150_000 }], [], false],
-    ["truncated gzip body", [{ truncate: 14_000 }], [], true],
-    ["stalled request", ["stall"], ["--request-timeout", "1"], false],
-    ["response slower than --request-timeout", [{ delay: 2500 }], ["--request-timeout", "1"], false],
-  ] as const)("%s: retried until every event is out exactly once, no dead letter", async (name, faults, args, gzip) => {
-    const key = `faults/${name.replace(/\W+/g, "-")}.json${gzip ? ".gz" : ""}`;
-    const expected = put(key, BIG, gzip);
-    if (gzip) expect(gzipSync(fixture(BIG)).length).toBeGreaterThan(20_000); // the cut is mid-object
-    s3.failKey(BUCKET, key, ...faults);
-    const run = await cli([...args], `s3://${BUCKET}/${key}\n`);
+    ["500", [{ status: 500 }, { status: 500 }], false],
+    ["connection reset", ["reset", "reset"], false],
+    ["truncated plain JSON body", [{ truncate: half(bySize[0] as number, false) }], false],
+    ["truncated gzip body", [{ truncate: half(bySize[4] as number, true) }], true],
+    ["stalled request (--request-timeout 1)", ["stall"], false],
+    ["response slower than --request-timeout", [{ delay: 2500 }], false],
+  ];
+  const keyOf = (name: string, gzip: boolean) => `faults/${name.replace(/\W+/g, "-")}.json${gzip ? ".gz" : ""}`;
+  const expectedOf = new Map<string, string[]>();
+  let run: CliRun;
+  let out: Record<string, unknown>[];
+
+  // One run for every fault (each on an object of its own), as a batch from fluentd would bring them.
+  beforeAll(async () => {
+    const lines: string[] = [];
+    transient.forEach(([name, faults, gzip], i) => {
+      const key = keyOf(name, gzip);
+      expectedOf.set(key, put(key, bySize[i] as number, gzip));
+      s3.failKey(BUCKET, key, ...faults);
+      lines.push(`s3://${BUCKET}/${key}`);
+    });
+    s3.createBucket(BUCKET);
+    s3.deny(BUCKET, "faults/denied.json");
+    lines.push(`s3://${BUCKET}/faults/missing.json`, `s3://${BUCKET}/faults/denied.json`);
+    run = await cli(["--request-timeout", "1", "--concurrency", "10"], `${lines.join("\n")}\n`);
+    out = parseOutput(run.stdout);
+  });
+
+  it.each(transient)("%s: retried until every event is out exactly once, no dead letter", (name, faults, gzip) => {
+    const key = keyOf(name, gzip);
+    const expected = expectedOf.get(key) as string[];
     expect(run.code).toBe(0);
-    const out = parseOutput(run.stdout);
-    expect(deadLetters(out)).toEqual([]);
+    expect(deadLetters(out).filter((d) => d.key === key)).toEqual([]);
     // Exactly once: a retry after a partial read skips what the first attempt wrote.
-    const seen = counts(idsOf(out));
+    const seen = counts(idsOf(out).filter((id) => expected.includes(id)));
     expect(seen.size).toBe(expected.length);
     for (const id of expected) expect(seen.get(id), id).toBe(1);
     expect(s3.requestsFor(BUCKET, key)).toHaveLength(faults.length + 1);
-    const retrying = logsNamed(run, "retrying");
+    const retrying = logsNamed(run, "retrying").filter((l) => l.key === key);
     expect(retrying).toHaveLength(faults.length);
     expect(retrying[0]).toMatchObject({ bucket: BUCKET, key, code: "FetchFailed", attempt: 1 });
-    expect(summaryOf(run)).toMatchObject({ events: expected.length, deadLetters: 0, objects: 1 });
   });
 
   it.each([
-    ["plain JSON", false, 150_000],
-    ["gzip", true, 14_000],
-  ] as const)(
-    "a truncated %s body really emits events before the cut (a partial dead letter with --retry-for 0)",
-    async (_name, gzip, cut) => {
-      const key = `faults/truncated-no-retry.json${gzip ? ".gz" : ""}`;
-      const expected = put(key, BIG, gzip);
-      s3.failKey(BUCKET, key, { truncate: cut });
-      const run = await cli(["--retry-for", "0"], `s3://${BUCKET}/${key}\n`);
-      const out = parseOutput(run.stdout);
-      const dead = deadLetters(out);
-      expect(dead).toHaveLength(1);
-      const error = (dead[0] as { error: { code: string; partial?: boolean; eventsEmitted?: number } }).error;
-      expect(error.code).toBe("FetchFailed");
-      expect(error.partial).toBe(true);
-      // The events before the cut are out, each once, and they are the first ones of the object.
-      const ids = idsOf(out);
-      expect(ids.length).toBeGreaterThan(0);
-      expect(ids.length).toBe(error.eventsEmitted);
-      expect(ids).toEqual(expected.slice(0, ids.length));
-    },
-  );
-
-  it.each([
-    ["404", "NotFound", (_key: string) => s3.createBucket(BUCKET)],
-    ["403", "AccessDenied", (key: string) => s3.deny(BUCKET, key)],
-  ] as const)("%s is permanent: exactly one request and one dead letter", async (_status, code, arrange) => {
-    const key = `faults/permanent-${code}.json`;
-    arrange(key);
-    const run = await cli([], `s3://${BUCKET}/${key}\n`);
-    expect(run.code).toBe(0);
-    const out = parseOutput(run.stdout);
-    expect(events(out)).toEqual([]);
-    expect(deadLetters(out)).toEqual([
+    ["404", "faults/missing.json", "NotFound"],
+    ["403", "faults/denied.json", "AccessDenied"],
+  ])("%s is permanent: exactly one request and one dead letter", (_status, key, code) => {
+    expect(deadLetters(out).filter((d) => d.key === key)).toEqual([
       expect.objectContaining({
         _tag: "cloudtrail.deadletter",
         bucket: BUCKET,
@@ -192,7 +179,47 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
       }),
     ]);
     expect(s3.requestsFor(BUCKET, key)).toHaveLength(1);
-    expect(logsNamed(run, "retrying")).toEqual([]);
+    expect(logsNamed(run, "retrying").filter((l) => l.key === key)).toEqual([]);
+  });
+
+  it("the run as a whole: the two permanent failures are its only dead letters", () => {
+    expect(deadLetters(out)).toHaveLength(2);
+    const all = [...expectedOf.values()].flat();
+    expect(summaryOf(run)).toMatchObject({ objects: transient.length + 2, events: all.length, deadLetters: 2 });
+  });
+
+  it("a truncated body emits the events before the cut, each once (partial dead letters with --retry-for 0)", async () => {
+    // Whether the bytes before the cut reach the scanner before the connection error does is a race (more so
+    // through gunzip), so several cuts are made and every dead letter must agree with what was written.
+    const cuts: [key: string, fixture: number, gzip: boolean, cut: number][] = [
+      ["faults/cut-0.json", bySize[7] as number, false, half(bySize[7] as number, false)],
+      ["faults/cut-1.json", bySize[8] as number, false, 5000],
+      ["faults/cut-2.json.gz", bySize[9] as number, true, 3000],
+      ["faults/cut-3.json.gz", bySize[10] as number, true, half(bySize[10] as number, true)],
+    ];
+    const expected = new Map<string, string[]>();
+    for (const [key, i, gzip, cut] of cuts) {
+      expected.set(key, put(key, i, gzip));
+      s3.failKey(BUCKET, key, { truncate: cut });
+    }
+    const cutRun = await cli(["--retry-for", "0"], cuts.map(([key]) => `s3://${BUCKET}/${key}\n`).join(""));
+    const cutOut = parseOutput(cutRun.stdout);
+    const ids = idsOf(cutOut);
+    let partial = 0;
+    for (const [key] of cuts) {
+      const dead = deadLetters(cutOut).filter((d) => d.key === key);
+      expect(dead, key).toHaveLength(1);
+      const error = (dead[0] as { error: { code: string; partial?: boolean; eventsEmitted?: number } }).error;
+      expect(error.code).toBe("FetchFailed");
+      const all = expected.get(key) as string[];
+      const mine = ids.filter((id) => all.includes(id));
+      // What came out is the object's first events, each once, as many as the dead letter says.
+      expect(mine, key).toEqual(all.slice(0, mine.length));
+      expect(mine.length, key).toBe(error.eventsEmitted ?? 0);
+      expect(mine.length, key).toBeLessThan(all.length);
+      if (error.partial === true) partial++;
+    }
+    expect(partial).toBeGreaterThan(0);
   });
 
   it("a key failing 500 for longer than --retry-for ends as one FetchFailed dead letter after several attempts", async () => {
@@ -248,7 +275,7 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
   // concurrency 8 the whole filter pauses min(20 s, 200 ms * 2^8) * (0.5..1) = 10-20 s; at 4 it is 1.6-3.2 s.
   // Expected: throttles that arrive together (before any pause was waited out) raise the pause once, so a single
   // burst pauses for a few hundred ms; actual: 8 throttles in the same instant give a 20 s pause (random = 1).
-  it.fails("one burst of 8 simultaneous throttles pauses everyone for at most 2 s, not 20 s", () => {
+  it("one burst of 8 simultaneous throttles pauses everyone for at most 2 s, not 20 s", () => {
     let now = 1_000_000;
     const retry = new RetryPolicy({ retryForMs: 300_000, random: () => 1, now: () => now });
     for (let i = 0; i < 8; i++) retry.throttled();
@@ -382,7 +409,7 @@ describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn jour
   // Reproducer: --spool-dir, --shutdown-timeout 1, 28 objects (~600 KB of output) on stdin, stdout not read; SIGTERM
   // after 1.5 s. Expected: exit within ~1 s (unwritten records stay in the spool). Actual: no exit until stdout is
   // read again (5 s in the manual run: "stopping" is logged at once, "abandoned" only when the reader resumed).
-  it.fails("SIGTERM while stdout is not being read: still exits within the shutdown timeout", async () => {
+  it("SIGTERM while stdout is not being read: still exits within the shutdown timeout", async () => {
     const spool = join(tempDir(), "spool");
     const { input } = objects("unread", 28);
     const run = spawnCli(["--spool-dir", spool, "--shutdown-timeout", "1"]);
@@ -407,11 +434,13 @@ describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn jour
   it("kill -9 once every record is journaled: a restart with empty stdin replays what was not finished", async () => {
     const spool = join(tempDir(), "spool");
     const { keys, input, expected } = objects("kill-journaled", 12);
-    for (const key of keys.slice(0, 4)) s3.failKey(BUCKET, key, { delay: 5000 });
+    const slow = keys.slice(0, 3);
+    for (const key of slow) s3.failKey(BUCKET, key, { delay: 1500 });
     const lines = input.trim().split("\n").length;
     const first = spawnCli(["--spool-dir", spool, "--concurrency", "4"]);
     first.child.stdin.end(input);
     await waitFor("every record journaled", () => acceptedIn(spool) >= lines);
+    await waitFor("the slow objects requested", () => slow.every((key) => s3.requestsFor(BUCKET, key).length > 0));
     first.child.kill("SIGKILL");
     const run1 = await first.done;
     expect(run1.signal).toBe("SIGKILL");
@@ -646,7 +675,7 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
   it("--visibility-timeout: extended while the object is worked on, never after it is done", async () => {
     const slowKey = "sqs/visibility/slow.json";
     put(slowKey, 7);
-    s3.failKey(BUCKET, slowKey, { delay: 3000 });
+    s3.failKey(BUCKET, slowKey, { delay: 2500 });
     const input = `${message("rh-vis-slow", [slowKey])}\n`;
     const run = await cli(["--delete-sqs-messages", "--visibility-timeout", "2"], input);
     expect(run.code).toBe(0);
@@ -665,12 +694,12 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
 // ---------------------------------------------------------------------------------------------------------------
 // 4. In process: every input record is accounted for
 
-type Fault = "open" | "throttle" | { mid: number };
+type MemoryFault = "open" | "throttle" | { mid: number };
 interface ObjectSpec {
   kind: "good" | "transient" | "forever" | "permanent" | "denied" | "corrupt" | "missing";
   events: number;
   gzip: boolean;
-  faults: Fault[];
+  faults: MemoryFault[];
   chunk: number;
   cut: number;
   detail: string;
@@ -699,9 +728,9 @@ const objectArb: fc.Arbitrary<ObjectSpec> = fc.record({
   gzip: fc.boolean(),
   faults: fc.array(
     fc.oneof(
-      fc.constant<Fault>("open"),
-      fc.constant<Fault>("throttle"),
-      fc.nat({ max: 5000 }).map((mid): Fault => ({ mid })),
+      fc.constant<MemoryFault>("open"),
+      fc.constant<MemoryFault>("throttle"),
+      fc.nat({ max: 5000 }).map((mid): MemoryFault => ({ mid })),
     ),
     { minLength: 1, maxLength: 3 },
   ),
@@ -999,7 +1028,7 @@ describe("in process: every input record is accounted for (fast-check)", () => {
           for (const id of eventCount.keys()) expect(claimed.has(id.split("#")[0] as string), id).toBe(true);
         },
       ),
-      { numRuns: Number(process.env.DELIVERY_RUNS ?? 40) },
+      { numRuns: Number(process.env.DELIVERY_RUNS ?? 30) },
     );
   });
 });
