@@ -1,15 +1,15 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
 import { openSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { Checkpoint } from "./checkpoint.js";
 import { S3Source } from "./fetch.js";
-import { Filter } from "./filter.js";
+import { Filter, type FilterOptions } from "./filter.js";
 import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
 import { Importer, parseSource } from "./import.js";
 import { readLines } from "./input.js";
-import { readMsgpackLines } from "./input-msgpack.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { checkDirectory, FileLister, ListError, S3Lister } from "./listing.js";
@@ -41,6 +41,7 @@ interface CliOptions {
   shutdownTimeout: number;
   retryFor: number;
   requestTimeout: number;
+  scanWorkers?: number;
   spoolDir?: string;
   deleteSqsMessages: boolean;
   visibilityTimeout?: number;
@@ -104,6 +105,11 @@ function commonOptions(command: Command): Command {
     )
     .option("--max-event-bytes <n>", "largest single event; a larger one fails its object", integer(1024), 32 << 20)
     .option(
+      "--scan-workers <n>",
+      "worker threads that inflate and scan small objects (default: 0 on 2 cores, else one per core beyond the second, up to 4)",
+      integer(0, 64),
+    )
+    .option(
       "--retry-for <seconds>",
       "keep retrying an object that fails transiently (5xx, throttling, resets, timeouts) this long",
       seconds,
@@ -166,6 +172,33 @@ function openLog(options: CliOptions, program: Command): Logger {
     }
   }
   return new FdLogger(fd, options.logLevel);
+}
+
+/** The Filter's settings from the command line (the filter and the import command share them). */
+function filterOptions(options: CliOptions, leaveTransientToSqs: boolean): FilterOptions {
+  return {
+    concurrency: options.concurrency,
+    deadletterTag: options.deadletterTag,
+    maxObjectBytes: options.maxObjectBytes,
+    maxEventBytes: options.maxEventBytes,
+    timestamp: options.timestamp,
+    timeField: options.timeField,
+    stringify: options.stringify === undefined ? undefined : parseStringify(options.stringify),
+    sourceField: options.sourceField,
+    outputFormat: options.outputFormat,
+    retryFor: options.retryFor,
+    leaveTransientToSqs,
+    scanWorkers: options.scanWorkers ?? defaultScanWorkers(),
+  };
+}
+
+/**
+ * Scan workers pay off only with cores to spare: on 2 cores the main thread and zlib's thread pool already keep both
+ * busy, and workers measured slower (bench/README.md). One per core beyond the second, up to 4.
+ */
+function defaultScanWorkers(): number {
+  const cores = availableParallelism();
+  return cores <= 2 ? 0 : Math.min(cores - 1, 4);
 }
 
 /** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */
@@ -300,26 +333,14 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     : undefined;
   const lines =
     options.inputFormat === "msgpack"
-      ? readMsgpackLines(process.stdin, options.maxLineBytes)
+      ? (await import("./input-msgpack.js")).readMsgpackLines(process.stdin, options.maxLineBytes)
       : readLines(process.stdin, options.maxLineBytes);
   const intake = new Intake(lines, spool, log, options.concurrency * 4);
   const filter = new Filter({
     source,
     sink,
     log,
-    options: {
-      concurrency: options.concurrency,
-      deadletterTag: options.deadletterTag,
-      maxObjectBytes: options.maxObjectBytes,
-      maxEventBytes: options.maxEventBytes,
-      timestamp: options.timestamp,
-      timeField: options.timeField,
-      stringify: options.stringify === undefined ? undefined : parseStringify(options.stringify),
-      sourceField: options.sourceField,
-      outputFormat: options.outputFormat,
-      retryFor: options.retryFor,
-      leaveTransientToSqs: options.deleteSqsMessages,
-    },
+    options: filterOptions(options, options.deleteSqsMessages),
     hooks: {
       recordStarted(record) {
         if (record.sqs !== undefined) acker?.track(record.sqs);
@@ -517,19 +538,7 @@ function importCommand(program: Command): Command {
         source: runtime.source,
         sink,
         log,
-        options: {
-          concurrency: options.concurrency,
-          deadletterTag: options.deadletterTag,
-          maxObjectBytes: options.maxObjectBytes,
-          maxEventBytes: options.maxEventBytes,
-          timestamp: options.timestamp,
-          timeField: options.timeField,
-          stringify: options.stringify === undefined ? undefined : parseStringify(options.stringify),
-          sourceField: options.sourceField,
-          outputFormat: options.outputFormat,
-          retryFor: options.retryFor,
-          leaveTransientToSqs: false,
-        },
+        options: filterOptions(options, false),
       });
       progress.stop();
       await sink.end();

@@ -39,6 +39,24 @@ interface SdkErrorShape {
   $metadata?: { httpStatusCode?: unknown };
 }
 
+/** Errors of the connection rather than of the request: worth trying again. Anything else without an HTTP status
+ * (a TypeError from a bad endpoint URL, missing credentials) is a configuration problem and fails at once. */
+const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkingError"]);
+const NETWORK_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EPROTO",
+  "ERR_STREAM_PREMATURE_CLOSE",
+]);
+
 /** Classifies an error thrown by the S3 client or by reading its response body. */
 export function classifyS3Error(error: unknown, where: string): FetchError {
   if (error instanceof FetchError) return error;
@@ -53,7 +71,8 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
     return new FetchError("AccessDenied", `Failed to fetch ${where}: ${name}`, false);
   }
   const throttled = status === 503 || status === 429 || name === "SlowDown" || /Throttl/.test(name);
-  const transient = throttled || status === undefined || status >= 500 || status === 408 || shape.$fault === "server";
+  const network = status === undefined && (NETWORK_NAMES.has(name) || NETWORK_CODES.has(String(shape.code)));
+  const transient = throttled || network || (status !== undefined && (status >= 500 || status === 408));
   return new FetchError("FetchFailed", `Failed to fetch ${where}: ${name}: ${detail}`, transient, throttled);
 }
 

@@ -5,13 +5,14 @@
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
 import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
-import { InflateError, inflate } from "./inflate.js";
+import { InflateError, inflateStored, readStored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
 import { RecordsScanner, ScanError } from "./scan.js";
+import { ScanPool } from "./scan-pool.js";
 
 export interface FilterOptions extends FormatOptions {
   /** Objects fetched and scanned at once. */
@@ -29,6 +30,8 @@ export interface FilterOptions extends FormatOptions {
    * dead-letter record; its message is left for SQS to deliver again.
    */
   leaveTransientToSqs: boolean;
+  /** Worker threads for whole small objects (0 or absent: scan on this thread), unless `pool` is handed in. */
+  scanWorkers?: number;
 }
 
 export interface Summary {
@@ -70,6 +73,8 @@ export interface FilterDeps {
   options: FilterOptions;
   hooks?: FilterHooks;
   retry?: RetryPolicy;
+  /** Scan workers for whole small objects; without it everything is scanned on this thread. */
+  pool?: ScanPool;
 }
 
 /** An input record whose objects are still being worked on. */
@@ -124,8 +129,23 @@ export class Filter {
 
   private readonly retry: RetryPolicy;
 
+  private readonly pool: ScanPool | undefined;
+
   constructor(private readonly deps: FilterDeps) {
     this.retry = deps.retry ?? new RetryPolicy({ retryForMs: deps.options.retryFor * 1000 });
+    const { options } = deps;
+    this.pool =
+      deps.pool ??
+      (options.scanWorkers !== undefined && options.scanWorkers > 0
+        ? new ScanPool(options.scanWorkers, {
+            timestamp: options.timestamp,
+            maxEventBytes: options.maxEventBytes,
+            ...(options.timeField === undefined ? {} : { timeField: options.timeField }),
+            ...(options.stringify === undefined ? {} : { stringify: options.stringify }),
+            ...(options.sourceField === undefined ? {} : { sourceField: options.sourceField }),
+            ...(options.outputFormat === undefined ? {} : { outputFormat: options.outputFormat }),
+          })
+        : undefined);
   }
 
   /** Stops taking input; work in flight goes on until it ends or `abortInFlight` is called. */
@@ -329,7 +349,25 @@ export class Filter {
       const counted = countBytes(opened.body, (n) => {
         summary.bytesIn += n;
       });
-      for await (const chunk of inflate(counted, { maxBytes: options.maxObjectBytes })) {
+      const stored = await readStored(counted);
+      const pool = this.pool;
+      if (pool !== undefined && "whole" in stored) {
+        // A small object: inflated and scanned by a worker; its lines come back ready to write.
+        const result = await pool.run(stored.whole, skip, options.maxObjectBytes, ref);
+        if (result !== undefined) {
+          if (this.abort.signal.aborted) throw new Error("aborted");
+          seen = result.seen;
+          if (result.output.length > 0) sink.writeBytes(result.output);
+          summary.events += result.emitted;
+          summary.bytesInflated += result.inflated;
+          tracker.outcome.events += result.emitted;
+          progress(seen);
+          if (result.error !== undefined) throw result.error;
+          await sink.ready();
+          return seen;
+        }
+      }
+      for await (const chunk of inflateStored(stored, { maxBytes: options.maxObjectBytes })) {
         summary.bytesInflated += chunk.length;
         scanner.push(chunk);
         progress(seen);

@@ -4,8 +4,12 @@
 //
 // The default path (JSON, `@timestamp` only) copies the event's bytes once and must stay that cheap: it is most of
 // the program's work. Everything optional takes the general path below it.
-import { Encoder } from "@msgpack/msgpack";
+import { msgpack } from "./msgpack.js";
 import type { OutputSink } from "./output.js";
+
+/** Where formatted lines go: the output sink, or a worker's buffer. */
+export type LineSink = Pick<OutputSink, "reserve">;
+
 import type { ObjectRef } from "./records.js";
 
 export type OutputFormat = "json" | "msgpack";
@@ -88,7 +92,7 @@ function sourceJson(ref: ObjectRef): string {
 }
 
 /** Returns the function that writes one scanned event to the sink; `ref` is the object the events come from. */
-export function eventWriter(sink: OutputSink, options: FormatOptions, ref?: ObjectRef): EventWriter {
+export function eventWriter(sink: LineSink, options: FormatOptions, ref?: ObjectRef): EventWriter {
   const plain =
     options.timeField === undefined &&
     options.sourceField === undefined &&
@@ -182,13 +186,13 @@ function keepsValue(first: number | undefined): boolean {
   return first === 0x22 || first === 0x6e;
 }
 
-function shapingWriter(sink: OutputSink, options: FormatOptions, ref: ObjectRef | undefined): EventWriter {
+function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | undefined): EventWriter {
   const toEpoch = epochCache();
   const stringified = scannedFields(options)?.length ?? 0;
   const source = options.sourceField !== undefined && ref !== undefined ? sourceJson(ref) : undefined;
 
   if (options.outputFormat === "msgpack") {
-    const encoder = new Encoder();
+    const encoder = new (msgpack().Encoder)();
     const names = scannedFields(options) ?? [];
     const sourceValue = source === undefined ? undefined : (JSON.parse(source) as unknown);
     return (event, eventTime, hasTimestamp, fields) => {

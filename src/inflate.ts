@@ -5,7 +5,9 @@
 // never by name or Content-Encoding, and layers are peeled until the bytes are not gzip. A cap on the inflated size
 // turns a gzip bomb into an error while memory stays at one chunk.
 import { pipeline, Readable } from "node:stream";
-import { createGunzip } from "node:zlib";
+import { promisify } from "node:util";
+import * as zlib from "node:zlib";
+import { createGunzip, type ZlibOptions } from "node:zlib";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
 
@@ -24,19 +26,136 @@ export interface InflateOptions {
   maxBytes: number;
   /** zlib output chunk size: larger chunks mean fewer hand-offs per megabyte. */
   chunkBytes?: number;
+  /** Objects stored in at most this many bytes are inflated in one piece (default 4 MiB; 0: always stream). */
+  wholeStoredMax?: number;
 }
 
 const MAX_LAYERS = 4;
 
+/**
+ * Objects whose stored bytes fit in this many are read whole and inflated in one call on the thread pool: the usual
+ * CloudTrail file is a few KB to a few MB, and one call per object lets the pool inflate the next objects while the
+ * main thread scans this one. Larger objects are streamed.
+ */
+const WHOLE_STORED_MAX = 4 * 1024 * 1024;
+/** The largest inflated size taken in one piece (read from the gzip trailer); beyond it the object is streamed. */
+const WHOLE_INFLATED_MAX = 32 * 1024 * 1024;
+
+const gunzipWhole: (data: Buffer, options: ZlibOptions) => Promise<Buffer> = promisify(zlib.gunzip);
+
+/** An object's stored bytes: whole when small, else a stream (its first bytes already read). */
+export type Stored = { whole: Buffer } | { stream: AsyncIterable<Buffer> };
+
+/** Reads a small object whole; a larger one comes back as a stream that starts with the bytes read so far. */
+export async function readStored(source: AsyncIterable<Buffer>, wholeStoredMax = WHOLE_STORED_MAX): Promise<Stored> {
+  const iterator = source[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  try {
+    while (headBytes <= wholeStoredMax) {
+      const next = await iterator.next();
+      if (next.done === true) return { whole: Buffer.concat(head, headBytes) };
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
+  } catch (error) {
+    await iterator.return?.();
+    throw error;
+  }
+  return { stream: resumeAll(head, iterator) };
+}
+
 /** Yields the JSON bytes of an object whose stored bytes are `source`. */
 export async function* inflate(source: AsyncIterable<Buffer>, options: InflateOptions): AsyncGenerator<Buffer> {
+  yield* inflateStored(await readStored(source, options.wholeStoredMax), options);
+}
+
+/** Yields the JSON bytes of stored bytes read by `readStored`. */
+export async function* inflateStored(stored: Stored, options: InflateOptions): AsyncGenerator<Buffer> {
+  if ("whole" in stored) {
+    const whole = await inflateWhole(stored.whole, options.maxBytes);
+    if (whole !== undefined) {
+      yield whole;
+      return;
+    }
+    // Too large for one piece, or damaged: stream it, which also yields what comes before any damage.
+  }
   let total = 0;
+  const source = "whole" in stored ? resumeAll([stored.whole], undefined) : stored.stream;
   for await (const chunk of peel(source, options.chunkBytes ?? 256 * 1024, 0)) {
     total += chunk.length;
     if (total > options.maxBytes) {
       throw new InflateError("TooLarge", `the object inflates to more than ${options.maxBytes} bytes`);
     }
     yield chunk;
+  }
+}
+
+/**
+ * The synchronous twin of `inflateWhole`, for scan workers (a worker's own core does the inflating). Undefined when
+ * the object must be streamed instead; throws TooLarge.
+ */
+export function inflateWholeSync(stored: Buffer, maxBytes: number): Buffer | undefined {
+  let data = stored;
+  for (let layer = 0; data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b; layer++) {
+    if (layer === MAX_LAYERS || data.length < 18) return undefined;
+    const hint = data.readUInt32LE(data.length - 4);
+    if (hint > WHOLE_INFLATED_MAX) return undefined;
+    try {
+      data = zlib.gunzipSync(data, {
+        chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
+        maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
+      });
+    } catch (error) {
+      if (overLimit(error, maxBytes))
+        throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
+      return undefined;
+    }
+  }
+  if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
+  return data;
+}
+
+/** zlib stopped at maxOutputLength, and that length was the caller's limit (not the one-piece size). */
+function overLimit(error: unknown, maxBytes: number): boolean {
+  const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
+  return code === "ERR_BUFFER_TOO_LARGE" && maxBytes + 1 <= WHOLE_INFLATED_MAX;
+}
+
+/** Inflates every gzip layer of a small object in one call each; undefined when it must be streamed instead. */
+async function inflateWhole(stored: Buffer, maxBytes: number): Promise<Buffer | undefined> {
+  let data = stored;
+  for (let layer = 0; data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b; layer++) {
+    if (layer === MAX_LAYERS || data.length < 18) return undefined;
+    // ISIZE, the last member's inflated size mod 2^32: a hint to size the output, checked by maxOutputLength.
+    const hint = data.readUInt32LE(data.length - 4);
+    if (hint > WHOLE_INFLATED_MAX) return undefined;
+    try {
+      data = await gunzipWhole(data, {
+        chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
+        maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
+      });
+    } catch (error) {
+      if (overLimit(error, maxBytes))
+        throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
+      return undefined; // damaged, or larger than the hint said: the stream path yields what it can and says why
+    }
+  }
+  if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
+  return data;
+}
+
+async function* resumeAll(head: Buffer[], iterator: AsyncIterator<Buffer> | undefined): AsyncGenerator<Buffer> {
+  try {
+    yield* head;
+    if (iterator === undefined) return;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true) return;
+      yield next.value;
+    }
+  } finally {
+    await iterator?.return?.();
   }
 }
 

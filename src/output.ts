@@ -6,7 +6,7 @@
 // reached the pipe and nothing new is ready, `padBytes` of whitespace push the tail through. Whitespace between
 // JSON values is ignored by every JSON reader; the pad is spaces ending in a newline, never inside a line.
 import type { Writable } from "node:stream";
-import { encode } from "@msgpack/msgpack";
+import { msgpack } from "./msgpack.js";
 
 export interface SinkOptions {
   /** Whitespace written after a burst; 0 turns padding off (it must be 0 for msgpack, where a space is a value). */
@@ -108,7 +108,7 @@ export class OutputSink {
    */
   writeJson(value: unknown): void {
     if (this.options.format === "msgpack") {
-      const bytes = encode(value);
+      const bytes = msgpack().encode(value);
       const { buffer, at } = this.reserve(bytes.length);
       buffer.set(bytes, at);
       return;

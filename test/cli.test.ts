@@ -199,6 +199,19 @@ describe("the CLI against S3 on loopback", () => {
     }
   });
 
+  it("writes the same lines with scan workers as without (options applied in the workers too)", async () => {
+    const lines = fixtureNames.map((name) => `file://${join(FIXTURES, name)}`).join("\n");
+    const args = ["--pad-bytes", "0", "--time-field", "_time", "--source-field", "source"];
+    const [plain, workers] = await Promise.all([
+      runCli([...args, "--scan-workers", "0"], lines, env),
+      runCli([...args, "--scan-workers", "2"], lines, env),
+    ]);
+    expect(workers.code).toBe(0);
+    const sorted = (run: { stdout: Buffer }) => run.stdout.toString("utf8").split("\n").filter(Boolean).sort();
+    expect(sorted(workers)).toEqual(sorted(plain));
+    expect(sorted(plain).length).toBeGreaterThan(1000);
+  });
+
   it("reads lines cut at odd places across writes", async () => {
     const lines = `${[nameA, nameB].map((name) => `file://${join(FIXTURES, name)}\r\n`).join("")}\n\n`;
     const spawned = startCli(["--pad-bytes", "0"], env);

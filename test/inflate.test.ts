@@ -93,7 +93,8 @@ describe("inflate: encodings", () => {
   it("honours chunkBytes for the inflated chunks", async () => {
     const big = Buffer.alloc(100_000, 0x61);
     const sizes: number[] = [];
-    for await (const part of inflate(chunked(gzipSync(big), 1000), { maxBytes: 1e6, chunkBytes: 16 * 1024 })) {
+    const options = { maxBytes: 1e6, chunkBytes: 16 * 1024, wholeStoredMax: 0 }; // the streaming path
+    for await (const part of inflate(chunked(gzipSync(big), 1000), options)) {
       sizes.push(part.length);
     }
     expect(Math.max(...sizes)).toBeLessThanOrEqual(16 * 1024);
@@ -150,13 +151,23 @@ describe("inflate: errors", () => {
         yield bomb.subarray(at, at + 1024);
       }
     }
-    const out = inflate(source(), { maxBytes: 256 * 1024, chunkBytes: 64 * 1024 });
+    const out = inflate(source(), { maxBytes: 256 * 1024, chunkBytes: 64 * 1024, wholeStoredMax: 0 });
     await expect(
       (async () => {
         for await (const _ of out);
       })(),
     ).rejects.toMatchObject({ code: "TooLarge" });
     expect(pulled).toBeLessThan(bomb.length);
+  });
+
+  it("turns a small gzip bomb taken in one piece into TooLarge", async () => {
+    const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024));
+    const out = inflate(chunked(bomb, 4096), { maxBytes: 256 * 1024 });
+    await expect(
+      (async () => {
+        for await (const _ of out);
+      })(),
+    ).rejects.toMatchObject({ code: "TooLarge" });
   });
 
   it("passes on an error of the source unchanged", async () => {
