@@ -1,0 +1,565 @@
+#!/usr/bin/env node
+// Benchmark orchestrator: `npm run bench` (builds first), or `node bench/run.mjs [flags]`.
+//
+//   --scenario cpu|latency|large|all   (comma list allowed; default all)
+//   --rounds N          rounds of the CPU scenario, contenders alternating (default 3; env BENCH_ROUNDS)
+//   --objects N         objects in the CPU corpus (default 200; env BENCH_OBJECTS)
+//   --events N          events in the CPU corpus (default 75000; env BENCH_EVENTS)
+//   --large-mb N        MB of JSON in the large object (default 600; env BENCH_LARGE_MB)
+//   --latency-ms N      delay of the slow S3 server (default 50)
+//   --small-objects N   objects in the latency corpus (default 300)
+//   --concurrency LIST  filter concurrencies of the latency scenario (default 1,4,8,16,32)
+//   --contenders LIST   CPU contenders (default filter,node-floor,jq,ruby,inflate)
+//   --filter-args "..." extra arguments for the filter in every scenario (e.g. "--concurrency 2")
+//   --seed S            corpus seed
+//
+// Everything runs on loopback or local files, every loop is bounded and every child has a timeout.
+
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { DEFAULTS, ensureCorpus, ensureLargeObject, envInt } from "./corpus.mjs";
+import { measurementMethod, runPipeline, which } from "./lib/measure.mjs";
+import { startSlowS3 } from "./slow-s3.mjs";
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH);
+const FILTER_BIN = join(ROOT, "bin", "cloudtrail-exec-filter");
+const NODE = process.execPath;
+
+const { values: flags } = parseArgs({
+  options: {
+    scenario: { type: "string", default: "all" },
+    rounds: { type: "string" },
+    objects: { type: "string" },
+    events: { type: "string" },
+    "large-mb": { type: "string" },
+    "latency-ms": { type: "string", default: "50" },
+    "small-objects": { type: "string", default: String(DEFAULTS.small.objects) },
+    concurrency: { type: "string", default: "1,4,8,16,32" },
+    contenders: { type: "string", default: "filter,node-floor,jq,ruby,inflate" },
+    "filter-args": { type: "string", default: "" },
+    seed: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (flags.help) {
+  console.log(
+    readFileSync(fileURLToPath(import.meta.url), "utf8")
+      .split("\n")
+      .slice(1, 17)
+      .map((l) => l.replace(/^\/\/ ?/, ""))
+      .join("\n"),
+  );
+  process.exit(0);
+}
+
+function positive(name, value) {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    console.error(`${name} must be a positive integer (got ${value})`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const scenarios =
+  flags.scenario === "all" ? ["cpu", "latency", "large"] : flags.scenario.split(",").map((s) => s.trim());
+for (const s of scenarios) {
+  if (!["cpu", "latency", "large"].includes(s)) {
+    console.error(`unknown scenario ${s} (cpu, latency, large, all)`);
+    process.exit(2);
+  }
+}
+const rounds = positive("--rounds", flags.rounds ?? envInt("BENCH_ROUNDS", 3));
+const objects = positive("--objects", flags.objects ?? envInt("BENCH_OBJECTS", DEFAULTS.cpu.objects));
+const events = positive("--events", flags.events ?? envInt("BENCH_EVENTS", DEFAULTS.cpu.events));
+const largeMb = positive("--large-mb", flags["large-mb"] ?? envInt("BENCH_LARGE_MB", DEFAULTS.large.mb));
+const latencyMs = positive("--latency-ms", flags["latency-ms"]);
+const smallObjects = positive("--small-objects", flags["small-objects"]);
+const concurrencies = flags.concurrency.split(",").map((c) => positive("--concurrency", c.trim()));
+const filterArgs = flags["filter-args"].trim() === "" ? [] : flags["filter-args"].trim().split(/\s+/);
+const seed = flags.seed ?? process.env.BENCH_SEED;
+
+const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: "x",
+  AWS_SECRET_ACCESS_KEY: "x",
+  AWS_EC2_METADATA_DISABLED: "true",
+  AWS_PROFILE: "",
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Formatting
+
+function table(headers, rows, align) {
+  const cells = [headers, ...rows].map((r) => r.map((c) => (c === undefined || c === null ? "-" : String(c))));
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const fmt = (r) =>
+    r
+      .map((c, i) => ((align?.[i] ?? (i === 0 ? "l" : "r")) === "l" ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join("  ");
+  const lines = [fmt(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(fmt)];
+  return lines.map((l) => `  ${l.trimEnd()}`).join("\n");
+}
+const num = (n, digits = 0) =>
+  n === undefined || Number.isNaN(n)
+    ? "-"
+    : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const mb = (bytes) => bytes / 1e6;
+function median(xs) {
+  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
+  if (s.length === 0) return undefined;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+const max = (xs) => {
+  const s = xs.filter((x) => x !== undefined);
+  return s.length ? Math.max(...s) : undefined;
+};
+
+function heading(text) {
+  console.log(`\n== ${text} ${"=".repeat(Math.max(0, 100 - text.length))}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function filterReady() {
+  if (!existsSync(join(ROOT, "dist", "cli.js"))) return "dist/cli.js missing: run `npm run build` (or `npm run bench`)";
+  return undefined;
+}
+
+function writeLines(dir, name, lines) {
+  const path = join(dir, name);
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+async function runSafely(label, fn) {
+  try {
+    return await fn();
+  } catch (error) {
+    console.log(`  ! ${label} failed: ${error.message}`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scenario 1: throughput on a local corpus
+
+async function scenarioCpu(work) {
+  heading("Scenario 1: throughput (local gzipped corpus, output piped into a counting reader)");
+  const corpus = ensureCorpus({
+    name: "cpu",
+    objects,
+    events,
+    seed: seed ?? DEFAULTS.cpu.seed,
+    log: (m) => console.log(`  ${m}`),
+  });
+  const keys = corpus.files.map((f) => f.key);
+  const stdinFile = writeLines(
+    work,
+    "cpu-urls.txt",
+    keys.map((k) => pathToFileURL(join(corpus.dir, k)).href),
+  );
+  console.log(
+    `  corpus: ${corpus.files.length} objects, ${num(corpus.events)} events, ${num(mb(corpus.jsonBytes), 1)} MB JSON, ${num(mb(corpus.gzBytes), 1)} MB gzip (${corpus.dir})`,
+  );
+
+  const jq = existsSync("/usr/bin/jq") ? "/usr/bin/jq" : which("jq");
+  const zcat = which("zcat");
+  const ruby = which("ruby");
+  const all = {
+    filter: {
+      label: "filter (file://)",
+      stages: [[NODE, FILTER_BIN, "--log-file", "/dev/null", ...filterArgs]],
+      stdin: stdinFile,
+      skip: filterReady(),
+    },
+    "node-floor": {
+      label: "node floor (parse+stringify)",
+      stages: [[NODE, join(BENCH, "contenders", "node-floor.mjs"), ...keys]],
+    },
+    jq: {
+      label: "zcat | jq -c '.Records[]'",
+      stages: [
+        [zcat, ...keys],
+        [jq, "-c", ".Records[]"],
+      ],
+      skip: !jq || !zcat ? "jq or zcat not on PATH" : undefined,
+    },
+    ruby: {
+      label: "ruby blog (GzipReader+JSON)",
+      stages: [[ruby, join(BENCH, "contenders", "blog.rb"), ...keys]],
+      skip: ruby ? undefined : "ruby not on PATH (apt-get install -y ruby)",
+    },
+    inflate: {
+      label: "inflate only (to /dev/null)",
+      stages: [[NODE, join(BENCH, "contenders", "inflate-floor.mjs"), ...keys]],
+      consume: false,
+    },
+  };
+  const names = flags.contenders
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const contenders = [];
+  for (const name of names) {
+    const c = all[name];
+    if (!c) {
+      console.log(`  ! unknown contender ${name} (${Object.keys(all).join(", ")})`);
+      continue;
+    }
+    if (c.skip) {
+      console.log(`  note: skipping ${name}: ${c.skip}`);
+      continue;
+    }
+    contenders.push({ name, ...c, runs: [] });
+  }
+
+  // Warm the page cache so the first contender does not pay for the disk.
+  for (const f of corpus.files) readFileSync(join(corpus.dir, f.key));
+
+  console.log(`  ${rounds} round(s), contenders alternating; peak RSS by ${measurementMethod()}`);
+  for (let r = 0; r < rounds; r++) {
+    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+    const line = [];
+    for (const c of order) {
+      const result = await runSafely(c.name, () =>
+        runPipeline(c.stages, {
+          stdin: c.stdin,
+          cwd: corpus.dir,
+          env: AWS_ENV,
+          consume: c.consume !== false,
+          timeoutMs: 10 * 60_000,
+        }),
+      );
+      if (!result) continue;
+      if (result.rcs.some((rc) => rc !== 0)) console.log(`  ! ${c.name}: exit status ${result.rcs.join(",")}`);
+      c.runs.push(result);
+      line.push(`${c.name} ${result.elapsed.toFixed(2)}s`);
+    }
+    console.log(`  round ${r + 1}/${rounds}: ${line.join(", ")}`);
+  }
+
+  const rows = [];
+  const summary = {};
+  for (const c of contenders) {
+    if (c.runs.length === 0) continue;
+    const elapsed = median(c.runs.map((x) => x.elapsed));
+    summary[c.name] = {
+      elapsed,
+      eps: corpus.events / elapsed,
+      mbps: mb(corpus.jsonBytes) / elapsed,
+      rssMb: max(c.runs.map((x) => x.peakRssKb)) / 1024,
+      cpu: median(c.runs.map((x) => x.cpu)),
+      epcs: median(c.runs.map((x) => (x.cpu ? corpus.events / x.cpu : undefined))),
+      events: c.runs.map((x) => x.events),
+      outBytes: median(c.runs.map((x) => x.bytes)),
+    };
+  }
+  const f = summary.filter;
+  for (const c of contenders) {
+    const s = summary[c.name];
+    if (!s) continue;
+    rows.push([
+      c.label,
+      num(s.elapsed, 2),
+      num(s.eps),
+      num(s.mbps, 1),
+      num(s.cpu, 2),
+      num(s.epcs),
+      num(s.rssMb, 0),
+      s.outBytes === undefined ? "-" : num(mb(s.outBytes), 1),
+      c.name === "filter" || !f ? "" : `${num(f.eps / s.eps, 2)}x`,
+      c.name === "filter" || !f || !s.epcs ? "" : `${num(f.epcs / s.epcs, 2)}x`,
+      c.name === "filter" || !f ? "" : `${num(f.rssMb / s.rssMb, 2)}x`,
+    ]);
+  }
+  console.log();
+  console.log(
+    table(
+      [
+        "contender",
+        "median s",
+        "events/s",
+        "MB/s JSON",
+        "CPU s",
+        "events/CPU-s",
+        "peak RSS MB",
+        "out MB",
+        "filter/this speed",
+        "filter/this CPU-eff",
+        "filter/this RSS",
+      ],
+      rows,
+    ),
+  );
+  console.log(
+    "  events/s, MB/s: corpus events and inflated JSON bytes over the median wall time. CPU s: user+sys of the contender's",
+  );
+  console.log(
+    "  processes (median); events/CPU-s: events per CPU second (robust when the machine is busy). peak RSS: largest process",
+  );
+  console.log(
+    "  of the contender, worst round. out MB: bytes the consumer read. filter/this speed and CPU-eff > 1: the filter is",
+  );
+  console.log("  faster / needs less CPU than this contender; filter/this RSS > 1: the filter uses more memory.");
+
+  // Every consumer must have received the same number of events.
+  const counts = new Set();
+  for (const c of contenders) {
+    for (const n of summary[c.name]?.events ?? []) if (n !== undefined) counts.add(n);
+  }
+  counts.add(corpus.events);
+  if (counts.size > 1) {
+    const detail = contenders
+      .map((c) => `${c.name}=${(summary[c.name]?.events ?? []).filter((n) => n !== undefined).join("/") || "n/a"}`)
+      .join(", ");
+    console.log(`  WARNING: event counts differ (corpus ${corpus.events}): ${detail}`);
+  } else {
+    console.log(`  event counts: every consumer received ${num(corpus.events)} events`);
+  }
+  return summary;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scenario 2: S3 latency
+
+async function scenarioLatency(work) {
+  heading(`Scenario 2: S3 latency (${latencyMs} ms per GET, loopback, small objects)`);
+  const ready = filterReady();
+  if (ready) {
+    console.log(`  skipped: ${ready}`);
+    return undefined;
+  }
+  const corpus = ensureCorpus({
+    name: "small",
+    objects: smallObjects,
+    events: smallObjects * 20,
+    seed: seed ? `${seed}-small` : DEFAULTS.small.seed,
+    log: (m) => console.log(`  ${m}`),
+  });
+  console.log(
+    `  corpus: ${corpus.files.length} objects, ${num(corpus.events)} events, ${num(corpus.gzBytes / corpus.files.length / 1024, 1)} KB gzip per object on average`,
+  );
+  const stdinFile = writeLines(
+    work,
+    "s3-urls.txt",
+    corpus.files.map((f) => `s3://bench/${f.key}`),
+  );
+  const s3 = await startSlowS3({ root: corpus.dir, bucket: "bench", delayMs: latencyMs });
+  const rows = [];
+  const out = [];
+  const emptyStdin = writeLines(work, "empty.txt", []);
+  try {
+    // Start-up and exit alone, to tell the per-object CPU cost from the fixed one.
+    const base = await runSafely("filter with no input", () =>
+      runPipeline(
+        [[NODE, FILTER_BIN, "--log-file", "/dev/null", "--endpoint", s3.url, "--region", "us-east-1", ...filterArgs]],
+        {
+          stdin: emptyStdin,
+          env: AWS_ENV,
+          timeoutMs: 60_000,
+        },
+      ),
+    );
+    if (base)
+      console.log(
+        `  filter with no input (start-up and exit): ${num(base.elapsed, 2)} s wall, ${num(base.cpu, 2)} s CPU, ${num(base.peakRssKb / 1024, 0)} MB RSS`,
+      );
+    for (const c of concurrencies) {
+      s3.reset();
+      const result = await runSafely(`filter --concurrency ${c}`, () =>
+        runPipeline(
+          [
+            [
+              NODE,
+              FILTER_BIN,
+              "--log-file",
+              "/dev/null",
+              "--endpoint",
+              s3.url,
+              "--region",
+              "us-east-1",
+              ...filterArgs,
+              "--concurrency",
+              String(c),
+            ],
+          ],
+          {
+            stdin: stdinFile,
+            env: AWS_ENV,
+            timeoutMs: 5 * 60_000,
+          },
+        ),
+      );
+      if (!result) continue;
+      const window =
+        s3.stats.firstAt !== undefined && s3.stats.lastEndAt !== undefined
+          ? (s3.stats.lastEndAt - s3.stats.firstAt) / 1000
+          : undefined;
+      const ops = window ? s3.stats.ok / window : undefined;
+      const ideal = c / (latencyMs / 1000);
+      const bound = corpus.files.length / (Math.ceil(corpus.files.length / c) * (latencyMs / 1000));
+      rows.push([
+        c,
+        num(ops, 1),
+        num(ideal, 0),
+        ops ? `${num((100 * ops) / ideal, 0)}%` : "-",
+        `${num((100 * bound) / ideal, 0)}%`,
+        s3.stats.maxInFlight,
+        `${s3.stats.ok}/${s3.stats.requests}`,
+        result.events === corpus.events ? num(result.events) : `${num(result.events)} (!)`,
+        num(result.elapsed, 2),
+        num(result.cpu, 2),
+        base?.cpu !== undefined && result.cpu !== undefined
+          ? num((1000 * (result.cpu - base.cpu)) / corpus.files.length, 1)
+          : "-",
+        num(result.peakRssKb / 1024, 0),
+      ]);
+      out.push({
+        concurrency: c,
+        ops,
+        ideal,
+        pct: ops ? (100 * ops) / ideal : undefined,
+        events: result.events,
+        elapsed: result.elapsed,
+        cpu: result.cpu,
+        baseCpu: base?.cpu,
+        rssMb: result.peakRssKb / 1024,
+        maxInFlight: s3.stats.maxInFlight,
+      });
+      if (result.events !== corpus.events)
+        console.log(`  WARNING: --concurrency ${c}: consumer got ${result.events} events, expected ${corpus.events}`);
+    }
+  } finally {
+    await s3.close();
+  }
+  console.log();
+  console.log(
+    table(
+      [
+        "concurrency",
+        "objects/s",
+        "ideal",
+        "% of ideal",
+        "wave bound",
+        "max in flight",
+        "GET ok/all",
+        "events",
+        "wall s",
+        "CPU s",
+        "CPU ms/object",
+        "RSS MB",
+      ],
+      rows,
+    ),
+  );
+  console.log(
+    `  objects/s: successful GETs over the server-side window (first request arrives .. last response ends),`,
+  );
+  console.log(
+    `  process start-up excluded. ideal = concurrency / latency. wave bound: best possible with ${corpus.files.length} objects`,
+  );
+  console.log(
+    "  in ceil(objects/concurrency) waves of one latency each. wall s includes Node start-up and exit. CPU ms/object:",
+  );
+  console.log(
+    "  (CPU s - CPU s with no input) / objects; when objects/s x CPU ms/object nears 1000 x cores, CPU is the bound.",
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scenario 3: one large object
+
+async function scenarioLarge(work) {
+  heading(`Scenario 3: one large object (~${largeMb} MB of JSON, gzipped) through the filter`);
+  const ready = filterReady();
+  if (ready) {
+    console.log(`  skipped: ${ready}`);
+    return undefined;
+  }
+  const corpus = await ensureLargeObject({
+    mb: largeMb,
+    seed: seed ? `${seed}-large` : DEFAULTS.large.seed,
+    log: (m) => console.log(`  ${m}`),
+  });
+  const file = corpus.files[0];
+  console.log(
+    `  object: ${num(file.events)} events, ${num(mb(file.jsonBytes), 1)} MB JSON, ${num(mb(file.gzBytes), 1)} MB gzip`,
+  );
+  const stdinFile = writeLines(work, "large-url.txt", [pathToFileURL(join(corpus.dir, file.key)).href]);
+  readFileSync(join(corpus.dir, file.key)); // page cache
+  const rows = [];
+  const out = {};
+  const runs = [
+    ["filter", "filter (file://)", [[NODE, FILTER_BIN, "--log-file", "/dev/null", ...filterArgs]], stdinFile, true],
+    [
+      "inflate",
+      "inflate only (to /dev/null)",
+      [[NODE, join(BENCH, "contenders", "inflate-floor.mjs"), file.key]],
+      undefined,
+      false,
+    ],
+  ];
+  for (const [name, label, stages, stdin, consume] of runs) {
+    const r = await runSafely(name, () =>
+      runPipeline(stages, { stdin, cwd: corpus.dir, env: AWS_ENV, consume, timeoutMs: 15 * 60_000 }),
+    );
+    if (!r) continue;
+    out[name] = { elapsed: r.elapsed, rssMb: r.peakRssKb / 1024, events: r.events, cpu: r.cpu };
+    rows.push([
+      label,
+      num(r.elapsed, 2),
+      num(file.events / r.elapsed),
+      num(mb(file.jsonBytes) / r.elapsed, 1),
+      num(r.peakRssKb / 1024, 0),
+      num(r.cpu, 2),
+      r.events === undefined ? "-" : num(r.events),
+    ]);
+    if (consume && r.events !== file.events)
+      console.log(`  WARNING: ${name}: consumer got ${r.events} events, expected ${file.events}`);
+  }
+  console.log();
+  console.log(table(["run", "elapsed s", "events/s", "MB/s JSON", "peak RSS MB", "CPU s", "events out"], rows));
+  console.log(
+    "  JSON.parse of the whole object is impossible here (V8 strings stop near 512 MB): a streaming reader is required.",
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const work = mkdtempSync(join(tmpdir(), "ct-bench-run-"));
+const started = performance.now();
+console.log(
+  `cloudtrail-exec-filter benchmark: node ${process.version}, ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? "?"}), ${num(totalmem() / 2 ** 30, 1)} GiB RAM`,
+);
+console.log(`scenarios: ${scenarios.join(", ")}${filterArgs.length ? `; filter args: ${filterArgs.join(" ")}` : ""}`);
+const loadNote = () =>
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`;
+console.log(
+  `${loadNote()}${loadavg()[0] > availableParallelism() * 0.5 ? " (busy machine: wall-clock figures will be pessimistic; see CPU columns)" : ""}`,
+);
+const results = {};
+try {
+  if (scenarios.includes("cpu")) results.cpu = await scenarioCpu(work);
+  if (scenarios.includes("latency")) results.latency = await scenarioLatency(work);
+  if (scenarios.includes("large")) results.large = await scenarioLarge(work);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+mkdirSync(join(BENCH, ".corpus"), { recursive: true });
+writeFileSync(
+  join(BENCH, ".corpus", "last-results.json"),
+  `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 1)}\n`,
+);
+console.log(`\n${loadNote()}`);
+console.log(
+  `done in ${((performance.now() - started) / 1000).toFixed(0)} s (figures also in bench/.corpus/last-results.json)`,
+);
