@@ -17,6 +17,7 @@ import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
 import { Progress } from "./progress.js";
 import { RetryPolicy } from "./retry.js";
+import { S3Getter } from "./s3-get.js";
 import { Spool } from "./spool.js";
 import { SqsAcker } from "./sqs.js";
 import { VERSION } from "./version.js";
@@ -201,6 +202,29 @@ function defaultScanWorkers(): number {
   return cores <= 2 ? 0 : Math.min(cores - 1, 4);
 }
 
+/**
+ * The GET client for objects, made on first use: credentials and the default region come from an SDK client's
+ * resolved configuration (the SDK's normal chain); the endpoint is the one `s3Clients` uses.
+ */
+function s3Getter(options: CliOptions): () => Promise<S3Getter> {
+  let getter: Promise<S3Getter> | undefined;
+  const clients = s3Clients(options);
+  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  return () => {
+    getter ??= clients(undefined).then(async (client) => {
+      const region = await client.config.region();
+      return new S3Getter({
+        credentials: () => client.config.credentials(),
+        region,
+        ...(endpoint === undefined ? {} : { endpoint }),
+        timeoutMs: options.requestTimeout * 1000,
+        maxSockets: Math.max(16, options.concurrency * 2),
+      });
+    });
+    return getter;
+  };
+}
+
 /** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */
 const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
@@ -263,7 +287,7 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
-  return { log, sink, source: new S3Source(s3Clients(options), options.requestTimeout * 1000) };
+  return { log, sink, source: new S3Source(s3Getter(options), options.requestTimeout * 1000) };
 }
 
 /** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */

@@ -1,9 +1,9 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { open } from "node:fs/promises";
-import { Readable } from "node:stream";
-import type { S3Client } from "@aws-sdk/client-s3";
+import type { Readable } from "node:stream";
 import type { ObjectRef } from "./records.js";
+import type { S3Getter } from "./s3-get.js";
 
 export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
 
@@ -77,9 +77,9 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
 }
 
 export class S3Source implements ObjectSource {
-  /** `clientFor(region)` gives the client for a bucket's region (undefined: the default one). */
+  /** `getter()` gives the GET client, created on first use (it loads the SDK for credentials). */
   constructor(
-    private readonly clientFor: (region: string | undefined) => Promise<S3Client>,
+    private readonly getter: () => Promise<S3Getter>,
     /** A response body that sends nothing for this long is failed (transient). */
     private readonly bodyIdleMs = 30_000,
   ) {}
@@ -88,15 +88,10 @@ export class S3Source implements ObjectSource {
     if (ref.scheme === "file") return openFile(ref.path);
     const where = `s3://${ref.bucket}/${ref.key}`;
     try {
-      const client = await this.clientFor(ref.region);
-      // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
-      const { GetObjectCommand } = await import("@aws-sdk/client-s3");
-      const response = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
-        abortSignal: signal,
-      });
-      const body = response.Body;
-      if (!(body instanceof Readable)) throw new FetchError("FetchFailed", `Failed to fetch ${where}: no body`, true);
-      return { body: readBody(body, where, response.ContentLength, this.bodyIdleMs), size: response.ContentLength };
+      const response = await (await this.getter()).get(ref.bucket, ref.key, ref.region, signal);
+      const length = Number(response.headers["content-length"]);
+      const size = Number.isSafeInteger(length) ? length : undefined;
+      return { body: readBody(response, where, size, this.bodyIdleMs), size };
     } catch (error) {
       throw classifyS3Error(error, where);
     }

@@ -41,6 +41,9 @@ const WHOLE_STORED_MAX = 4 * 1024 * 1024;
 /** The largest inflated size taken in one piece (read from the gzip trailer); beyond it the object is streamed. */
 const WHOLE_INFLATED_MAX = 32 * 1024 * 1024;
 
+/** Inflated sizes up to this are inflated on the calling thread (well under a millisecond). */
+const INLINE_INFLATED_MAX = 128 * 1024;
+
 const gunzipWhole: (data: Buffer, options: ZlibOptions) => Promise<Buffer> = promisify(zlib.gunzip);
 
 /** An object's stored bytes: whole when small, else a stream (its first bytes already read). */
@@ -130,11 +133,13 @@ async function inflateWhole(stored: Buffer, maxBytes: number): Promise<Buffer | 
     // ISIZE, the last member's inflated size mod 2^32: a hint to size the output, checked by maxOutputLength.
     const hint = data.readUInt32LE(data.length - 4);
     if (hint > WHOLE_INFLATED_MAX) return undefined;
+    const zlibOptions = {
+      chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
+      maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
+    };
     try {
-      data = await gunzipWhole(data, {
-        chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
-        maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
-      });
+      // A tiny object inflates faster here than the hand-off to the thread pool and back costs.
+      data = hint <= INLINE_INFLATED_MAX ? zlib.gunzipSync(data, zlibOptions) : await gunzipWhole(data, zlibOptions);
     } catch (error) {
       if (overLimit(error, maxBytes))
         throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
