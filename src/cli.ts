@@ -341,7 +341,10 @@ async function finishOutput(sink: OutputSink, stopping: boolean, log: Logger): P
     new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref()),
   ]);
   if (!ended) {
-    log.warn("stdout is not being read; exiting with output unsent", { bytes: sink.pending });
+    // Only the chunk being written can be partly in the pipe: finish the line it was cut in, drop the rest.
+    const pending = sink.pending;
+    const whole = sink.completeCutLine(1, 2000);
+    log.warn("stdout is not being read; exiting with output unsent", { bytes: pending, endsWithWholeLine: whole });
   }
 }
 

@@ -5,6 +5,11 @@
 // < 8 KiB of a burst sits unread until more output comes (and is lost at shutdown). Once everything written has
 // reached the pipe and nothing new is ready, `padBytes` of whitespace push the tail through. Whitespace between
 // JSON values is ignored by every JSON reader; the pad is spaces ending in a newline, never inside a line.
+//
+// Why one chunk at a time: the sink keeps its own queue and hands the pipe one chunk, the next when that one is
+// written. At a forced exit (a reader that stopped reading), only that chunk can be partly in the pipe, and
+// `completeCutLine` finishes the line it was cut in, so fluentd never sees half a JSON value.
+import { writeSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { msgpack } from "./msgpack.js";
 
@@ -15,6 +20,8 @@ export interface SinkOptions {
   format?: "json" | "msgpack";
   /** Bytes collected before one write to the pipe. */
   batchBytes?: number;
+  /** Bytes queued for the pipe above which producers wait (`ready()`). */
+  highWaterBytes?: number;
   /** How long the output must stay idle before the pad is written, in ms. */
   idleMs?: number;
 }
@@ -28,7 +35,11 @@ export class OutputSink {
   private pendingWrites = 0;
   private dirty = false;
   private idleTimer: NodeJS.Timeout | undefined;
-  private drained: Promise<void> | undefined;
+  private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
+  /** The chunk the pipe is writing now. */
+  private inFlight: Buffer | undefined;
+  private drainWaiters: (() => void)[] = [];
   private settled: (() => void) | undefined;
   private failed = false;
   private oversized: Buffer[] = [];
@@ -37,8 +48,8 @@ export class OutputSink {
   private completed = 0;
   private waiters: { target: number; resolve: (written: boolean) => void }[] = [];
   private abandoned = false;
-  private releaseDrain: (() => void) | undefined;
   private readonly batchBytes: number;
+  private readonly highWaterBytes: number;
   private readonly pad: Buffer;
 
   /** Bytes of lines written (padding not counted). */
@@ -50,12 +61,14 @@ export class OutputSink {
     private readonly onError: (error: Error) => void = () => {},
   ) {
     this.batchBytes = options.batchBytes ?? 256 * 1024;
+    this.highWaterBytes = options.highWaterBytes ?? 4 * this.batchBytes;
     this.batch = Buffer.allocUnsafe(this.batchBytes);
     this.pad = options.padBytes > 0 ? Buffer.alloc(options.padBytes, 0x20) : Buffer.alloc(0);
     if (this.pad.length > 0) this.pad[this.pad.length - 1] = NEWLINE;
     out.on("error", (error: Error) => {
       if (this.failed) return;
       this.failed = true;
+      this.releaseDrain();
       this.onError(error);
     });
   }
@@ -118,22 +131,14 @@ export class OutputSink {
 
   /** Resolves when the pipe can take more; producers await this between chunks. */
   ready(): Promise<void> {
-    if (this.failed || this.abandoned || !this.out.writableNeedDrain) return Promise.resolve();
-    this.drained ??= new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.out.off("drain", done);
-        this.out.off("close", done);
-        this.out.off("error", done);
-        this.drained = undefined;
-        this.releaseDrain = undefined;
-        resolve();
-      };
-      this.releaseDrain = done;
-      this.out.on("drain", done);
-      this.out.on("close", done);
-      this.out.on("error", done);
+    if (this.failed || this.abandoned || this.queuedBytes <= this.highWaterBytes) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.drainWaiters.push(resolve);
     });
-    return this.drained;
+  }
+
+  private releaseDrain(): void {
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   /**
@@ -156,13 +161,52 @@ export class OutputSink {
    */
   abandon(): void {
     this.abandoned = true;
-    this.releaseDrain?.();
+    this.queue.length = 0; // not handed to the pipe: their records stay unfinished
+    this.queuedBytes = 0;
+    this.pendingWrites = this.inFlight === undefined ? 0 : 1;
+    this.releaseDrain();
     for (const waiter of this.waiters.splice(0)) waiter.resolve(false);
   }
 
-  /** Bytes handed to stdout that the reader has not taken yet. */
+  /** Bytes not yet taken by the reader (queued, or in the chunk being written). */
   get pending(): number {
-    return this.out.writableLength;
+    return this.queuedBytes + (this.inFlight?.length ?? 0);
+  }
+
+  /**
+   * Before a forced exit: if the chunk being written is cut inside a line (the pipe took only part of it), writes
+   * the rest of that line synchronously to `fd`, waiting for the reader up to `withinMs`. Returns whether the pipe
+   * now ends at a line boundary. Reads how far the pipe got from the stream handle's write queue size. The stream
+   * is destroyed afterwards, so the rest of the chunk is never written after the line was finished by hand.
+   */
+  completeCutLine(fd: number, withinMs: number): boolean {
+    const finished = this.finishCutLine(fd, withinMs);
+    this.failed = true;
+    this.out.destroy();
+    return finished;
+  }
+
+  private finishCutLine(fd: number, withinMs: number): boolean {
+    const chunk = this.inFlight;
+    const handle = (this.out as unknown as { _handle?: { writeQueueSize?: unknown } })._handle;
+    if (chunk === undefined) return true;
+    const left = typeof handle?.writeQueueSize === "number" ? handle.writeQueueSize : chunk.length;
+    const taken = chunk.length - left;
+    if (taken <= 0 || chunk[taken - 1] === NEWLINE) return true;
+    const end = chunk.indexOf(NEWLINE, taken);
+    let rest = chunk.subarray(taken, end === -1 ? chunk.length : end + 1);
+    const deadline = Date.now() + withinMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (rest.length > 0) {
+      try {
+        rest = rest.subarray(writeSync(fd, rest));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== "EAGAIN" || Date.now() > deadline) return false;
+        Atomics.wait(pause, 0, 0, 5); // the pipe is full: give the reader a moment
+      }
+    }
+    return true;
   }
 
   /** Writes what is batched, pads if anything was written since the last pad, and waits until all is in the pipe. */
@@ -171,6 +215,9 @@ export class OutputSink {
     if (this.abandoned) {
       this.pos = 0; // lines not handed to the pipe yet are dropped: their records are not done
       this.oversized = [];
+      this.queue.length = 0;
+      this.queuedBytes = 0;
+      this.pendingWrites = this.inFlight === undefined ? 0 : 1;
     }
     this.flush();
     if (this.dirty && this.pad.length > 0 && !this.failed) {
@@ -203,12 +250,27 @@ export class OutputSink {
     }
     this.pendingWrites++;
     this.sent++;
+    this.queue.push(chunk);
+    this.queuedBytes += chunk.length;
+    this.pump();
+  }
+
+  /** Hands the pipe the next chunk once the previous one is written. */
+  private pump(): void {
+    if (this.inFlight !== undefined || this.failed) return;
+    const chunk = this.queue.shift();
+    if (chunk === undefined) return;
+    this.queuedBytes -= chunk.length;
+    this.inFlight = chunk;
     this.out.write(chunk, () => {
+      this.inFlight = undefined;
       this.pendingWrites--;
       this.completed++;
       while (this.waiters.length > 0 && (this.waiters[0] as { target: number }).target <= this.completed) {
         this.waiters.shift()?.resolve(true);
       }
+      if (this.queuedBytes <= this.highWaterBytes) this.releaseDrain();
+      this.pump();
       if (this.pendingWrites === 0 && this.settled !== undefined) {
         const settled = this.settled;
         this.settled = undefined;

@@ -232,13 +232,14 @@ describe("OutputSink", () => {
       await expect(sink.ready()).resolves.toBeUndefined();
     });
 
-    it("ready() waits for drain when the pipe is full", async () => {
+    it("ready() waits while more than highWaterBytes wait behind the chunk the pipe is writing", async () => {
       const out = new Recorder(16);
       out.hold = true;
-      const sink = new OutputSink(out, { padBytes: 0 });
+      const sink = new OutputSink(out, { padBytes: 0, batchBytes: 128, highWaterBytes: 16 });
       sink.writeBytes(Buffer.from(`${"x".repeat(100)}\n`));
-      await nextTick(); // the batch is flushed on the next turn
-      expect(out.writableNeedDrain).toBe(true);
+      sink.writeBytes(Buffer.from(`${"y".repeat(100)}\n`)); // the first batch goes to the pipe, this one queues
+      await nextTick();
+      expect(sink.pending).toBeGreaterThan(16);
       let ready = false;
       const waiting = sink.ready().then(() => {
         ready = true;
@@ -251,7 +252,7 @@ describe("OutputSink", () => {
       await again;
       expect(ready).toBe(true);
       await sink.end();
-      expect(out.text).toBe(`${"x".repeat(100)}\n`);
+      expect(out.text).toBe(`${"x".repeat(100)}\n${"y".repeat(100)}\n`);
     });
 
     it("end() waits for every write to finish", async () => {
