@@ -6,9 +6,9 @@
 // reached the pipe and nothing new is ready, `padBytes` of whitespace push the tail through. Whitespace between
 // JSON values is ignored by every JSON reader; the pad is spaces ending in a newline, never inside a line.
 //
-// Why one chunk at a time: the sink keeps its own queue and hands the pipe one chunk, the next when that one is
-// written. At a forced exit (a reader that stopped reading), only that chunk can be partly in the pipe, and
-// `completeCutLine` finishes the line it was cut in, so fluentd never sees half a JSON value.
+// Why its own queue: the sink hands the pipe one writev at a time (what is queued, up to 1 MiB), the next when that
+// one is written. At a forced exit (a reader that stopped reading), only that hand-off can be partly in the pipe,
+// and `completeCutLine` finishes the line it was cut in, so fluentd never sees half a JSON value.
 import { writeSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { msgpack } from "./msgpack.js";
@@ -37,8 +37,8 @@ export class OutputSink {
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
-  /** The chunk the pipe is writing now. */
-  private inFlight: Buffer | undefined;
+  /** The chunks the pipe is writing now (one writev). */
+  private inFlight: Buffer[] | undefined;
   private drainWaiters: (() => void)[] = [];
   private settled: (() => void) | undefined;
   private failed = false;
@@ -163,14 +163,14 @@ export class OutputSink {
     this.abandoned = true;
     this.queue.length = 0; // not handed to the pipe: their records stay unfinished
     this.queuedBytes = 0;
-    this.pendingWrites = this.inFlight === undefined ? 0 : 1;
+    this.pendingWrites = this.inFlight?.length ?? 0;
     this.releaseDrain();
     for (const waiter of this.waiters.splice(0)) waiter.resolve(false);
   }
 
   /** Bytes not yet taken by the reader (queued, or in the chunk being written). */
   get pending(): number {
-    return this.queuedBytes + (this.inFlight?.length ?? 0);
+    return this.queuedBytes + (this.inFlight?.reduce((n, part) => n + part.length, 0) ?? 0);
   }
 
   /**
@@ -187,7 +187,7 @@ export class OutputSink {
   }
 
   private finishCutLine(fd: number, withinMs: number): boolean {
-    const chunk = this.inFlight;
+    const chunk = this.inFlight === undefined ? undefined : Buffer.concat(this.inFlight);
     const handle = (this.out as unknown as { _handle?: { writeQueueSize?: unknown } })._handle;
     if (chunk === undefined) return true;
     const left = typeof handle?.writeQueueSize === "number" ? handle.writeQueueSize : chunk.length;
@@ -217,7 +217,7 @@ export class OutputSink {
       this.oversized = [];
       this.queue.length = 0;
       this.queuedBytes = 0;
-      this.pendingWrites = this.inFlight === undefined ? 0 : 1;
+      this.pendingWrites = this.inFlight?.length ?? 0;
     }
     this.flush();
     if (this.dirty && this.pad.length > 0 && !this.failed) {
@@ -255,17 +255,22 @@ export class OutputSink {
     this.pump();
   }
 
-  /** Hands the pipe the next chunk once the previous one is written. */
+  /** Hands the pipe what is queued (one writev, up to 1 MiB) once the previous hand-off is written. */
   private pump(): void {
-    if (this.inFlight !== undefined || this.failed) return;
-    const chunk = this.queue.shift();
-    if (chunk === undefined) return;
-    this.queuedBytes -= chunk.length;
-    this.inFlight = chunk;
-    this.out.write(chunk, () => {
+    if (this.inFlight !== undefined || this.failed || this.queue.length === 0) return;
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0 && (parts.length === 0 || bytes + (this.queue[0] as Buffer).length <= 1 << 20)) {
+      const chunk = this.queue.shift() as Buffer;
+      parts.push(chunk);
+      bytes += chunk.length;
+    }
+    this.queuedBytes -= bytes;
+    this.inFlight = parts;
+    const done = (): void => {
       this.inFlight = undefined;
-      this.pendingWrites--;
-      this.completed++;
+      this.pendingWrites -= parts.length;
+      this.completed += parts.length;
       while (this.waiters.length > 0 && (this.waiters[0] as { target: number }).target <= this.completed) {
         this.waiters.shift()?.resolve(true);
       }
@@ -277,7 +282,10 @@ export class OutputSink {
         settled();
       }
       this.armIdle();
-    });
+    };
+    this.out.cork();
+    parts.forEach((part, i) => this.out.write(part, i === parts.length - 1 ? done : undefined));
+    this.out.uncork();
   }
 
   private armIdle(): void {
