@@ -4,22 +4,19 @@ import { availableParallelism } from "node:os";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { Checkpoint } from "./checkpoint.js";
+import type { Checkpoint } from "./checkpoint.js";
 import { S3Source } from "./fetch.js";
 import { Filter, type FilterOptions } from "./filter.js";
 import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
-import { Importer, parseSource } from "./import.js";
 import { readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
-import { checkDirectory, FileLister, ListError, S3Lister } from "./listing.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
-import { Progress } from "./progress.js";
 import { RetryPolicy } from "./retry.js";
-import { S3Getter } from "./s3-get.js";
-import { Spool } from "./spool.js";
-import { SqsAcker } from "./sqs.js";
+import type { S3Getter } from "./s3-get.js";
+import type { Spool } from "./spool.js";
+import type { SqsAcker } from "./sqs.js";
 import { VERSION } from "./version.js";
 
 interface CliOptions {
@@ -213,6 +210,7 @@ function s3Getter(options: CliOptions): () => Promise<S3Getter> {
   return () => {
     getter ??= clients(undefined).then(async (client) => {
       const region = await client.config.region();
+      const { S3Getter } = await import("./s3-get.js");
       return new S3Getter({
         credentials: () => client.config.credentials(),
         region,
@@ -318,8 +316,9 @@ function sqsClients(options: CliOptions): (queueUrl: string) => Promise<SQSClien
   };
 }
 
-function openSpool(options: CliOptions, program: Command): Spool | undefined {
+async function openSpool(options: CliOptions, program: Command): Promise<Spool | undefined> {
   if (options.spoolDir === undefined) return undefined;
+  const { Spool } = await import("./spool.js");
   try {
     return Spool.open(options.spoolDir);
   } catch (error) {
@@ -349,10 +348,10 @@ async function finishOutput(sink: OutputSink, stopping: boolean, log: Logger): P
 }
 
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
-  const spool = openSpool(options, program);
+  const spool = await openSpool(options, program);
   const { log, sink, source } = startRuntime(options, program);
-  const acker = options.deleteSqsMessages
-    ? new SqsAcker({
+  const acker: SqsAcker | undefined = options.deleteSqsMessages
+    ? new (await import("./sqs.js")).SqsAcker({
         log,
         clientFor: sqsClients(options),
         ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
@@ -479,6 +478,18 @@ function importCommand(program: Command): Command {
         list?: boolean;
         checkpoint?: string;
       };
+      // The import command's own modules load only when it runs.
+      const [
+        { Importer, parseSource },
+        { Checkpoint },
+        { checkDirectory, FileLister, ListError, S3Lister },
+        { Progress },
+      ] = await Promise.all([
+        import("./import.js"),
+        import("./checkpoint.js"),
+        import("./listing.js"),
+        import("./progress.js"),
+      ]);
       const source = parseSource(argument);
       if (typeof source === "string") command.error(`error: ${source}`, { exitCode: 2 });
       if (options.since !== undefined && options.until !== undefined && options.since > options.until) {

@@ -12,7 +12,7 @@ import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
 import { RecordsScanner, ScanError } from "./scan.js";
-import { ScanPool } from "./scan-pool.js";
+import type { ScanPool } from "./scan-pool.js";
 
 export interface FilterOptions extends FormatOptions {
   /** Objects fetched and scanned at once. */
@@ -129,23 +129,32 @@ export class Filter {
 
   private readonly retry: RetryPolicy;
 
-  private readonly pool: ScanPool | undefined;
+  private pool: Promise<ScanPool | undefined> | undefined;
 
   constructor(private readonly deps: FilterDeps) {
     this.retry = deps.retry ?? new RetryPolicy({ retryForMs: deps.options.retryFor * 1000 });
-    const { options } = deps;
-    this.pool =
-      deps.pool ??
-      (options.scanWorkers !== undefined && options.scanWorkers > 0
-        ? new ScanPool(options.scanWorkers, {
-            timestamp: options.timestamp,
-            maxEventBytes: options.maxEventBytes,
-            ...(options.timeField === undefined ? {} : { timeField: options.timeField }),
-            ...(options.stringify === undefined ? {} : { stringify: options.stringify }),
-            ...(options.sourceField === undefined ? {} : { sourceField: options.sourceField }),
-            ...(options.outputFormat === undefined ? {} : { outputFormat: options.outputFormat }),
-          })
-        : undefined);
+  }
+
+  /** The scan workers, started on first use (worker threads cost start-up time a run without them never pays). */
+  private scanPool(): Promise<ScanPool | undefined> {
+    const { options } = this.deps;
+    this.pool ??=
+      this.deps.pool !== undefined
+        ? Promise.resolve(this.deps.pool)
+        : options.scanWorkers !== undefined && options.scanWorkers > 0
+          ? import("./scan-pool.js").then(
+              ({ ScanPool }) =>
+                new ScanPool(options.scanWorkers as number, {
+                  timestamp: options.timestamp,
+                  maxEventBytes: options.maxEventBytes,
+                  ...(options.timeField === undefined ? {} : { timeField: options.timeField }),
+                  ...(options.stringify === undefined ? {} : { stringify: options.stringify }),
+                  ...(options.sourceField === undefined ? {} : { sourceField: options.sourceField }),
+                  ...(options.outputFormat === undefined ? {} : { outputFormat: options.outputFormat }),
+                }),
+            )
+          : Promise.resolve(undefined);
+    return this.pool;
   }
 
   /** Stops taking input; work in flight goes on until it ends or `abortInFlight` is called. */
@@ -350,7 +359,7 @@ export class Filter {
         summary.bytesIn += n;
       });
       const stored = await readStored(counted);
-      const pool = this.pool;
+      const pool = "whole" in stored ? await this.scanPool() : undefined;
       if (pool !== undefined && "whole" in stored) {
         // A small object: inflated and scanned by a worker; its lines come back ready to write.
         const result = await pool.run(stored.whole, skip, options.maxObjectBytes, ref);

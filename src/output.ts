@@ -284,7 +284,8 @@ export class OutputSink {
       this.armIdle();
     };
     this.out.cork();
-    parts.forEach((part, i) => this.out.write(part, i === parts.length - 1 ? done : undefined));
+    for (let i = 0; i < parts.length; i++)
+      this.out.write(parts[i] as Buffer, i === parts.length - 1 ? done : undefined);
     this.out.uncork();
   }
 

@@ -25,22 +25,35 @@ def main() -> int:
     env.update(spec.get("env") or {})
     stdin = open(spec["stdin"], "rb") if spec.get("stdin") else subprocess.DEVNULL
     procs = []
-    t0 = time.monotonic()
-    prev = stdin
     stages = spec["stages"]
     consumer = spec.get("consumer")
+    cons = None
+    data_r = data_w = None
+    if consumer:
+        # The consumer starts first and says when it is ready, so the clock measures the contenders, not the
+        # interpreter start-up of the counting reader (on a 2-core machine it would compete with the fastest one).
+        data_r, data_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        cons = subprocess.Popen(consumer + [str(ready_w)], stdin=data_r, env=env, pass_fds=(ready_w,))
+        os.close(data_r)
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+    t0 = time.monotonic()
+    prev = stdin
     for i, argv in enumerate(stages):
         last = i == len(stages) - 1
-        out = subprocess.DEVNULL if last and not consumer else subprocess.PIPE
+        if last:
+            out = data_w if consumer else subprocess.DEVNULL
+        else:
+            out = subprocess.PIPE
         p = subprocess.Popen(argv, stdin=prev, stdout=out, env=env, cwd=spec.get("cwd"))
         if prev is not stdin:
             prev.close()  # only the next stage keeps the read end
         prev = p.stdout
         procs.append(p)
-    cons = None
-    if consumer:
-        cons = subprocess.Popen(consumer, stdin=prev, env=env)
-        prev.close()
+    if data_w is not None:
+        os.close(data_w)  # only the last stage keeps the write end
     if stdin is not subprocess.DEVNULL:
         stdin.close()
     results = {}
