@@ -360,7 +360,8 @@ export class Filter {
       });
       const stored = await readStored(counted);
       const pool = "whole" in stored ? await this.scanPool() : undefined;
-      if (pool !== undefined && "whole" in stored) {
+      // Workers take objects while they have room; the rest is done here, so this thread works too.
+      if (pool?.hasRoom() === true && "whole" in stored) {
         // A small object: inflated and scanned by a worker; its lines come back ready to write.
         const result = await pool.run(stored.whole, skip, options.maxObjectBytes, ref);
         if (result !== undefined) {

@@ -56,6 +56,11 @@ export class ScanPool {
     }
   }
 
+  /** True when a worker has nothing to do (or less than `perWorker` objects queued). */
+  hasRoom(perWorker = 1): boolean {
+    return this.slots.some((slot) => slot.busy < perWorker);
+  }
+
   /** Inflates and scans one whole object; undefined when it must be streamed on the main thread instead. */
   async run(stored: Buffer, skip: number, maxObjectBytes: number, ref?: unknown): Promise<ScanResult | undefined> {
     const slot = this.slots.reduce((best, slot) => (slot.busy < best.busy ? slot : best));
