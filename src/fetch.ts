@@ -4,6 +4,7 @@ import { open } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter } from "./s3-get.js";
+import { markSpareTail } from "./scan.js";
 
 export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
 
@@ -137,6 +138,9 @@ async function* readBody(
   }
 }
 
+/** Files up to this size are read in one piece; larger ones are streamed. */
+const WHOLE_FILE_MAX = 4 * 1024 * 1024;
+
 export async function openFile(path: string): Promise<OpenedObject> {
   try {
     const handle = await open(path, "r");
@@ -145,7 +149,27 @@ export async function openFile(path: string): Promise<OpenedObject> {
       await handle.close();
       throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
     }
-    return { body: handle.createReadStream({ highWaterMark: 256 * 1024 }), size: stat.size };
+    if (stat.size > WHOLE_FILE_MAX)
+      return { body: handle.createReadStream({ highWaterMark: 256 * 1024 }), size: stat.size };
+    // A small file in one read, into a buffer one byte larger (the scanner's sentinel goes there, no copy).
+    try {
+      const buffer = Buffer.allocUnsafeSlow(stat.size + 1);
+      let got = 0;
+      while (got < stat.size) {
+        const { bytesRead } = await handle.read(buffer, got, stat.size - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      const whole = markSpareTail(buffer.subarray(0, got));
+      return {
+        body: (async function* () {
+          if (got > 0) yield whole;
+        })(),
+        size: got,
+      };
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (error instanceof FetchError) throw error;
     const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";

@@ -8,6 +8,7 @@ import { pipeline, Readable } from "node:stream";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { createGunzip, type ZlibOptions } from "node:zlib";
+import { markSpareTail } from "./scan.js";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
 
@@ -57,7 +58,8 @@ export async function readStored(source: AsyncIterable<Buffer>, wholeStoredMax =
   try {
     while (headBytes <= wholeStoredMax) {
       const next = await iterator.next();
-      if (next.done === true) return { whole: Buffer.concat(head, headBytes) };
+      if (next.done === true)
+        return { whole: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head, headBytes) };
       head.push(next.value);
       headBytes += next.value.length;
     }
@@ -116,7 +118,7 @@ export function inflateWholeSync(stored: Buffer, maxBytes: number): Buffer | und
     }
   }
   if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
-  return data;
+  return data === stored ? data : markSpareTail(data);
 }
 
 /** zlib stopped at maxOutputLength, and that length was the caller's limit (not the one-piece size). */

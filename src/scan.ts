@@ -323,6 +323,21 @@ function compact(value: Buffer): Buffer {
   return Buffer.from(out.subarray(0, o));
 }
 
+/**
+ * Buffers whose memory has at least one more byte after their end that nobody else uses (a dedicated allocation
+ * made one byte larger, or zlib's output buffer of a finished one-shot inflate). The scanner writes its sentinel
+ * there rather than copying the buffer.
+ */
+export const SPARE_TAIL = new WeakSet<Uint8Array>();
+
+/** Marks `buffer` as having a spare byte after it, when it provably has (see SPARE_TAIL); returns it. */
+export function markSpareTail(buffer: Buffer): Buffer {
+  const end = buffer.byteOffset + buffer.length;
+  // Small allocations share Node's 8 KiB pool: only a dedicated ArrayBuffer can be trusted past the end.
+  if (buffer.buffer.byteLength >= 64 * 1024 && end < buffer.buffer.byteLength) SPARE_TAIL.add(buffer);
+  return buffer;
+}
+
 // Outer states: where in `{"Records":[…], …}` the scanner stands between values.
 const START = 0; // before the first document (a byte order mark may come)
 const DOCUMENT = 1; // before a document's '{', or between documents
@@ -365,6 +380,13 @@ export class RecordsScanner {
    * boundary waits until the bytes after it are at least as many as its own (so a huge value is re-read rarely).
    */
   push(chunk: Buffer): void {
+    if (this.carryBytes === 0 && SPARE_TAIL.has(chunk)) {
+      // The byte after the chunk is ours: put the sentinel there instead of copying the chunk.
+      const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length + 1);
+      b[chunk.length] = 0x22;
+      this.read(b, false);
+      return;
+    }
     this.carry.push(chunk);
     this.carryBytes += chunk.length;
     if (this.carryBytes < this.carryNeed) return;

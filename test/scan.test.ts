@@ -464,3 +464,37 @@ describe("errors", () => {
     });
   });
 });
+
+describe("spare tail (the sentinel written after a buffer instead of copying it)", () => {
+  it("marks only dedicated allocations with room after the data, never pooled small buffers", async () => {
+    const { SPARE_TAIL, markSpareTail } = await import("../src/scan.js");
+    const pooled = Buffer.from('{"Records":[]}'); // from Node's shared 8 KiB pool
+    markSpareTail(pooled);
+    expect(SPARE_TAIL.has(pooled)).toBe(false);
+    const exact = Buffer.allocUnsafeSlow(70_000);
+    markSpareTail(exact);
+    expect(SPARE_TAIL.has(exact)).toBe(false); // no byte after it
+    const roomy = Buffer.allocUnsafeSlow(70_001).subarray(0, 70_000);
+    markSpareTail(roomy);
+    expect(SPARE_TAIL.has(roomy)).toBe(true);
+  });
+
+  it("scans a marked buffer exactly as a copied one", async () => {
+    const { RecordsScanner, markSpareTail } = await import("../src/scan.js");
+    const json = Buffer.from(
+      `{"Records":[${Array.from({ length: 2000 }, (_, i) => `{"eventTime":"t${i}","n":${i}}`).join(",")}]}`,
+    );
+    const roomy = Buffer.allocUnsafeSlow(json.length + 1);
+    json.copy(roomy);
+    const marked = markSpareTail(roomy.subarray(0, json.length));
+    const collect = (buffer: Buffer): string[] => {
+      const out: string[] = [];
+      const scanner = new RecordsScanner((event, time) => out.push(`${event.toString()} ${time?.toString()}`));
+      scanner.push(buffer);
+      scanner.end();
+      return out;
+    };
+    expect(collect(marked)).toEqual(collect(Buffer.from(json)));
+    expect(marked.equals(json)).toBe(true);
+  });
+});
