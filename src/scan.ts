@@ -169,6 +169,11 @@ function readNumber(b: Buffer, i: number, n: number): number {
 }
 
 function readLiteral(b: Buffer, i: number, n: number, word: string): number {
+  // The whole word at hand (the usual case): compare it in one go.
+  if (i + word.length <= n) {
+    const w = word === "true" ? TRUE : word === "false" ? FALSE : NULL;
+    if (matches(b, i, w)) return i + w.length;
+  }
   for (let k = 0; k < word.length; k++, i++) {
     if (i >= n) return MORE;
     if (b[i] !== word.charCodeAt(k)) return invalid(i, `unexpected ${describe(b[i])}`);
@@ -176,9 +181,20 @@ function readLiteral(b: Buffer, i: number, n: number, word: string): number {
   return i;
 }
 
+function matches(b: Buffer, i: number, w: Uint8Array): boolean {
+  for (let k = 0; k < w.length; k++) if (b[i + k] !== w[k]) return false;
+  return true;
+}
+
+const TRUE = Buffer.from("true");
+const FALSE = Buffer.from("false");
+const NULL = Buffer.from("null");
+
 /** Skips whitespace from i; returns the index of the next other byte (may be n). */
 function skipSpace(b: Buffer, i: number, n: number): number {
-  while (i < n && isSpace(b[i] as number)) {
+  // One comparison in the usual compact case: every JSON whitespace byte is <= 0x20 (other bytes there are control
+  // bytes, which are not whitespace and are left for the caller to reject).
+  while (i < n && (b[i] as number) <= 0x20 && isSpace(b[i] as number)) {
     rewrite = true;
     i++;
   }
