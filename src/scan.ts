@@ -237,11 +237,13 @@ function locateFields(event: Buffer): void {
   [rewrite, timeStart, timeEnd, hasTimestamp] = saved;
 }
 
-function isKey(b: Buffer, start: number, end: number, word: string): boolean {
-  if (end - start !== word.length) return false;
-  for (let k = 0; k < word.length; k++) if (b[start + k] !== word.charCodeAt(k)) return false;
-  return true;
+function isKey(b: Buffer, start: number, end: number, word: Uint8Array): boolean {
+  return end - start === word.length && matches(b, start, word);
 }
+
+const EVENT_TIME = Buffer.from("eventTime");
+const AT_TIMESTAMP = Buffer.from("@timestamp");
+const RECORDS = Buffer.from("Records");
 
 /**
  * Reads an object whose '{' is at i - 1. For an event (`event` true) it notes where the `eventTime` string is and
@@ -261,8 +263,8 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
     let field = -1;
     if (event) {
       const first = b[keyStart];
-      if (first === 0x65) timeKey = isKey(b, keyStart, i - 1, "eventTime");
-      else if (first === 0x40 && isKey(b, keyStart, i - 1, "@timestamp")) hasTimestamp = true;
+      if (first === 0x65) timeKey = isKey(b, keyStart, i - 1, EVENT_TIME);
+      else if (first === 0x40 && isKey(b, keyStart, i - 1, AT_TIMESTAMP)) hasTimestamp = true;
       if (fieldKeys.length !== 0) field = fieldIndex(b, keyStart, i - 1);
     }
     i = skipSpace(b, i, n);
@@ -496,7 +498,7 @@ export class RecordsScanner {
           if (c !== 0x22) invalid(i, `expected a key but found ${describe(c)}`);
           const end = readString(b, i + 1, n);
           if (end === MORE) break;
-          this.recordsKey = isKey(b, i + 1, end - 1, "Records");
+          this.recordsKey = isKey(b, i + 1, end - 1, RECORDS);
           i = end;
           this.state = COLON;
           continue;
