@@ -97,59 +97,69 @@ export async function* inflateStored(stored: Stored, options: InflateOptions): A
 }
 
 /**
- * The synchronous twin of `inflateWhole`, for scan workers (a worker's own core does the inflating). Undefined when
- * the object must be streamed instead; throws TooLarge.
+ * What to do with the next layer of a whole object: "plain" when the bytes are not gzip (done), "stream" when it
+ * must be streamed instead (too many layers, too large, too short), else the zlib options to inflate it in one call.
  */
-export function inflateWholeSync(stored: Buffer, maxBytes: number): Buffer | undefined {
-  let data = stored;
-  for (let layer = 0; data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b; layer++) {
-    if (layer === MAX_LAYERS || data.length < 18) return undefined;
-    const hint = data.readUInt32LE(data.length - 4);
-    if (hint > WHOLE_INFLATED_MAX) return undefined;
-    try {
-      data = zlib.gunzipSync(data, {
-        chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
-        maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
-      });
-    } catch (error) {
-      if (overLimit(error, maxBytes))
-        throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
-      return undefined;
-    }
-  }
-  if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
-  return data === stored ? data : markSpareTail(data);
+function nextLayer(
+  data: Buffer,
+  layer: number,
+  maxBytes: number,
+): "plain" | "stream" | (ZlibOptions & { hint: number }) {
+  if (data.length < 2 || data[0] !== 0x1f || data[1] !== 0x8b) return "plain";
+  if (layer === MAX_LAYERS || data.length < 18) return "stream";
+  // ISIZE, the last member's inflated size mod 2^32: a hint to size the output, checked by maxOutputLength.
+  const hint = data.readUInt32LE(data.length - 4);
+  if (hint > WHOLE_INFLATED_MAX) return "stream";
+  return {
+    hint,
+    chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
+    maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
+  };
 }
 
-/** zlib stopped at maxOutputLength, and that length was the caller's limit (not the one-piece size). */
-function overLimit(error: unknown, maxBytes: number): boolean {
+/** A layer that failed in one piece: over the caller's limit is TooLarge; anything else is left to the stream path. */
+function giveUp(error: unknown, maxBytes: number): undefined {
   const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
-  return code === "ERR_BUFFER_TOO_LARGE" && maxBytes + 1 <= WHOLE_INFLATED_MAX;
+  if (code === "ERR_BUFFER_TOO_LARGE" && maxBytes + 1 <= WHOLE_INFLATED_MAX) {
+    throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
+  }
+  return undefined; // damaged, or larger than the hint said: the stream path yields what it can and says why
+}
+
+function finished(data: Buffer, stored: Buffer, maxBytes: number): Buffer {
+  if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
+  return data === stored ? data : markSpareTail(data);
 }
 
 /** Inflates every gzip layer of a small object in one call each; undefined when it must be streamed instead. */
 async function inflateWhole(stored: Buffer, maxBytes: number): Promise<Buffer | undefined> {
   let data = stored;
-  for (let layer = 0; data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b; layer++) {
-    if (layer === MAX_LAYERS || data.length < 18) return undefined;
-    // ISIZE, the last member's inflated size mod 2^32: a hint to size the output, checked by maxOutputLength.
-    const hint = data.readUInt32LE(data.length - 4);
-    if (hint > WHOLE_INFLATED_MAX) return undefined;
-    const zlibOptions = {
-      chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
-      maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
-    };
+  for (let layer = 0; ; layer++) {
+    const next = nextLayer(data, layer, maxBytes);
+    if (next === "plain") return finished(data, stored, maxBytes);
+    if (next === "stream") return undefined;
     try {
       // A tiny object inflates faster here than the hand-off to the thread pool and back costs.
-      data = hint <= INLINE_INFLATED_MAX ? zlib.gunzipSync(data, zlibOptions) : await gunzipWhole(data, zlibOptions);
+      data = next.hint <= INLINE_INFLATED_MAX ? zlib.gunzipSync(data, next) : await gunzipWhole(data, next);
     } catch (error) {
-      if (overLimit(error, maxBytes))
-        throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
-      return undefined; // damaged, or larger than the hint said: the stream path yields what it can and says why
+      return giveUp(error, maxBytes);
     }
   }
-  if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
-  return data;
+}
+
+/** The synchronous twin of `inflateWhole`, for scan workers (a worker's own core does the inflating). */
+export function inflateWholeSync(stored: Buffer, maxBytes: number): Buffer | undefined {
+  let data = stored;
+  for (let layer = 0; ; layer++) {
+    const next = nextLayer(data, layer, maxBytes);
+    if (next === "plain") return finished(data, stored, maxBytes);
+    if (next === "stream") return undefined;
+    try {
+      data = zlib.gunzipSync(data, next);
+    } catch (error) {
+      return giveUp(error, maxBytes);
+    }
+  }
 }
 
 async function* resumeAll(head: Buffer[], iterator: AsyncIterator<Buffer> | undefined): AsyncGenerator<Buffer> {
