@@ -348,6 +348,13 @@ async function finishOutput(sink: OutputSink, stopping: boolean, log: Logger): P
 }
 
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
+  // A signal during start-up is kept and handled once everything is in place (not the default: death by signal).
+  let early: NodeJS.Signals | undefined;
+  const keep = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  process.on("SIGTERM", keep);
+  process.on("SIGINT", keep);
   const spool = await openSpool(options, program);
   const { log, sink, source } = startRuntime(options, program);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
@@ -406,8 +413,11 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       sink.abandon();
     }
   };
+  process.off("SIGTERM", keep);
+  process.off("SIGINT", keep);
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  if (early !== undefined) onSignal(early);
 
   const started = Date.now();
   const summary = await filter.run(intake);
