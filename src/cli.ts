@@ -199,6 +199,16 @@ function defaultScanWorkers(): number {
   return cores <= 2 ? 0 : Math.min(cores - 1, 4);
 }
 
+/** The region to sign for when nothing names one: --region, the SDK's environment variables, else us-east-1. */
+function defaultRegion(options: CliOptions): string {
+  return options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
+}
+
+/** An S3-compatible endpoint: --endpoint, else the SDK's service-specific or global endpoint variable. */
+function s3Endpoint(options: CliOptions): string | undefined {
+  return options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+}
+
 /**
  * The GET client for objects, made on first use: credentials and the default region come from an SDK client's
  * resolved configuration (the SDK's normal chain); the endpoint is the one `s3Clients` uses.
@@ -206,7 +216,7 @@ function defaultScanWorkers(): number {
 function s3Getter(options: CliOptions): () => Promise<S3Getter> {
   let getter: Promise<S3Getter> | undefined;
   const clients = s3Clients(options);
-  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const endpoint = s3Endpoint(options);
   return () => {
     getter ??= clients(undefined).then(async (client) => {
       const region = await client.config.region();
@@ -228,9 +238,8 @@ const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {
 
 /** One S3 client per region, created on first use; an explicit endpoint means one client, path-style. */
 function s3Clients(options: CliOptions): (region: string | undefined) => Promise<S3Client> {
-  const env = process.env;
-  const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
-  const defaultRegion = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+  const endpoint = s3Endpoint(options);
+  const fallbackRegion = defaultRegion(options);
   const clients = new Map<string, Promise<S3Client>>();
   const create = async (region: string): Promise<S3Client> => {
     // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
@@ -251,7 +260,7 @@ function s3Clients(options: CliOptions): (region: string | undefined) => Promise
     });
   };
   return (region) => {
-    const wanted = endpoint === undefined ? (region ?? defaultRegion) : defaultRegion;
+    const wanted = endpoint === undefined ? (region ?? fallbackRegion) : fallbackRegion;
     let client = clients.get(wanted);
     if (client === undefined) {
       client = create(wanted);
@@ -291,9 +300,9 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
 /** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */
 function sqsClients(options: CliOptions): (queueUrl: string) => Promise<SQSClient> {
   const clients = new Map<string, Promise<SQSClient>>();
-  const defaultRegion = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
+  const fallbackRegion = defaultRegion(options);
   return (queueUrl) => {
-    let region = defaultRegion;
+    let region = fallbackRegion;
     let endpoint: string | undefined;
     try {
       const url = new URL(queueUrl);
@@ -326,6 +335,32 @@ async function openSpool(options: CliOptions, program: Command): Promise<Spool |
       exitCode: 2,
     });
   }
+}
+
+/**
+ * SIGTERM and SIGINT (fluentd's shutdown, Ctrl-C): the first stops taking work and gives what is in flight
+ * --shutdown-timeout before `abandon`; another one abandons at once. A signal that came during start-up (`early`)
+ * is handled now. Returns whether a signal has come.
+ */
+function onShutdownSignals(
+  options: CliOptions,
+  log: Logger,
+  stop: () => void,
+  abandon: () => void,
+  early?: NodeJS.Signals,
+): () => boolean {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) return abandon();
+    log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
+    stop();
+    setTimeout(abandon, options.shutdownTimeout * 1000).unref();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  if (early !== undefined) onSignal(early);
+  return () => signals > 0;
 }
 
 /**
@@ -390,11 +425,12 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     },
   });
 
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals === 1) {
-      log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
+  process.off("SIGTERM", keep);
+  process.off("SIGINT", keep);
+  const signalled = onShutdownSignals(
+    options,
+    log,
+    () => {
       filter.stop();
       if (spool === undefined) {
         process.stdin.pause();
@@ -402,28 +438,20 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       } else {
         intake.stop(); // stdin is still read into the journal until it ends or the deadline
       }
-      setTimeout(() => {
-        filter.abortInFlight();
-        intake.abandon();
-        sink.abandon();
-      }, options.shutdownTimeout * 1000).unref();
-    } else {
+    },
+    () => {
       filter.abortInFlight();
       intake.abandon();
       sink.abandon();
-    }
-  };
-  process.off("SIGTERM", keep);
-  process.off("SIGINT", keep);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  if (early !== undefined) onSignal(early);
+    },
+    early,
+  );
 
   const started = Date.now();
   const summary = await filter.run(intake);
   await intake.finished;
-  await finishOutput(sink, signals > 0, log);
-  await acker?.close(signals > 0 ? 1000 : 10_000);
+  await finishOutput(sink, signalled(), log);
+  await acker?.close(signalled() ? 1000 : 10_000);
   spool?.close();
   log.info("summary", {
     ...summary,
@@ -544,19 +572,12 @@ function importCommand(program: Command): Command {
         process.exit(1);
       };
 
-      let signals = 0;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        signals++;
-        if (signals === 1) {
-          log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
-          importer.stop();
-          setTimeout(() => importer.abortInFlight(), options.shutdownTimeout * 1000).unref();
-        } else {
-          importer.abortInFlight();
-        }
-      };
-      process.on("SIGTERM", onSignal);
-      process.on("SIGINT", onSignal);
+      onShutdownSignals(
+        options,
+        log,
+        () => importer.stop(),
+        () => importer.abortInFlight(),
+      );
 
       const started = Date.now();
       if (source.scheme === "file") await checkDirectory(`/${source.prefix}`).catch(listingFailed);

@@ -28,9 +28,10 @@ export type Decoded =
   | { kind: "objects"; refs: S3ObjectRef[]; skips: Skip[] }
   | { kind: "error"; code: "UnknownShape" | "MessageNotJson"; message: string };
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
-function isObject(value: unknown): value is Json {
+/** A JSON object (not an array, not null). */
+export function isObject(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

@@ -2,7 +2,7 @@
 // (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Decoded, decodeBody, type S3ObjectRef, type Skip } from "./notifications.js";
+import { type Decoded, decodeBody, isObject, type Json, type S3ObjectRef, type Skip } from "./notifications.js";
 
 export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef) | { scheme: "file"; path: string };
 
@@ -25,12 +25,6 @@ export type RecordErrorCode =
 export type Interpreted =
   | { kind: "objects"; input: unknown; refs: ObjectRef[]; skips: Skip[]; sqs?: SqsMessage }
   | { kind: "error"; input: unknown; code: RecordErrorCode; message: string; sqs?: SqsMessage };
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** How an input object is recognised as a fluent-plugin-sqs record (1.x or 2.x/3.x field names). */
 function sqsRecordBody(record: Json): string | undefined {
