@@ -352,7 +352,10 @@ function onShutdownSignals(
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
-    if (signals > 1) return abandon();
+    if (signals > 1) {
+      abandon();
+      return;
+    }
     log.info("stopping", { signal, shutdownTimeout: options.shutdownTimeout });
     stop();
     setTimeout(abandon, options.shutdownTimeout * 1000).unref();
