@@ -1,6 +1,7 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { open } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter } from "./s3-get.js";
@@ -22,11 +23,17 @@ export class FetchError extends Error {
   }
 }
 
-export interface OpenedObject {
-  body: AsyncIterable<Buffer>;
-  /** Stored size in bytes, when known. */
-  size: number | undefined;
-}
+/**
+ * An object's stored bytes: read whole when small (the usual CloudTrail file, and no stream machinery per object), else
+ * as a stream of chunks.
+ */
+export type OpenedObject =
+  | { whole: Buffer; size: number }
+  | {
+      body: AsyncIterable<Buffer>;
+      /** Stored size in bytes, when known. */
+      size: number | undefined;
+    };
 
 /** Where object bytes come from; tests and the import command hand in their own. */
 export interface ObjectSource {
@@ -92,11 +99,63 @@ export class S3Source implements ObjectSource {
       const response = await (await this.getter()).get(ref.bucket, ref.key, ref.region, signal);
       const length = Number(response.headers["content-length"]);
       const size = Number.isSafeInteger(length) ? length : undefined;
+      if (size !== undefined && size <= WHOLE_FILE_MAX) {
+        return { whole: await readWholeBody(response, where, size, this.bodyIdleMs), size };
+      }
       return { body: readBody(response, where, size, this.bodyIdleMs), size };
     } catch (error) {
       throw classifyS3Error(error, where);
     }
   }
+}
+
+/** Objects up to this size are read in one piece; larger ones are streamed. */
+const WHOLE_FILE_MAX = 4 * 1024 * 1024;
+
+function bodyFailure(where: string, why: string): FetchError {
+  return new FetchError("FetchFailed", `Failed to read ${where}: ${why}`, true);
+}
+
+/**
+ * Reads a response body of known, small size into one buffer (with a spare byte for the scanner's sentinel). Like
+ * `readBody`, a body cut short, lost or stalled is a transient error.
+ */
+function readWholeBody(response: IncomingMessage, where: string, size: number, idleMs: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const buffer = Buffer.allocUnsafeSlow(size + 1);
+    let received = 0;
+    let settled = false;
+    const settle = (error: FetchError | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      response.removeListener("data", onData);
+      if (error === undefined) {
+        resolve(markSpareTail(buffer.subarray(0, size)));
+      } else {
+        response.destroy();
+        reject(error);
+      }
+    };
+    const timer = setTimeout(() => settle(bodyFailure(where, `no data for ${idleMs} ms after ${received} bytes`)), idleMs);
+    const onData = (chunk: Buffer): void => {
+      timer.refresh();
+      if (received + chunk.length > size) {
+        settle(bodyFailure(where, `more than the ${size} bytes announced`));
+        return;
+      }
+      chunk.copy(buffer, received);
+      received += chunk.length;
+    };
+    response.on("data", onData);
+    response.once("end", () =>
+      settle(
+        received < size ? bodyFailure(where, `the body ended after ${received} of ${size} bytes`) : undefined,
+      ),
+    );
+    response.once("error", (error) => settle(bodyFailure(where, `${error.message} after ${received} bytes`)));
+    response.once("close", () => settle(bodyFailure(where, `the connection closed after ${received} bytes`)));
+  });
 }
 
 /**
@@ -138,8 +197,6 @@ async function* readBody(
   }
 }
 
-/** Files up to this size are read in one piece; larger ones are streamed. */
-const WHOLE_FILE_MAX = 4 * 1024 * 1024;
 
 export async function openFile(path: string): Promise<OpenedObject> {
   try {
@@ -160,13 +217,7 @@ export async function openFile(path: string): Promise<OpenedObject> {
         if (bytesRead === 0) break;
         got += bytesRead;
       }
-      const whole = markSpareTail(buffer.subarray(0, got));
-      return {
-        body: (async function* () {
-          if (got > 0) yield whole;
-        })(),
-        size: got,
-      };
+      return { whole: markSpareTail(buffer.subarray(0, got)), size: got };
     } finally {
       await handle.close();
     }

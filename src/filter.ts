@@ -5,7 +5,7 @@
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
 import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
-import { InflateError, inflateStored, readStored } from "./inflate.js";
+import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { OutputSink } from "./output.js";
@@ -355,10 +355,17 @@ export class Filter {
     );
     try {
       const opened = await this.open(ref);
-      const counted = countBytes(opened.body, (n) => {
-        summary.bytesIn += n;
-      });
-      const stored = await readStored(counted);
+      let stored: Stored;
+      if ("whole" in opened) {
+        summary.bytesIn += opened.whole.length;
+        stored = opened;
+      } else {
+        stored = await readStored(
+          countBytes(opened.body, (n) => {
+            summary.bytesIn += n;
+          }),
+        );
+      }
       const pool = "whole" in stored ? await this.scanPool() : undefined;
       // Workers take objects while they have room; the rest is done here, so this thread works too.
       if (pool?.hasRoom() === true && "whole" in stored) {
