@@ -137,7 +137,10 @@ function readWholeBody(response: IncomingMessage, where: string, size: number, i
         reject(error);
       }
     };
-    const timer = setTimeout(() => settle(bodyFailure(where, `no data for ${idleMs} ms after ${received} bytes`)), idleMs);
+    const timer = setTimeout(
+      () => settle(bodyFailure(where, `no data for ${idleMs} ms after ${received} bytes`)),
+      idleMs,
+    );
     const onData = (chunk: Buffer): void => {
       timer.refresh();
       if (received + chunk.length > size) {
@@ -149,9 +152,7 @@ function readWholeBody(response: IncomingMessage, where: string, size: number, i
     };
     response.on("data", onData);
     response.once("end", () =>
-      settle(
-        received < size ? bodyFailure(where, `the body ended after ${received} of ${size} bytes`) : undefined,
-      ),
+      settle(received < size ? bodyFailure(where, `the body ended after ${received} of ${size} bytes`) : undefined),
     );
     response.once("error", (error) => settle(bodyFailure(where, `${error.message} after ${received} bytes`)));
     response.once("close", () => settle(bodyFailure(where, `the connection closed after ${received} bytes`)));
@@ -196,7 +197,6 @@ async function* readBody(
     );
   }
 }
-
 
 export async function openFile(path: string): Promise<OpenedObject> {
   try {
