@@ -112,50 +112,43 @@ export class S3Source implements ObjectSource {
 /** Objects up to this size are read in one piece; larger ones are streamed. */
 const WHOLE_FILE_MAX = 4 * 1024 * 1024;
 
-function bodyFailure(where: string, why: string): FetchError {
-  return new FetchError("FetchFailed", `Failed to read ${where}: ${why}`, true);
-}
-
 /**
- * Reads a response body of known, small size into one buffer (with a spare byte for the scanner's sentinel). Like
- * `readBody`, a body cut short, lost or stalled is a transient error.
+ * Reads a response body of known, small size into one buffer. Like `readBody`, a body cut short, lost or stalled is
+ * a transient error.
  */
 function readWholeBody(response: IncomingMessage, where: string, size: number, idleMs: number): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
-    const buffer = Buffer.allocUnsafeSlow(size + 1);
+    const chunks: Buffer[] = [];
     let received = 0;
     let settled = false;
-    const settle = (error: FetchError | undefined): void => {
+    /** Ends the read: with the body when `why` is undefined, else with a transient error saying why. */
+    const settle = (why: string | undefined): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       response.removeListener("data", onData);
-      if (error === undefined) {
-        resolve(markSpareTail(buffer.subarray(0, size)));
+      if (why === undefined) {
+        // Usually one chunk: no copy. Several: one buffer with a spare byte for the scanner's sentinel.
+        if (chunks.length === 1) resolve(chunks[0] as Buffer);
+        else resolve(markSpareTail(Buffer.concat(chunks, size + 1).subarray(0, size)));
       } else {
         response.destroy();
-        reject(error);
+        reject(new FetchError("FetchFailed", `Failed to read ${where}: ${why}`, true));
       }
     };
-    const timer = setTimeout(
-      () => settle(bodyFailure(where, `no data for ${idleMs} ms after ${received} bytes`)),
-      idleMs,
-    );
+    const timer = setTimeout(() => settle(`no data for ${idleMs} ms after ${received} bytes`), idleMs);
     const onData = (chunk: Buffer): void => {
       timer.refresh();
-      if (received + chunk.length > size) {
-        settle(bodyFailure(where, `more than the ${size} bytes announced`));
-        return;
-      }
-      chunk.copy(buffer, received);
       received += chunk.length;
+      if (received > size) settle(`more than the ${size} bytes announced`);
+      else chunks.push(chunk);
     };
     response.on("data", onData);
     response.once("end", () =>
-      settle(received < size ? bodyFailure(where, `the body ended after ${received} of ${size} bytes`) : undefined),
+      settle(received < size ? `the body ended after ${received} of ${size} bytes` : undefined),
     );
-    response.once("error", (error) => settle(bodyFailure(where, `${error.message} after ${received} bytes`)));
-    response.once("close", () => settle(bodyFailure(where, `the connection closed after ${received} bytes`)));
+    response.once("error", (error) => settle(`${error.message} after ${received} bytes`));
+    response.once("close", () => settle(`the connection closed after ${received} bytes`));
   });
 }
 

@@ -128,11 +128,13 @@ export class Filter {
   };
 
   private readonly retry: RetryPolicy;
+  private readonly fetchSlots: FetchSlots;
 
   private pool: Promise<ScanPool | undefined> | undefined;
 
   constructor(private readonly deps: FilterDeps) {
     this.retry = deps.retry ?? new RetryPolicy({ retryForMs: deps.options.retryFor * 1000 });
+    this.fetchSlots = new FetchSlots(deps.options.concurrency);
   }
 
   /** The scan workers, started on first use (worker threads cost start-up time a run without them never pays). */
@@ -192,13 +194,19 @@ export class Filter {
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
         for (const ref of record.refs) {
-          while (running.size >= options.concurrency) await Promise.race(running);
+          // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
+          // again may wait for this thread, and none starts while stdout is backed up.
+          while (running.size >= 2 * options.concurrency) await Promise.race(running);
+          await this.deps.sink.ready();
+          const slot = await this.fetchSlots.take();
           if (this.stopping) {
+            slot.free();
             this.abandon(ref, tracker, "shutdown before the object was started");
             continue;
           }
           tracker.pending++;
-          const task = this.processObject(ref, tracker).finally(() => {
+          const task = this.processObject(ref, tracker, slot).finally(() => {
+            slot.free();
             running.delete(task);
             this.release(tracker);
           });
@@ -257,7 +265,7 @@ export class Filter {
    * with backoff until --retry-for is spent. Objects are immutable, so a retry skips the events an earlier attempt
    * already wrote: no event is emitted twice.
    */
-  private async processObject(ref: ObjectRef, tracker: Tracker): Promise<void> {
+  private async processObject(ref: ObjectRef, tracker: Tracker, slot: FetchSlot): Promise<void> {
     const { log, options } = this.deps;
     const retry = this.retry;
     const signal = this.abort.signal;
@@ -266,9 +274,10 @@ export class Filter {
     let firstFailureAt = 0;
     for (let attempt = 1; ; attempt++) {
       await sleep(retry.pauseMs(), signal);
+      if (slot.freed) slot = await this.fetchSlots.take();
       let seen = 0;
       try {
-        seen = await this.readObject(ref, tracker, written, (n) => {
+        seen = await this.readObject(ref, tracker, written, slot, (n) => {
           seen = n;
         });
         retry.succeeded();
@@ -337,6 +346,7 @@ export class Filter {
     ref: ObjectRef,
     tracker: Tracker,
     skip: number,
+    slot: FetchSlot,
     progress: (seen: number) => void,
   ): Promise<number> {
     const { sink, options } = this.deps;
@@ -357,6 +367,8 @@ export class Filter {
       const opened = await this.open(ref);
       let stored: Stored;
       if ("whole" in opened) {
+        // Every byte is here: the next GET may start while this thread inflates and scans these.
+        slot.free();
         summary.bytesIn += opened.whole.length;
         stored = opened;
       } else {
@@ -437,5 +449,47 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
   for await (const chunk of source) {
     add(chunk.length);
     yield chunk;
+  }
+}
+
+/** One of the `--concurrency` fetch slots, held while an object's bytes are being fetched. */
+interface FetchSlot {
+  readonly freed: boolean;
+  /** Gives the slot back; a second call does nothing. */
+  free(): void;
+}
+
+/**
+ * `--concurrency` counts objects being fetched. An object read whole gives its slot back as soon as its bytes are in
+ * memory, so the next GET is on the wire while this thread inflates and scans: with many small objects behind S3's
+ * latency, requests stay in flight instead of waiting for a burst of responses to be scanned one by one.
+ */
+class FetchSlots {
+  private readonly waiting: ((slot: FetchSlot) => void)[] = [];
+
+  constructor(private available: number) {}
+
+  take(): Promise<FetchSlot> {
+    if (this.available > 0) {
+      this.available--;
+      return Promise.resolve(this.slot());
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private slot(): FetchSlot {
+    let freed = false;
+    return {
+      get freed() {
+        return freed;
+      },
+      free: () => {
+        if (freed) return;
+        freed = true;
+        const next = this.waiting.shift();
+        if (next === undefined) this.available++;
+        else next(this.slot());
+      },
+    };
   }
 }

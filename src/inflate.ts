@@ -112,7 +112,7 @@ function nextLayer(
   if (hint > WHOLE_INFLATED_MAX) return "stream";
   return {
     hint,
-    chunkSize: Math.max(64 * 1024, Math.min(hint + 1024, WHOLE_INFLATED_MAX)),
+    chunkSize: Math.max(1024, Math.min(hint + 1, WHOLE_INFLATED_MAX)),
     maxOutputLength: Math.min(WHOLE_INFLATED_MAX, maxBytes + 1),
   };
 }

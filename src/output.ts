@@ -30,6 +30,8 @@ const NEWLINE = 0x0a;
 
 export class OutputSink {
   private batch: Buffer;
+  /** Where the lines not yet handed to the pipe start in `batch`; the bytes before are sent and never touched again. */
+  private start = 0;
   private pos = 0;
   private flushScheduled = false;
   private pendingWrites = 0;
@@ -85,13 +87,18 @@ export class OutputSink {
   reserve(length: number): { buffer: Buffer; at: number } {
     if (this.pos + length > this.batch.length) {
       this.flush(); // earlier lines, and any oversized line, go before this one
-      if (length > this.batch.length) {
+      if (length > this.batchBytes) {
         // Sent at the next flush, once the caller has filled it.
         const own = Buffer.allocUnsafe(length);
         this.oversized.push(own);
         this.scheduleFlush();
         return { buffer: own, at: 0 };
       }
+      // A new batch only when this one is full: a flush hands the pipe a slice and the rest of the batch is reused,
+      // so small objects flushed one by one do not cost an allocation each (nor the GC work that follows).
+      this.batch = Buffer.allocUnsafe(this.batchBytes);
+      this.start = 0;
+      this.pos = 0;
     }
     const at = this.pos;
     this.pos += length;
@@ -213,7 +220,7 @@ export class OutputSink {
   async end(): Promise<void> {
     clearTimeout(this.idleTimer);
     if (this.abandoned) {
-      this.pos = 0; // lines not handed to the pipe yet are dropped: their records are not done
+      this.pos = this.start; // lines not handed to the pipe yet are dropped: their records are not done
       this.oversized = [];
       this.queue.length = 0;
       this.queuedBytes = 0;
@@ -235,10 +242,9 @@ export class OutputSink {
       for (const own of this.oversized) this.send(own);
       this.oversized = [];
     }
-    if (this.pos === 0) return;
-    const chunk = this.batch.subarray(0, this.pos);
-    this.batch = Buffer.allocUnsafe(this.batchBytes);
-    this.pos = 0;
+    if (this.pos === this.start) return;
+    const chunk = this.batch.subarray(this.start, this.pos);
+    this.start = this.pos;
     this.send(chunk);
   }
 
@@ -290,10 +296,10 @@ export class OutputSink {
   }
 
   private armIdle(): void {
-    if (this.pad.length === 0 || !this.dirty || this.pos !== 0 || this.pendingWrites !== 0) return;
+    if (this.pad.length === 0 || !this.dirty || this.pos !== this.start || this.pendingWrites !== 0) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (!this.dirty || this.pos !== 0 || this.pendingWrites !== 0) return;
+      if (!this.dirty || this.pos !== this.start || this.pendingWrites !== 0) return;
       this.dirty = false;
       this.send(this.pad, false);
     }, this.options.idleMs ?? 5);
