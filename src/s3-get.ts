@@ -42,8 +42,11 @@ export class S3ResponseError extends Error {
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+const UNRESERVED_PATH = /^[A-Za-z0-9\-._~/]*$/;
+
 /** RFC 3986 encoding of a key, '/' kept: the path S3 expects, signed as sent (S3 does not encode it twice). */
 export function encodeKey(key: string): string {
+  if (UNRESERVED_PATH.test(key)) return key; // the usual CloudTrail key: nothing to encode
   return encodeURIComponent(key)
     .replace(/%2F/g, "/")
     .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
@@ -108,6 +111,10 @@ export class S3Getter {
   private readonly signingKeys = new Map<string, Buffer>();
   /** Regions learnt from redirects, per bucket. */
   private readonly regions = new Map<string, string>();
+  /** Where requests go, per bucket and region (parsed once, not per request). */
+  private readonly targets = new Map<string, Target>();
+  /** Requests in flight, destroyed when their signal aborts (one listener per signal, not one per request). */
+  private readonly inFlight = new Map<AbortSignal, Set<http.ClientRequest>>();
 
   constructor(private readonly options: S3GetterOptions) {
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, scheduling: "lifo" as const };
@@ -145,35 +152,84 @@ export class S3Getter {
     this.httpsAgent.destroy();
   }
 
+  private target(bucket: string, region: string): Target {
+    const id = `${region}/${bucket}`;
+    let target = this.targets.get(id);
+    if (target === undefined) {
+      let url: URL;
+      let prefix: string;
+      if (this.options.endpoint !== undefined) {
+        url = new URL(this.options.endpoint);
+        prefix = `${url.pathname.replace(/\/$/, "")}/${bucket}/`;
+      } else {
+        const domain = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
+        const hosted = virtualHostable(bucket);
+        url = new URL(`https://${hosted ? `${bucket}.` : ""}s3.${region}.${domain}`);
+        prefix = hosted ? "/" : `/${bucket}/`;
+      }
+      const secure = url.protocol === "https:";
+      target = {
+        secure,
+        host: url.host,
+        hostname: url.hostname,
+        port: url.port === "" ? undefined : url.port,
+        prefix,
+        agent: secure ? this.httpsAgent : this.httpAgent,
+      };
+      if (this.targets.size > 1024) this.targets.clear();
+      this.targets.set(id, target);
+    }
+    return target;
+  }
+
+  /** The requests in flight under `signal`; the first request under a signal registers its one listener. */
+  private tracked(signal: AbortSignal): Set<http.ClientRequest> {
+    let requests = this.inFlight.get(signal);
+    if (requests === undefined) {
+      const set = new Set<http.ClientRequest>();
+      requests = set;
+      this.inFlight.set(signal, set);
+      signal.addEventListener(
+        "abort",
+        () => {
+          this.inFlight.delete(signal);
+          const error = new Error("The operation was aborted");
+          error.name = "AbortError";
+          for (const request of set) request.destroy(error);
+        },
+        { once: true },
+      );
+    }
+    return requests;
+  }
+
   private async send(bucket: string, key: string, region: string, signal: AbortSignal): Promise<IncomingMessage> {
     const credentials = await this.options.credentials();
-    let url: URL;
-    let path: string;
-    if (this.options.endpoint !== undefined) {
-      url = new URL(this.options.endpoint);
-      path = `${url.pathname.replace(/\/$/, "")}/${bucket}/${encodeKey(key)}`;
-    } else {
-      const domain = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
-      const hosted = virtualHostable(bucket);
-      url = new URL(`https://${hosted ? `${bucket}.` : ""}s3.${region}.${domain}`);
-      path = hosted ? `/${encodeKey(key)}` : `/${bucket}/${encodeKey(key)}`;
+    if (signal.aborted) {
+      const error = new Error("The operation was aborted");
+      error.name = "AbortError";
+      throw error;
     }
-    const headers = signGet(url.host, path, region, credentials, new Date(), this.signingKeys);
-    const secure = url.protocol === "https:";
+    const target = this.target(bucket, region);
+    const path = target.prefix + encodeKey(key);
+    const headers = signGet(target.host, path, region, credentials, new Date(), this.signingKeys);
+    headers.host = target.host;
+    const requests = this.tracked(signal);
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const request = (secure ? https : http).request(
+      const request = (target.secure ? https : http).request(
         {
           method: "GET",
-          protocol: url.protocol,
-          hostname: url.hostname,
-          port: url.port === "" ? undefined : url.port,
+          hostname: target.hostname,
+          port: target.port,
+          servername: target.secure ? target.hostname : "",
           path,
-          headers: { ...headers, host: url.host },
-          agent: secure ? this.httpsAgent : this.httpAgent,
-          signal,
+          headers,
+          agent: target.agent,
         },
         resolve,
       );
+      requests.add(request);
+      request.once("close", () => requests.delete(request));
       request.setTimeout(this.options.timeoutMs, () => {
         const error = new Error(`no response within ${this.options.timeoutMs} ms`);
         error.name = "TimeoutError";
@@ -183,6 +239,17 @@ export class S3Getter {
       request.end();
     });
   }
+}
+
+interface Target {
+  secure: boolean;
+  /** The Host header: hostname, and port when not the default. */
+  host: string;
+  hostname: string;
+  port: string | undefined;
+  /** The path before the encoded key: "/" (virtual-hosted) or "/bucket/" (path-style), after any endpoint path. */
+  prefix: string;
+  agent: http.Agent;
 }
 
 /** Reads an error response's body (S3's XML error document), at most 64 KiB. */
