@@ -367,10 +367,12 @@ export class Filter {
       const opened = await this.open(ref);
       let stored: Stored;
       if ("whole" in opened) {
-        // Every byte is here: the next GET may start while this thread inflates and scans these.
+        // Every byte is here: the next GET may start while this thread inflates and scans these. The work waits for
+        // the check phase, so that requests started now (and responses already read) go to the wire first.
         slot.free();
         summary.bytesIn += opened.whole.length;
         stored = opened;
+        if (ref.scheme === "s3") await afterIo();
       } else {
         stored = await readStored(
           countBytes(opened.body, (n) => {
@@ -492,4 +494,9 @@ class FetchSlots {
       },
     };
   }
+}
+
+/** Resolves in the event loop's check phase, after pending I/O callbacks and process.nextTick work. */
+function afterIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
