@@ -1,6 +1,6 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
-import { open } from "node:fs/promises";
+import fs from "node:fs";
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import type { ObjectRef } from "./records.js";
@@ -193,26 +193,29 @@ async function* readBody(
 
 export async function openFile(path: string): Promise<OpenedObject> {
   try {
-    const handle = await open(path, "r");
-    const stat = await handle.stat();
-    if (!stat.isFile()) {
-      await handle.close();
-      throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
-    }
-    if (stat.size > WHOLE_FILE_MAX)
-      return { body: handle.createReadStream({ highWaterMark: 256 * 1024 }), size: stat.size };
-    // A small file in one read, into a buffer one byte larger (the scanner's sentinel goes there, no copy).
+    // The callback API: fs/promises' FileHandle costs several times more main-thread time per file.
+    const fd = await fsCall<number>((done) => fs.open(path, "r", done));
+    let streamed = false;
     try {
+      const stat = await fsCall<fs.Stats>((done) => fs.fstat(fd, done));
+      if (!stat.isFile()) {
+        throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
+      }
+      if (stat.size > WHOLE_FILE_MAX) {
+        streamed = true; // the stream owns the descriptor now and closes it
+        return { body: fs.createReadStream(path, { fd, highWaterMark: 256 * 1024 }), size: stat.size };
+      }
+      // A small file in one read, into a buffer one byte larger (the scanner's sentinel goes there, no copy).
       const buffer = Buffer.allocUnsafeSlow(stat.size + 1);
       let got = 0;
       while (got < stat.size) {
-        const { bytesRead } = await handle.read(buffer, got, stat.size - got, got);
+        const bytesRead = await fsCall<number>((done) => fs.read(fd, buffer, got, stat.size - got, got, done));
         if (bytesRead === 0) break;
         got += bytesRead;
       }
       return { whole: markSpareTail(buffer.subarray(0, got)), size: got };
     } finally {
-      await handle.close();
+      if (!streamed) fs.close(fd, () => {});
     }
   } catch (error) {
     if (error instanceof FetchError) throw error;
@@ -223,4 +226,11 @@ export async function openFile(path: string): Promise<OpenedObject> {
     }
     throw new FetchError("FetchFailed", `Failed to read file://${path}: ${String(error)}`, false);
   }
+}
+
+/** Runs one callback-style fs call as a promise. */
+function fsCall<T>(call: (done: (error: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    call((error, value) => (error === null ? resolve(value) : reject(error)));
+  });
 }
