@@ -102,18 +102,20 @@ export function eventWriter(sink: LineSink, options: FormatOptions, ref?: Object
   return (event, eventTime, hasTimestamp) => {
     if (!options.timestamp || eventTime === undefined || hasTimestamp) {
       const { buffer, at } = sink.reserve(event.length + 1);
-      event.copy(buffer, at);
+      buffer.set(event, at);
       buffer[at + event.length] = 0x0a;
       return;
     }
-    // `{…}` becomes `{…,"@timestamp":"<eventTime>"}`: drop the closing brace, append the field and close again.
+    // `{…}` becomes `{…,"@timestamp":"<eventTime>"}`: the field is written over the closing brace, then closed
+    // again. One native copy for the event; the short pieces byte by byte (cheaper than a call each).
     const body = event.length - 1;
     const length = body + TIMESTAMP_OPEN.length + eventTime.length + LINE_CLOSE.length;
     const { buffer, at } = sink.reserve(length);
-    let p = at + event.copy(buffer, at, 0, body);
-    p += TIMESTAMP_OPEN.copy(buffer, p);
-    p += eventTime.copy(buffer, p);
-    LINE_CLOSE.copy(buffer, p);
+    buffer.set(event, at);
+    let p = at + body;
+    for (let k = 0; k < TIMESTAMP_OPEN.length; k++) buffer[p++] = TIMESTAMP_OPEN[k] as number;
+    for (let k = 0; k < eventTime.length; k++) buffer[p++] = eventTime[k] as number;
+    for (let k = 0; k < LINE_CLOSE.length; k++) buffer[p++] = LINE_CLOSE[k] as number;
   };
 }
 
