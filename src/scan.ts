@@ -381,6 +381,8 @@ export class RecordsScanner {
   private readonly fieldKeys: readonly Buffer[];
   private readonly fieldRanges: Int32Array;
   private nonObjects = 0;
+  /** The buffer being read is valid UTF-8 throughout. */
+  private utf8 = false;
 
   /** Events handed on so far. */
   events = 0;
@@ -440,6 +442,8 @@ export class RecordsScanner {
     const n = b.length - 1;
     fieldKeys = this.fieldKeys;
     fieldRanges = this.fieldRanges;
+    // Usually the whole buffer is UTF-8 and one native check covers every event in it; else each event is checked.
+    this.utf8 = isUtf8(b.subarray(0, n));
     let i = 0;
     try {
       while (i < n) {
@@ -584,7 +588,7 @@ export class RecordsScanner {
       if (time !== undefined) time = time.includes(0x5c) || time.some((c) => c < 0x20) ? undefined : Buffer.from(time);
     }
     let moved = rewrite;
-    if (!isUtf8(event)) {
+    if (!this.utf8 && !isUtf8(event)) {
       // Only string contents can hold bytes >= 0x80 (anything else failed the grammar), so decoding with
       // U+FFFD replacement cannot change the JSON structure.
       event = Buffer.from(event.toString("utf8"), "utf8");
