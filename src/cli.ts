@@ -66,7 +66,12 @@ function commonOptions(command: Command): Command {
   return command
     .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
     .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
-    .option("--concurrency <n>", "objects fetched at once (objects already read are scanned meanwhile)", integer(1, 1024), 8)
+    .option(
+      "--concurrency <n>",
+      "objects fetched at once (objects already read are scanned meanwhile)",
+      integer(1, 1024),
+      8,
+    )
     .option("--deadletter-tag <tag>", "_tag of dead-letter records", "cloudtrail.deadletter")
     .option(
       "--log-file <path>",
