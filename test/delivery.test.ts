@@ -240,6 +240,29 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
     expect(logsNamed(run, "retrying")).toHaveLength(attempts - 1);
   });
 
+  it("--concurrency bounds the GETs in flight, and the filter keeps that many in flight", async () => {
+    // Every GET is answered 300 ms late. With --concurrency 3 a 4th request can only start once one of 3 earlier ones
+    // has been answered, so no window shorter than the delay holds more than 3 arrivals; and the filter does use its 3.
+    const delay = 300;
+    const keys = Array.from({ length: 12 }, (_, i) => `bounded/${i}.json.gz`);
+    const expected = new Set<string>();
+    keys.forEach((key, i) => {
+      for (const id of put(key, i % 4, true)) expected.add(id);
+      s3.failKey(BUCKET, key, { delay });
+    });
+    const run = await cli(["--concurrency", "3"], keys.map((key) => `s3://${BUCKET}/${key}\n`).join(""));
+    expect(run.code).toBe(0);
+    const out = parseOutput(run.stdout);
+    expect(deadLetters(out)).toEqual([]);
+    expect(new Set(idsOf(out))).toEqual(expected);
+    const arrivals = keys.map((key) => (s3.requestsFor(BUCKET, key)[0] as { monotonic: number }).monotonic);
+    arrivals.sort((a, b) => a - b);
+    const within = (window: number) =>
+      Math.max(...arrivals.map((start) => arrivals.filter((t) => t >= start && t < start + window).length));
+    expect(within(delay * 0.8)).toBeLessThanOrEqual(3);
+    expect(within(delay * 0.8)).toBe(3);
+  });
+
   it("20 objects throttled at once: the shared pause keeps the number of requests bounded", async () => {
     // S3 answers 503 SlowDown to everything for 1 s from the first request. The first throttles raise one pause
     // that every worker waits out (and new objects wait for before their first request), so the storm stays small:

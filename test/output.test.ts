@@ -100,6 +100,32 @@ describe("OutputSink", () => {
     expect(sink.bytesOut).toBe(Buffer.byteLength(expected.join("")));
   });
 
+  it("a flushed part of a batch is never written over while the pipe still holds it (the rest is reused)", async () => {
+    // Keeps the chunks themselves, not copies, and completes each write late, as a pipe that is slow to take bytes
+    // does: any later line written into memory already handed over would show in the bytes read at the end.
+    const handed: Buffer[] = [];
+    const out = new Writable({
+      highWaterMark: 1,
+      write(chunk: Buffer, _encoding, callback) {
+        handed.push(chunk);
+        setTimeout(callback, 1);
+      },
+    });
+    const sink = new OutputSink(out, { padBytes: 0, batchBytes: 4096 });
+    const expected: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const line = `{"i":${i},"pad":"${"y".repeat(i % 53)}"}\n`;
+      sink.writeBytes(Buffer.from(line));
+      expected.push(line);
+      if (i % 3 === 0) await nextTick(); // a flush every few lines, each handing over a slice of the same batch
+    }
+    await sink.end();
+    expect(Buffer.concat(handed).toString("utf8")).toBe(expected.join(""));
+    expect(handed.length).toBeGreaterThan(20);
+    // Slices of one batch: consecutive chunks share memory until a batch is full.
+    expect(handed.filter((chunk, k) => k > 0 && chunk.buffer === handed[k - 1]?.buffer).length).toBeGreaterThan(0);
+  });
+
   it("batches the lines of one burst into few writes", async () => {
     const out = new Recorder();
     const sink = new OutputSink(out, { padBytes: 0 });
