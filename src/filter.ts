@@ -129,6 +129,8 @@ export class Filter {
 
   private readonly retry: RetryPolicy;
   private readonly fetchSlots: FetchSlots;
+  /** Stored bytes of objects read whole and not yet finished (they no longer hold a fetch slot). */
+  private heldBytes = 0;
 
   private pool: Promise<ScanPool | undefined> | undefined;
 
@@ -195,8 +197,10 @@ export class Filter {
         }
         for (const ref of record.refs) {
           // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
-          // again may wait for this thread, and none starts while stdout is backed up.
-          while (running.size >= 2 * options.concurrency) await Promise.race(running);
+          // again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts while stdout is backed up.
+          while (running.size >= 2 * options.concurrency || this.heldBytes > HELD_BYTES_MAX) {
+            await Promise.race(running);
+          }
           await this.deps.sink.ready();
           const slot = await this.fetchSlots.take();
           if (this.stopping) {
@@ -363,6 +367,7 @@ export class Filter {
       },
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
+    let held = 0;
     try {
       const opened = await this.open(ref);
       let stored: Stored;
@@ -370,6 +375,8 @@ export class Filter {
         // Every byte is here: the next GET may start while this thread inflates and scans these. The work waits for
         // the check phase, so that requests started now (and responses already read) go to the wire first.
         slot.free();
+        held = opened.whole.length;
+        this.heldBytes += held;
         summary.bytesIn += opened.whole.length;
         stored = opened;
         if (ref.scheme === "s3") await afterIo();
@@ -408,6 +415,7 @@ export class Filter {
       scanner.end();
       return seen;
     } finally {
+      this.heldBytes -= held;
       progress(seen);
     }
   }
@@ -453,6 +461,9 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
     yield chunk;
   }
 }
+
+/** Stored bytes that objects read whole may hold while they wait for this thread, before new objects wait. */
+const HELD_BYTES_MAX = 64 * 1024 * 1024;
 
 /** One of the `--concurrency` fetch slots, held while an object's bytes are being fetched. */
 interface FetchSlot {
