@@ -278,7 +278,7 @@ export class Filter {
     let firstFailureAt = 0;
     for (let attempt = 1; ; attempt++) {
       await sleep(retry.pauseMs(), signal);
-      if (slot.freed) slot = await this.fetchSlots.take();
+      await slot.retake(); // an earlier attempt may have given it back
       let seen = 0;
       try {
         seen = await this.readObject(ref, tracker, written, slot, (n) => {
@@ -465,45 +465,55 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
 /** Stored bytes that objects read whole may hold while they wait for this thread, before new objects wait. */
 const HELD_BYTES_MAX = 64 * 1024 * 1024;
 
-/** One of the `--concurrency` fetch slots, held while an object's bytes are being fetched. */
-interface FetchSlot {
-  readonly freed: boolean;
-  /** Gives the slot back; a second call does nothing. */
-  free(): void;
-}
-
 /**
  * `--concurrency` counts objects being fetched. An object read whole gives its slot back as soon as its bytes are in
  * memory, so the next GET is on the wire while this thread inflates and scans: with many small objects behind S3's
  * latency, requests stay in flight instead of waiting for a burst of responses to be scanned one by one.
  */
 class FetchSlots {
-  private readonly waiting: ((slot: FetchSlot) => void)[] = [];
+  private readonly waiting: (() => void)[] = [];
 
   constructor(private available: number) {}
 
-  take(): Promise<FetchSlot> {
+  /** A held slot for one object. */
+  async take(): Promise<FetchSlot> {
+    await this.acquire();
+    return new FetchSlot(this);
+  }
+
+  acquire(): Promise<void> {
     if (this.available > 0) {
       this.available--;
-      return Promise.resolve(this.slot());
+      return Promise.resolve();
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  private slot(): FetchSlot {
-    let freed = false;
-    return {
-      get freed() {
-        return freed;
-      },
-      free: () => {
-        if (freed) return;
-        freed = true;
-        const next = this.waiting.shift();
-        if (next === undefined) this.available++;
-        else next(this.slot());
-      },
-    };
+  release(): void {
+    const next = this.waiting.shift();
+    if (next === undefined) this.available++;
+    else next();
+  }
+}
+
+/** One object's fetch slot: held while its bytes are being fetched, freed once (again after a retake). */
+class FetchSlot {
+  private held = true;
+
+  constructor(private readonly slots: FetchSlots) {}
+
+  /** Gives the slot back; does nothing when it is not held. */
+  free(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.slots.release();
+  }
+
+  /** Holds a slot again (another attempt at the object), waiting for one if none is free. */
+  async retake(): Promise<void> {
+    if (this.held) return;
+    await this.slots.acquire();
+    this.held = true;
   }
 }
 
