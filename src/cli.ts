@@ -215,25 +215,29 @@ function s3Endpoint(options: CliOptions): string | undefined {
 }
 
 /**
- * The GET client for objects, made on first use: credentials and the default region come from an SDK client's
- * resolved configuration (the SDK's normal chain); the endpoint is the one `s3Clients` uses.
+ * The GET client for objects, made on first use. Credentials come from the SDK's default provider chain (environment,
+ * shared files, SSO, web identity, container and instance metadata: what an S3 client would use), loaded alone: the
+ * S3 client itself takes ~120 ms more to load and is only needed for listing. The region to sign for is
+ * `defaultRegion`; a bucket elsewhere is followed by its redirect. The endpoint is the one `s3Clients` uses.
  */
 function s3Getter(options: CliOptions): () => Promise<S3Getter> {
   let getter: Promise<S3Getter> | undefined;
-  const clients = s3Clients(options);
   const endpoint = s3Endpoint(options);
   return () => {
-    getter ??= clients(undefined).then(async (client) => {
-      const region = await client.config.region();
-      const { S3Getter } = await import("./s3-get.js");
+    getter ??= (async () => {
+      const [{ defaultProvider }, { S3Getter }] = await Promise.all([
+        import("@aws-sdk/credential-provider-node"),
+        import("./s3-get.js"),
+      ]);
+      const credentials = defaultProvider({ logger: quietSdkLogger });
       return new S3Getter({
-        credentials: () => client.config.credentials(),
-        region,
+        credentials: () => credentials(),
+        region: defaultRegion(options),
         ...(endpoint === undefined ? {} : { endpoint }),
         timeoutMs: options.requestTimeout * 1000,
         maxSockets: Math.max(16, options.concurrency * 2),
       });
-    });
+    })();
     return getter;
   };
 }

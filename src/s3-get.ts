@@ -1,8 +1,8 @@
 // GetObject without the SDK's request pipeline: one SigV4-signed GET over a keep-alive connection.
 //
 // Why: with small CloudTrail files the SDK's per-request machinery (middleware stack, endpoint rules, serde) cost
-// several ms of CPU per object, which capped throughput far below `concurrency / latency`. Credentials and the default
-// region still come from the SDK's normal chain (the S3 client's resolved config); only the GET itself is ours.
+// several ms of CPU per object, which capped throughput far below `concurrency / latency`. Credentials still come
+// from the SDK's default provider chain; only the GET itself is ours.
 // Signature Version 4: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html
 // A bucket in another region answers with its region in `x-amz-bucket-region`; the GET is sent again there.
 import { createHash, createHmac } from "node:crypto";

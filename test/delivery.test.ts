@@ -240,6 +240,26 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
     expect(logsNamed(run, "retrying")).toHaveLength(attempts - 1);
   });
 
+  it("no credentials anywhere: one dead letter per object saying so, no request sent, no retry", async () => {
+    const key = "nocreds/0.json.gz";
+    put(key, 0, true);
+    const run = await cli(["--retry-for", "30"], `s3://${BUCKET}/${key}\n`, {
+      AWS_ACCESS_KEY_ID: "",
+      AWS_SECRET_ACCESS_KEY: "",
+      AWS_PROFILE: "",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/credentials",
+      AWS_CONFIG_FILE: "/nonexistent/config",
+    });
+    expect(run.code).toBe(0);
+    const letters = deadLetters(parseOutput(run.stdout));
+    expect(letters).toEqual([
+      expect.objectContaining({ key, error: expect.objectContaining({ code: "FetchFailed" }) }),
+    ]);
+    expect(String((letters[0]?.error as { message: string }).message)).toMatch(/credentials/i);
+    expect(s3.requestsFor(BUCKET, key)).toEqual([]);
+    expect(logsNamed(run, "retrying")).toEqual([]);
+  });
+
   it("--concurrency bounds the GETs in flight, and the filter keeps that many in flight", async () => {
     // Every GET is answered 300 ms late. With --concurrency 3 a 4th request can only start once one of 3 earlier ones
     // has been answered, so no window shorter than the delay holds more than 3 arrivals; and the filter does use its 3.
