@@ -206,7 +206,10 @@ const TRUE = Buffer.from("true");
 const FALSE = Buffer.from("false");
 const NULL = Buffer.from("null");
 
-/** Skips whitespace from i; returns the index of the next other byte (may be n). */
+/**
+ * Skips whitespace from i; returns the index of the next other byte (may be n). Callers test `b[i] <= 0x20` first
+ * (one comparison in compact JSON; the sentinel at n is a quote, so the test is safe at n).
+ */
 function skipSpace(b: Buffer, i: number, n: number): number {
   // One comparison in the usual compact case: every JSON whitespace byte is <= 0x20 (other bytes there are control
   // bytes, which are not whitespace and are left for the caller to reject).
@@ -267,7 +270,7 @@ const RECORDS = Buffer.from("Records");
  */
 function readObject(b: Buffer, i: number, n: number, depth: number, event: boolean): number {
   if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
-  i = skipSpace(b, i, n);
+  if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
   if (i >= n) return MORE;
   if (b[i] === 0x7d) return i + 1;
   for (;;) {
@@ -283,10 +286,11 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
       else if (first === 0x40 && isKey(b, keyStart, i - 1, AT_TIMESTAMP)) hasTimestamp = true;
       if (fieldKeys.length !== 0) field = fieldIndex(b, keyStart, i - 1);
     }
-    i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
     if (i >= n) return MORE;
     if (b[i] !== 0x3a) return invalid(i, `expected ':' but found ${describe(b[i])}`);
-    i = skipSpace(b, i + 1, n);
+    i = i + 1;
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
     if (i >= n) return MORE;
     const valueStart = i;
     i = readValue(b, i, n, depth);
@@ -299,12 +303,13 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
       fieldRanges[2 * field] = valueStart;
       fieldRanges[2 * field + 1] = i;
     }
-    i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
     if (i >= n) return MORE;
     const c = b[i];
     if (c === 0x7d) return i + 1;
     if (c !== 0x2c) return invalid(i, `expected ',' or '}' but found ${describe(c)}`);
-    i = skipSpace(b, i + 1, n);
+    i = i + 1;
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
     if (i >= n) return MORE;
   }
 }
@@ -312,18 +317,19 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
 /** Reads an array whose '[' is at i - 1. */
 function readArray(b: Buffer, i: number, n: number, depth: number): number {
   if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
-  i = skipSpace(b, i, n);
+  if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
   if (i >= n) return MORE;
   if (b[i] === 0x5d) return i + 1;
   for (;;) {
     i = readValue(b, i, n, depth);
     if (i === MORE) return MORE;
-    i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
     if (i >= n) return MORE;
     const c = b[i];
     if (c === 0x5d) return i + 1;
     if (c !== 0x2c) return invalid(i, `expected ',' or ']' but found ${describe(c)}`);
-    i = skipSpace(b, i + 1, n);
+    i = i + 1;
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
     if (i >= n) return MORE;
   }
 }
