@@ -116,7 +116,22 @@ function readString(b: Buffer, i: number, n: number): number {
 /** The rest of a string from an escape or a control byte at i. */
 function readStringRest(b: Buffer, i: number, n: number): number {
   for (;;) {
-    while (STRING_STOP[b[i] as number] === 0) i++;
+    for (;;) {
+      if (STRING_STOP[b[i] as number] !== 0) break;
+      if (STRING_STOP[b[i + 1] as number] !== 0) {
+        i += 1;
+        break;
+      }
+      if (STRING_STOP[b[i + 2] as number] !== 0) {
+        i += 2;
+        break;
+      }
+      if (STRING_STOP[b[i + 3] as number] !== 0) {
+        i += 3;
+        break;
+      }
+      i += 4;
+    }
     if (i >= n) return MORE;
     const c = b[i] as number;
     if (c === 0x22) return i + 1;
@@ -149,7 +164,7 @@ function readStringRest(b: Buffer, i: number, n: number): number {
   }
 }
 
-/** Reads a number starting at i; returns the index after it. */
+/** Reads a number starting at i; returns the index after it (MORE when it runs into the end of the bytes at hand). */
 function readNumber(b: Buffer, i: number, n: number): number {
   if (b[i] === 0x2d) i++;
   if (i >= n) return MORE;
@@ -158,7 +173,7 @@ function readNumber(b: Buffer, i: number, n: number): number {
     i++;
   } else if (c >= 0x31 && c <= 0x39) {
     i++;
-    while (i < n && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+    while ((b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++; // the sentinel at n is not a digit
   } else {
     return invalid(i, `malformed number (${describe(c)})`);
   }
@@ -167,7 +182,7 @@ function readNumber(b: Buffer, i: number, n: number): number {
   if (c === 0x2e) {
     i++;
     const start = i;
-    while (i < n && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+    while ((b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++; // the sentinel at n is not a digit
     if (i >= n) return MORE;
     if (i === start) return invalid(i, "malformed number (no digits after '.')");
     c = b[i] as number;
@@ -177,7 +192,7 @@ function readNumber(b: Buffer, i: number, n: number): number {
     if (i >= n) return MORE;
     if (b[i] === 0x2b || b[i] === 0x2d) i++;
     const start = i;
-    while (i < n && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+    while ((b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++; // the sentinel at n is not a digit
     if (i >= n) return MORE;
     if (i === start) return invalid(i, "malformed number (no digits in the exponent)");
   }
