@@ -12,11 +12,12 @@
 // Wired into the scanner (integration.patch: an (open, close) pair per string, readString jumps to the close unless
 // the string is marked for the byte loop; identical results on 9,996 checked cases including ~2,700 damaged inputs),
 // it did not pay: the scanner took 258-268 ms per 100 MB pass with the index against 267-281 ms without it (the byte
-// loop's cost was partly the first touch of each cache line, which the copy and the pass now pay). It needs a pass
-// about twice as fast to be worth its weight: this one iterates every quote bit with scalar code; a prefix-XOR of the
-// quote mask (closing quotes = quotes & ~prefix), with the scalar path only for blocks holding a backslash, would
-// do most blocks without a branch per quote. The patch applies to the commit that added it (wabt: strings.wat ->
-// src/strings-wasm.ts through scripts/build-wasm.mjs).
+// loop's cost was partly the first touch of each cache line, which the copy and the pass now pay). It would need a
+// pass about twice as fast. ends.wat tries that with a prefix-XOR of the quote mask (closing quotes = quotes &
+// ~prefix; the scalar path only for blocks with a backslash or a control byte inside a string): identical to the
+// reference, but 76 ms per 100 MB, no faster (same with --no-liftoff): WebAssembly SIMD here tops out near 1.4 GB/s
+// for this work, so this road gives a few percent at best. The patch applies to the commit that added it (wabt:
+// strings.wat -> src/strings-wasm.ts through scripts/build-wasm.mjs).
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { DEFAULTS, ensureCorpus } from "../../corpus.mjs";
