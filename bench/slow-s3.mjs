@@ -65,7 +65,7 @@ const CACHE_MAX = 1024 * 1024;
 
 export async function startSlowS3({ root, bucket = "bench", delayMs = 50, port = 0 } = {}) {
   const base = resolve(root);
-  const stats = {
+  const fresh = () => ({
     requests: 0,
     ok: 0,
     notFound: 0,
@@ -74,18 +74,9 @@ export async function startSlowS3({ root, bucket = "bench", delayMs = 50, port =
     maxInFlight: 0,
     firstAt: undefined,
     lastEndAt: undefined,
-  };
-  const reset = () =>
-    Object.assign(stats, {
-      requests: 0,
-      ok: 0,
-      notFound: 0,
-      bytes: 0,
-      inFlight: 0,
-      maxInFlight: 0,
-      firstAt: undefined,
-      lastEndAt: undefined,
-    });
+  });
+  const stats = fresh();
+  const reset = () => Object.assign(stats, fresh());
   const timers = new Set();
   /** Objects up to CACHE_MAX bytes, by path: size, mtime and bytes. */
   const cache = new Map();

@@ -193,8 +193,7 @@ export class S3Getter {
         "abort",
         () => {
           this.inFlight.delete(signal);
-          const error = new Error("The operation was aborted");
-          error.name = "AbortError";
+          const error = abortError();
           for (const request of set) request.destroy(error);
         },
         { once: true },
@@ -205,11 +204,7 @@ export class S3Getter {
 
   private async send(bucket: string, key: string, region: string, signal: AbortSignal): Promise<IncomingMessage> {
     const credentials = await this.options.credentials();
-    if (signal.aborted) {
-      const error = new Error("The operation was aborted");
-      error.name = "AbortError";
-      throw error;
-    }
+    if (signal.aborted) throw abortError();
     const target = this.target(bucket, region);
     const path = target.prefix + encodeKey(key);
     const headers = signGet(target.host, path, region, credentials, new Date(), this.signingKeys);
@@ -250,6 +245,13 @@ interface Target {
   /** The path before the encoded key: "/" (virtual-hosted) or "/bucket/" (path-style), after any endpoint path. */
   prefix: string;
   agent: http.Agent;
+}
+
+/** The error a request ends with when the filter gives up work in flight (shutdown). */
+function abortError(): Error {
+  const error = new Error("The operation was aborted");
+  error.name = "AbortError";
+  return error;
 }
 
 /** Reads an error response's body (S3's XML error document), at most 64 KiB. */
