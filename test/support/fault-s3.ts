@@ -1,9 +1,9 @@
 // A loopback S3 look-alike (path-style GET/HEAD of objects held in memory) that fails on cue: error statuses,
 // connection resets, truncated bodies, stalls and delays, each consumed in order by the requests it targets.
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
+import { listenLoopback } from "./loopback.js";
 
 /**
  * One scripted outcome for one request.
@@ -131,7 +131,6 @@ export async function startFaultS3(): Promise<FaultS3> {
   const keyScripts = new Map<string, Fault[]>();
   const globalScript: Fault[] = [];
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
   function sendError(
@@ -262,25 +261,11 @@ export async function startFaultS3(): Promise<FaultS3> {
     sendError(req, res, fault.status, code, fault.headers ?? {}, fault.message);
   }
 
-  const server: Server = createServer(handle);
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  // A client that gives up mid-response makes the socket error; that is the client's business, not a test failure.
-  server.on("clientError", (_err, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const loopback = await listenLoopback(handle);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
-    port,
+    endpoint: loopback.endpoint,
+    port: loopback.port,
     requests,
     requestsFor: (bucket, key) => requests.filter((r) => r.bucket === bucket && r.key === key),
     putObject(bucket, key, body, options = {}) {
@@ -310,9 +295,7 @@ export async function startFaultS3(): Promise<FaultS3> {
     async close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
+      await loopback.close();
     },
   };
 }

@@ -8,9 +8,9 @@
 // header; SQS is "awsQueryCompatible", so the SDK names the error after that header's code, and without the header
 // some SDK versions fail to deserialize the error at all.
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
+import { listenLoopback } from "./loopback.js";
 
 export type SqsAction =
   | "DeleteMessage"
@@ -178,7 +178,6 @@ export async function startSqs(): Promise<SqsTest> {
   const failures: SqsFailure[] = [];
   const rejected = new Map<string, keyof typeof ERRORS>();
   const queuePaths = new Set<string>([`/${ACCOUNT}/q`]);
-  const sockets = new Set<Socket>();
 
   function checkQueue(input: Record<string, unknown>) {
     const url = requireString(input, "QueueUrl");
@@ -318,23 +317,9 @@ export async function startSqs(): Promise<SqsTest> {
     }
   }
 
-  const server: Server = createServer((req, res) => {
+  const { endpoint, close } = await listenLoopback((req, res) => {
     handle(req, res).catch(() => res.destroy());
   });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  server.on("clientError", (_err, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const endpoint = `http://127.0.0.1:${port}`;
 
   return {
     endpoint,
@@ -353,10 +338,6 @@ export async function startSqs(): Promise<SqsTest> {
       queuePaths.add(`/${ACCOUNT}/${name}`);
       return `${endpoint}/${ACCOUNT}/${name}`;
     },
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
+    close,
   };
 }
