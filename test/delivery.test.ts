@@ -19,6 +19,7 @@ import type { LogContext, Logger } from "../src/log.js";
 import { OutputSink } from "../src/output.js";
 import { interpretLine, type ObjectRef } from "../src/records.js";
 import { RetryPolicy } from "../src/retry.js";
+import { seededRandom } from "./support/bytes.js";
 import { type CliRun, deadLetters, events, parseOutput, runCli, type Spawned, startCli } from "./support/cli.js";
 import { type Fault, type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
@@ -65,18 +66,6 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_00
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-/** Seeded PRNG (mulberry32), so a failing kill -9 schedule can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 let s3: FaultS3;
@@ -553,7 +542,7 @@ describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn jour
 
   it("kill -9 at random points (seeded), each restart re-sending the whole input: every event out at least once", async () => {
     const seed = 20_240_604;
-    const random = seeded(seed);
+    const random = seededRandom(seed);
     const spool = join(tempDir(), "spool");
     const { keys, input, expected } = objects("kill-random", 15);
     const outputs: Record<string, unknown>[][] = [];

@@ -1,11 +1,11 @@
 // Table tests for the notification decoder: every shape an SQS message body can take, and S3's key encoding.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type Decoded, decodeBody, decodeFormKey } from "../src/notifications.js";
+import { notificationText } from "./support/fixtures.js";
 
 /** AWS documentation examples, copied into the project with the other fixtures. */
 function fixture(name: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(new URL(`./fixtures/notifications/${name}`, import.meta.url), "utf8"));
+  return JSON.parse(notificationText(name));
 }
 
 const cloudTrailNative = fixture("cloudtrail-native.multi-key.json");

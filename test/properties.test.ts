@@ -7,6 +7,7 @@ import { type Line, readLines } from "../src/input.js";
 import type { OutputSink } from "../src/output.js";
 import { interpretLine } from "../src/records.js";
 import { RecordsScanner, ScanError } from "../src/scan.js";
+import { cut } from "./support/bytes.js";
 
 const RUNS = { numRuns: 300 };
 
@@ -28,18 +29,12 @@ function serialize(value: unknown, spaces: string[]): string {
   return walk(value);
 }
 
-function cut(buffer: Buffer, at: number[]): Buffer[] {
-  const points = [...new Set(at.map((p) => (buffer.length === 0 ? 0 : p % buffer.length)))]
-    .filter((p) => p > 0)
-    .sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let start = 0;
-  for (const p of points) {
-    chunks.push(buffer.subarray(start, p));
-    start = p;
-  }
-  chunks.push(buffer.subarray(start));
-  return chunks;
+/** Cuts `buffer` at offsets taken modulo its length (the arbitraries draw any integers). */
+function cutAnywhere(buffer: Buffer, at: number[]): Buffer[] {
+  return cut(
+    buffer,
+    at.map((p) => (buffer.length === 0 ? 0 : p % buffer.length)),
+  );
 }
 
 interface Scanned {
@@ -136,7 +131,7 @@ describe("RecordsScanner properties", () => {
     fc.assert(
       fc.property(fileArb, whitespace, cuts, (file, spaces, at) => {
         const text = serialize(fileObject(file), spaces);
-        const { events, error } = scan(cut(Buffer.from(text, "utf8"), at));
+        const { events, error } = scan(cutAnywhere(Buffer.from(text, "utf8"), at));
         expect(error).toBeUndefined();
         expect(events).toHaveLength(file.records.length);
         events.forEach((scanned, i) => {
@@ -166,7 +161,7 @@ describe("RecordsScanner properties", () => {
     );
     fc.assert(
       fc.property(bytes, cuts, (data, at) => {
-        const { events } = scan(cut(Buffer.from(data), at));
+        const { events } = scan(cutAnywhere(Buffer.from(data), at));
         for (const scanned of events) {
           expect(isUtf8(scanned.event)).toBe(true);
           expectValidLine(formatLine(scanned));
@@ -199,7 +194,7 @@ describe("RecordsScanner properties", () => {
             expectValidLine(formatLine(scanned));
           }
           // However the damaged file is cut, the same events come out and the same error (if any) is raised.
-          const pieces = scan(cut(data, at));
+          const pieces = scan(cutAnywhere(data, at));
           expect(pieces.events).toEqual(whole.events);
           expect(pieces.error?.code).toBe(whole.error?.code);
         },
@@ -380,7 +375,7 @@ describe("readLines properties", () => {
         fc.oneof(fc.constant(1024 * 1024), fc.integer({ min: 1, max: 60 })),
         async (lines, eol, trailing, at, maxLineBytes) => {
           const text = lines.join(eol) + (trailing && lines.length > 0 ? eol : "");
-          const result = await collect(cut(Buffer.from(text, "utf8"), at), maxLineBytes);
+          const result = await collect(cutAnywhere(Buffer.from(text, "utf8"), at), maxLineBytes);
           const expected = model(text, maxLineBytes);
           expect(result).toHaveLength(expected.length);
           result.forEach((line, i) => {

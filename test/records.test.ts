@@ -1,15 +1,11 @@
 // Table tests for input lines: fluent-plugin-sqs records of every major version, bare bodies, debugging URLs, errors.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { describeRef, type Interpreted, interpretLine, interpretRecord } from "../src/records.js";
+import { notificationText } from "./support/fixtures.js";
 
-function fixtureText(name: string): string {
-  return readFileSync(new URL(`./fixtures/notifications/${name}`, import.meta.url), "utf8");
-}
-
-const cloudTrailNativeText = fixtureText("cloudtrail-native.multi-key.json");
-const eventBridgeText = fixtureText("eventbridge-object-created.json");
-const s3TestEventText = fixtureText("s3-test-event.json");
+const cloudTrailNativeText = notificationText("cloudtrail-native.multi-key.json");
+const eventBridgeText = notificationText("eventbridge-object-created.json");
+const s3TestEventText = notificationText("s3-test-event.json");
 
 const NATIVE_BUCKET = "your-bucket-name";
 const nativeRefs = [

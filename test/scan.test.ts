@@ -2,6 +2,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { RecordsScanner, ScanError, type ScanErrorCode, type ScanLimits } from "../src/scan.js";
+import { cut, seededRandom } from "./support/bytes.js";
 
 interface Scanned {
   event: string;
@@ -38,31 +39,6 @@ const eventsOf = (text: string | Buffer): string[] => {
   expect(result.error).toBeUndefined();
   return result.events.map((e) => e.event);
 };
-
-/** Cuts `buffer` at the given offsets. */
-function cut(buffer: Buffer, at: number[]): Buffer[] {
-  const points = [...new Set(at)].filter((p) => p > 0 && p < buffer.length).sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let start = 0;
-  for (const p of points) {
-    chunks.push(buffer.subarray(start, p));
-    start = p;
-  }
-  chunks.push(buffer.subarray(start));
-  return chunks;
-}
-
-/** A small deterministic PRNG so random cuts are the same on every run. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FIXTURES = new URL("./fixtures/invictus-cloudtrail/", import.meta.url);
 const files = readdirSync(FIXTURES)
@@ -102,7 +78,7 @@ describe("real CloudTrail files (invictus-ir)", () => {
   });
 
   it("gives the same events when every file is cut at random positions", () => {
-    const next = random(20230710);
+    const next = seededRandom(20230710);
     for (const { name, data } of files) {
       const whole = scan([data]);
       for (let round = 0; round < 4; round++) {
