@@ -1,7 +1,7 @@
 // Table tests for the notification decoder: every shape an SQS message body can take, and S3's key encoding.
 import { describe, expect, it } from "vitest";
 import { type Decoded, decodeBody, decodeFormKey } from "../src/notifications.js";
-import { notificationText } from "./support/fixtures.js";
+import { NATIVE_BUCKET, NATIVE_KEYS, notificationText } from "./support/fixtures.js";
 
 /** AWS documentation examples, copied into the project with the other fixtures. */
 function fixture(name: string): Record<string, unknown> {
@@ -12,12 +12,6 @@ const cloudTrailNative = fixture("cloudtrail-native.multi-key.json");
 const eventBridgeCreated = fixture("eventbridge-object-created.json");
 const s3TestEvent = fixture("s3-test-event.json");
 
-const NATIVE_BUCKET = "your-bucket-name";
-const NATIVE_KEYS = [
-  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2215Z_kpaMYavMQA9Ahp7L.json.gz",
-  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2210Z_zqDkyQv3TK8ZdLr0.json.gz",
-  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2205Z_jaMVRa6JfdLCJYHP.json.gz",
-];
 const nativeRefs = NATIVE_KEYS.map((key) => ({ bucket: NATIVE_BUCKET, key }));
 
 const LOG_KEY =

@@ -1,18 +1,13 @@
 // Table tests for input lines: fluent-plugin-sqs records of every major version, bare bodies, debugging URLs, errors.
 import { describe, expect, it } from "vitest";
 import { describeRef, type Interpreted, interpretLine, interpretRecord } from "../src/records.js";
-import { notificationText } from "./support/fixtures.js";
+import { NATIVE_BUCKET, NATIVE_KEYS, notificationText } from "./support/fixtures.js";
 
 const cloudTrailNativeText = notificationText("cloudtrail-native.multi-key.json");
 const eventBridgeText = notificationText("eventbridge-object-created.json");
 const s3TestEventText = notificationText("s3-test-event.json");
 
-const NATIVE_BUCKET = "your-bucket-name";
-const nativeRefs = [
-  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2215Z_kpaMYavMQA9Ahp7L.json.gz",
-  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2210Z_zqDkyQv3TK8ZdLr0.json.gz",
-  "AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2205Z_jaMVRa6JfdLCJYHP.json.gz",
-].map((key) => ({ scheme: "s3" as const, bucket: NATIVE_BUCKET, key }));
+const nativeRefs = NATIVE_KEYS.map((key) => ({ scheme: "s3" as const, bucket: NATIVE_BUCKET, key }));
 
 /** An SNS envelope as SNS writes it: pretty-printed with `"Type" : "Notification"`. */
 function prettySns(message: string): string {
