@@ -372,14 +372,14 @@ export class Filter {
       const opened = await this.open(ref);
       let stored: Stored;
       if ("whole" in opened) {
-        // Every byte is here: the next GET may start while this thread inflates and scans these. The work waits for
-        // the check phase, so that requests started now (and responses already read) go to the wire first.
+        // Every byte is here: the next fetch may start while this thread inflates and scans these. The work waits
+        // for the check phase, so that requests started now (and responses already read) go out first.
         slot.free();
         held = opened.whole.length;
         this.heldBytes += held;
         summary.bytesIn += opened.whole.length;
         stored = opened;
-        if (ref.scheme === "s3") await afterIo();
+        await afterIo();
       } else {
         stored = await readStored(
           countBytes(opened.body, (n) => {
