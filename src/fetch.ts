@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
+import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter } from "./s3-get.js";
 import { markSpareTail } from "./scan.js";
@@ -99,7 +100,7 @@ export class S3Source implements ObjectSource {
       const response = await (await this.getter()).get(ref.bucket, ref.key, ref.region, signal);
       const length = Number(response.headers["content-length"]);
       const size = Number.isSafeInteger(length) ? length : undefined;
-      if (size !== undefined && size <= WHOLE_FILE_MAX) {
+      if (size !== undefined && size <= WHOLE_STORED_MAX) {
         return { whole: await readWholeBody(response, where, size, this.bodyIdleMs), size };
       }
       return { body: readBody(response, where, size, this.bodyIdleMs), size };
@@ -108,9 +109,6 @@ export class S3Source implements ObjectSource {
     }
   }
 }
-
-/** Objects up to this size are read in one piece; larger ones are streamed. */
-const WHOLE_FILE_MAX = 4 * 1024 * 1024;
 
 /**
  * Reads a response body of known, small size into one buffer. Like `readBody`, a body cut short, lost or stalled is
@@ -201,7 +199,7 @@ export async function openFile(path: string): Promise<OpenedObject> {
       if (!stat.isFile()) {
         throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
       }
-      if (stat.size > WHOLE_FILE_MAX) {
+      if (stat.size > WHOLE_STORED_MAX) {
         streamed = true; // the stream owns the descriptor now and closes it
         return { body: fs.createReadStream(path, { fd, highWaterMark: 256 * 1024 }), size: stat.size };
       }

@@ -38,7 +38,7 @@ const MAX_LAYERS = 4;
  * CloudTrail file is a few KB to a few MB, and one call per object lets the pool inflate the next objects while the
  * main thread scans this one. Larger objects are streamed.
  */
-const WHOLE_STORED_MAX = 4 * 1024 * 1024;
+export const WHOLE_STORED_MAX = 4 * 1024 * 1024;
 /** The largest inflated size taken in one piece (read from the gzip trailer); beyond it the object is streamed. */
 const WHOLE_INFLATED_MAX = 32 * 1024 * 1024;
 
