@@ -12,9 +12,13 @@
 //   --contenders LIST   CPU contenders (default filter,node-floor,jq,ruby,inflate)
 //   --filter-args "..." extra arguments for the filter in every scenario (e.g. "--concurrency 2")
 //   --seed S            corpus seed
+//   --keep-extra-ca-certs  leave NODE_EXTRA_CA_CERTS set for the contenders (by default it is removed: see below)
+//   --baseline DIR      another checkout of this project (built): adds contender "baseline", its filter, to the
+//                       CPU scenario, for before/after comparisons in one run (e.g. a `git worktree` at main)
 //
 // Everything runs on loopback or local files, every loop is bounded and every child has a timeout.
 
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
@@ -42,6 +46,8 @@ const { values: flags } = parseArgs({
     contenders: { type: "string", default: "filter,node-floor,jq,ruby,inflate" },
     "filter-args": { type: "string", default: "" },
     seed: { type: "string" },
+    baseline: { type: "string" },
+    "keep-extra-ca-certs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -49,7 +55,7 @@ if (flags.help) {
   console.log(
     readFileSync(fileURLToPath(import.meta.url), "utf8")
       .split("\n")
-      .slice(1, 17)
+      .slice(1, 20)
       .map((l) => l.replace(/^\/\/ ?/, ""))
       .join("\n"),
   );
@@ -194,6 +200,19 @@ async function scenarioCpu(work) {
       stages: [[ruby, join(BENCH, "contenders", "blog.rb"), ...keys]],
       skip: ruby ? undefined : "ruby not on PATH (apt-get install -y ruby)",
     },
+    baseline: {
+      label: "baseline filter (--baseline)",
+      stages: [
+        [NODE, join(flags.baseline ?? ".", "bin", "cloudtrail-exec-filter"), "--log-file", "/dev/null", ...filterArgs],
+      ],
+      stdin: stdinFile,
+      skip:
+        flags.baseline === undefined
+          ? "no --baseline DIR given"
+          : existsSync(join(flags.baseline, "dist", "cli.js"))
+            ? undefined
+            : `${flags.baseline} has no dist/cli.js (build it: npm run build)`,
+    },
     inflate: {
       label: "inflate only (to /dev/null)",
       stages: [[NODE, join(BENCH, "contenders", "inflate-floor.mjs"), ...keys]],
@@ -204,6 +223,7 @@ async function scenarioCpu(work) {
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+  if (flags.baseline !== undefined && !names.includes("baseline")) names.splice(1, 0, "baseline");
   const contenders = [];
   for (const name of names) {
     const c = all[name];
@@ -562,6 +582,33 @@ const loadNote = () =>
 console.log(
   `${loadNote()}${loadavg()[0] > availableParallelism() * 0.5 ? " (busy machine: wall-clock figures will be pessimistic; see CPU columns)" : ""}`,
 );
+// NODE_EXTRA_CA_CERTS makes every Node process read and parse that certificate file before running a line of its
+// own (some machines export it for every program: a whole CA bundle). No contender uses TLS here, so it is a fixed
+// start-up tax that says nothing about the programs compared; it is removed for them unless --keep-extra-ca-certs.
+if (process.env.NODE_EXTRA_CA_CERTS !== undefined) {
+  const startMs = (env) => {
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      spawnSync(NODE, ["-e", "0"], { env, stdio: "ignore" });
+      times.push(performance.now() - t);
+    }
+    return times.sort((a, b) => a - b)[2];
+  };
+  const without = { ...process.env };
+  delete without.NODE_EXTRA_CA_CERTS;
+  const tax = startMs(process.env) - startMs(without);
+  if (flags["keep-extra-ca-certs"]) {
+    console.log(
+      `NODE_EXTRA_CA_CERTS is set and kept (--keep-extra-ca-certs): every Node start costs ${num(tax, 0)} ms more`,
+    );
+  } else {
+    delete process.env.NODE_EXTRA_CA_CERTS;
+    console.log(
+      `NODE_EXTRA_CA_CERTS removed for the contenders: it costs every Node start ${num(tax, 0)} ms here and no contender uses TLS (keep it: --keep-extra-ca-certs)`,
+    );
+  }
+}
 const results = {};
 try {
   if (scenarios.includes("cpu")) results.cpu = await scenarioCpu(work);
