@@ -30,7 +30,9 @@ import { startSlowS3 } from "./slow-s3.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
-const FILTER_BIN = join(ROOT, "bin", "cloudtrail-exec-filter");
+/** The filter's executable in a checkout of this project (this one, or --baseline's). */
+const filterBin = (root) => join(root, "bin", "cloudtrail-exec-filter");
+const FILTER_BIN = filterBin(ROOT);
 const NODE = process.execPath;
 
 const { values: flags } = parseArgs({
@@ -52,10 +54,11 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
+  // The comment block at the top of this file, up to its first blank line.
+  const lines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
   console.log(
-    readFileSync(fileURLToPath(import.meta.url), "utf8")
-      .split("\n")
-      .slice(1, 20)
+    lines
+      .slice(1, lines.indexOf("", 1))
       .map((l) => l.replace(/^\/\/ ?/, ""))
       .join("\n"),
   );
@@ -131,6 +134,14 @@ function heading(text) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Why the baseline contender cannot run, or undefined. */
+function baselineSkip() {
+  if (flags.baseline === undefined) return "no --baseline DIR given";
+  if (!existsSync(join(flags.baseline, "dist", "cli.js")))
+    return `${flags.baseline} has no dist/cli.js (npm run build)`;
+  return undefined;
+}
+
 function filterReady() {
   if (!existsSync(join(ROOT, "dist", "cli.js"))) return "dist/cli.js missing: run `npm run build` (or `npm run bench`)";
   return undefined;
@@ -202,16 +213,9 @@ async function scenarioCpu(work) {
     },
     baseline: {
       label: "baseline filter (--baseline)",
-      stages: [
-        [NODE, join(flags.baseline ?? ".", "bin", "cloudtrail-exec-filter"), "--log-file", "/dev/null", ...filterArgs],
-      ],
+      stages: [[NODE, filterBin(flags.baseline ?? ROOT), "--log-file", "/dev/null", ...filterArgs]],
       stdin: stdinFile,
-      skip:
-        flags.baseline === undefined
-          ? "no --baseline DIR given"
-          : existsSync(join(flags.baseline, "dist", "cli.js"))
-            ? undefined
-            : `${flags.baseline} has no dist/cli.js (build it: npm run build)`,
+      skip: baselineSkip(),
     },
     inflate: {
       label: "inflate only (to /dev/null)",
