@@ -18,7 +18,7 @@
 //
 // Everything runs on loopback or local files, every loop is bounded and every child has a timeout.
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
@@ -351,6 +351,73 @@ async function scenarioCpu(work) {
 // ---------------------------------------------------------------------------------------------------------------
 // Scenario 2: S3 latency
 
+/**
+ * One long-lived filter (as fluentd keeps its child): `lines` are written twice to the same process, the second time
+ * only after every event of the first has come out. The first pass warms the process up (V8 compiles the hot code,
+ * connections are open); the second is measured: its server-side objects/s and the process's CPU per object over it
+ * (from /proc, in clock ticks). Resolves to { ops, cpuMsPerObject, events, maxInFlight } or rejects on timeout.
+ */
+function warmRun(s3, argv, lines, eventsPerPass, timeoutMs) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(argv[0], argv.slice(1), {
+      env: { ...process.env, ...AWS_ENV },
+      stdio: ["pipe", "pipe", "ignore"],
+      detached: true,
+    });
+    const input = `${lines.join("\n")}\n`;
+    const ticks = () => {
+      try {
+        const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ");
+        return Number(fields[11]) + Number(fields[12]); // utime + stime
+      } catch {
+        return undefined;
+      }
+    };
+    let events = 0;
+    let last = 0;
+    let pass = 1;
+    let ticksAt;
+    let measured;
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+      reject(new Error(`timed out after ${timeoutMs / 1000} s (${events} events)`));
+    }, timeoutMs);
+    child.stdout.on("data", (chunk) => {
+      if (last === 0x7d && chunk[0] === 0x0a) events++;
+      for (let i = chunk.indexOf("}\n"); i !== -1; i = chunk.indexOf("}\n", i + 2)) events++;
+      last = chunk[chunk.length - 1];
+      if (pass === 1 && events >= eventsPerPass) {
+        pass = 2;
+        s3.reset();
+        ticksAt = ticks();
+        child.stdin.end(input);
+      } else if (pass === 2 && events >= 2 * eventsPerPass && measured === undefined) {
+        const after = ticks();
+        const window = (s3.stats.lastEndAt - s3.stats.firstAt) / 1000;
+        measured = {
+          ops: s3.stats.ok / window,
+          // clock ticks are 10 ms (USER_HZ 100 on Linux)
+          cpuMsPerObject:
+            after !== undefined && ticksAt !== undefined ? (10 * (after - ticksAt)) / lines.length : undefined,
+          maxInFlight: s3.stats.maxInFlight,
+        };
+      }
+    });
+    child.stdin.on("error", () => {}); // reported through the exit code
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (measured === undefined) reject(new Error(`filter exited with ${code} after ${events} events`));
+      else resolvePromise({ ...measured, events: events - eventsPerPass, rc: code });
+    });
+    child.stdin.write(input);
+  });
+}
+
 async function scenarioLatency(work) {
   heading(`Scenario 2: S3 latency (${latencyMs} ms per GET, loopback, small objects)`);
   const ready = filterReady();
@@ -368,12 +435,21 @@ async function scenarioLatency(work) {
   console.log(
     `  corpus: ${corpus.files.length} objects, ${num(corpus.events)} events, ${num(corpus.gzBytes / corpus.files.length / 1024, 1)} KB gzip per object on average`,
   );
-  const stdinFile = writeLines(
-    work,
-    "s3-urls.txt",
-    corpus.files.map((f) => `s3://bench/${f.key}`),
-  );
+  const urls = corpus.files.map((f) => `s3://bench/${f.key}`);
+  const stdinFile = writeLines(work, "s3-urls.txt", urls);
   const s3 = await startSlowS3({ root: corpus.dir, bucket: "bench", delayMs: latencyMs });
+  const filterArgv = (c) => [
+    FILTER_BIN,
+    "--log-file",
+    "/dev/null",
+    "--endpoint",
+    s3.url,
+    "--region",
+    "us-east-1",
+    ...filterArgs,
+    "--concurrency",
+    String(c),
+  ];
   const rows = [];
   const out = [];
   const oneStdin = writeLines(work, "s3-url-one.txt", [`s3://bench/${corpus.files[0].key}`]);
@@ -400,28 +476,11 @@ async function scenarioLatency(work) {
       for (let r = 0; r < rounds; r++) {
         s3.reset();
         const result = await runSafely(`filter --concurrency ${c}`, () =>
-          runPipeline(
-            [
-              [
-                NODE,
-                FILTER_BIN,
-                "--log-file",
-                "/dev/null",
-                "--endpoint",
-                s3.url,
-                "--region",
-                "us-east-1",
-                ...filterArgs,
-                "--concurrency",
-                String(c),
-              ],
-            ],
-            {
-              stdin: stdinFile,
-              env: AWS_ENV,
-              timeoutMs: 5 * 60_000,
-            },
-          ),
+          runPipeline([[NODE, ...filterArgv(c)]], {
+            stdin: stdinFile,
+            env: AWS_ENV,
+            timeoutMs: 5 * 60_000,
+          }),
         );
         if (!result) continue;
         const window =
@@ -430,6 +489,17 @@ async function scenarioLatency(work) {
             : undefined;
         runs.push({ result, stats: { ...s3.stats }, ops: window ? s3.stats.ok / window : 0 });
       }
+      // The same, in a process that has served the objects once already (a long-lived child, as under fluentd).
+      const warm = [];
+      for (let r = 0; r < rounds; r++) {
+        s3.reset();
+        const result = await runSafely(`warm filter --concurrency ${c}`, () =>
+          warmRun(s3, [NODE, ...filterArgv(c)], urls, corpus.events, 5 * 60_000),
+        );
+        if (result) warm.push(result);
+      }
+      warm.sort((x, y) => x.ops - y.ops);
+      const warmMid = warm[Math.floor((warm.length - 1) / 2)];
       if (runs.length === 0) continue;
       runs.sort((x, y) => x.ops - y.ops);
       const { result, stats, ops } = runs[Math.floor((runs.length - 1) / 2)];
@@ -455,6 +525,11 @@ async function scenarioLatency(work) {
           ? num((1000 * (result.cpu - base.cpu)) / (corpus.files.length - 1), 1)
           : "-",
         num(result.peakRssKb / 1024, 0),
+        warmMid ? `${num((100 * warmMid.ops) / ideal, 0)}%` : "-",
+        warm.length > 1
+          ? `${num((100 * warm[0].ops) / ideal, 0)}-${num((100 * warm[warm.length - 1].ops) / ideal, 0)}%`
+          : "-",
+        warmMid?.cpuMsPerObject !== undefined ? num(median(warm.map((w) => w.cpuMsPerObject)), 1) : "-",
       ]);
       out.push({
         concurrency: c,
@@ -468,7 +543,15 @@ async function scenarioLatency(work) {
         rssMb: result.peakRssKb / 1024,
         maxInFlight: stats.maxInFlight,
         pctRuns: runs.map((run) => (100 * run.ops) / ideal),
+        warmPct: warmMid ? (100 * warmMid.ops) / ideal : undefined,
+        warmPctRuns: warm.map((w) => (100 * w.ops) / ideal),
+        warmCpuMsPerObject: median(warm.map((w) => w.cpuMsPerObject)),
       });
+      for (const w of warm)
+        if (w.events !== corpus.events)
+          console.log(
+            `  WARNING: warm --concurrency ${c}: second pass gave ${w.events} events, expected ${corpus.events}`,
+          );
       if (result.events !== corpus.events)
         console.log(`  WARNING: --concurrency ${c}: consumer got ${result.events} events, expected ${corpus.events}`);
     }
@@ -492,6 +575,9 @@ async function scenarioLatency(work) {
         "CPU s",
         "CPU ms/object",
         "RSS MB",
+        "warm %",
+        "warm runs",
+        "warm CPU ms/obj",
       ],
       rows,
     ),
