@@ -303,7 +303,7 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
-  return { log, sink, source: new S3Source(s3Getter(options), options.requestTimeout * 1000) };
+  return { log, sink, source: new S3Source(s3Getter(options)) };
 }
 
 /** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */

@@ -1,8 +1,7 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import fs from "node:fs";
-import type { IncomingMessage } from "node:http";
-import type { Readable } from "node:stream";
+import type { Http1Response } from "./http1.js";
 import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter } from "./s3-get.js";
@@ -87,11 +86,7 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
 
 export class S3Source implements ObjectSource {
   /** `getter()` gives the GET client, created on first use (it loads the SDK for credentials). */
-  constructor(
-    private readonly getter: () => Promise<S3Getter>,
-    /** A response body that sends nothing for this long is failed (transient). */
-    private readonly bodyIdleMs = 30_000,
-  ) {}
+  constructor(private readonly getter: () => Promise<S3Getter>) {}
 
   async open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject> {
     if (ref.scheme === "file") return openFile(ref.path);
@@ -101,9 +96,13 @@ export class S3Source implements ObjectSource {
       const length = Number(response.headers["content-length"]);
       const size = Number.isSafeInteger(length) ? length : undefined;
       if (size !== undefined && size <= WHOLE_STORED_MAX) {
-        return { whole: await readWholeBody(response, where, size, this.bodyIdleMs), size };
+        try {
+          return { whole: await response.whole(), size };
+        } catch (error) {
+          throw bodyError(error, where, response.received);
+        }
       }
-      return { body: readBody(response, where, size, this.bodyIdleMs), size };
+      return { body: readBody(response, where, size), size };
     } catch (error) {
       throw classifyS3Error(error, where);
     }
@@ -111,79 +110,25 @@ export class S3Source implements ObjectSource {
 }
 
 /**
- * Reads a response body of known, small size into one buffer. Like `readBody`, a body cut short, lost or stalled is
- * a transient error.
+ * A body cut short, lost or stalled is a transient error (retried), never a "truncated file" verdict on an object
+ * that is whole.
  */
-function readWholeBody(response: IncomingMessage, where: string, size: number, idleMs: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let settled = false;
-    /** Ends the read: with the body when `why` is undefined, else with a transient error saying why. */
-    const settle = (why: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      response.removeListener("data", onData);
-      if (why === undefined) {
-        // Usually one chunk: no copy. Several: one buffer with a spare byte for the scanner's sentinel.
-        if (chunks.length === 1) resolve(chunks[0] as Buffer);
-        else resolve(markSpareTail(Buffer.concat(chunks, size + 1).subarray(0, size)));
-      } else {
-        response.destroy();
-        reject(new FetchError("FetchFailed", `Failed to read ${where}: ${why}`, true));
-      }
-    };
-    const timer = setTimeout(() => settle(`no data for ${idleMs} ms after ${received} bytes`), idleMs);
-    const onData = (chunk: Buffer): void => {
-      timer.refresh();
-      received += chunk.length;
-      if (received > size) settle(`more than the ${size} bytes announced`);
-      else chunks.push(chunk);
-    };
-    response.on("data", onData);
-    response.once("end", () =>
-      settle(received < size ? `the body ended after ${received} of ${size} bytes` : undefined),
-    );
-    response.once("error", (error) => settle(`${error.message} after ${received} bytes`));
-    response.once("close", () => settle(`the connection closed after ${received} bytes`));
-  });
+function bodyError(error: unknown, where: string, received: number): FetchError {
+  const why = error instanceof Error ? error.message : String(error);
+  return new FetchError("FetchFailed", `Failed to read ${where}: ${why} (${received} bytes received)`, true);
 }
 
-/**
- * Yields the response body. A connection lost mid-body, a body shorter than its Content-Length, or a body that stalls
- * become transient errors (retried), never a "truncated file" verdict on an object that is whole.
- */
-async function* readBody(
-  body: Readable,
-  where: string,
-  expected: number | undefined,
-  idleMs: number,
-): AsyncGenerator<Buffer> {
-  let received = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => body.destroy(new Error(`no data for ${idleMs} ms`)), idleMs);
-  };
+/** Yields the response body; failures as `bodyError` says, and a body shorter than its Content-Length too. */
+async function* readBody(body: Http1Response, where: string, expected: number | undefined): AsyncGenerator<Buffer> {
   try {
-    arm();
-    for await (const chunk of body) {
-      arm();
-      received += (chunk as Buffer).length;
-      yield chunk as Buffer;
-    }
+    yield* body;
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new FetchError("FetchFailed", `Failed to read ${where}: ${why} after ${received} bytes`, true);
-  } finally {
-    clearTimeout(timer);
-    body.destroy();
+    throw bodyError(error, where, body.received);
   }
-  if (expected !== undefined && received < expected) {
+  if (expected !== undefined && body.received < expected) {
     throw new FetchError(
       "FetchFailed",
-      `Failed to read ${where}: the body ended after ${received} of ${expected} bytes`,
+      `Failed to read ${where}: the body ended after ${body.received} of ${expected} bytes`,
       true,
     );
   }
