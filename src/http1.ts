@@ -73,7 +73,7 @@ export class Http1Response implements AsyncIterable<Buffer> {
   /** The whole body in one buffer with a spare byte after it (the scanner's sentinel goes there). */
   async whole(): Promise<Buffer> {
     this.collecting = true;
-    this.connection.resume();
+    if (!this.ended) this.connection.resume();
     while (!this.ended) {
       if (this.error !== undefined) throw this.error;
       await new Promise<void>((resolve) => {
@@ -98,7 +98,7 @@ export class Http1Response implements AsyncIterable<Buffer> {
         if (this.queue.length > 0) {
           const part = this.queue.shift() as Buffer;
           this.queued -= part.length;
-          if (this.queued < QUEUE_MAX / 2) this.connection.resume();
+          if (this.queued < QUEUE_MAX / 2 && !this.ended) this.connection.resume();
           yield part;
           continue;
         }
@@ -391,8 +391,9 @@ class Connection {
     return at;
   }
 
-  /** The response has arrived whole. */
+  /** The response has arrived whole (its last bytes may have paused the socket: the next exchange needs it going). */
   private finish(clean: boolean): void {
+    this.resume();
     const exchange = this.exchange;
     this.exchange = undefined;
     this.untrack();
@@ -468,7 +469,7 @@ export class Http1Pool {
   private readonly idle = new Map<string, Connection[]>();
   private readonly open = new Map<string, number>();
   private readonly waiting = new Map<string, Array<() => void>>();
-  private readonly active = new Map<AbortSignal, Set<Connection>>();
+  private readonly active = new WeakMap<AbortSignal, Set<Connection>>();
   private destroyed = false;
 
   constructor(private readonly maxSockets: number) {}
@@ -497,7 +498,12 @@ export class Http1Pool {
     for (;;) {
       if (this.destroyed) throw new ConnectionError("the client was closed", "ECONNABORTED");
       const idle = this.idle.get(origin.key);
-      if (idle !== undefined && idle.length > 0) return idle.pop() as Connection;
+      const parked = idle?.pop();
+      if (parked !== undefined) {
+        if (parked.socket.writable) return parked;
+        this.release(parked, false); // closed while parked, its close event not seen yet
+        continue;
+      }
       const open = this.open.get(origin.key) ?? 0;
       if (open < this.maxSockets) {
         this.open.set(origin.key, open + 1);

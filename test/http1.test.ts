@@ -297,6 +297,24 @@ describe("Http1Pool: flow", () => {
     expect(Buffer.concat(parts).equals(body)).toBe(true);
   });
 
+  it("a body whose last bytes pause the socket (reader not reading yet) leaves the connection running for the next request", async () => {
+    const size = 1024 * 1024 + 10; // its last 20 bytes take the queue past 1 MiB
+    const { server, get } = await setup((socket, index) => {
+      if (index === 0) {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+        socket.write(Buffer.alloc(size - 20, 0x61));
+        setTimeout(() => socket.write(Buffer.alloc(20, 0x62)), 100);
+      } else {
+        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      }
+    }, 1);
+    const first = await get();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await text(await get("/y", 1000))).toBe("ok");
+    expect((await text(first)).length).toBe(size);
+    expect(server.connections).toBe(1);
+  });
+
   it("maxSockets: requests beyond it wait for a connection, and all are answered", async () => {
     let open = 0;
     let most = 0;
