@@ -5,7 +5,7 @@
 // 0.5 ms per GET (see http1.ts). Credentials still come from the SDK's default provider chain; only the GET is ours.
 // Signature Version 4: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html
 // A bucket in another region answers with its region in `x-amz-bucket-region`; the GET is sent again there.
-import { createHash, createHmac } from "node:crypto";
+import * as crypto from "node:crypto";
 import { abortError, Http1Pool, type Http1Response, type Origin } from "./http1.js";
 
 export interface Credentials {
@@ -52,8 +52,14 @@ export function encodeKey(key: string): string {
 }
 
 function hmac(key: Buffer | string, data: string): Buffer {
-  return createHmac("sha256", key).update(data, "utf8").digest();
+  return crypto.createHmac("sha256", key).update(data, "utf8").digest();
 }
+
+/** SHA-256 in hex: one native call where Node has `crypto.hash` (20.12 and later), a Hash object before. */
+const sha256Hex: (data: string) => string =
+  typeof crypto.hash === "function"
+    ? (data) => crypto.hash("sha256", data, "hex")
+    : (data) => crypto.createHash("sha256").update(data, "utf8").digest("hex");
 
 /** The last second formatted as SigV4's ISO 8601 basic time (a GET signs many times a second). */
 let lastSecond = Number.NaN;
@@ -90,7 +96,7 @@ export function signGet(
   const canonicalHeaders = `host:${host}\nx-amz-content-sha256:${EMPTY_SHA256}\nx-amz-date:${amzDate}\n${token === undefined ? "" : `x-amz-security-token:${token}\n`}`;
   const canonicalRequest = `GET\n${path}\n\n${canonicalHeaders}\n${signedHeaders}\n${EMPTY_SHA256}`;
   const scope = `${day}/${region}/s3/aws4_request`;
-  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest, "utf8").digest("hex")}`;
+  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
   const keyId = `${day} ${region} ${credentials.secretAccessKey}`;
   let signingKey = signingKeys.get(keyId);
   if (signingKey === undefined) {
@@ -98,7 +104,7 @@ export function signGet(
     if (signingKeys.size > 16) signingKeys.clear();
     signingKeys.set(keyId, signingKey);
   }
-  const signature = createHmac("sha256", signingKey).update(stringToSign, "utf8").digest("hex");
+  const signature = crypto.createHmac("sha256", signingKey).update(stringToSign, "utf8").digest("hex");
   const headers: Record<string, string> = { "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": amzDate };
   if (token !== undefined) headers["x-amz-security-token"] = token;
   headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
