@@ -180,15 +180,26 @@ class Connection {
   constructor(
     readonly origin: Origin,
     private readonly release: (connection: Connection, reusable: boolean) => void,
+    /** The last TLS session per origin: a new connection resumes it instead of a full handshake. */
+    sessions: Map<string, Buffer>,
   ) {
-    this.socket = origin.secure
-      ? tls.connect({
-          host: origin.hostname,
-          port: origin.port,
-          servername: net.isIP(origin.hostname) === 0 ? origin.hostname : "",
-          ALPNProtocols: ["http/1.1"],
-        })
-      : net.connect({ host: origin.hostname, port: origin.port });
+    if (origin.secure) {
+      const session = sessions.get(origin.key);
+      const socket = tls.connect({
+        host: origin.hostname,
+        port: origin.port,
+        servername: net.isIP(origin.hostname) === 0 ? origin.hostname : "",
+        ALPNProtocols: ["http/1.1"],
+        ...(session === undefined ? {} : { session }),
+      });
+      socket.on("session", (ticket: Buffer) => {
+        if (sessions.size > 1024) sessions.clear();
+        sessions.set(origin.key, ticket);
+      });
+      this.socket = socket;
+    } else {
+      this.socket = net.connect({ host: origin.hostname, port: origin.port });
+    }
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
     this.socket.on("data", (data: Buffer) => this.onData(data));
@@ -470,6 +481,7 @@ export class Http1Pool {
   private readonly open = new Map<string, number>();
   private readonly waiting = new Map<string, Array<() => void>>();
   private readonly active = new WeakMap<AbortSignal, Set<Connection>>();
+  private readonly sessions = new Map<string, Buffer>();
   private destroyed = false;
 
   constructor(private readonly maxSockets: number) {}
@@ -507,7 +519,7 @@ export class Http1Pool {
       const open = this.open.get(origin.key) ?? 0;
       if (open < this.maxSockets) {
         this.open.set(origin.key, open + 1);
-        return new Connection(origin, (c, reusable) => this.release(c, reusable));
+        return new Connection(origin, (c, reusable) => this.release(c, reusable), this.sessions);
       }
       await new Promise<void>((resolve, reject) => {
         const queue = this.waiting.get(origin.key) ?? [];

@@ -30,6 +30,9 @@ const expectedIds: string[] = [];
 let server: Server;
 let port: number;
 let handshakes = 0;
+let resumed = 0;
+/** Answer every request with `Connection: close`, so that each GET needs a new connection. */
+let closeEach = false;
 const unsigned: string[] = [];
 
 beforeAll(async () => {
@@ -41,7 +44,10 @@ beforeAll(async () => {
     }
   }
   server = createServer({ key: readFileSync(join(TLS, "key.pem")), cert: readFileSync(join(TLS, "cert.pem")) });
-  server.on("secureConnection", () => handshakes++);
+  server.on("secureConnection", (socket) => {
+    handshakes++;
+    if (socket.isSessionReused()) resumed++;
+  });
   server.on("tlsClientError", () => {}); // the untrusting client hangs up mid-handshake
   let served = 0;
   server.on("request", (req, res) => {
@@ -52,6 +58,7 @@ beforeAll(async () => {
       res.end("<Error><Code>NoSuchKey</Code><Message>no</Message></Error>");
       return;
     }
+    if (closeEach) res.setHeader("connection", "close");
     if (served++ % 2 === 0) {
       res.writeHead(200, { "content-length": body.length, "content-type": "application/octet-stream" });
       res.end(body);
@@ -91,6 +98,23 @@ describe("S3 over HTTPS", () => {
     expect(unsigned).toEqual([]);
     expect(handshakes).toBeGreaterThan(0);
     expect(handshakes).toBeLessThanOrEqual(2); // six objects, two at a time: connections are reused
+  });
+
+  it("a new connection resumes the last TLS session instead of a full handshake", async () => {
+    handshakes = 0;
+    resumed = 0;
+    closeEach = true;
+    try {
+      const run = await runCli(["--endpoint", `https://localhost:${port}`, "--concurrency", "1"], input(), {
+        ...ENV,
+        NODE_EXTRA_CA_CERTS: join(TLS, "cert.pem"),
+      });
+      expect(events(parseOutput(run.stdout))).toHaveLength(expectedIds.length);
+    } finally {
+      closeEach = false;
+    }
+    expect(handshakes).toBe(names.length);
+    expect(resumed).toBeGreaterThanOrEqual(names.length - 2); // the first is full; its ticket may come after the second
   });
 
   it("an untrusted certificate: each object is a dead letter naming the certificate, quickly, and the run ends", async () => {
