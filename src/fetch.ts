@@ -115,7 +115,7 @@ export class S3Source implements ObjectSource {
  */
 function bodyError(error: unknown, where: string, received: number): FetchError {
   const why = error instanceof Error ? error.message : String(error);
-  return new FetchError("FetchFailed", `Failed to read ${where}: ${why} (${received} bytes received)`, true);
+  return new FetchError("FetchFailed", `Failed to read ${where}: ${why} after ${received} bytes`, true);
 }
 
 /** Yields the response body; failures as `bodyError` says, and a body shorter than its Content-Length too. */

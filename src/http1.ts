@@ -434,7 +434,7 @@ class Connection {
     this.destroy(
       response === undefined
         ? new ConnectionError(`no response within ${ms} ms`, "ETIMEDOUT")
-        : new ConnectionError(`no data for ${ms} ms after ${response.received} bytes`, "ETIMEDOUT"),
+        : new ConnectionError(`no data for ${ms} ms`, "ETIMEDOUT"),
     );
   }
 
@@ -449,7 +449,7 @@ class Connection {
       error ??
       (response === undefined
         ? new ConnectionError("the connection closed before a response (socket hang up)", "ECONNRESET")
-        : new ConnectionError(`the connection closed after ${response.received} bytes of the body`, "ECONNRESET"));
+        : new ConnectionError("the connection closed before the end of the body", "ECONNRESET"));
     this.failExchange(why);
   }
 
