@@ -291,7 +291,7 @@ class Connection {
       return -1;
     }
     const statusCode = Number(status[2]);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = Object.create(null); // a header named __proto__ is just a header
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string;
       const colon = line.indexOf(":");
