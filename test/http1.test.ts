@@ -3,6 +3,7 @@
 // malformed responses, timeouts, aborts, backpressure and the socket limit. TLS is covered end to end in
 // exec-filter style by test/tls.test.ts.
 import net from "node:net";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { Http1Pool, type Http1Response, type Origin } from "../src/http1.js";
 
@@ -341,5 +342,98 @@ describe("Http1Pool: flow", () => {
     expect(next.statusCode).toBe(200);
     next.destroy();
     expect(server.connections).toBe(2);
+  });
+});
+
+describe("Http1Pool: framing, as a property", () => {
+  /** The body framed by Content-Length, chunked coding (sizes cycling through `sizes`) or the end of the connection. */
+  function response(body: Buffer, framing: string, sizes: number[], interim: boolean, trailer: boolean): Buffer {
+    const parts: Buffer[] = [];
+    if (interim) parts.push(Buffer.from("HTTP/1.1 100 Continue\r\n\r\n"));
+    if (framing === "length") {
+      parts.push(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body);
+    } else if (framing === "close") {
+      parts.push(Buffer.from("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"), body);
+    } else {
+      parts.push(Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
+      for (let at = 0, i = 0; at < body.length; i++) {
+        const n = Math.min(sizes[i % sizes.length] as number, body.length - at);
+        parts.push(Buffer.from(`${n.toString(16)}${i % 3 === 1 ? ";name=value" : ""}\r\n`), body.subarray(at, at + n));
+        parts.push(Buffer.from("\r\n"));
+        at += n;
+      }
+      parts.push(Buffer.from(trailer ? "0\r\nx-checksum: 1\r\n\r\n" : "0\r\n\r\n"));
+    }
+    return Buffer.concat(parts);
+  }
+
+  it("any body, framed any way, cut anywhere, arrives byte for byte; the connection is reused whenever it may be", async () => {
+    const scripts = new Map<string, { pieces: Buffer[]; close: boolean }>();
+    const server = await rawServer((socket, index) => {
+      const path = (server.requests[index] as string).split(" ")[1] as string;
+      const { pieces, close } = scripts.get(path) as { pieces: Buffer[]; close: boolean };
+      let i = 0;
+      const next = (): void => {
+        if (socket.destroyed) return;
+        if (i === pieces.length) {
+          if (close) socket.end();
+          return;
+        }
+        socket.write(pieces[i++] as Buffer);
+        setImmediate(next);
+      };
+      next();
+    });
+    // One connection at a time; a run that fails gets the next run a new pool, so that runs (and shrinking) stay
+    // independent.
+    let pool = new Http1Pool(1);
+    cleanup.push(
+      () => server.close(),
+      () => pool.destroy(),
+    );
+    let run = 0;
+    let reusable = false;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 4000 }).map((bytes) => Buffer.from(bytes)),
+        fc.constantFrom("length", "chunked", "close"),
+        fc.array(fc.integer({ min: 1, max: 900 }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 8 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        async (body, framing, sizes, cuts, interim, trailer, iterate) => {
+          const bytes = response(body, framing, sizes, interim, trailer);
+          const pieces: Buffer[] = [];
+          for (let at = 0, i = 0; at < bytes.length; i++) {
+            const n = cuts[i % cuts.length] as number;
+            pieces.push(bytes.subarray(at, at + n));
+            at += n;
+          }
+          const path = `/run-${run++}`;
+          scripts.set(path, { pieces, close: framing === "close" });
+          const wasReusable = reusable;
+          reusable = false;
+          try {
+            const connectionsBefore = server.connections;
+            const answer = await pool.request(
+              server.origin,
+              `GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`,
+              2000,
+              new AbortController().signal,
+            );
+            const got = iterate ? Buffer.from(await text(answer), "latin1") : await answer.whole();
+            expect(got.equals(body)).toBe(true);
+            if (wasReusable) expect(server.connections).toBe(connectionsBefore); // the kept-alive connection served it
+          } catch (error) {
+            pool.destroy();
+            pool = new Http1Pool(1);
+            throw error;
+          }
+          reusable = framing !== "close";
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
