@@ -8,11 +8,12 @@ import type { Checkpoint } from "./checkpoint.js";
 import { S3Source } from "./fetch.js";
 import { Filter, type FilterOptions } from "./filter.js";
 import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
-import { readLines } from "./input.js";
+import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
+import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
 import type { S3Getter } from "./s3-get.js";
 import type { Spool } from "./spool.js";
@@ -157,7 +158,7 @@ export function buildProgram(): Command {
     )
     .option(
       "--visibility-timeout <seconds>",
-      "with --delete-sqs-messages: keep messages being worked on invisible, extending before this runs out",
+      "with --delete-sqs-messages: keep messages invisible from when they are read until they are done, extending before this runs out",
       integer(1, 43_200),
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
@@ -415,7 +416,16 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     options.inputFormat === "msgpack"
       ? (await import("./input-msgpack.js")).readMsgpackLines(process.stdin, options.maxLineBytes)
       : readLines(process.stdin, options.maxLineBytes);
-  const intake = new Intake(lines, spool, log, options.concurrency * 4);
+  // Messages waiting in the intake queue are kept invisible too: under a backlog they may wait longer than the
+  // visibility timeout, and a message SQS hands out again comes back with a new receipt handle (a duplicate).
+  const trackQueued =
+    acker !== undefined && options.visibilityTimeout !== undefined
+      ? (line: Line): void => {
+          const message = line.kind === "line" ? sqsMessageOfLine(line.text) : undefined;
+          if (message !== undefined) acker.track(message);
+        }
+      : undefined;
+  const intake = new Intake(lines, spool, log, options.concurrency * 4, trackQueued);
   const filter = new Filter({
     source,
     sink,

@@ -27,6 +27,8 @@ export class Intake implements AsyncIterable<Line> {
     private readonly spool: Spool | undefined,
     private readonly log: Logger,
     private readonly highWater: number,
+    /** Called for each record read from the source, as it is queued (before the filter gets to it). */
+    private readonly onQueued: (line: Line) => void = () => {},
   ) {
     for (const { id, text } of spool?.unfinished() ?? []) this.queue.push({ kind: "line", number: 0, text, id });
     if (this.queue.length > 0) log.info("replaying the spool", { records: this.queue.length });
@@ -43,6 +45,7 @@ export class Intake implements AsyncIterable<Line> {
           continue;
         }
         this.queue.push(line);
+        this.onQueued(line);
         this.wakeConsumer?.();
         while (this.queue.length >= this.highWater && !this.stopped) {
           await new Promise<void>((resolve) => {

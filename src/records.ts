@@ -93,6 +93,21 @@ export function interpretLine(line: string): Interpreted {
   return interpretRecord(parsed);
 }
 
+/**
+ * The SQS message a line came from, read as soon as the line arrives (before its turn to be worked on), so that its
+ * visibility can be kept up while it waits. Undefined for anything but a fluent-plugin-sqs 2.x/3.x record.
+ */
+export function sqsMessageOfLine(line: string): SqsMessage | undefined {
+  if (!line.includes("receipt_handle")) return undefined; // URLs, bare bodies, 1.x records: nothing to parse
+  try {
+    const parsed: unknown = JSON.parse(line);
+    // The same test as interpretRecord's: a message tracked here is settled when the filter finishes the record.
+    return isObject(parsed) && sqsRecordBody(parsed) !== undefined ? sqsMessage(parsed) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Interprets one parsed input record (from a JSON line or a msgpack map). */
 export function interpretRecord(parsed: unknown): Interpreted {
   if (!isObject(parsed)) {

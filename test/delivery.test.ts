@@ -762,6 +762,27 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     expect(sqs.deleted.filter((h) => h === "rh-flaky")).toEqual(["rh-flaky"]);
   });
 
+  it("--visibility-timeout: a message still waiting in the intake queue is kept invisible too", async () => {
+    // --concurrency 1: the slow object holds the only GET, the second record waits for it in the filter, and the
+    // third waits in the intake queue for the whole delay, longer than the 2 s visibility timeout.
+    const keys = ["sqs/queued/slow.json", "sqs/queued/second.json", "sqs/queued/third.json"];
+    for (const [i, key] of keys.entries()) put(key, 3 + i);
+    s3.failKey(BUCKET, keys[0] as string, { delay: 2500 });
+    const handles = ["rh-queued-slow", "rh-queued-second", "rh-queued-third"];
+    const input = `${handles.map((handle, i) => message(handle, [keys[i] as string])).join("\n")}\n`;
+    const run = await cli(["--delete-sqs-messages", "--visibility-timeout", "2", "--concurrency", "1"], input);
+    expect(run.code).toBe(0);
+    const third = handles[2] as string;
+    const fetched = s3.requestsFor(BUCKET, keys[2] as string)[0]?.time;
+    expect(fetched).toBeDefined();
+    const changes = sqs.calls.filter((c) => c.action === "ChangeMessageVisibility" && c.input.ReceiptHandle === third);
+    // Extended every second from the moment it was read, so before its object was even asked for.
+    expect(changes.filter((c) => c.time < (fetched as number)).length).toBeGreaterThanOrEqual(1);
+    const deleted = deletedAt(third);
+    expect(deleted).toBeDefined();
+    for (const change of changes) expect(change.time).toBeLessThanOrEqual(deleted as number);
+  });
+
   it("--visibility-timeout: extended while the object is worked on, never after it is done", async () => {
     const slowKey = "sqs/visibility/slow.json";
     put(slowKey, 7);

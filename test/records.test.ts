@@ -1,6 +1,6 @@
 // Table tests for input lines: fluent-plugin-sqs records of every major version, bare bodies, debugging URLs, errors.
 import { describe, expect, it } from "vitest";
-import { describeRef, type Interpreted, interpretLine, interpretRecord } from "../src/records.js";
+import { describeRef, type Interpreted, interpretLine, interpretRecord, sqsMessageOfLine } from "../src/records.js";
 import { NATIVE_BUCKET, NATIVE_KEYS, notificationText } from "./support/fixtures.js";
 
 const cloudTrailNativeText = notificationText("cloudtrail-native.multi-key.json");
@@ -222,5 +222,33 @@ describe("interpretLine: lines that are not records", () => {
       sqs: sqsCoordinates,
     });
     expect(interpretRecord(["x"])).toMatchObject({ kind: "error", code: "NotAnObject" });
+  });
+});
+
+describe("sqsMessageOfLine: the SQS message of a line as it arrives", () => {
+  const body = JSON.stringify({ s3Bucket: "b", s3ObjectKey: ["k.json.gz"] });
+  const v2 = { body, receipt_handle: "rh", message_id: "m", md5_of_body: "0", queue_url: "https://q", sender_id: "" };
+  it.each([
+    ["a fluent-plugin-sqs 2.x/3.x record", JSON.stringify(v2)],
+    ["one whose body is not JSON (a dead letter, still settled)", JSON.stringify({ ...v2, body: "{" })],
+    ["a URL", "s3://b/receipt_handle.json.gz"],
+    ["a bare message body", body],
+    [
+      "receipt_handle without a body (no SQS record to interpretLine)",
+      JSON.stringify({ receipt_handle: "rh", queue_url: "q" }),
+    ],
+    ["broken JSON", '{"receipt_handle":'],
+    ["a JSON array", '["receipt_handle"]'],
+  ])("agrees with interpretLine on %s", (_what, line) => {
+    // A message tracked when its line arrives must be the one the filter settles when the record is done.
+    expect(sqsMessageOfLine(line)).toEqual(interpretLine(line).sqs);
+  });
+
+  it("reads the queue, handle and message id of a 2.x/3.x record", () => {
+    expect(sqsMessageOfLine(JSON.stringify(v2))).toEqual({
+      queueUrl: "https://q",
+      receiptHandle: "rh",
+      messageId: "m",
+    });
   });
 });
