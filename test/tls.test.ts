@@ -1,7 +1,8 @@
 // S3 over HTTPS, as on AWS: the built CLI against a loopback HTTPS server whose certificate (test/fixtures/tls, for
 // localhost and 127.0.0.1) the child trusts through NODE_EXTRA_CA_CERTS, the way an operator adds a private CA.
-// Checks the TLS handshake with SNI and name verification, keep-alive over TLS, Content-Length and chunked bodies,
-// and that an untrusted certificate is a clear dead letter, not a crash or endless retries.
+// Checks the TLS handshake with SNI and name verification (a name the certificate does not cover is refused),
+// keep-alive and session resumption over TLS, Content-Length and chunked bodies, and that an untrusted certificate is
+// a clear dead letter, not a crash or endless retries.
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -115,6 +116,28 @@ describe("S3 over HTTPS", () => {
     }
     expect(handshakes).toBe(names.length);
     expect(resumed).toBeGreaterThanOrEqual(names.length - 2); // the first is full; its ticket may come after the second
+  });
+
+  it("a certificate for another name: a dead letter naming the mismatch, even with the certificate trusted", async () => {
+    // The same certificate (localhost, 127.0.0.1) served on 127.0.0.2, which Linux routes to loopback unconfigured.
+    const other = createServer({ key: readFileSync(join(TLS, "key.pem")), cert: readFileSync(join(TLS, "cert.pem")) });
+    other.on("tlsClientError", () => {});
+    other.on("request", (_req, res) => res.end("never"));
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.2", resolve));
+    try {
+      const otherPort = (other.address() as AddressInfo).port;
+      const run = await runCli(["--endpoint", `https://127.0.0.2:${otherPort}`], input(), {
+        ...ENV,
+        NODE_EXTRA_CA_CERTS: join(TLS, "cert.pem"),
+      });
+      expect(run.code).toBe(0);
+      const letters = deadLetters(parseOutput(run.stdout));
+      expect(letters).toHaveLength(names.length);
+      for (const letter of letters) expect(JSON.stringify(letter)).toMatch(/does not match certificate/);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
   });
 
   it("an untrusted certificate: each object is a dead letter naming the certificate, quickly, and the run ends", async () => {
