@@ -1,8 +1,9 @@
 // A small HTTP/1.1 client for S3 GETs: keep-alive connections per origin, one exchange at a time on each.
 //
 // Why not node:http: with small CloudTrail files, ClientRequest, the agent, IncomingMessage and their streams cost
-// more CPU per GET than inflating and scanning the object: 0.78 ms per GET in a fresh process and 0.48 ms warm,
-// against 0.22 and 0.18 ms for this client (300 and 3,000 GETs at concurrency 32 on loopback, bench/README.md). It speaks only what a GET needs: a request head written at
+// more CPU per GET than inflating and scanning the object: 0.68-0.86 ms per GET in a fresh process and 0.50-0.56 ms
+// warm, against 0.36 and 0.26 ms for this client (300 and 3,000 GETs at concurrency 32 on loopback:
+// bench/experiments/http-client.mjs). It speaks only what a GET needs: a request head written at
 // once, a response head (1xx skipped), and a body framed by Content-Length, chunked transfer coding or the end of the
 // connection (RFC 9112). A connection is reused only after a complete response that allows it.
 import net from "node:net";
