@@ -25,7 +25,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULTS, ensureCorpus, ensureLargeObject, envInt } from "./corpus.mjs";
-import { measurementMethod, runPipeline, which } from "./lib/measure.mjs";
+import { eventCounter, measurementMethod, runPipeline, which } from "./lib/measure.mjs";
 import { startSlowS3 } from "./slow-s3.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -374,7 +374,7 @@ function warmRun(s3, argv, lines, eventsPerPass, timeoutMs) {
       }
     };
     let events = 0;
-    let last = 0;
+    const count = eventCounter();
     let pass = 1;
     let ticksAt;
     let measured;
@@ -387,9 +387,7 @@ function warmRun(s3, argv, lines, eventsPerPass, timeoutMs) {
       reject(new Error(`timed out after ${timeoutMs / 1000} s (${events} events)`));
     }, timeoutMs);
     child.stdout.on("data", (chunk) => {
-      if (last === 0x7d && chunk[0] === 0x0a) events++;
-      for (let i = chunk.indexOf("}\n"); i !== -1; i = chunk.indexOf("}\n", i + 2)) events++;
-      last = chunk[chunk.length - 1];
+      events += count(chunk);
       if (pass === 1 && events >= eventsPerPass) {
         pass = 2;
         s3.reset();

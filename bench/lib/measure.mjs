@@ -120,6 +120,20 @@ export async function runPipeline(stages, { stdin, cwd, env = {}, consume = true
   }
 }
 
+/**
+ * Counts events in a stream of output chunks as count.py does: lines ending in "}\n" (the filter's whitespace padding
+ * lines end in " \n"), also when a chunk ends between the two bytes. Returns a function giving each chunk's count.
+ */
+export function eventCounter() {
+  let last = 0;
+  return (chunk) => {
+    let events = last === 0x7d && chunk[0] === 0x0a ? 1 : 0;
+    for (let i = chunk.indexOf("}\n"); i !== -1; i = chunk.indexOf("}\n", i + 2)) events++;
+    last = chunk[chunk.length - 1];
+    return events;
+  };
+}
+
 function killGroup(child) {
   try {
     process.kill(-child.pid, "SIGKILL");
@@ -156,17 +170,11 @@ function spawnCount(argv, { cwd, env, stdin, consume }, timeoutMs) {
     else child.stdin.end();
     let events = 0;
     let bytes = 0;
-    let last = 0;
     if (consume) {
+      const count = eventCounter();
       child.stdout.on("data", (chunk) => {
         bytes += chunk.length;
-        if (last === 0x7d && chunk[0] === 0x0a) events++;
-        let i = chunk.indexOf("}\n");
-        while (i !== -1) {
-          events++;
-          i = chunk.indexOf("}\n", i + 2);
-        }
-        last = chunk[chunk.length - 1];
+        events += count(chunk);
       });
     }
     const timer = setTimeout(() => {
