@@ -416,8 +416,10 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     options.inputFormat === "msgpack"
       ? (await import("./input-msgpack.js")).readMsgpackLines(process.stdin, options.maxLineBytes)
       : readLines(process.stdin, options.maxLineBytes);
-  // Messages waiting in the intake queue are kept invisible too: under a backlog they may wait longer than the
-  // visibility timeout, and a message SQS hands out again comes back with a new receipt handle (a duplicate).
+  // A message is kept invisible from when its record is queued, not only once the filter starts it: under a backlog a
+  // record may wait longer than the visibility timeout, and a message SQS hands out again is a duplicate. The line is
+  // parsed for its receipt handle here and again when the filter interprets it: a few µs per record, against the
+  // milliseconds its objects take.
   const trackQueued =
     acker !== undefined && options.visibilityTimeout !== undefined
       ? (line: Line): void => {
@@ -432,9 +434,6 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     log,
     options: filterOptions(options, options.deleteSqsMessages),
     hooks: {
-      recordStarted(record) {
-        if (record.sqs !== undefined) acker?.track(record.sqs);
-      },
       recordDone(outcome) {
         const sqs = outcome.record.sqs;
         if (outcome.abandoned) {

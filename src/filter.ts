@@ -60,8 +60,6 @@ export interface RecordOutcome {
 }
 
 export interface FilterHooks {
-  /** Called once per input record when work on it starts. */
-  recordStarted?(record: Interpreted): void;
   /** Called once per input record, after everything it produced has been written to stdout. */
   recordDone?(outcome: RecordOutcome): void;
 }
@@ -181,7 +179,6 @@ export class Filter {
       const line = next.value;
       this.summary.records++;
       const record = this.interpret(line);
-      this.deps.hooks?.recordStarted?.(record);
       const tracker: Tracker = {
         pending: 1, // held until every object is started, so the record cannot finish early
         outcome: { line, record, events: 0, deadLetters: 0, abandoned: false, retryLater: false },

@@ -27,10 +27,14 @@ export class Intake implements AsyncIterable<Line> {
     private readonly spool: Spool | undefined,
     private readonly log: Logger,
     private readonly highWater: number,
-    /** Called for each record read from the source, as it is queued (before the filter gets to it). */
+    /** Called for each record as it is queued (replayed from the spool or read), before the filter gets to it. */
     private readonly onQueued: (line: Line) => void = () => {},
   ) {
-    for (const { id, text } of spool?.unfinished() ?? []) this.queue.push({ kind: "line", number: 0, text, id });
+    for (const { id, text } of spool?.unfinished() ?? []) {
+      const line: Line = { kind: "line", number: 0, text, id };
+      this.queue.push(line);
+      onQueued(line);
+    }
     if (this.queue.length > 0) log.info("replaying the spool", { records: this.queue.length });
     void this.pump();
   }
