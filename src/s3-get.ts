@@ -151,10 +151,6 @@ export class S3Getter {
     }
   }
 
-  destroy(): void {
-    this.pool.destroy();
-  }
-
   private target(bucket: string, region: string): Target {
     const id = `${region}/${bucket}`;
     let target = this.targets.get(id);

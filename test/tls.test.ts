@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
 
 const TLS = fileURLToPath(new URL("./fixtures/tls/", import.meta.url));
+/** The test certificate and its key, for localhost and 127.0.0.1. */
+const CERTIFICATE = { key: readFileSync(join(TLS, "key.pem")), cert: readFileSync(join(TLS, "cert.pem")) };
 const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
 const names = readdirSync(FIXTURES)
   .filter((name) => name.endsWith(".json"))
@@ -44,7 +46,7 @@ beforeAll(async () => {
       expectedIds.push(record.eventID);
     }
   }
-  server = createServer({ key: readFileSync(join(TLS, "key.pem")), cert: readFileSync(join(TLS, "cert.pem")) });
+  server = createServer(CERTIFICATE);
   server.on("secureConnection", (socket) => {
     handshakes++;
     if (socket.isSessionReused()) resumed++;
@@ -120,7 +122,7 @@ describe("S3 over HTTPS", () => {
 
   it("a certificate for another name: a dead letter naming the mismatch, even with the certificate trusted", async () => {
     // The same certificate (localhost, 127.0.0.1) served on 127.0.0.2, which Linux routes to loopback unconfigured.
-    const other = createServer({ key: readFileSync(join(TLS, "key.pem")), cert: readFileSync(join(TLS, "cert.pem")) });
+    const other = createServer(CERTIFICATE);
     other.on("tlsClientError", () => {});
     other.on("request", (_req, res) => res.end("never"));
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.2", resolve));
