@@ -1,0 +1,29 @@
+// Bundles the compiled program (dist/*.js, from tsc) into dist/cli.cjs, which bin/cloudtrail-exec-filter loads: one
+// CommonJS file (plus a chunk per module that only some paths load, such as SQS or the spool) starts about 30 ms
+// sooner on Node 20 than the graph of ES modules, and fluentd pays the start-up at every start of the child.
+// commander is bundled in (always loaded); the AWS SDK and the other dependencies stay external, loaded from
+// node_modules when a path needs them. dist/*.js stays as tsc wrote it (scan workers load dist/scan-worker.js).
+// Run by `npm run build` after tsc.
+import { readdirSync, rmSync } from "node:fs";
+import { build } from "rolldown";
+
+const dist = new URL("../dist/", import.meta.url);
+for (const name of readdirSync(dist)) {
+  if (/^cli(-.*)?\.cjs(\.map)?$/.test(name)) rmSync(new URL(name, dist)); // chunks of an earlier build
+}
+
+await build({
+  input: { cli: new URL("cli.js", dist).pathname },
+  platform: "node",
+  external: (id) => !id.startsWith(".") && !id.startsWith("/") && !/^commander(\/|$)/.test(id),
+  logLevel: "warn",
+  output: {
+    dir: dist.pathname,
+    format: "cjs",
+    entryFileNames: "[name].cjs",
+    // In dist/ itself, so that `new URL("./scan-worker.js", import.meta.url)` and "../package.json" resolve as in
+    // the modules tsc wrote.
+    chunkFileNames: "cli-[name]-[hash].cjs",
+    sourcemap: true,
+  },
+});
