@@ -1,6 +1,6 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
-import fs from "node:fs";
+import { close, createReadStream, fstat, open, read, type Stats } from "node:fs";
 import type { Http1Response } from "./http1.js";
 import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
@@ -137,28 +137,28 @@ async function* readBody(body: Http1Response, where: string, expected: number | 
 export async function openFile(path: string): Promise<OpenedObject> {
   try {
     // The callback API: fs/promises' FileHandle costs several times more main-thread time per file.
-    const fd = await fsCall<number>((done) => fs.open(path, "r", done));
+    const fd = await fsCall<number>((done) => open(path, "r", done));
     let streamed = false;
     try {
-      const stat = await fsCall<fs.Stats>((done) => fs.fstat(fd, done));
+      const stat = await fsCall<Stats>((done) => fstat(fd, done));
       if (!stat.isFile()) {
         throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
       }
       if (stat.size > WHOLE_STORED_MAX) {
         streamed = true; // the stream owns the descriptor now and closes it
-        return { body: fs.createReadStream(path, { fd, highWaterMark: 256 * 1024 }), size: stat.size };
+        return { body: createReadStream(path, { fd, highWaterMark: 256 * 1024 }), size: stat.size };
       }
       // A small file in one read, into a buffer one byte larger (the scanner's sentinel goes there, no copy).
       const buffer = Buffer.allocUnsafeSlow(stat.size + 1);
       let got = 0;
       while (got < stat.size) {
-        const bytesRead = await fsCall<number>((done) => fs.read(fd, buffer, got, stat.size - got, got, done));
+        const bytesRead = await fsCall<number>((done) => read(fd, buffer, got, stat.size - got, got, done));
         if (bytesRead === 0) break;
         got += bytesRead;
       }
       return { whole: markSpareTail(buffer.subarray(0, got)), size: got };
     } finally {
-      if (!streamed) fs.close(fd, () => {});
+      if (!streamed) close(fd, () => {});
     }
   } catch (error) {
     if (error instanceof FetchError) throw error;

@@ -6,8 +6,8 @@
 // bench/experiments/http-client.mjs). It speaks only what a GET needs: a request head written at
 // once, a response head (1xx skipped), and a body framed by Content-Length, chunked transfer coding or the end of the
 // connection (RFC 9112). A connection is reused only after a complete response that allows it.
-import net from "node:net";
-import tls from "node:tls";
+import { isIP, connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { markSpareTail } from "./scan.js";
 
 /** Where requests go: scheme, host and port; `key` names the pool of connections. */
@@ -162,7 +162,7 @@ interface Exchange {
 }
 
 class Connection {
-  readonly socket: net.Socket;
+  readonly socket: Socket;
   /** Closed and no longer counted against its origin's sockets. */
   forgotten = false;
   private exchange: Exchange | undefined;
@@ -186,10 +186,10 @@ class Connection {
   ) {
     if (origin.secure) {
       const session = sessions.get(origin.key);
-      const socket = tls.connect({
+      const socket = tlsConnect({
         host: origin.hostname,
         port: origin.port,
-        servername: net.isIP(origin.hostname) === 0 ? origin.hostname : "",
+        servername: isIP(origin.hostname) === 0 ? origin.hostname : "",
         ALPNProtocols: ["http/1.1"],
         ...(session === undefined ? {} : { session }),
       });
@@ -199,7 +199,7 @@ class Connection {
       });
       this.socket = socket;
     } else {
-      this.socket = net.connect({ host: origin.hostname, port: origin.port });
+      this.socket = netConnect({ host: origin.hostname, port: origin.port });
     }
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);

@@ -6,8 +6,7 @@
 // turns a gzip bomb into an error while memory stays at one chunk.
 import { pipeline, Readable } from "node:stream";
 import { promisify } from "node:util";
-import * as zlib from "node:zlib";
-import { createGunzip, type ZlibOptions } from "node:zlib";
+import { createGunzip, gunzip as gunzipCallback, gunzipSync, type ZlibOptions } from "node:zlib";
 import { markSpareTail } from "./scan.js";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
@@ -45,7 +44,7 @@ const WHOLE_INFLATED_MAX = 32 * 1024 * 1024;
 /** Inflated sizes up to this are inflated on the calling thread (well under a millisecond). */
 const INLINE_INFLATED_MAX = 128 * 1024;
 
-const gunzipWhole: (data: Buffer, options: ZlibOptions) => Promise<Buffer> = promisify(zlib.gunzip);
+const gunzipWhole: (data: Buffer, options: ZlibOptions) => Promise<Buffer> = promisify(gunzipCallback);
 
 /** An object's stored bytes: whole when small, else a stream (its first bytes already read). */
 export type Stored = { whole: Buffer } | { stream: AsyncIterable<Buffer> };
@@ -140,7 +139,7 @@ async function inflateWhole(stored: Buffer, maxBytes: number): Promise<Buffer | 
     if (next === "stream") return undefined;
     try {
       // A tiny object inflates faster here than the hand-off to the thread pool and back costs.
-      data = next.hint <= INLINE_INFLATED_MAX ? zlib.gunzipSync(data, next) : await gunzipWhole(data, next);
+      data = next.hint <= INLINE_INFLATED_MAX ? gunzipSync(data, next) : await gunzipWhole(data, next);
     } catch (error) {
       return giveUp(error, maxBytes);
     }
@@ -155,7 +154,7 @@ export function inflateWholeSync(stored: Buffer, maxBytes: number): Buffer | und
     if (next === "plain") return finished(data, stored, maxBytes);
     if (next === "stream") return undefined;
     try {
-      data = zlib.gunzipSync(data, next);
+      data = gunzipSync(data, next);
     } catch (error) {
       return giveUp(error, maxBytes);
     }
