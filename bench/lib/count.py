@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
-"""Counting consumer: read stdin to the end; count events (lines ending in "}\\n"; the filter's whitespace
-padding lines end in " \\n" and are not counted) and bytes. usage: count.py REPORT_PATH [READY_FD]"""
+"""Counting consumer: read stdin to the end; count events and bytes. usage: count.py REPORT_PATH [READY_FD]
+
+Every contender writes one line per event, ending in "}\\n"; the filter also writes whitespace padding lines (spaces
+ending in "\\n", 8 KiB by default) after bursts. events = newlines - padding lines. Counting one byte value runs at
+memchr speed, while counting the pair "}\\n" took twice the CPU (0.13-0.14 against 0.06-0.08 CPU-s per 100 MB). The
+consumer shares the machine's cores with the contender, and only the filter keeps both busy, so its cost weighs on
+the filter alone: it is kept as light as an exact count allows. Padding lines (" \\n") are counted only in a read
+that holds a run of 64 spaces or starts inside a run of spaces (a few reads per padding line; an event holding such a
+run only costs that read a slower, still exact, count). Exact for padding of 64 bytes and more (the default is 8192)."""
 import json
 import os
 import sys
+
+SPACES = b" " * 64  # shorter padding lines (--pad-bytes below 65) would be counted as events
 
 
 def main() -> None:
@@ -20,9 +29,12 @@ def main() -> None:
         if not n:
             break
         total += n
-        events += buf.count(b"}\n", 0, n)
-        if last == 0x7D and buf[0] == 0x0A:
-            events += 1
+        lines = buf.count(b"\n", 0, n)
+        if lines:
+            padding = 1 if last == 0x20 and buf[0] == 0x0A else 0  # a padding line cut between two reads
+            if buf[0] == 0x20 or buf.find(SPACES, 0, n) != -1:
+                padding += buf.count(b" \n", 0, n)
+            events += lines - padding
         last = buf[n - 1]
     with open(sys.argv[1], "w") as f:
         json.dump({"events": events, "bytes": total}, f)
