@@ -4,26 +4,39 @@
 // commander is bundled in (always loaded); the AWS SDK and the other dependencies stay external, loaded from
 // node_modules when a path needs them. dist/*.js stays as tsc wrote it (scan workers load dist/scan-worker.js).
 // Run by `npm run build` after tsc.
+// The bundle only saves start-up time: when it cannot be made (no rolldown binary for this platform, say), the build
+// warns and goes on, and the executable runs dist/cli.js instead.
 import { readdirSync, rmSync } from "node:fs";
-import { build } from "rolldown";
 
 const dist = new URL("../dist/", import.meta.url);
-for (const name of readdirSync(dist)) {
-  if (/^cli(-.*)?\.cjs(\.map)?$/.test(name)) rmSync(new URL(name, dist)); // chunks of an earlier build
+function removeBundle() {
+  for (const name of readdirSync(dist)) {
+    if (/^cli(-.*)?\.cjs(\.map)?$/.test(name)) rmSync(new URL(name, dist)); // chunks of an earlier build
+  }
 }
 
-await build({
-  input: { cli: new URL("cli.js", dist).pathname },
-  platform: "node",
-  external: (id) => !id.startsWith(".") && !id.startsWith("/") && !/^commander(\/|$)/.test(id),
-  logLevel: "warn",
-  output: {
-    dir: dist.pathname,
-    format: "cjs",
-    entryFileNames: "[name].cjs",
-    // In dist/ itself, so that `new URL("./scan-worker.js", import.meta.url)` and "../package.json" resolve as in
-    // the modules tsc wrote.
-    chunkFileNames: "cli-[name]-[hash].cjs",
-    sourcemap: true,
-  },
-});
+removeBundle();
+try {
+  const { build } = await import("rolldown");
+  await build({
+    input: { cli: new URL("cli.js", dist).pathname },
+    platform: "node",
+    external: (id) => !id.startsWith(".") && !id.startsWith("/") && !/^commander(\/|$)/.test(id),
+    logLevel: "warn",
+    output: {
+      dir: dist.pathname,
+      format: "cjs",
+      entryFileNames: "[name].cjs",
+      // In dist/ itself, so that `new URL("./scan-worker.js", import.meta.url)` and "../package.json" resolve as in
+      // the modules tsc wrote.
+      chunkFileNames: "cli-[name]-[hash].cjs",
+      sourcemap: true,
+    },
+  });
+} catch (error) {
+  removeBundle(); // never a partial bundle
+  process.stderr.write(
+    `warning: no bundle made (${error instanceof Error ? error.message : String(error)}); the executable will load ` +
+      "dist/cli.js, about 30 ms slower to start\n",
+  );
+}
