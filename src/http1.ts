@@ -5,7 +5,8 @@
 // warm, against 0.36 and 0.26 ms for this client (300 and 3,000 GETs at concurrency 32 on loopback:
 // bench/experiments/http-client.mjs). It speaks only what a GET needs: a request head written at
 // once, a response head (1xx skipped), and a body framed by Content-Length, chunked transfer coding or the end of the
-// connection (RFC 9112). A connection is reused only after a complete response that allows it.
+// connection (RFC 9112). A connection is reused only after a complete response that allows it; a request that finds
+// its reused connection closed before any byte of answer is sent again at once on another (see StaleConnection).
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { markSpareTail } from "./scan.js";
@@ -36,6 +37,23 @@ export class ConnectionError extends Error {
     super(message);
     this.name = code === "ETIMEDOUT" ? "TimeoutError" : "Error";
   }
+}
+
+/**
+ * A kept-alive connection that turned out closed: the request went out on a reused connection and it closed or was
+ * reset before a single byte of response came back (the server had closed it while it sat idle, and the close
+ * crossed the request). Nothing was answered, and a GET may be sent again: the pool retries it at once on another
+ * connection instead of failing it (which would cost the filter a retry pause).
+ */
+class StaleConnection extends Error {
+  constructor(readonly reason: Error) {
+    super(reason.message);
+  }
+}
+
+function isReset(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === "ECONNRESET" || code === "EPIPE";
 }
 
 enum Body {
@@ -177,6 +195,10 @@ class Connection {
   private keepAlive = false;
   private closed = false;
   private paused = false;
+  /** Exchanges sent on this connection so far. */
+  private uses = 0;
+  /** A byte has arrived since the current exchange was sent. */
+  private heard = false;
 
   constructor(
     readonly origin: Origin,
@@ -214,6 +236,8 @@ class Connection {
   send(head: string, exchange: Exchange, tracker: Set<Connection>): void {
     this.exchange = exchange;
     this.tracker = tracker;
+    this.uses++;
+    this.heard = false;
     tracker.add(this);
     this.socket.ref();
     this.socket.setTimeout(exchange.timeoutMs);
@@ -246,6 +270,7 @@ class Connection {
   }
 
   private onData(data: Buffer): void {
+    this.heard = true;
     let at = 0;
     while (at < data.length) {
       const exchange = this.exchange;
@@ -460,7 +485,7 @@ class Connection {
     this.exchange = undefined;
     this.untrack();
     if (exchange.response === undefined) {
-      exchange.reject(error);
+      exchange.reject(this.uses > 1 && !this.heard && isReset(error) ? new StaleConnection(error) : error);
     } else {
       exchange.response.fail(error);
     }
@@ -484,6 +509,8 @@ export class Http1Pool {
   private readonly active = new WeakMap<AbortSignal, Set<Connection>>();
   private readonly sessions = new Map<string, Buffer>();
   private destroyed = false;
+  /** Requests sent again because their kept-alive connection had gone stale (see StaleConnection). */
+  staleRetries = 0;
 
   constructor(private readonly maxSockets: number) {}
 
@@ -493,11 +520,21 @@ export class Http1Pool {
    * the exchange fails with an AbortError (before the head) or its body does.
    */
   async request(origin: Origin, head: string, timeoutMs: number, signal: AbortSignal): Promise<Http1Response> {
-    if (signal.aborted) throw abortError();
-    const connection = await this.connection(origin, signal);
-    return new Promise<Http1Response>((resolve, reject) => {
-      connection.send(head, { resolve, reject, timeoutMs, response: undefined }, this.tracked(signal));
-    });
+    // Every parked connection may have gone stale at once (a server that closes idle connections): one more try than
+    // there can be parked connections always reaches a new one.
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted) throw abortError();
+      const connection = await this.connection(origin, signal);
+      try {
+        return await new Promise<Http1Response>((resolve, reject) => {
+          connection.send(head, { resolve, reject, timeoutMs, response: undefined }, this.tracked(signal));
+        });
+      } catch (error) {
+        if (!(error instanceof StaleConnection)) throw error;
+        this.staleRetries++;
+        if (attempt >= this.maxSockets) throw error.reason;
+      }
+    }
   }
 
   destroy(): void {

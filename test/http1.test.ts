@@ -227,9 +227,50 @@ describe("Http1Pool: failures", () => {
     await expect(text(await get())).rejects.toMatchObject({ code: "ECONNRESET" });
   });
 
-  it("the connection closed before any response: ECONNRESET", async () => {
-    const { get } = await setup((socket) => socket.destroy());
+  it("the connection closed before any response: ECONNRESET (a new connection: not sent again)", async () => {
+    const { server, pool, get } = await setup((socket) => socket.destroy());
     await expect(get()).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(server.requests).toHaveLength(1);
+    expect(pool.staleRetries).toBe(0);
+  });
+
+  it("a kept-alive connection closed as the next request arrives: that request goes out again at once, on a new connection", async () => {
+    const { server, pool, get } = await setup((socket, _index, onConnection) => {
+      if (onConnection === 0) socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      else socket.destroy(); // the server had given the connection up: the request crossed its close
+    });
+    expect(await text(await get())).toBe("ok");
+    expect(await text(await get())).toBe("ok");
+    expect(server.requests).toHaveLength(3);
+    expect(server.connections).toBe(2);
+    expect(pool.staleRetries).toBe(1);
+  });
+
+  it("every parked connection stale at once: each is tried, then a new one answers", async () => {
+    const { server, pool, get } = await setup((socket, _index, onConnection) => {
+      if (onConnection === 0) setTimeout(() => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 20);
+      else socket.destroy();
+    }, 3);
+    // Three requests at once open three connections, which are all parked afterwards.
+    expect(await Promise.all([get(), get(), get()].map(async (r) => text(await r)))).toEqual(["ok", "ok", "ok"]);
+    expect(server.connections).toBe(3);
+    expect(await text(await get())).toBe("ok");
+    expect(server.connections).toBe(4);
+    expect(pool.staleRetries).toBe(3);
+  });
+
+  it("a reused connection that had begun its response is not sent again: the failure is the caller's", async () => {
+    const { server, pool, get } = await setup((socket, _index, onConnection) => {
+      if (onConnection === 0) socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      else {
+        socket.write("HTTP/1.1 200 O");
+        setImmediate(() => socket.destroy());
+      }
+    });
+    expect(await text(await get())).toBe("ok");
+    await expect(get()).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(server.requests).toHaveLength(2);
+    expect(pool.staleRetries).toBe(0);
   });
 
   it("a refused connection: ECONNREFUSED", async () => {
