@@ -374,6 +374,19 @@ export function markSpareTail(buffer: Buffer): Buffer {
   return buffer;
 }
 
+/**
+ * A view of an event's bytes that is a Buffer in every way (Buffer.prototype's methods, `Buffer.isBuffer`), made
+ * without `subarray`: Node 20's Buffer#subarray reads `this.buffer`, a call into C++ for each view, and the scanner
+ * makes two views per event (the event, its eventTime). 2-3% of the CPU corpus's wall time in alternating runs.
+ */
+class EventViewBase extends Uint8Array {
+  constructor(memory: ArrayBufferLike, offset: number, length: number) {
+    super(memory as ArrayBuffer, offset, length);
+  }
+}
+Object.setPrototypeOf(EventViewBase.prototype, Buffer.prototype);
+const EventView = EventViewBase as unknown as new (memory: ArrayBufferLike, offset: number, length: number) => Buffer;
+
 // Outer states: where in `{"Records":[…], …}` the scanner stands between values.
 const START = 0; // before the first document (a byte order mark may come)
 const DOCUMENT = 1; // before a document's '{', or between documents
@@ -401,6 +414,9 @@ export class RecordsScanner {
   private nonObjects = 0;
   /** The buffer being read is valid UTF-8 throughout. */
   private utf8 = false;
+  /** The memory of the buffer being read, and where the buffer starts in it (see EventView). */
+  private memory: ArrayBufferLike = new ArrayBuffer(0);
+  private base = 0;
 
   /** Events handed on so far. */
   events = 0;
@@ -462,6 +478,8 @@ export class RecordsScanner {
     fieldRanges = this.fieldRanges;
     // Usually the whole buffer is UTF-8 and one native check covers every event in it; else each event is checked.
     this.utf8 = isUtf8(b.subarray(0, n));
+    this.memory = b.buffer;
+    this.base = b.byteOffset;
     let i = 0;
     try {
       while (i < n) {
@@ -480,7 +498,7 @@ export class RecordsScanner {
             if (fieldKeys.length !== 0) fieldRanges.fill(-1);
             const end = readObject(b, i + 1, n, 3, true);
             if (end === MORE) break;
-            this.emit(b, i, end);
+            this.emit(i, end);
             i = end;
             this.state = AFTER_RECORD;
             continue;
@@ -595,12 +613,14 @@ export class RecordsScanner {
     this.offset += i;
   }
 
-  private emit(b: Buffer, start: number, end: number): void {
+  /** Hands on the event at [start, end) of the buffer being read. */
+  private emit(start: number, end: number): void {
     if (end - start > this.limits.maxEventBytes) {
       throw new ScanError("EventTooLarge", `an event is larger than ${this.limits.maxEventBytes} bytes`);
     }
-    let event = b.subarray(start, end);
-    let time = timeStart >= 0 ? b.subarray(timeStart, timeEnd) : undefined;
+    let event: Buffer = new EventView(this.memory, this.base + start, end - start);
+    let time: Buffer | undefined =
+      timeStart >= 0 ? new EventView(this.memory, this.base + timeStart, timeEnd - timeStart) : undefined;
     if (rewrite) {
       event = compact(event);
       if (time !== undefined) time = time.includes(0x5c) || time.some((c) => c < 0x20) ? undefined : Buffer.from(time);

@@ -108,6 +108,24 @@ describe("streaming", () => {
     expect(seen).toEqual(['{"a":1}', '{"b":2}']);
   });
 
+  it("hands on events and eventTimes as Buffers", () => {
+    const data = Buffer.from('{"Records":[{"eventTime":"2023-07-10T11:47:39Z","a":[1,true]},{"b":"é"}]}');
+    const got: { event: Buffer; time: Buffer | undefined }[] = [];
+    const scanner = new RecordsScanner((event, time) => got.push({ event, time }));
+    scanner.push(data);
+    scanner.end();
+    const [first, second] = got as [(typeof got)[0], (typeof got)[0]];
+    for (const view of [first.event, first.time as Buffer, second.event]) {
+      expect(Buffer.isBuffer(view)).toBe(true);
+      expect(view).toBeInstanceOf(Buffer);
+    }
+    expect(first.event.toString()).toBe('{"eventTime":"2023-07-10T11:47:39Z","a":[1,true]}');
+    expect(first.time?.toString("latin1")).toBe("2023-07-10T11:47:39Z");
+    expect(second.event.subarray(5, -1).toString()).toBe('"é"');
+    expect(second.event.equals(Buffer.from('{"b":"é"}'))).toBe(true);
+    expect(second.time).toBeUndefined();
+  });
+
   it("reads a large event arriving in many small chunks", () => {
     const big = `{"eventTime":"t","requestParameters":{"policy":"${"p".repeat(2 * 1024 * 1024)}"},"n":1.5E3}`;
     const data = Buffer.from(`{"Records":[{"a":1},${big},{"b":2}]}`);
