@@ -150,8 +150,17 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
     for (const id of expected) expect(seen.get(id), id).toBe(1);
     expect(s3.requestsFor(BUCKET, key)).toHaveLength(faults.length + 1);
     const retrying = logsNamed(run, "retrying").filter((l) => l.key === key);
-    expect(retrying).toHaveLength(faults.length);
-    expect(retrying[0]).toMatchObject({ bucket: BUCKET, key, code: "FetchFailed", attempt: 1 });
+    if (faults.every((fault) => fault === "reset")) {
+      // A reset before any byte of answer, met on a kept-alive connection, looks exactly like a connection the
+      // server had closed while it sat idle: the client sends the request again at once, without the filter's retry
+      // pause (and without its log line). Whether a request went out on a reused connection depends on timing.
+      expect(retrying.length).toBeLessThanOrEqual(faults.length);
+    } else {
+      expect(retrying).toHaveLength(faults.length);
+    }
+    if (retrying.length > 0) {
+      expect(retrying[0]).toMatchObject({ bucket: BUCKET, key, code: "FetchFailed", attempt: 1 });
+    }
   });
 
   it.each([
