@@ -3,6 +3,11 @@ import { defineConfig } from "vitest/config";
 // Every test talks to loopback servers without TLS. Where NODE_EXTRA_CA_CERTS is set (some machines export it for
 // every program), each Node process the tests start would first parse that CA bundle: about 85 ms per process.
 delete process.env.NODE_EXTRA_CA_CERTS;
+// The S3 stand-ins are on loopback: a proxy exported on the machine must not carry the tests' requests (the proxy
+// tests set these variables for the processes they start).
+for (const name of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"]) {
+  delete process.env[name];
+}
 
 // Integration tests spawn the built CLI and start loopback servers: give them room on a 2-core machine.
 export default defineConfig({

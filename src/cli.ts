@@ -13,6 +13,7 @@ import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
+import { checkProxyEnv } from "./proxy.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
 import type { S3Getter } from "./s3-get.js";
@@ -237,6 +238,7 @@ function s3Getter(options: CliOptions): () => Promise<S3Getter> {
         ...(endpoint === undefined ? {} : { endpoint }),
         timeoutMs: options.requestTimeout * 1000,
         maxSockets: Math.max(16, options.concurrency * 2),
+        proxyEnv: process.env,
       });
     })();
     return getter;
@@ -286,6 +288,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 
 /** What every command needs: the log, stdout as a sink, and where objects come from. */
 function startRuntime(options: CliOptions, program: Command): { log: Logger; sink: OutputSink; source: S3Source } {
+  try {
+    checkProxyEnv(process.env);
+  } catch (error) {
+    program.error(`error: ${(error as Error).message}`, { exitCode: 2 });
+  }
   const log = openLog(options, program);
 
   // Node's own warnings (the SDK's Node version notice among them) would print plain text to stderr.

@@ -62,6 +62,7 @@ const NETWORK_CODES = new Set([
   "ENETUNREACH",
   "ENETDOWN",
   "EPROTO",
+  "EPROXY", // a proxy that could not reach S3 (5xx to CONNECT); EPROXYDENIED (any other refusal) is not retried
   "ERR_STREAM_PREMATURE_CLOSE",
 ]);
 

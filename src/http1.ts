@@ -9,6 +9,7 @@
 // its reused connection closed before any byte of answer is sent again at once on another (see StaleConnection).
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import type { HttpProxy } from "./proxy.js";
 import { markSpareTail } from "./scan.js";
 
 /** Where requests go: scheme, host and port; `key` names the pool of connections. */
@@ -17,6 +18,86 @@ export interface Origin {
   hostname: string;
   port: number;
   key: string;
+  /** An HTTP proxy on the way: a CONNECT tunnel for https, requests in absolute form for http (see proxy.ts). */
+  proxy?: HttpProxy | undefined;
+}
+
+/** `host:port` of an origin, as CONNECT and absolute-form requests name it (IPv6 in brackets). */
+function authority(origin: Origin): string {
+  return `${origin.hostname.includes(":") ? `[${origin.hostname}]` : origin.hostname}:${origin.port}`;
+}
+
+/** The largest proxy response head read before a tunnel is up. */
+const PROXY_HEAD_MAX = 16 * 1024;
+
+/**
+ * Opens a CONNECT tunnel through `origin.proxy` to the origin; resolves with the raw socket, ready for TLS. A refusal
+ * (any status but 2xx) fails with the proxy's status line: EPROXY (retried) for a proxy that could not reach the
+ * origin (5xx) and EPROXYDENIED (not retried: configuration) for anything else, 407 among them.
+ */
+function openTunnel(origin: Origin, proxy: HttpProxy, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const socket = netConnect({ host: proxy.hostname, port: proxy.port });
+    socket.setNoDelay(true);
+    let head: Buffer = Buffer.alloc(0);
+    const done = (error: Error | undefined): void => {
+      socket.removeListener("data", onData);
+      socket.removeListener("error", onError);
+      socket.removeListener("close", onClose);
+      socket.removeListener("timeout", onTimeout);
+      signal.removeEventListener("abort", onAbort);
+      socket.setTimeout(0);
+      if (error === undefined) {
+        resolve(socket);
+      } else {
+        socket.destroy();
+        reject(error);
+      }
+    };
+    const onData = (data: Buffer): void => {
+      head = head.length === 0 ? data : Buffer.concat([head, data]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end === -1) {
+        if (head.length > PROXY_HEAD_MAX)
+          done(new ConnectionError(`the proxy ${proxy.display} sent a head over 16 KiB`, "EPROTO"));
+        return;
+      }
+      const statusLine = head.subarray(0, head.indexOf("\r\n")).toString("latin1");
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1];
+      if (status === undefined) {
+        done(
+          new ConnectionError(
+            `the proxy ${proxy.display} answered CONNECT with ${JSON.stringify(statusLine.slice(0, 80))}`,
+            "EPROTO",
+          ),
+        );
+      } else if (status[0] !== "2") {
+        const why = `the proxy ${proxy.display} refused a tunnel to ${authority(origin)}: ${statusLine.slice(9)}`;
+        done(new ConnectionError(why, status[0] === "5" ? "EPROXY" : "EPROXYDENIED"));
+      } else if (end + 4 < head.length) {
+        done(new ConnectionError(`the proxy ${proxy.display} sent bytes after its answer to CONNECT`, "EPROTO"));
+      } else {
+        done(undefined);
+      }
+    };
+    const onError = (error: Error): void => done(error);
+    const onClose = (): void =>
+      done(
+        new ConnectionError(`the proxy ${proxy.display} closed the connection before the tunnel was up`, "ECONNRESET"),
+      );
+    const onTimeout = (): void =>
+      done(new ConnectionError(`no answer from the proxy ${proxy.display} within ${timeoutMs} ms`, "ETIMEDOUT"));
+    const onAbort = (): void => done(abortError());
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    socket.on("timeout", onTimeout);
+    socket.setTimeout(timeoutMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const target = authority(origin);
+    const auth = proxy.authorization === undefined ? "" : `Proxy-Authorization: ${proxy.authorization}\r\n`;
+    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`, "latin1");
+  });
 }
 
 /** A response head larger than this is refused (S3 sends well under 2 KiB). */
@@ -205,12 +286,13 @@ class Connection {
     private readonly release: (connection: Connection, reusable: boolean) => void,
     /** The last TLS session per origin: a new connection resumes it instead of a full handshake. */
     sessions: Map<string, Buffer>,
+    /** For an https origin behind a proxy: the CONNECT tunnel that TLS runs over. */
+    tunnel?: Socket,
   ) {
     if (origin.secure) {
       const session = sessions.get(origin.key);
       const socket = tlsConnect({
-        host: origin.hostname,
-        port: origin.port,
+        ...(tunnel === undefined ? { host: origin.hostname, port: origin.port } : { socket: tunnel }),
         servername: isIP(origin.hostname) === 0 ? origin.hostname : "",
         ALPNProtocols: ["http/1.1"],
         ...(session === undefined ? {} : { session }),
@@ -221,7 +303,8 @@ class Connection {
       });
       this.socket = socket;
     } else {
-      this.socket = netConnect({ host: origin.hostname, port: origin.port });
+      const to = origin.proxy ?? origin; // a plain-HTTP origin behind a proxy: requests go to the proxy
+      this.socket = netConnect({ host: to.hostname, port: to.port });
     }
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
@@ -522,9 +605,15 @@ export class Http1Pool {
   async request(origin: Origin, head: string, timeoutMs: number, signal: AbortSignal): Promise<Http1Response> {
     // Every parked connection may have gone stale at once (a server that closes idle connections): one more try than
     // there can be parked connections always reaches a new one.
+    const proxy = origin.proxy;
+    if (proxy !== undefined && !origin.secure) {
+      // Through a proxy, plain HTTP names the whole URL in the request line (RFC 9112 3.2.2).
+      const auth = proxy.authorization === undefined ? "" : `Proxy-Authorization: ${proxy.authorization}\r\n`;
+      head = head.replace(/^(\S+) (\S+) (HTTP\/1\.1\r\n)/, `$1 http://${authority(origin)}$2 $3${auth}`);
+    }
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) throw abortError();
-      const connection = await this.connection(origin, signal);
+      const connection = await this.connection(origin, timeoutMs, signal);
       try {
         return await new Promise<Http1Response>((resolve, reject) => {
           connection.send(head, { resolve, reject, timeoutMs, response: undefined }, this.tracked(signal));
@@ -544,7 +633,7 @@ export class Http1Pool {
   }
 
   /** An idle connection to `origin`, a new one, or the next one freed when `maxSockets` are in use. */
-  private async connection(origin: Origin, signal: AbortSignal): Promise<Connection> {
+  private async connection(origin: Origin, timeoutMs: number, signal: AbortSignal): Promise<Connection> {
     for (;;) {
       if (this.destroyed) throw new ConnectionError("the client was closed", "ECONNABORTED");
       const idle = this.idle.get(origin.key);
@@ -557,7 +646,17 @@ export class Http1Pool {
       const open = this.open.get(origin.key) ?? 0;
       if (open < this.maxSockets) {
         this.open.set(origin.key, open + 1);
-        return new Connection(origin, (c, reusable) => this.release(c, reusable), this.sessions);
+        let tunnel: Socket | undefined;
+        if (origin.secure && origin.proxy !== undefined) {
+          try {
+            tunnel = await openTunnel(origin, origin.proxy, timeoutMs, signal);
+          } catch (error) {
+            this.open.set(origin.key, Math.max(0, (this.open.get(origin.key) ?? 1) - 1));
+            this.waiting.get(origin.key)?.shift()?.();
+            throw error;
+          }
+        }
+        return new Connection(origin, (c, reusable) => this.release(c, reusable), this.sessions, tunnel);
       }
       await new Promise<void>((resolve, reject) => {
         const queue = this.waiting.get(origin.key) ?? [];

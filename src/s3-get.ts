@@ -7,6 +7,7 @@
 // A bucket in another region answers with its region in `x-amz-bucket-region`; the GET is sent again there.
 import * as crypto from "node:crypto";
 import { abortError, Http1Pool, type Http1Response, type Origin } from "./http1.js";
+import { type ProxyEnv, proxyFor } from "./proxy.js";
 
 export interface Credentials {
   accessKeyId: string;
@@ -24,6 +25,8 @@ export interface S3GetterOptions {
   /** A request with no response, or a body with no data, for this long fails with TimeoutError. */
   timeoutMs: number;
   maxSockets: number;
+  /** Where the proxy variables are read (see proxy.ts): the environment; undefined: no proxy. */
+  proxyEnv?: ProxyEnv;
 }
 
 /** An S3 error with the shape the SDK's errors have, so one classifier serves both. */
@@ -170,8 +173,11 @@ export class S3Getter {
       if (!secure && url.protocol !== "http:") throw new TypeError(`not an http(s) endpoint: ${url.href}`);
       const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1"); // an IPv6 literal without its brackets
       const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
+      const env = this.options.proxyEnv;
+      const proxy = env === undefined ? undefined : proxyFor(secure, hostname, port, env);
+      const key = `${secure ? "https" : "http"}://${url.host}${proxy === undefined ? "" : ` via ${proxy.display}`}`;
       target = {
-        origin: { secure, hostname, port, key: `${secure ? "https" : "http"}://${url.host}` },
+        origin: { secure, hostname, port, key, proxy },
         host: url.host,
         prefix,
       };

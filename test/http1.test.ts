@@ -282,6 +282,33 @@ describe("Http1Pool: failures", () => {
     ).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 
+  it("a proxy refusing CONNECT: EPROXYDENIED (407) or EPROXY (5xx), and the socket slot is given back", async () => {
+    const answers = ["HTTP/1.1 407 Proxy Authentication Required\r\n\r\n", "HTTP/1.1 503 Unavailable\r\n\r\n"];
+    let asked = 0;
+    const proxy = await rawServer((socket) => socket.end(answers[asked++ % 2] as string));
+    cleanup.push(() => proxy.close());
+    const pool = new Http1Pool(1); // one socket: a slot not given back would leave the second request waiting forever
+    cleanup.push(() => pool.destroy());
+    const origin = {
+      secure: true,
+      hostname: "s3.example",
+      port: 443,
+      key: "https://s3.example via proxy",
+      proxy: { hostname: "127.0.0.1", port: proxy.origin.port, display: "http://proxy", authorization: "Basic eDp5" },
+    };
+    const get = () =>
+      pool.request(origin, "GET / HTTP/1.1\r\nHost: s3.example\r\n\r\n", 1000, new AbortController().signal);
+    await expect(get()).rejects.toMatchObject({
+      code: "EPROXYDENIED",
+      message: expect.stringContaining("refused a tunnel to s3.example:443: 407 Proxy Authentication Required"),
+    });
+    await expect(get()).rejects.toMatchObject({ code: "EPROXY" });
+    expect(proxy.requests).toEqual([
+      "CONNECT s3.example:443 HTTP/1.1\r\nHost: s3.example:443\r\nProxy-Authorization: Basic eDp5",
+      "CONNECT s3.example:443 HTTP/1.1\r\nHost: s3.example:443\r\nProxy-Authorization: Basic eDp5",
+    ]);
+  });
+
   it.each([
     ["not HTTP", "SSH-2.0-OpenSSH\r\n\r\n"],
     ["a bad Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n"],

@@ -3,33 +3,14 @@
 // Checks the TLS handshake with SNI and name verification (a name the certificate does not cover is refused),
 // keep-alive and session resumption over TLS, Content-Length and chunked bodies, and that an untrusted certificate is
 // a clear dead letter, not a crash or endless retries.
-import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
+import { FAKE_AWS_ENV, TEST_CA, TEST_CERTIFICATE, trailObjects } from "./support/tls.js";
 
-const TLS = fileURLToPath(new URL("./fixtures/tls/", import.meta.url));
-/** The test certificate and its key, for localhost and 127.0.0.1. */
-const CERTIFICATE = { key: readFileSync(join(TLS, "key.pem")), cert: readFileSync(join(TLS, "cert.pem")) };
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
-const names = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort()
-  .slice(0, 6);
-const ENV = {
-  AWS_ACCESS_KEY_ID: "x",
-  AWS_SECRET_ACCESS_KEY: "x",
-  AWS_REGION: "us-east-1",
-  AWS_EC2_METADATA_DISABLED: "true",
-};
-
-/** Objects by request path; every other one is sent chunked (no Content-Length). */
-const objects = new Map<string, Buffer>();
-const expectedIds: string[] = [];
+const { names, objects, expectedIds } = trailObjects("/trail/tls/", 6);
+const ENV = FAKE_AWS_ENV;
 let server: Server;
 let port: number;
 let handshakes = 0;
@@ -39,20 +20,13 @@ let closeEach = false;
 const unsigned: string[] = [];
 
 beforeAll(async () => {
-  for (const name of names) {
-    const json = readFileSync(join(FIXTURES, name));
-    objects.set(`/trail/tls/${name}.gz`, gzipSync(json));
-    for (const record of (JSON.parse(json.toString("utf8")) as { Records: { eventID: string }[] }).Records) {
-      expectedIds.push(record.eventID);
-    }
-  }
-  server = createServer(CERTIFICATE);
+  server = createServer(TEST_CERTIFICATE);
   server.on("secureConnection", (socket) => {
     handshakes++;
     if (socket.isSessionReused()) resumed++;
   });
   server.on("tlsClientError", () => {}); // the untrusting client hangs up mid-handshake
-  let served = 0;
+  let served = 0; // every other object is sent chunked (no Content-Length)
   server.on("request", (req, res) => {
     if (!String(req.headers.authorization).startsWith("AWS4-HMAC-SHA256 ")) unsigned.push(String(req.url));
     const body = objects.get(String(req.url));
@@ -88,7 +62,7 @@ describe("S3 over HTTPS", () => {
     handshakes = 0;
     const run = await runCli(["--endpoint", `https://localhost:${port}`, "--concurrency", "2"], input(), {
       ...ENV,
-      NODE_EXTRA_CA_CERTS: join(TLS, "cert.pem"),
+      NODE_EXTRA_CA_CERTS: TEST_CA,
     });
     expect(run.code).toBe(0);
     const out = parseOutput(run.stdout);
@@ -110,7 +84,7 @@ describe("S3 over HTTPS", () => {
     try {
       const run = await runCli(["--endpoint", `https://localhost:${port}`, "--concurrency", "1"], input(), {
         ...ENV,
-        NODE_EXTRA_CA_CERTS: join(TLS, "cert.pem"),
+        NODE_EXTRA_CA_CERTS: TEST_CA,
       });
       expect(events(parseOutput(run.stdout))).toHaveLength(expectedIds.length);
     } finally {
@@ -122,7 +96,7 @@ describe("S3 over HTTPS", () => {
 
   it("a certificate for another name: a dead letter naming the mismatch, even with the certificate trusted", async () => {
     // The same certificate (localhost, 127.0.0.1) served on 127.0.0.2, which Linux routes to loopback unconfigured.
-    const other = createServer(CERTIFICATE);
+    const other = createServer(TEST_CERTIFICATE);
     other.on("tlsClientError", () => {});
     other.on("request", (_req, res) => res.end("never"));
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.2", resolve));
@@ -130,7 +104,7 @@ describe("S3 over HTTPS", () => {
       const otherPort = (other.address() as AddressInfo).port;
       const run = await runCli(["--endpoint", `https://127.0.0.2:${otherPort}`], input(), {
         ...ENV,
-        NODE_EXTRA_CA_CERTS: join(TLS, "cert.pem"),
+        NODE_EXTRA_CA_CERTS: TEST_CA,
       });
       expect(run.code).toBe(0);
       const letters = deadLetters(parseOutput(run.stdout));
