@@ -245,6 +245,12 @@ function s3Getter(options: CliOptions): () => Promise<S3Getter> {
   };
 }
 
+/** The agent that takes the SDK's https calls through a proxy, when https_proxy / HTTPS_PROXY is set (proxy-agent.ts). */
+async function sdkAgent(timeoutMs: number): Promise<import("node:https").Agent | undefined> {
+  const { sdkProxyAgent } = await import("./proxy-agent.js");
+  return sdkProxyAgent(process.env, timeoutMs);
+}
+
 /** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */
 const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
@@ -257,6 +263,7 @@ function s3Clients(options: CliOptions): (region: string | undefined) => Promise
     // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
     const { S3Client } = await import("@aws-sdk/client-s3");
     const timeoutMs = options.requestTimeout * 1000;
+    const httpsAgent = await sdkAgent(timeoutMs);
     return new S3Client({
       region,
       followRegionRedirects: true,
@@ -267,6 +274,7 @@ function s3Clients(options: CliOptions): (region: string | undefined) => Promise
         connectionTimeout: Math.min(timeoutMs, 10_000),
         requestTimeout: timeoutMs,
         throwOnRequestTimeout: true,
+        ...(httpsAgent === undefined ? {} : { httpsAgent }),
       },
       ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
     });
@@ -332,9 +340,14 @@ function sqsClients(options: CliOptions): (queueUrl: string) => Promise<SQSClien
     const id = `${region} ${endpoint ?? ""}`;
     let client = clients.get(id);
     if (client === undefined) {
-      client = import("@aws-sdk/client-sqs").then(
-        ({ SQSClient }) =>
-          new SQSClient({ region, logger: quietSdkLogger, ...(endpoint === undefined ? {} : { endpoint }) }),
+      client = Promise.all([import("@aws-sdk/client-sqs"), sdkAgent(options.requestTimeout * 1000)]).then(
+        ([{ SQSClient }, httpsAgent]) =>
+          new SQSClient({
+            region,
+            logger: quietSdkLogger,
+            ...(endpoint === undefined ? {} : { endpoint }),
+            ...(httpsAgent === undefined ? {} : { requestHandler: { httpsAgent } }),
+          }),
       );
       clients.set(id, client);
     }

@@ -35,7 +35,7 @@ const PROXY_HEAD_MAX = 16 * 1024;
  * (any status but 2xx) fails with the proxy's status line: EPROXY (retried) for a proxy that could not reach the
  * origin (5xx) and EPROXYDENIED (not retried: configuration) for anything else, 407 among them.
  */
-function openTunnel(origin: Origin, proxy: HttpProxy, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+export function openTunnel(origin: Origin, proxy: HttpProxy, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const socket = netConnect({ host: proxy.hostname, port: proxy.port });
     socket.setNoDelay(true);

@@ -3,12 +3,14 @@
 // to an http:// one, credentials from the proxy URL, refusals (a 407 is a dead letter at once, a 502 is retried) and a
 // proxy URL it cannot use (an error at start-up, nothing on stdout).
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, get as httpsGet } from "node:https";
 import type { AddressInfo, Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bypassed, parseProxy, proxyFor } from "../src/proxy.js";
+import { ProxyAgent } from "../src/proxy-agent.js";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
 import { type LoopbackProxy, startProxy } from "./support/proxy.js";
+import { startSqs } from "./support/sqs-server.js";
 import { FAKE_AWS_ENV, TEST_CA, TEST_CERTIFICATE, trailObjects } from "./support/tls.js";
 
 describe("which proxy a request takes", () => {
@@ -195,6 +197,67 @@ describe("the CLI through an HTTP proxy", () => {
       const letters = deadLetters(parseOutput(run.stdout));
       expect(letters).toHaveLength(1);
       expect(JSON.stringify(letters[0])).toContain("502 Bad Gateway");
+    } finally {
+      proxy.refuse = undefined;
+    }
+  });
+
+  it("the SDK's calls go through the tunnel too: SQS acknowledgements to an https:// queue", async () => {
+    const sqs = await startSqs(TEST_CERTIFICATE);
+    try {
+      proxy.tunnels.length = 0;
+      const lines = names.map((name, i) =>
+        JSON.stringify({
+          body: JSON.stringify({ s3Bucket: "trail", s3ObjectKey: [`px/${name}.gz`] }),
+          receipt_handle: `rh-${i}`,
+          message_id: `id-${i}`,
+          md5_of_body: "0",
+          queue_url: sqs.queueUrl,
+          sender_id: "",
+        }),
+      );
+      const run = await runCli(
+        ["--endpoint", `https://localhost:${httpsPort}`, "--delete-sqs-messages"],
+        `${lines.join("\n")}\n`,
+        { ...ENV, NODE_EXTRA_CA_CERTS: TEST_CA, HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` },
+      );
+      expect(run.code).toBe(0);
+      expect(sortedIds(run.stdout)).toEqual([...expectedIds].sort());
+      expect([...sqs.deleted].sort()).toEqual(names.map((_, i) => `rh-${i}`).sort());
+      const sqsPort = new URL(sqs.endpoint).port;
+      expect(new Set(proxy.tunnels)).toEqual(new Set([`localhost:${httpsPort}`, `127.0.0.1:${sqsPort}`]));
+    } finally {
+      await sqs.close();
+    }
+  });
+
+  it("the SDK's agent: a tunnel for a proxied host, a direct connection for one no_proxy names", async () => {
+    const fetchThrough = (agent: ProxyAgent) =>
+      new Promise<number>((resolve, reject) => {
+        const request = httpsGet(
+          { host: "localhost", port: httpsPort, path: `/trail/px/${names[0]}.gz`, agent, ca: TEST_CERTIFICATE.cert },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          },
+        );
+        request.on("error", reject);
+      });
+    const env = { HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` };
+    proxy.tunnels.length = 0;
+    const through = new ProxyAgent(env, 2000);
+    expect(await fetchThrough(through)).toBe(200);
+    expect(proxy.tunnels).toEqual([`localhost:${httpsPort}`]);
+    through.destroy();
+    const direct = new ProxyAgent({ ...env, NO_PROXY: "localhost" }, 2000);
+    expect(await fetchThrough(direct)).toBe(200);
+    expect(proxy.tunnels).toEqual([`localhost:${httpsPort}`]);
+    direct.destroy();
+    proxy.refuse = "407 Proxy Authentication Required";
+    try {
+      const refused = new ProxyAgent(env, 2000);
+      await expect(fetchThrough(refused)).rejects.toMatchObject({ code: "EPROXYDENIED" });
+      refused.destroy();
     } finally {
       proxy.refuse = undefined;
     }

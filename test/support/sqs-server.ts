@@ -171,7 +171,8 @@ function requireVisibility(input: Record<string, unknown>): number {
   return value;
 }
 
-export async function startSqs(): Promise<SqsTest> {
+/** `tls`: serve HTTPS (as AWS does) with this key and certificate. */
+export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<SqsTest> {
   const calls: SqsCall[] = [];
   const deleted: string[] = [];
   const visibilityChanges: [string, number][] = [];
@@ -319,7 +320,7 @@ export async function startSqs(): Promise<SqsTest> {
 
   const { endpoint, close } = await listenLoopback((req, res) => {
     handle(req, res).catch(() => res.destroy());
-  });
+  }, tls);
 
   return {
     endpoint,
