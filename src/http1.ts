@@ -603,14 +603,18 @@ export class Http1Pool {
    * the exchange fails with an AbortError (before the head) or its body does.
    */
   async request(origin: Origin, head: string, timeoutMs: number, signal: AbortSignal): Promise<Http1Response> {
-    // Every parked connection may have gone stale at once (a server that closes idle connections): one more try than
-    // there can be parked connections always reaches a new one.
     const proxy = origin.proxy;
     if (proxy !== undefined && !origin.secure) {
       // Through a proxy, plain HTTP names the whole URL in the request line (RFC 9112 3.2.2).
       const auth = proxy.authorization === undefined ? "" : `Proxy-Authorization: ${proxy.authorization}\r\n`;
-      head = head.replace(/^(\S+) (\S+) (HTTP\/1\.1\r\n)/, `$1 http://${authority(origin)}$2 $3${auth}`);
+      head = head.replace(
+        /^(\S+) (\S+) (HTTP\/1\.1\r\n)/,
+        (_line, method: string, target: string, version: string) =>
+          `${method} http://${authority(origin)}${target} ${version}${auth}`,
+      );
     }
+    // Every parked connection may have gone stale at once (a server that closes idle connections): one more try than
+    // there can be parked connections always reaches a new one.
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) throw abortError();
       const connection = await this.connection(origin, timeoutMs, signal);
