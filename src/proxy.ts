@@ -26,23 +26,31 @@ export class ProxyConfigError extends Error {
 
 /** Parses a proxy URL from the environment; `name` is the variable it came from (for the error message). */
 export function parseProxy(value: string, name: string): HttpProxy {
+  // Messages never repeat a password: the user information is masked.
+  const shown = JSON.stringify(value.replace(/\/\/[^/@]*@/, "//***@"));
   let url: URL;
   try {
     // `host:port` without a scheme is common in the wild and means plain HTTP.
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
   } catch {
-    throw new ProxyConfigError(`${name} is not a URL: ${JSON.stringify(value)}`);
+    throw new ProxyConfigError(`${name} is not a URL: ${shown}`);
   }
   if (url.protocol !== "http:") {
     throw new ProxyConfigError(`${name}: only http:// proxies are supported (got ${url.protocol}//)`);
   }
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (hostname === "") throw new ProxyConfigError(`${name} has no host: ${JSON.stringify(value)}`);
+  if (hostname === "") throw new ProxyConfigError(`${name} has no host: ${shown}`);
   const port = url.port === "" ? 80 : Number(url.port);
   const proxy: HttpProxy = { hostname, port, display: `http://${url.host}` };
   if (url.username !== "" || url.password !== "") {
-    const user = decodeURIComponent(url.username);
-    const password = decodeURIComponent(url.password);
+    let user: string;
+    let password: string;
+    try {
+      user = decodeURIComponent(url.username);
+      password = decodeURIComponent(url.password);
+    } catch {
+      throw new ProxyConfigError(`${name}: the user name or password is not valid percent-encoding`);
+    }
     proxy.authorization = `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
   }
   return proxy;

@@ -32,6 +32,18 @@ describe("which proxy a request takes", () => {
     expect(() => parseProxy("https://proxy:443", "HTTPS_PROXY")).toThrow(/HTTPS_PROXY: only http:\/\/ proxies/);
     expect(() => parseProxy("socks5://proxy:1080", "https_proxy")).toThrow(/https_proxy: only http:\/\//);
     expect(() => parseProxy("http://", "HTTP_PROXY")).toThrow(/HTTP_PROXY/);
+    expect(() => parseProxy("http://u:bad%zzsecret@proxy:3128", "HTTPS_PROXY")).toThrow(/not valid percent-encoding/);
+    // A password never appears in a message, even when the URL cannot be read.
+    for (const value of ["http://u:s3cr et@pro xy:3128", "http://u:s3cr%zzet@proxy:3128"]) {
+      let message = "";
+      try {
+        parseProxy(value, "HTTPS_PROXY");
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).not.toBe("");
+      expect(message).not.toContain("s3cr");
+    }
   });
 
   it.each([
