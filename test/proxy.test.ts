@@ -1,7 +1,8 @@
 // HTTP proxies for the S3 GETs: which requests go through one (the conventional variables and no_proxy), and the
 // spawned CLI through a loopback proxy: a CONNECT tunnel carrying TLS to an https:// endpoint, absolute-form requests
-// to an http:// one, credentials from the proxy URL, refusals (a 407 is a dead letter at once, a 502 is retried) and a
-// proxy URL it cannot use (an error at start-up, nothing on stdout).
+// to an http:// one, credentials from the proxy URL, refusals (a 407 is a dead letter at once, a 502 is retried), the
+// AWS SDK's calls through the same tunnels (SQS acknowledgements, the import command's listing), and a proxy URL it
+// cannot use (an error at start-up, nothing on stdout).
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, get as httpsGet } from "node:https";
 import type { AddressInfo, Server } from "node:net";
@@ -10,6 +11,8 @@ import { bypassed, parseProxy, proxyFor } from "../src/proxy.js";
 import { ProxyAgent } from "../src/proxy-agent.js";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
 import { type LoopbackProxy, startProxy } from "./support/proxy.js";
+import { s3Env, startS3 } from "./support/s3.js";
+import { fixS3rverDelimiter } from "./support/s3rver-delimiter.js";
 import { startSqs } from "./support/sqs-server.js";
 import { FAKE_AWS_ENV, TEST_CA, TEST_CERTIFICATE, trailObjects } from "./support/tls.js";
 
@@ -240,6 +243,31 @@ describe("the CLI through an HTTP proxy", () => {
       expect(new Set(proxy.tunnels)).toEqual(new Set([`localhost:${httpsPort}`, `127.0.0.1:${sqsPort}`]));
     } finally {
       await sqs.close();
+    }
+  });
+
+  it("the import command over https://: the SDK's listing and the GETs both through tunnels", async () => {
+    fixS3rverDelimiter();
+    const s3 = await startS3(TEST_CERTIFICATE);
+    try {
+      await s3.createBucket("trail");
+      for (const [path, body] of objects) {
+        const name = path.slice("/trail/px/".length);
+        await s3.putObject("trail", `AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/${name}`, body, "gzip");
+      }
+      proxy.tunnels.length = 0;
+      const run = await runCli(["import", "s3://trail", "--concurrency", "1"], "", {
+        ...s3Env(s3.endpoint),
+        NODE_EXTRA_CA_CERTS: TEST_CA,
+        HTTPS_PROXY: `http://127.0.0.1:${proxy.port}`,
+      });
+      expect(run.code).toBe(0);
+      expect(sortedIds(run.stdout)).toEqual([...expectedIds].sort());
+      // One tunnel carries the GETs one after another (kept alive); the SDK's listing opens its own.
+      expect(proxy.tunnels.length).toBeGreaterThanOrEqual(2);
+      for (const tunnel of proxy.tunnels) expect(tunnel).toBe(new URL(s3.endpoint).host);
+    } finally {
+      await s3.close();
     }
   });
 

@@ -1,5 +1,6 @@
 // An S3-compatible server (s3rver) on loopback for tests, and the environment a spawned CLI needs to reach it.
 import { mkdtemp, rm } from "node:fs/promises";
+import { Agent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -10,7 +11,7 @@ export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3R
 export const S3_REGION = "us-east-1";
 
 export interface S3Test {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (https:// with `tls`) */
   endpoint: string;
   /** s3rver's data directory (a fresh temporary directory, deleted by close()). */
   directory: string;
@@ -38,9 +39,10 @@ export function s3ClientConfig(endpoint: string) {
   } as const;
 }
 
-export async function startS3(): Promise<S3Test> {
+/** `tls`: serve HTTPS with this key and certificate (test/support/tls.ts has one for 127.0.0.1). */
+export async function startS3(tls?: { key: Buffer; cert: Buffer }): Promise<S3Test> {
   const directory = await mkdtemp(join(tmpdir(), "ctef-s3rver-"));
-  const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory });
+  const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory, ...tls });
   let address: Awaited<ReturnType<S3rver["run"]>>;
   try {
     address = await server.run();
@@ -48,8 +50,11 @@ export async function startS3(): Promise<S3Test> {
     await rm(directory, { recursive: true, force: true });
     throw err;
   }
-  const endpoint = `http://127.0.0.1:${address.port}`;
-  const client = new S3Client(s3ClientConfig(endpoint));
+  const endpoint = `${tls === undefined ? "http" : "https"}://127.0.0.1:${address.port}`;
+  const client = new S3Client({
+    ...s3ClientConfig(endpoint),
+    ...(tls === undefined ? {} : { requestHandler: { httpsAgent: new Agent({ ca: tls.cert }) } }),
+  });
   let closed = false;
   return {
     endpoint,

@@ -12,6 +12,9 @@ declare module "s3rver" {
     allowMismatchedSignatures?: boolean;
     vhostBuckets?: boolean;
     configureBuckets?: { name: string; configs?: (string | Buffer)[] }[];
+    /** HTTPS instead of HTTP. */
+    key?: Buffer;
+    cert?: Buffer;
   }
 
   export default class S3rver {
