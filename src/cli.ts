@@ -231,7 +231,12 @@ function s3Getter(options: CliOptions): () => Promise<S3Getter> {
         import("@aws-sdk/credential-provider-node"),
         import("./s3-get.js"),
       ]);
-      const credentials = defaultProvider({ logger: quietSdkLogger });
+      // Behind a proxy, the provider's own calls (STS for a web identity or an assumed role) take it too.
+      const httpsAgent = await sdkAgent(options.requestTimeout * 1000);
+      const credentials = defaultProvider({
+        logger: quietSdkLogger,
+        ...(httpsAgent === undefined ? {} : { clientConfig: { requestHandler: { httpsAgent } } }),
+      });
       return new S3Getter({
         credentials: () => credentials(),
         region: defaultRegion(options),

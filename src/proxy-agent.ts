@@ -1,7 +1,7 @@
-// The proxy for the AWS SDK's own calls (SQS acknowledgements, the import command's listing): an https.Agent whose
-// connections to a proxied host are CONNECT tunnels (the same as the GETs' in http1.ts) with TLS inside, and direct
-// TLS connections to hosts that no_proxy exempts. Only https:// endpoints go through it: the SDK's calls to an
-// http:// endpoint go direct.
+// The proxy for the AWS SDK's own calls (SQS acknowledgements, the import command's listing, STS for credentials):
+// an https.Agent whose connections to a proxied host are CONNECT tunnels (the same as the GETs' in http1.ts) with TLS
+// inside, and direct TLS connections to hosts that no_proxy exempts. Only https:// endpoints go through it: the SDK's
+// calls to an http:// endpoint go direct.
 import type { RequestOptions } from "node:http";
 import { Agent, type AgentOptions } from "node:https";
 import type { Duplex } from "node:stream";

@@ -1,11 +1,14 @@
 // HTTP proxies for the S3 GETs: which requests go through one (the conventional variables and no_proxy), and the
 // spawned CLI through a loopback proxy: a CONNECT tunnel carrying TLS to an https:// endpoint, absolute-form requests
 // to an http:// one, credentials from the proxy URL, refusals (a 407 is a dead letter at once, a 502 is retried), the
-// AWS SDK's calls through the same tunnels (SQS acknowledgements, the import command's listing), and a proxy URL it
-// cannot use (an error at start-up, nothing on stdout).
+// AWS SDK's calls through the same tunnels (SQS acknowledgements, the import command's listing, STS credentials for a
+// web identity), and a proxy URL it cannot use (an error at start-up, nothing on stdout).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, get as httpsGet } from "node:https";
 import type { AddressInfo, Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bypassed, parseProxy, proxyFor } from "../src/proxy.js";
 import { ProxyAgent } from "../src/proxy-agent.js";
@@ -86,7 +89,7 @@ describe("which proxy a request takes", () => {
 const { names, objects, expectedIds } = trailObjects("/trail/px/", 4);
 const ENV = FAKE_AWS_ENV;
 /** What the S3 stand-ins were asked: request line and Host header, and whether the request was signed. */
-const seen: { line: string; host: string; signed: boolean }[] = [];
+const seen: { line: string; host: string; signed: boolean; credential: string }[] = [];
 let httpsServer: Server;
 let httpServer: Server;
 let proxy: LoopbackProxy;
@@ -98,6 +101,7 @@ function serve(req: IncomingMessage, res: ServerResponse): void {
     line: `${req.method} ${req.url}`,
     host: String(req.headers.host),
     signed: String(req.headers.authorization).startsWith("AWS4-HMAC-SHA256 "),
+    credential: /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? "",
   });
   const body = objects.get(String(req.url));
   if (body === undefined) {
@@ -268,6 +272,53 @@ describe("the CLI through an HTTP proxy", () => {
       for (const tunnel of proxy.tunnels) expect(tunnel).toBe(new URL(s3.endpoint).host);
     } finally {
       await s3.close();
+    }
+  });
+
+  it("credentials from STS for a web identity (as on EKS) come through the tunnel too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ctef-sts-"));
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, "a-web-identity-token");
+    const stsCalls: string[] = [];
+    const sts = createHttpsServer(TEST_CERTIFICATE, (req, res) => {
+      let body = "";
+      req.on("data", (chunk: Buffer) => {
+        body += chunk.toString("utf8");
+      });
+      req.on("end", () => {
+        stsCalls.push(new URLSearchParams(body).get("Action") ?? "");
+        res.writeHead(200, { "content-type": "text/xml" });
+        res.end(`<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAFROMSTS</AccessKeyId><SecretAccessKey>s</SecretAccessKey>
+<SessionToken>t</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>
+<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn><AssumedRoleId>ID:s</AssumedRoleId></AssumedRoleUser>
+</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>`);
+      });
+    });
+    await new Promise<void>((resolve) => sts.listen(0, "127.0.0.1", resolve));
+    const stsPort = (sts.address() as AddressInfo).port;
+    try {
+      proxy.tunnels.length = 0;
+      seen.length = 0;
+      const run = await runCli(["--endpoint", `https://localhost:${httpsPort}`], `s3://trail/px/${names[0]}.gz\n`, {
+        AWS_REGION: "us-east-1",
+        AWS_EC2_METADATA_DISABLED: "true",
+        AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/r",
+        AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+        AWS_ENDPOINT_URL_STS: `https://localhost:${stsPort}`,
+        NODE_EXTRA_CA_CERTS: TEST_CA,
+        HTTPS_PROXY: `http://127.0.0.1:${proxy.port}`,
+      });
+      expect(run.code).toBe(0);
+      expect(deadLetters(parseOutput(run.stdout))).toEqual([]);
+      expect(stsCalls).toEqual(["AssumeRoleWithWebIdentity"]);
+      expect(seen[0]?.credential).toBe("ASIAFROMSTS");
+      expect(proxy.tunnels).toContain(`localhost:${stsPort}`);
+    } finally {
+      (sts as unknown as { closeAllConnections(): void }).closeAllConnections();
+      await new Promise((resolve) => sts.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
