@@ -164,8 +164,23 @@ export function buildProgram(): Command {
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
   program.addCommand(importCommand(program));
+  program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
 }
+
+/** The environment variables the program reads, for `--help`. */
+const ENVIRONMENT_HELP = `
+Environment:
+  AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID, ...
+                                  region and credentials, as the AWS SDK reads
+                                  them (environment, shared files, SSO, web
+                                  identity, container and instance metadata)
+  AWS_ENDPOINT_URL_S3             an S3-compatible endpoint (--endpoint wins)
+  AWS_ENDPOINT_URL_SQS            an SQS-compatible endpoint
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY
+                                  an HTTP proxy for S3, SQS and STS (lowercase
+                                  names first; see the README)
+  NODE_EXTRA_CA_CERTS             a PEM file of extra certificate authorities`;
 
 function openLog(options: CliOptions, program: Command): Logger {
   let fd = 2;
