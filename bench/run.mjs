@@ -25,7 +25,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULTS, ensureCorpus, ensureLargeObject, envInt } from "./corpus.mjs";
-import { eventCounter, measurementMethod, runPipeline, which } from "./lib/measure.mjs";
+import { eventCounter, killGroup, measurementMethod, runPipeline, which } from "./lib/measure.mjs";
 import { startSlowS3 } from "./slow-s3.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -379,11 +379,7 @@ function warmRun(s3, argv, lines, eventsPerPass, timeoutMs) {
     let ticksAt;
     let measured;
     const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
+      killGroup(child);
       reject(new Error(`timed out after ${timeoutMs / 1000} s (${events} events)`));
     }, timeoutMs);
     child.stdout.on("data", (chunk) => {

@@ -265,10 +265,15 @@ function s3Getter(options: CliOptions): () => Promise<S3Getter> {
   };
 }
 
-/** The agent that takes the SDK's https calls through a proxy, when https_proxy / HTTPS_PROXY is set (proxy-agent.ts). */
-async function sdkAgent(timeoutMs: number): Promise<import("node:https").Agent | undefined> {
-  const { sdkProxyAgent } = await import("./proxy-agent.js");
-  return sdkProxyAgent(process.env, timeoutMs);
+let sdkAgentOnce: Promise<import("node:https").Agent | undefined> | undefined;
+
+/**
+ * The agent that takes the SDK's https calls through a proxy, when https_proxy / HTTPS_PROXY is set (proxy-agent.ts):
+ * one for the process, so the credential provider and every client share its kept-alive tunnels.
+ */
+function sdkAgent(timeoutMs: number): Promise<import("node:https").Agent | undefined> {
+  sdkAgentOnce ??= import("./proxy-agent.js").then(({ sdkProxyAgent }) => sdkProxyAgent(process.env, timeoutMs));
+  return sdkAgentOnce;
 }
 
 /** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */

@@ -655,7 +655,7 @@ export class Http1Pool {
           try {
             tunnel = await openTunnel(origin, origin.proxy, timeoutMs, signal);
           } catch (error) {
-            this.open.set(origin.key, Math.max(0, (this.open.get(origin.key) ?? 1) - 1));
+            this.dropSlot(origin.key); // no connection came of it: a waiter may try
             this.waiting.get(origin.key)?.shift()?.();
             throw error;
           }
@@ -697,10 +697,15 @@ export class Http1Pool {
       connection.destroy();
       if (!connection.forgotten) {
         connection.forgotten = true;
-        this.open.set(key, Math.max(0, (this.open.get(key) ?? 1) - 1));
+        this.dropSlot(key);
       }
     }
     this.waiting.get(key)?.shift()?.();
+  }
+
+  /** One of the `maxSockets` connections counted for `key` is gone. */
+  private dropSlot(key: string): void {
+    this.open.set(key, Math.max(0, (this.open.get(key) ?? 1) - 1));
   }
 
   /** The connections busy under `signal`; the first registers one listener that destroys them all on abort. */

@@ -7,7 +7,7 @@ import { Agent, type AgentOptions } from "node:https";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import { openTunnel } from "./http1.js";
-import { type ProxyEnv, proxyFor } from "./proxy.js";
+import { type ProxyEnv, proxyFor, proxySet } from "./proxy.js";
 
 type Created = (error: Error | null, socket: Duplex) => void;
 
@@ -39,6 +39,5 @@ export class ProxyAgent extends Agent {
 
 /** The agent for the SDK's https calls when a proxy variable for https is set; undefined: the SDK's own. */
 export function sdkProxyAgent(env: ProxyEnv, timeoutMs: number): ProxyAgent | undefined {
-  const set = (name: string): boolean => (env[name]?.trim() ?? "") !== "";
-  return set("https_proxy") || set("HTTPS_PROXY") ? new ProxyAgent(env, timeoutMs) : undefined;
+  return proxySet(true, env) ? new ProxyAgent(env, timeoutMs) : undefined;
 }

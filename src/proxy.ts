@@ -95,9 +95,17 @@ export function bypassed(noProxy: string, hostname: string, port: number): boole
   return false;
 }
 
+/** The variables naming the proxy for https:// and for http:// endpoints, in the order they are read. */
+const PROXY_NAMES = { https: ["https_proxy", "HTTPS_PROXY"], http: ["http_proxy", "HTTP_PROXY"] } as const;
+
+/** Whether a proxy is set for https:// (or http://) endpoints at all, whatever no_proxy says. */
+export function proxySet(secure: boolean, env: ProxyEnv): boolean {
+  return pick(env, PROXY_NAMES[secure ? "https" : "http"]) !== undefined;
+}
+
 /** Chooses the proxy for endpoints of one scheme on one host, from the environment; undefined: go direct. */
 export function proxyFor(secure: boolean, hostname: string, port: number, env: ProxyEnv): HttpProxy | undefined {
-  const chosen = pick(env, secure ? ["https_proxy", "HTTPS_PROXY"] : ["http_proxy", "HTTP_PROXY"]);
+  const chosen = pick(env, PROXY_NAMES[secure ? "https" : "http"]);
   if (chosen === undefined) return undefined;
   const noProxy = pick(env, ["no_proxy", "NO_PROXY"]);
   if (noProxy !== undefined && bypassed(noProxy[1], hostname, port)) return undefined;
@@ -106,10 +114,7 @@ export function proxyFor(secure: boolean, hostname: string, port: number, env: P
 
 /** Checks the proxy variables that are set (at start-up, so a bad value is an error then, not one per object). */
 export function checkProxyEnv(env: ProxyEnv): void {
-  for (const names of [
-    ["https_proxy", "HTTPS_PROXY"],
-    ["http_proxy", "HTTP_PROXY"],
-  ]) {
+  for (const names of Object.values(PROXY_NAMES)) {
     const chosen = pick(env, names);
     if (chosen !== undefined) parseProxy(chosen[1], chosen[0]);
   }

@@ -121,8 +121,9 @@ export async function runPipeline(stages, { stdin, cwd, env = {}, consume = true
 }
 
 /**
- * Counts events in a stream of output chunks as count.py does: lines ending in "}\n" (the filter's whitespace padding
- * lines end in " \n"), also when a chunk ends between the two bytes. Returns a function giving each chunk's count.
+ * Counts events in a stream of output chunks, the same count as count.py's: lines ending in "}\n" (the filter's
+ * whitespace padding lines end in " \n"), also when a chunk ends between the two bytes. (count.py gets it as newlines
+ * less padding lines, which is cheaper in Python.) Returns a function giving each chunk's count.
  */
 export function eventCounter() {
   let last = 0;
@@ -134,7 +135,8 @@ export function eventCounter() {
   };
 }
 
-function killGroup(child) {
+/** Kills a child started with `detached: true` and everything it started (its process group). */
+export function killGroup(child) {
   try {
     process.kill(-child.pid, "SIGKILL");
   } catch {
