@@ -1,10 +1,9 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
 import { openSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import type { S3Client } from "@aws-sdk/client-s3";
-import type { SQSClient } from "@aws-sdk/client-sqs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
+import { AwsClients } from "./clients.js";
 import { S3Source } from "./fetch.js";
 import { Filter, type FilterOptions } from "./filter.js";
 import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
@@ -13,10 +12,8 @@ import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { OutputSink } from "./output.js";
-import { checkProxyEnv } from "./proxy.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
-import type { S3Getter } from "./s3-get.js";
 import type { Spool } from "./spool.js";
 import type { SqsAcker } from "./sqs.js";
 import { VERSION } from "./version.js";
@@ -24,6 +21,7 @@ import { VERSION } from "./version.js";
 interface CliOptions {
   region?: string;
   endpoint?: string;
+  requestPayer: boolean;
   concurrency: number;
   deadletterTag: string;
   logFile?: string;
@@ -68,6 +66,7 @@ function commonOptions(command: Command): Command {
   return command
     .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
     .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
+    .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
     .option(
       "--concurrency <n>",
       "objects fetched at once (objects already read are scanned meanwhile)",
@@ -177,9 +176,11 @@ Environment:
                                   identity, container and instance metadata)
   AWS_ENDPOINT_URL_S3             an S3-compatible endpoint (--endpoint wins)
   AWS_ENDPOINT_URL_SQS            an SQS-compatible endpoint
+  AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT
+                                  FIPS and dual-stack (IPv6) AWS endpoints
   HTTPS_PROXY, HTTP_PROXY, NO_PROXY
-                                  an HTTP proxy for S3, SQS and STS (lowercase
-                                  names first; see the README)
+                                  a proxy for S3, SQS and STS (lowercase names
+                                  first; see the README)
   NODE_EXTRA_CA_CERTS             a PEM file of extra certificate authorities`;
 
 function openLog(options: CliOptions, program: Command): Logger {
@@ -226,93 +227,26 @@ function defaultRegion(options: CliOptions): string {
   return options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
 }
 
-/** An S3-compatible endpoint: --endpoint, else the SDK's service-specific or global endpoint variable. */
-function s3Endpoint(options: CliOptions): string | undefined {
-  return options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+/** Whether a region from S3's redirect may pick an endpoint: a DNS label of letters, digits and hyphens. */
+function isRegion(value: string): boolean {
+  return /^[a-z]{2}(?:-[a-z0-9]+)+-\d{1,2}$/.test(value) && value.length <= 32;
 }
 
-/**
- * The GET client for objects, made on first use. Credentials come from the SDK's default provider chain (environment,
- * shared files, SSO, web identity, container and instance metadata: what an S3 client would use), loaded alone: the
- * S3 client itself takes ~120 ms more to load and is only needed for listing. The region to sign for is
- * `defaultRegion`; a bucket elsewhere is followed by its redirect. The endpoint is the one `s3Clients` uses.
- */
-function s3Getter(options: CliOptions): () => Promise<S3Getter> {
-  let getter: Promise<S3Getter> | undefined;
-  const endpoint = s3Endpoint(options);
-  return () => {
-    getter ??= (async () => {
-      const [{ defaultProvider }, { S3Getter }] = await Promise.all([
-        import("@aws-sdk/credential-provider-node"),
-        import("./s3-get.js"),
-      ]);
-      // Behind a proxy, the provider's own calls (STS for a web identity or an assumed role) take it too.
-      const httpsAgent = await sdkAgent(options.requestTimeout * 1000);
-      const credentials = defaultProvider({
-        logger: quietSdkLogger,
-        ...(httpsAgent === undefined ? {} : { clientConfig: { requestHandler: { httpsAgent } } }),
-      });
-      return new S3Getter({
-        credentials: () => credentials(),
-        region: defaultRegion(options),
-        ...(endpoint === undefined ? {} : { endpoint }),
-        timeoutMs: options.requestTimeout * 1000,
-        maxSockets: Math.max(16, options.concurrency * 2),
-        proxyEnv: process.env,
-      });
-    })();
-    return getter;
-  };
-}
-
-let sdkAgentOnce: Promise<import("node:https").Agent | undefined> | undefined;
-
-/**
- * The agent that takes the SDK's https calls through a proxy, when https_proxy / HTTPS_PROXY is set (proxy-agent.ts):
- * one for the process, so the credential provider and every client share its kept-alive tunnels.
- */
-function sdkAgent(timeoutMs: number): Promise<import("node:https").Agent | undefined> {
-  sdkAgentOnce ??= import("./proxy-agent.js").then(({ sdkProxyAgent }) => sdkProxyAgent(process.env, timeoutMs));
-  return sdkAgentOnce;
-}
-
-/** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */
-const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-
-/** One S3 client per region, created on first use; an explicit endpoint means one client, path-style. */
-function s3Clients(options: CliOptions): (region: string | undefined) => Promise<S3Client> {
-  const endpoint = s3Endpoint(options);
-  const fallbackRegion = defaultRegion(options);
-  const clients = new Map<string, Promise<S3Client>>();
-  const create = async (region: string): Promise<S3Client> => {
-    // Loaded on first use: the SDK takes a few hundred ms to load, which file:// runs never need.
-    const { S3Client } = await import("@aws-sdk/client-s3");
-    const timeoutMs = options.requestTimeout * 1000;
-    const httpsAgent = await sdkAgent(timeoutMs);
-    return new S3Client({
-      region,
-      followRegionRedirects: true,
-      // Retries are the filter's (with a shared pause on throttling); a stalled request must fail, not hang.
-      maxAttempts: 1,
-      logger: quietSdkLogger,
-      requestHandler: {
-        connectionTimeout: Math.min(timeoutMs, 10_000),
-        requestTimeout: timeoutMs,
-        throwOnRequestTimeout: true,
-        ...(httpsAgent === undefined ? {} : { httpsAgent }),
-      },
-      ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
-    });
-  };
-  return (region) => {
-    const wanted = endpoint === undefined ? (region ?? fallbackRegion) : fallbackRegion;
-    let client = clients.get(wanted);
-    if (client === undefined) {
-      client = create(wanted);
-      clients.set(wanted, client);
-    }
-    return client;
-  };
+/** The AWS clients of this process (clients.ts): made on first use, from the options and the environment. */
+function awsClients(options: CliOptions): AwsClients {
+  // An S3-compatible endpoint: --endpoint, else the SDK's service-specific or global endpoint variable.
+  const s3Endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const sqsEndpoint = process.env.AWS_ENDPOINT_URL_SQS;
+  return new AwsClients({
+    region: defaultRegion(options),
+    ...(s3Endpoint === undefined ? {} : { s3Endpoint }),
+    ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
+    connections: Math.max(16, options.concurrency * 2),
+    timeoutMs: options.requestTimeout * 1000,
+    requestPayer: options.requestPayer,
+    env: process.env,
+    isRegion,
+  });
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
@@ -320,9 +254,13 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 }
 
 /** What every command needs: the log, stdout as a sink, and where objects come from. */
-function startRuntime(options: CliOptions, program: Command): { log: Logger; sink: OutputSink; source: S3Source } {
+async function startRuntime(
+  options: CliOptions,
+  program: Command,
+): Promise<{ log: Logger; sink: OutputSink; source: S3Source; aws: AwsClients }> {
+  const aws = awsClients(options);
   try {
-    checkProxyEnv(process.env);
+    await aws.check();
   } catch (error) {
     program.error(`error: ${(error as Error).message}`, { exitCode: 2 });
   }
@@ -344,40 +282,7 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
-  return { log, sink, source: new S3Source(s3Getter(options)) };
-}
-
-/** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */
-function sqsClients(options: CliOptions): (queueUrl: string) => Promise<SQSClient> {
-  const clients = new Map<string, Promise<SQSClient>>();
-  const fallbackRegion = defaultRegion(options);
-  return (queueUrl) => {
-    let region = fallbackRegion;
-    let endpoint: string | undefined;
-    try {
-      const url = new URL(queueUrl);
-      const aws = /^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?$/.exec(url.hostname);
-      if (aws !== null) region = aws[1] ?? aws[2] ?? region;
-      else if (process.env.AWS_ENDPOINT_URL_SQS === undefined) endpoint = url.origin;
-    } catch {
-      // not a URL: the SDK will say so on the first call, and the failure is logged
-    }
-    const id = `${region} ${endpoint ?? ""}`;
-    let client = clients.get(id);
-    if (client === undefined) {
-      client = Promise.all([import("@aws-sdk/client-sqs"), sdkAgent(options.requestTimeout * 1000)]).then(
-        ([{ SQSClient }, httpsAgent]) =>
-          new SQSClient({
-            region,
-            logger: quietSdkLogger,
-            ...(endpoint === undefined ? {} : { endpoint }),
-            ...(httpsAgent === undefined ? {} : { requestHandler: { httpsAgent } }),
-          }),
-      );
-      clients.set(id, client);
-    }
-    return client;
-  };
+  return { log, sink, source: new S3Source(() => aws.getter()), aws };
 }
 
 async function openSpool(options: CliOptions, program: Command): Promise<Spool | undefined> {
@@ -449,11 +354,11 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   process.on("SIGTERM", keep);
   process.on("SIGINT", keep);
   const spool = await openSpool(options, program);
-  const { log, sink, source } = startRuntime(options, program);
+  const { log, sink, source, aws } = await startRuntime(options, program);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
         log,
-        clientFor: sqsClients(options),
+        clientFor: (queueUrl) => aws.sqsClient(queueUrl),
         ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
       })
     : undefined;
@@ -610,9 +515,11 @@ function importCommand(program: Command): Command {
         }
       }
       const listOnly = options.list === true;
-      const runtime = startRuntime(listOnly ? { ...options, padBytes: 0, outputFormat: "json" } : options, program);
+      const runtime = await startRuntime(
+        listOnly ? { ...options, padBytes: 0, outputFormat: "json" } : options,
+        program,
+      );
       const { log, sink } = runtime;
-      const listClient = s3Clients(options);
       const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
       const importer = new Importer({
         source,
@@ -624,7 +531,7 @@ function importCommand(program: Command): Command {
         },
         lister: (signal) =>
           source.scheme === "s3"
-            ? new S3Lister(() => listClient(undefined), source.bucket, retry, signal)
+            ? new S3Lister(() => runtime.aws.s3Client(undefined), source.bucket, retry, signal)
             : new FileLister(),
         log,
         ...(checkpoint === undefined ? {} : { checkpoint }),

@@ -1,10 +1,9 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { close, createReadStream, fstat, open, read, type Stats } from "node:fs";
-import type { Http1Response } from "./http1.js";
 import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
-import type { S3Getter } from "./s3-get.js";
+import type { S3Getter, S3Object } from "./s3-get.js";
 import { markSpareTail } from "./scan.js";
 
 export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
@@ -62,8 +61,16 @@ const NETWORK_CODES = new Set([
   "ENETUNREACH",
   "ENETDOWN",
   "EPROTO",
-  "EPROXY", // a proxy that could not reach S3 (5xx to CONNECT); EPROXYDENIED (any other refusal) is not retried
   "ERR_STREAM_PREMATURE_CLOSE",
+  // undici's (http-handler.ts): https://undici.nodejs.org/#/docs/api/Errors
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  // A proxy that refused the tunnel (its status is in the message, which is not parsed): retried like a network
+  // failure, since a proxy's 407 or 503 often passes once it has its credentials or its upstream back.
+  "UND_ERR_ABORTED",
 ]);
 
 /** Classifies an error thrown by the S3 client or by reading its response body. */
@@ -86,50 +93,72 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
 }
 
 export class S3Source implements ObjectSource {
-  /** `getter()` gives the GET client, created on first use (it loads the SDK for credentials). */
+  /** `getter()` gives the GET client, created on first use (it loads the SDK). */
   constructor(private readonly getter: () => Promise<S3Getter>) {}
 
   async open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject> {
     if (ref.scheme === "file") return openFile(ref.path);
     const where = `s3://${ref.bucket}/${ref.key}`;
+    let object: S3Object;
     try {
-      const response = await (await this.getter()).get(ref.bucket, ref.key, ref.region, signal);
-      const length = Number(response.headers["content-length"]);
-      const size = Number.isSafeInteger(length) ? length : undefined;
-      if (size !== undefined && size <= WHOLE_STORED_MAX) {
-        try {
-          return { whole: await response.whole(), size };
-        } catch (error) {
-          throw bodyError(error, where, response.received);
-        }
-      }
-      return { body: readBody(response, where, size), size };
+      object = await (await this.getter()).get(ref.bucket, ref.key, ref.region, signal);
     } catch (error) {
       throw classifyS3Error(error, where);
     }
+    const { size } = object;
+    if (size !== undefined && size <= WHOLE_STORED_MAX)
+      return { whole: await readWhole(object.body, size, where), size };
+    return { body: readBody(object.body, where, size), size };
   }
 }
 
 /**
- * A body cut short, lost or stalled is a transient error (retried), never a "truncated file" verdict on an object
- * that is whole.
+ * A body cut short, lost, stalled or failing its checksum is a transient error (retried), never a "truncated file"
+ * verdict on an object that is whole.
  */
 function bodyError(error: unknown, where: string, received: number): FetchError {
   const why = error instanceof Error ? error.message : String(error);
   return new FetchError("FetchFailed", `Failed to read ${where}: ${why} after ${received} bytes`, true);
 }
 
-/** Yields the response body; failures as `bodyError` says, and a body shorter than its Content-Length too. */
-async function* readBody(body: Http1Response, where: string, expected: number | undefined): AsyncGenerator<Buffer> {
+/** A body read whole into one buffer with a spare byte after it (the scanner's sentinel goes there, no copy). */
+async function readWhole(body: AsyncIterable<Uint8Array>, size: number, where: string): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafeSlow(size + 1);
+  let at = 0;
   try {
-    yield* body;
+    for await (const chunk of body) {
+      if (at + chunk.length > size) throw new Error(`the body is longer than its Content-Length ${size}`);
+      buffer.set(chunk, at);
+      at += chunk.length;
+    }
   } catch (error) {
-    throw bodyError(error, where, body.received);
+    throw bodyError(error, where, at);
   }
-  if (expected !== undefined && body.received < expected) {
+  if (at < size) {
+    throw new FetchError("FetchFailed", `Failed to read ${where}: the body ended after ${at} of ${size} bytes`, true);
+  }
+  return markSpareTail(buffer.subarray(0, at));
+}
+
+/** Yields the response body; failures as `bodyError` says, and a body shorter than its Content-Length too. */
+async function* readBody(
+  body: AsyncIterable<Uint8Array>,
+  where: string,
+  expected: number | undefined,
+): AsyncGenerator<Buffer> {
+  let received = 0;
+  try {
+    for await (const chunk of body) {
+      received += chunk.length;
+      yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    }
+  } catch (error) {
+    throw bodyError(error, where, received);
+  }
+  if (expected !== undefined && received < expected) {
     throw new FetchError(
       "FetchFailed",
-      `Failed to read ${where}: the body ended after ${body.received} of ${expected} bytes`,
+      `Failed to read ${where}: the body ended after ${received} of ${expected} bytes`,
       true,
     );
   }

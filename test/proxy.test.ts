@@ -1,49 +1,37 @@
-// HTTP proxies for the S3 GETs: which requests go through one (the conventional variables and no_proxy), and the
-// spawned CLI through a loopback proxy: a CONNECT tunnel carrying TLS to an https:// endpoint, absolute-form requests
-// to an http:// one, credentials from the proxy URL, refusals (a 407 is a dead letter at once, a 502 is retried), the
-// AWS SDK's calls through the same tunnels (SQS acknowledgements, the import command's listing, STS credentials for a
-// web identity), and a proxy URL it cannot use (an error at start-up, nothing on stdout).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Proxies for every request the program makes, through undici's EnvHttpProxyAgent (http-handler.ts): the settings it
+// accepts, and the spawned CLI through a loopback proxy: CONNECT tunnels carrying TLS to an https:// endpoint (by name,
+// and by IP with a certificate valid for that IP alone), an http:// one, credentials from the proxy URL, refusals
+// (407 and 502 retried until --retry-for, then a dead letter naming the status), no_proxy, the AWS SDK's calls through
+// the same tunnels (SQS acknowledgements, the import command's listing, STS credentials for a web identity), and a
+// proxy URL it cannot use (an error at start-up, nothing on stdout).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createHttpsServer, get as httpsGet } from "node:https";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bypassed, parseProxy, proxyFor } from "../src/proxy.js";
-import { ProxyAgent } from "../src/proxy-agent.js";
+import { createDispatcher, proxyVariable } from "../src/http-handler.js";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
 import { type LoopbackProxy, startProxy } from "./support/proxy.js";
 import { s3Env, startS3 } from "./support/s3.js";
 import { fixS3rverDelimiter } from "./support/s3rver-delimiter.js";
 import { startSqs } from "./support/sqs-server.js";
-import { FAKE_AWS_ENV, TEST_CA, TEST_CERTIFICATE, trailObjects } from "./support/tls.js";
+import { FAKE_AWS_ENV, TEST_CA, TEST_CERTIFICATE, TLS_DIR, trailObjects } from "./support/tls.js";
 
-describe("which proxy a request takes", () => {
-  it("reads a proxy URL: host, port (80 by default), credentials (percent-decoded), no scheme meaning http", () => {
-    expect(parseProxy("http://proxy.corp:3128", "HTTPS_PROXY")).toEqual({
-      hostname: "proxy.corp",
-      port: 3128,
-      display: "http://proxy.corp:3128",
-    });
-    expect(parseProxy("proxy.corp", "HTTPS_PROXY")).toMatchObject({ hostname: "proxy.corp", port: 80 });
-    expect(parseProxy("http://[::1]:8080/", "HTTPS_PROXY")).toMatchObject({ hostname: "::1", port: 8080 });
-    expect(parseProxy("http://us%3Aer:p%40ss@proxy:3128", "HTTPS_PROXY")).toMatchObject({
-      authorization: `Basic ${Buffer.from("us:er:p@ss").toString("base64")}`,
-      display: "http://proxy:3128",
-    });
-  });
-
-  it("refuses what it cannot speak, naming the variable", () => {
-    expect(() => parseProxy("https://proxy:443", "HTTPS_PROXY")).toThrow(/HTTPS_PROXY: only http:\/\/ proxies/);
-    expect(() => parseProxy("socks5://proxy:1080", "https_proxy")).toThrow(/https_proxy: only http:\/\//);
-    expect(() => parseProxy("http://", "HTTP_PROXY")).toThrow(/HTTP_PROXY/);
-    expect(() => parseProxy("http://u:bad%zzsecret@proxy:3128", "HTTPS_PROXY")).toThrow(/not valid percent-encoding/);
-    // A password never appears in a message, even when the URL cannot be read.
-    for (const value of ["http://u:s3cr et@pro xy:3128", "http://u:s3cr%zzet@proxy:3128"]) {
+describe("the proxy settings undici is given", () => {
+  it("refuses a proxy URL it cannot use at once, naming the variable and never the password", () => {
+    const settings = { connections: 1, timeoutMs: 1000 };
+    expect(() => createDispatcher({ ...settings, env: { HTTPS_PROXY: "ftp://proxy:21" } })).toThrow(
+      /https_proxy .*unsupported proxy scheme ftp:/,
+    );
+    expect(() => createDispatcher({ ...settings, env: { http_proxy: "http://u:bad%zzsecret@proxy:3128" } })).toThrow(
+      /http_proxy .*not valid percent-encoding/,
+    );
+    for (const value of ["http://u:s3cr%zzet@proxy:3128", "ftp://u:s3cret@proxy:3128"]) {
       let message = "";
       try {
-        parseProxy(value, "HTTPS_PROXY");
+        createDispatcher({ ...settings, env: { HTTPS_PROXY: value } });
       } catch (error) {
         message = (error as Error).message;
       }
@@ -52,37 +40,16 @@ describe("which proxy a request takes", () => {
     }
   });
 
-  it.each([
-    ["*", "s3.amazonaws.com", 443, true],
-    ["amazonaws.com", "s3.us-east-1.amazonaws.com", 443, true],
-    [".amazonaws.com", "s3.us-east-1.amazonaws.com", 443, true],
-    ["*.amazonaws.com", "s3.us-east-1.amazonaws.com", 443, true],
-    ["amazonaws.com", "amazonaws.com", 443, true],
-    ["amazonaws.com", "notamazonaws.com", 443, false],
-    ["s3.amazonaws.com:443", "s3.amazonaws.com", 443, true],
-    ["s3.amazonaws.com:80", "s3.amazonaws.com", 443, false],
-    ["localhost, 127.0.0.1", "127.0.0.1", 9000, true],
-    ["localhost,127.0.0.1", "127.0.0.2", 9000, false],
-    ["::1", "::1", 9000, true],
-    ["[::1]:9000", "::1", 9000, true],
-    ["minio.internal", "MINIO.internal", 9000, true],
-    ["", "s3.amazonaws.com", 443, false],
-  ])("no_proxy %j for %s:%i: bypassed %s", (noProxy, host, port, expected) => {
-    expect(bypassed(noProxy, host, port)).toBe(expected);
-  });
-
-  it("takes https_proxy for https and http_proxy for http, lowercase first, unless no_proxy says otherwise", () => {
-    const env = {
-      HTTPS_PROXY: "http://upper:1",
-      https_proxy: "http://lower:2",
-      HTTP_PROXY: "http://plain:3",
-      NO_PROXY: "minio.internal",
-    };
-    expect(proxyFor(true, "s3.amazonaws.com", 443, env)?.hostname).toBe("lower");
-    expect(proxyFor(false, "s3.amazonaws.com", 80, env)?.hostname).toBe("plain");
-    expect(proxyFor(false, "minio.internal", 9000, env)).toBeUndefined();
-    expect(proxyFor(true, "s3.amazonaws.com", 443, { HTTP_PROXY: "http://plain:3" })).toBeUndefined();
-    expect(proxyFor(true, "s3.amazonaws.com", 443, {})).toBeUndefined();
+  it("accepts http://, https:// and socks5:// proxies and host:port without a scheme", async () => {
+    for (const value of ["http://proxy:3128", "https://proxy:443", "socks5://proxy:1080", "proxy.corp:3128"]) {
+      const dispatcher = createDispatcher({ connections: 1, timeoutMs: 1000, env: { HTTPS_PROXY: value } });
+      await dispatcher.close();
+    }
+    expect(proxyVariable({ HTTPS_PROXY: "http://upper:1", https_proxy: "http://lower:2" })).toEqual([
+      "https_proxy",
+      "http://lower:2",
+    ]);
+    expect(proxyVariable({ NO_PROXY: "*" })).toBeUndefined();
   });
 });
 
@@ -103,7 +70,7 @@ function serve(req: IncomingMessage, res: ServerResponse): void {
     signed: String(req.headers.authorization).startsWith("AWS4-HMAC-SHA256 "),
     credential: /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? "",
   });
-  const body = objects.get(String(req.url));
+  const body = objects.get(String(req.url).split("?")[0] as string); // the SDK adds ?x-id=GetObject
   if (body === undefined) {
     res.writeHead(404, { "content-type": "application/xml" });
     res.end("<Error><Code>NoSuchKey</Code><Message>no</Message></Error>");
@@ -150,25 +117,55 @@ describe("the CLI through an HTTP proxy", () => {
     expect(deadLetters(parseOutput(run.stdout))).toEqual([]);
     expect(sortedIds(run.stdout)).toEqual([...expectedIds].sort());
     expect(proxy.tunnels.length).toBeGreaterThan(0);
-    expect(proxy.tunnels.length).toBeLessThanOrEqual(2); // four objects, two at a time: tunnels are reused
+    expect(proxy.tunnels.length).toBeLessThan(names.length); // four objects, two at a time: tunnels are reused
     for (const tunnel of proxy.tunnels) expect(tunnel).toBe(`localhost:${httpsPort}`);
     expect(new Set(proxy.authorizations)).toEqual(new Set([`Basic ${Buffer.from("ops:s@cret").toString("base64")}`]));
   });
 
-  it("http:// endpoint: requests in absolute form, signed for the endpoint's own Host", async () => {
+  it("http:// endpoint: through the proxy too (undici tunnels it), signed for the endpoint's own Host", async () => {
     proxy.forwarded.length = 0;
+    proxy.tunnels.length = 0;
     seen.length = 0;
     const run = await runCli(["--endpoint", `http://127.0.0.1:${httpPort}`], input(), {
       ...ENV,
       HTTP_PROXY: `http://127.0.0.1:${proxy.port}`,
     });
     expect(run.code).toBe(0);
+    expect(deadLetters(parseOutput(run.stdout))).toEqual([]);
     expect(sortedIds(run.stdout)).toEqual([...expectedIds].sort());
-    expect(proxy.forwarded.sort()).toEqual(
-      names.map((name) => `GET http://127.0.0.1:${httpPort}/trail/px/${name}.gz HTTP/1.1`).sort(),
-    );
+    expect(proxy.tunnels.length).toBeGreaterThan(0);
+    for (const tunnel of proxy.tunnels) expect(tunnel).toBe(`127.0.0.1:${httpPort}`);
     expect(seen).toHaveLength(names.length);
     for (const request of seen) expect(request).toMatchObject({ host: `127.0.0.1:${httpPort}`, signed: true });
+  });
+
+  it("an https:// endpoint by IP through the tunnel: the certificate is checked against that IP", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ctef-ip-"));
+    const ipOnly = {
+      key: readFileSync(join(TLS_DIR, "ip-only-key.pem")),
+      cert: readFileSync(join(TLS_DIR, "ip-only-cert.pem")),
+    };
+    const server = createHttpsServer(ipOnly, serve);
+    server.on("tlsClientError", () => {});
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const ipPort = (server.address() as AddressInfo).port;
+    try {
+      proxy.tunnels.length = 0;
+      const env = { ...ENV, NODE_EXTRA_CA_CERTS: join(TLS_DIR, "ip-only-cert.pem"), HTTPS_PROXY: proxy.url };
+      const run = await runCli(["--endpoint", `https://127.0.0.1:${ipPort}`], input(), env);
+      expect(deadLetters(parseOutput(run.stdout))).toEqual([]);
+      expect(sortedIds(run.stdout)).toEqual([...expectedIds].sort());
+      expect(new Set(proxy.tunnels)).toEqual(new Set([`127.0.0.1:${ipPort}`]));
+      // The same server by a name its certificate does not hold: refused, through the tunnel as well.
+      const named = await runCli(["--endpoint", `https://localhost:${ipPort}`, "--retry-for", "0"], input(), env);
+      const letters = deadLetters(parseOutput(named.stdout));
+      expect(letters).toHaveLength(names.length);
+      for (const letter of letters) expect(JSON.stringify(letter)).toMatch(/does not match certificate.*localhost/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("no_proxy: the endpoint is reached directly", async () => {
@@ -182,10 +179,10 @@ describe("the CLI through an HTTP proxy", () => {
     expect(proxy.forwarded).toEqual([]);
   });
 
-  it("a proxy that refuses the tunnel (407): one dead letter per object at once, naming the proxy's answer", async () => {
+  it("a proxy that refuses the tunnel (407): retried like a network failure, then one dead letter per object", async () => {
     proxy.refuse = "407 Proxy Authentication Required";
     try {
-      const run = await runCli(["--endpoint", `https://localhost:${httpsPort}`], input(), {
+      const run = await runCli(["--endpoint", `https://localhost:${httpsPort}`, "--retry-for", "1"], input(), {
         ...ENV,
         NODE_EXTRA_CA_CERTS: TEST_CA,
         HTTPS_PROXY: `http://127.0.0.1:${proxy.port}`,
@@ -195,10 +192,9 @@ describe("the CLI through an HTTP proxy", () => {
       expect(letters).toHaveLength(names.length);
       for (const letter of letters) {
         expect(letter).toMatchObject({ error: { code: "FetchFailed" } });
-        expect(JSON.stringify(letter)).toContain(`the proxy http://127.0.0.1:${proxy.port} refused a tunnel`);
-        expect(JSON.stringify(letter)).toContain("407 Proxy Authentication Required");
+        expect(JSON.stringify(letter)).toContain("407");
       }
-      expect(run.log.filter((l) => l.msg === "retrying")).toEqual([]);
+      expect(events(parseOutput(run.stdout))).toEqual([]);
     } finally {
       proxy.refuse = undefined;
     }
@@ -215,7 +211,7 @@ describe("the CLI through an HTTP proxy", () => {
       expect(run.log.filter((l) => l.msg === "retrying").length).toBeGreaterThan(0);
       const letters = deadLetters(parseOutput(run.stdout));
       expect(letters).toHaveLength(1);
-      expect(JSON.stringify(letters[0])).toContain("502 Bad Gateway");
+      expect(JSON.stringify(letters[0])).toContain("Proxy response (502)");
     } finally {
       proxy.refuse = undefined;
     }
@@ -322,42 +318,10 @@ describe("the CLI through an HTTP proxy", () => {
     }
   });
 
-  it("the SDK's agent: a tunnel for a proxied host, a direct connection for one no_proxy names", async () => {
-    const fetchThrough = (agent: ProxyAgent) =>
-      new Promise<number>((resolve, reject) => {
-        const request = httpsGet(
-          { host: "localhost", port: httpsPort, path: `/trail/px/${names[0]}.gz`, agent, ca: TEST_CERTIFICATE.cert },
-          (res) => {
-            res.resume();
-            res.on("end", () => resolve(res.statusCode ?? 0));
-          },
-        );
-        request.on("error", reject);
-      });
-    const env = { HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` };
-    proxy.tunnels.length = 0;
-    const through = new ProxyAgent(env, 2000);
-    expect(await fetchThrough(through)).toBe(200);
-    expect(proxy.tunnels).toEqual([`localhost:${httpsPort}`]);
-    through.destroy();
-    const direct = new ProxyAgent({ ...env, NO_PROXY: "localhost" }, 2000);
-    expect(await fetchThrough(direct)).toBe(200);
-    expect(proxy.tunnels).toEqual([`localhost:${httpsPort}`]);
-    direct.destroy();
-    proxy.refuse = "407 Proxy Authentication Required";
-    try {
-      const refused = new ProxyAgent(env, 2000);
-      await expect(fetchThrough(refused)).rejects.toMatchObject({ code: "EPROXYDENIED" });
-      refused.destroy();
-    } finally {
-      proxy.refuse = undefined;
-    }
-  });
-
   it("a proxy URL it cannot use: an error at start-up, exit 2, nothing on stdout", async () => {
-    const run = await runCli([], input(), { ...ENV, HTTPS_PROXY: "https://127.0.0.1:3129" });
+    const run = await runCli([], input(), { ...ENV, HTTPS_PROXY: "ftp://127.0.0.1:3129" });
     expect(run.code).toBe(2);
     expect(run.stdout.length).toBe(0);
-    expect(run.stderr).toMatch(/HTTPS_PROXY: only http:\/\/ proxies are supported/);
+    expect(run.stderr).toMatch(/https_proxy ftp:\/\/127.0.0.1:3129\/: unsupported proxy scheme ftp:/);
   });
 });

@@ -1,157 +1,292 @@
-// Our SigV4 GET signing, checked against the AWS SDK's own signer on the same requests, and the GET client against
-// a loopback server: keys encoded as S3 expects, errors shaped like the SDK's, the bucket's region followed.
-import { createHash, createHmac } from "node:crypto";
-import { createServer, type IncomingMessage } from "node:http";
+// The S3 request path as AWS answers it: the AWS SDK's GetObject over undici (clients.ts, s3-get.ts, fetch.ts).
+// In process, every connection goes to one loopback HTTPS server whatever the host name (a connector handed to
+// undici), so the tests see the host names the SDK chose: virtual-hosted and path-style addressing, FIPS and
+// dual-stack endpoints, the bucket's region followed after a 301 or a 400 AuthorizationHeaderMalformed and
+// remembered, Requester Pays, response checksums. The spawned CLI against the S3 stand-in: credentials rejected
+// before they say they expire (a container-credentials endpoint on loopback hands out new ones), and a clock S3 finds
+// too far off.
+import { createServer as createHttpServer } from "node:http";
+import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { SignatureV4 } from "@smithy/signature-v4";
-import { describe, expect, it } from "vitest";
-import { classifyS3Error } from "../src/fetch.js";
-import { encodeKey, S3Getter, signGet } from "../src/s3-get.js";
+import { connect as tlsConnect } from "node:tls";
+import { crc32, gzipSync } from "node:zlib";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AwsClients } from "../src/clients.js";
+import { FetchError, S3Source } from "../src/fetch.js";
+import type { ObjectRef } from "../src/records.js";
+import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
+import { startFaultS3 } from "./support/fault-s3.js";
+import { TEST_CERTIFICATE } from "./support/tls.js";
 
-function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Buffer {
-  if (typeof data === "string") return data;
-  if (data instanceof ArrayBuffer) return Buffer.from(data);
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+process.env.AWS_ACCESS_KEY_ID = "AKIDEXAMPLE";
+process.env.AWS_SECRET_ACCESS_KEY = "secret";
+process.env.AWS_EC2_METADATA_DISABLED = "true";
+delete process.env.AWS_PROFILE;
+
+const TRAIL = Buffer.from(JSON.stringify({ Records: [{ eventID: "e1", eventTime: "2023-07-10T11:45:00Z" }] }));
+const OBJECT = gzipSync(TRAIL);
+const KEY = "AWSLogs/111122223333/CloudTrail/eu-west-1/2023/07/10/x.json.gz";
+
+interface Seen {
+  host: string;
+  path: string;
+  payer: string | undefined;
 }
 
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash("sha256") : createHmac("sha256", bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
+/** What the server answers for a host and path; undefined: the object. */
+type Answer = { status: number; headers?: Record<string, string>; body?: string } | undefined;
+
+let server: Server;
+let port: number;
+const seen: Seen[] = [];
+let answer: (host: string, path: string) => Answer = () => undefined;
+let objectHeaders: Record<string, string> = {};
+
+beforeAll(async () => {
+  server = createServer(TEST_CERTIFICATE, (req, res) => {
+    const host = String(req.headers.host);
+    const path = String(req.url).split("?")[0] as string;
+    seen.push({ host, path, payer: req.headers["x-amz-request-payer"] as string | undefined });
+    const reply = answer(host, path);
+    if (reply !== undefined) {
+      res.writeHead(reply.status, { "content-type": "application/xml", ...reply.headers });
+      res.end(reply.body ?? "");
+      return;
+    }
+    res.writeHead(200, { "content-length": OBJECT.length, ...objectHeaders });
+    res.end(OBJECT);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+afterEach(() => {
+  seen.length = 0;
+  answer = () => undefined;
+  objectHeaders = {};
+});
+
+/** Clients whose every connection reaches the loopback server, keeping the SNI and Host of the name asked for. */
+function clients(region = "us-east-1", requestPayer = false): AwsClients {
+  return new AwsClients({
+    region,
+    connections: 4,
+    timeoutMs: 5000,
+    requestPayer,
+    env: {},
+    isRegion: (value) => /^[a-z]{2}(?:-[a-z0-9]+)+-\d{1,2}$/.test(value),
+    connect: (options, callback) => {
+      const socket = tlsConnect({
+        host: "127.0.0.1",
+        port,
+        servername: options.servername || options.hostname,
+        rejectUnauthorized: false,
+        ALPNProtocols: ["http/1.1"],
+      });
+      socket.once("secureConnect", () => callback(null, socket));
+      socket.once("error", (error) => callback(error, null));
+      return socket;
+    },
+  });
 }
 
-const credentials = {
-  accessKeyId: "AKIAIOSFODNN7EXAMPLE",
-  secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-};
+async function read(aws: AwsClients, ref: ObjectRef): Promise<Buffer> {
+  const opened = await new S3Source(() => aws.getter()).open(ref, new AbortController().signal);
+  if ("whole" in opened) return opened.whole;
+  const parts: Buffer[] = [];
+  for await (const part of opened.body) parts.push(part);
+  return Buffer.concat(parts);
+}
 
-describe("signGet", () => {
+const s3 = (bucket: string, region?: string): ObjectRef => ({
+  scheme: "s3",
+  bucket,
+  key: KEY,
+  ...(region === undefined ? {} : { region }),
+});
+
+describe("addressing, by host name", () => {
   it.each([
-    ["examplebucket.s3.amazonaws.com", "test.txt", "us-east-1", undefined],
-    [
-      "s3.eu-west-1.amazonaws.com",
-      "my.bucket/AWSLogs/1/CloudTrail/eu-west-1/2023/07/10/a b+c=d 日本.json.gz",
-      "eu-west-1",
-      undefined,
-    ],
-    ["bucket.s3.ap-northeast-1.amazonaws.com", "k!'()*~_.-", "ap-northeast-1", "session-token/with+chars="],
-  ])("signs %s %s like the AWS SDK does", async (host, key, region, sessionToken) => {
-    const now = new Date("2013-05-24T00:00:00Z");
-    const path = `/${encodeKey(key)}`;
-    const creds = sessionToken === undefined ? credentials : { ...credentials, sessionToken };
-    const ours = signGet(host, path, region, creds, now);
-    const signer = new SignatureV4({
-      credentials: creds,
-      region,
-      service: "s3",
-      sha256: NodeSha256,
-      uriEscapePath: false,
-    });
-    const theirs = await signer.sign(
-      {
-        method: "GET",
-        protocol: "https:",
-        hostname: host,
-        path,
-        query: {},
-        headers: { host, "x-amz-content-sha256": ours["x-amz-content-sha256"] as string },
-      } as never,
-      { signingDate: now },
-    );
-    const theirAuth = (theirs as unknown as { headers: Record<string, string> }).headers.authorization;
-    expect(ours.authorization).toBe(theirAuth);
+    ["my-trail", "us-east-1", undefined, "my-trail.s3.us-east-1.amazonaws.com", `/${KEY}`],
+    ["my-trail", "us-east-1", "eu-west-1", "my-trail.s3.eu-west-1.amazonaws.com", `/${KEY}`],
+    ["my.dotted.trail", "eu-west-1", undefined, "s3.eu-west-1.amazonaws.com", `/my.dotted.trail/${KEY}`],
+    ["cn-trail", "cn-north-1", undefined, "cn-trail.s3.cn-north-1.amazonaws.com.cn", `/${KEY}`],
+  ])("bucket %s (default region %s, notified %s): %s", async (bucket, region, hint, host, path) => {
+    const body = await read(clients(region), s3(bucket, hint));
+    expect(body.equals(OBJECT)).toBe(true);
+    expect(seen).toEqual([{ host, path, payer: undefined }]);
   });
 
-  it("encodes keys as S3 expects: RFC 3986, '/' kept", () => {
-    expect(encodeKey("a b+c=d/日本/x!'()*~")).toBe("a%20b%2Bc%3Dd/%E6%97%A5%E6%9C%AC/x%21%27%28%29%2A~");
+  it.each([
+    ["AWS_USE_FIPS_ENDPOINT", "my-trail.s3-fips.us-east-1.amazonaws.com"],
+    ["AWS_USE_DUALSTACK_ENDPOINT", "my-trail.s3.dualstack.us-east-1.amazonaws.com"],
+  ])("%s=true: %s", async (variable, host) => {
+    process.env[variable] = "true";
+    try {
+      await read(clients(), s3("my-trail"));
+    } finally {
+      delete process.env[variable];
+    }
+    expect(seen.map((s) => s.host)).toEqual([host]);
+  });
+
+  it("--request-payer sends x-amz-request-payer: requester", async () => {
+    await read(clients("us-east-1", true), s3("my-trail"));
+    expect(seen.map((s) => s.payer)).toEqual(["requester"]);
   });
 });
 
-describe("S3Getter", () => {
-  async function server(handler: (req: IncomingMessage, res: import("node:http").ServerResponse) => void) {
-    const srv = createServer(handler);
-    await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-    const { port } = srv.address() as AddressInfo;
-    return { endpoint: `http://127.0.0.1:${port}`, close: () => new Promise((r) => srv.close(r)), srv };
-  }
-  const getter = (endpoint: string) =>
-    new S3Getter({
-      credentials: async () => credentials,
-      region: "us-east-1",
-      endpoint,
-      timeoutMs: 1000,
-      maxSockets: 4,
-    });
-
-  it("GETs path-style with a signed request and the key encoded once", async () => {
-    const seen: string[] = [];
-    const s = await server((req, res) => {
-      seen.push(`${req.url} ${String(req.headers.authorization).slice(0, 16)}`);
-      res.end("hello");
-    });
-    const response = await getter(s.endpoint).get("b", "a b+c/日本.json", undefined, new AbortController().signal);
-    const chunks: Buffer[] = [];
-    for await (const chunk of response) chunks.push(chunk as Buffer);
-    expect(Buffer.concat(chunks).toString()).toBe("hello");
-    expect(seen).toEqual(["/b/a%20b%2Bc/%E6%97%A5%E6%9C%AC.json AWS4-HMAC-SHA256"]);
-    await s.close();
+describe("the bucket's region", () => {
+  it("a 301 names it: asked again there, and the next object goes there at once", async () => {
+    answer = (host) =>
+      host.includes(".us-east-1.")
+        ? {
+            status: 301,
+            headers: { "x-amz-bucket-region": "eu-west-1" },
+            body: "<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>",
+          }
+        : undefined;
+    const aws = clients();
+    await read(aws, s3("moved-trail"));
+    await read(aws, s3("moved-trail"));
+    expect(seen.map((s) => s.host)).toEqual([
+      "moved-trail.s3.us-east-1.amazonaws.com",
+      "moved-trail.s3.eu-west-1.amazonaws.com",
+      "moved-trail.s3.eu-west-1.amazonaws.com",
+    ]);
   });
 
-  it.each([
-    [404, "NoSuchKey", "NotFound", false],
-    [403, "AccessDenied", "AccessDenied", false],
-    [503, "SlowDown", "FetchFailed", true],
-    [500, "InternalError", "FetchFailed", true],
-  ])("turns %i %s into an error the classifier reads as %s", async (status, code, expected, transient) => {
-    const s = await server((_req, res) => {
-      res.writeHead(status, { "content-type": "application/xml" });
-      res.end(`<?xml version="1.0"?><Error><Code>${code}</Code><Message>m</Message></Error>`);
-    });
-    const error = await getter(s.endpoint)
-      .get("b", "k", undefined, new AbortController().signal)
-      .catch((e: unknown) => e);
-    const classified = classifyS3Error(error, "s3://b/k");
-    expect(classified.code).toBe(expected);
-    expect(classified.transient).toBe(transient);
-    await s.close();
+  it("a 400 AuthorizationHeaderMalformed names it in <Region>", async () => {
+    answer = (host) =>
+      host.includes(".us-east-1.")
+        ? {
+            status: 400,
+            body: "<Error><Code>AuthorizationHeaderMalformed</Code><Message>wrong region</Message><Region>eu-west-2</Region></Error>",
+          }
+        : undefined;
+    await read(clients(), s3("signed-elsewhere"));
+    expect(seen.map((s) => s.host)).toEqual([
+      "signed-elsewhere.s3.us-east-1.amazonaws.com",
+      "signed-elsewhere.s3.eu-west-2.amazonaws.com",
+    ]);
   });
 
-  it("follows a bucket in another region: signs again for the region S3 names, and remembers it", async () => {
-    const scopes: string[] = [];
-    const s = await server((req, res) => {
-      const scope = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? "";
-      scopes.push(scope);
-      if (scope !== "eu-west-1") {
-        res.writeHead(301, { "x-amz-bucket-region": "eu-west-1", "content-type": "application/xml" });
-        res.end("<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>");
-        return;
-      }
-      res.end("ok");
+  it("a region that is not a region name is not followed: the error stands, and no other host is asked", async () => {
+    answer = () => ({
+      status: 301,
+      headers: { "x-amz-bucket-region": "x@127.0.0.1:9" },
+      body: "<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>",
     });
-    const client = getter(s.endpoint);
-    for (const key of ["k1", "k2"]) {
-      const response = await client.get("b", key, undefined, new AbortController().signal);
-      for await (const _ of response);
+    await expect(read(clients(), s3("my-trail"))).rejects.toBeInstanceOf(FetchError);
+    expect(seen.map((s) => s.host)).toEqual(["my-trail.s3.us-east-1.amazonaws.com"]);
+  });
+
+  it("a redirect is followed once, never in a loop", async () => {
+    answer = (host) => ({
+      status: 301,
+      headers: { "x-amz-bucket-region": host.includes(".us-east-1.") ? "eu-west-1" : "us-east-1" },
+      body: "<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>",
+    });
+    await expect(read(clients(), s3("ping-pong"))).rejects.toBeInstanceOf(FetchError);
+    expect(seen).toHaveLength(2);
+  });
+});
+
+describe("response checksums", () => {
+  const crc = (data: Buffer) => {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(crc32(data));
+    return out.toString("base64");
+  };
+
+  it("a body that matches the checksum S3 sends is read", async () => {
+    objectHeaders = { "x-amz-checksum-crc32": crc(OBJECT) };
+    expect((await read(clients(), s3("my-trail"))).equals(OBJECT)).toBe(true);
+  });
+
+  it("a body that does not match is a transient failure (fetched again by the filter), never events", async () => {
+    objectHeaders = { "x-amz-checksum-crc32": crc(Buffer.from("something else")) };
+    const failure = await read(clients(), s3("my-trail")).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(FetchError);
+    expect(failure).toMatchObject({ code: "FetchFailed", transient: true });
+  });
+});
+
+describe("the spawned CLI and stale credentials", () => {
+  it("credentials S3 rejects before they expire: fetched again from the container endpoint, the GET sent again", async () => {
+    const s3server = await startFaultS3();
+    let handedOut = 0;
+    const credentialsServer = createHttpServer((_req, res) => {
+      handedOut++;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          AccessKeyId: `AKID${handedOut}`,
+          SecretAccessKey: "secret",
+          Token: `token-${handedOut}`,
+          // An hour ahead: the provider has no reason of its own to ask again.
+          Expiration: new Date(Date.now() + 3_600_000).toISOString(),
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => credentialsServer.listen(0, "127.0.0.1", resolve));
+    const credentialsPort = (credentialsServer.address() as AddressInfo).port;
+    try {
+      const keys = ["a.json.gz", "b.json.gz", "c.json.gz", "d.json.gz"];
+      for (const key of keys) s3server.putObject("trail", key, OBJECT);
+      // The first token is revoked after the first object: S3 says ExpiredToken from then on.
+      let served = 0;
+      s3server.gate = (req) => {
+        const token = String(req.headers["x-amz-security-token"]);
+        if (token === "token-1" && served++ >= 1) return { status: 400, code: "ExpiredToken" };
+        return undefined;
+      };
+      const run = await runCli(
+        ["--endpoint", s3server.endpoint, "--concurrency", "1"],
+        keys.map((key) => `s3://trail/${key}`).join("\n"),
+        {
+          AWS_ACCESS_KEY_ID: "",
+          AWS_SECRET_ACCESS_KEY: "",
+          AWS_REGION: "us-east-1",
+          AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${credentialsPort}/creds`,
+        },
+      );
+      const out = parseOutput(run.stdout);
+      expect(deadLetters(out)).toEqual([]);
+      expect(events(out)).toHaveLength(keys.length);
+      expect(handedOut).toBe(2);
+      const tokens = s3server.requests.map((r) => String(r.headers["x-amz-security-token"]));
+      expect(tokens).toEqual(["token-1", "token-1", "token-2", "token-2", "token-2"]);
+      expect(run.log.filter((l) => l.msg === "retrying")).toEqual([]);
+    } finally {
+      credentialsServer.closeAllConnections();
+      await new Promise((resolve) => credentialsServer.close(resolve));
+      await s3server.close();
     }
-    expect(scopes).toEqual(["us-east-1", "eu-west-1", "eu-west-1"]);
-    await s.close();
   });
 
-  it("fails a request that gets no answer with a transient TimeoutError", async () => {
-    const s = await server(() => {});
-    const error = await getter(s.endpoint)
-      .get("b", "k", undefined, new AbortController().signal)
-      .catch((e: unknown) => e);
-    expect((error as Error).name).toBe("TimeoutError");
-    expect(classifyS3Error(error, "s3://b/k").transient).toBe(true);
-    s.srv.closeAllConnections();
-    await s.close();
+  it("a clock two hours off: the first GET is refused as RequestTimeTooSkewed, then every GET is signed in S3's time", async () => {
+    const s3server = await startFaultS3();
+    s3server.clockOffsetMs = 2 * 3_600_000;
+    try {
+      const keys = ["a.json.gz", "b.json.gz", "c.json.gz"];
+      for (const key of keys) s3server.putObject("trail", key, OBJECT);
+      const run = await runCli(
+        ["--endpoint", s3server.endpoint, "--concurrency", "1"],
+        keys.map((key) => `s3://trail/${key}`).join("\n"),
+        { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "x", AWS_REGION: "us-east-1" },
+      );
+      const out = parseOutput(run.stdout);
+      expect(deadLetters(out)).toEqual([]);
+      expect(events(out)).toHaveLength(keys.length);
+      expect(s3server.requests.map((r) => r.outcome)).toEqual(["RequestTimeTooSkewed", "ok", "ok", "ok"]);
+    } finally {
+      await s3server.close();
+    }
   });
 });

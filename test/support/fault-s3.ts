@@ -24,6 +24,8 @@ export interface StoredObject {
   body: Buffer;
   contentEncoding?: string;
   contentType?: string;
+  /** More response headers (e.g. `x-amz-checksum-crc32`). */
+  headers?: Record<string, string>;
 }
 
 export interface RecordedRequest {
@@ -59,6 +61,16 @@ export interface FaultS3 {
   failAll(...faults: Fault[]): void;
   /** Faults not yet consumed (global and per key), to assert that a script was used up. */
   pendingFaults(): number;
+  /**
+   * Asked first for every request: a fault to answer with instead (e.g. credentials it no longer accepts), or
+   * undefined to go on as usual.
+   */
+  gate: ((req: IncomingMessage) => Fault | undefined) | undefined;
+  /**
+   * The server's clock runs this far ahead of the machine's: its Date header says so, and a request signed more than
+   * 15 minutes away from it is refused with 403 RequestTimeTooSkewed, as S3 does.
+   */
+  clockOffsetMs: number;
   /** Stops listening, destroys every open socket (stalled requests included) and cancels delays. */
   close(): Promise<void>;
 }
@@ -151,6 +163,7 @@ export async function startFaultS3(): Promise<FaultS3> {
             message ?? ERROR_MESSAGES[code] ?? code,
           )}</Message>${resource}<RequestId>${requestId}</RequestId><HostId>fault-s3</HostId></Error>`;
     res.writeHead(status, {
+      date: new Date(Date.now() + state.clockOffsetMs).toUTCString(),
       "content-type": "application/xml",
       "content-length": Buffer.byteLength(body),
       "x-amz-request-id": requestId,
@@ -191,6 +204,8 @@ export async function startFaultS3(): Promise<FaultS3> {
     }
     const body = range === undefined ? object.body : object.body.subarray(range.start, range.end + 1);
     const headers: Record<string, string | number> = {
+      ...object.headers,
+      date: new Date(Date.now() + state.clockOffsetMs).toUTCString(),
       "content-type": object.contentType ?? "application/octet-stream",
       "content-length": body.length,
       etag: `"${createHash("md5").update(object.body).digest("hex")}"`,
@@ -235,7 +250,7 @@ export async function startFaultS3(): Promise<FaultS3> {
     // Read (and discard) any request body so the socket state is clean for keep-alive.
     req.resume();
     const script = keyScripts.get(objectId(bucket, key));
-    const fault = globalScript.shift() ?? script?.shift();
+    const fault = state.gate?.(req) ?? skewed(req) ?? globalScript.shift() ?? script?.shift();
     if (fault === undefined) return serve(req, res, record);
     if (fault === "reset") {
       record.outcome = "reset";
@@ -261,9 +276,21 @@ export async function startFaultS3(): Promise<FaultS3> {
     sendError(req, res, fault.status, code, fault.headers ?? {}, fault.message);
   }
 
+  /** S3 allows 15 minutes between the request's signing time and its own clock. */
+  function skewed(req: IncomingMessage): Fault | undefined {
+    const stamp = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(String(req.headers["x-amz-date"]));
+    if (stamp === null || state.clockOffsetMs === 0) return undefined;
+    const [, y, mo, d, h, mi, se] = stamp.map(Number) as number[];
+    const signed = Date.UTC(y as number, (mo as number) - 1, d, h, mi, se);
+    const server = Date.now() + state.clockOffsetMs;
+    return Math.abs(server - signed) > 15 * 60_000 ? { status: 403, code: "RequestTimeTooSkewed" } : undefined;
+  }
+
   const loopback = await listenLoopback(handle);
 
-  return {
+  const state: FaultS3 = {
+    gate: undefined,
+    clockOffsetMs: 0,
     endpoint: loopback.endpoint,
     port: loopback.port,
     requests,
@@ -298,4 +325,5 @@ export async function startFaultS3(): Promise<FaultS3> {
       await loopback.close();
     },
   };
+  return state;
 }

@@ -1,0 +1,139 @@
+// The AWS clients of one process, made on first use and shared: one HTTP dispatcher (http-handler.ts), one credential
+// chain, S3 clients per region, SQS clients per endpoint, and the object getter built on them.
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
+import type { Dispatcher } from "undici";
+import type { HttpHandlerSettings, UndiciHttpHandler } from "./http-handler.js";
+import type { S3Getter } from "./s3-get.js";
+
+export interface ClientSettings {
+  /** --region, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1. */
+  region: string;
+  /** An S3-compatible endpoint (path-style), from --endpoint or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL. */
+  s3Endpoint?: string;
+  /** AWS_ENDPOINT_URL_SQS when set: every queue is reached there. */
+  sqsEndpoint?: string;
+  /** Connections per origin. */
+  connections: number;
+  /** A request or response body silent this long fails. */
+  timeoutMs: number;
+  requestPayer: boolean;
+  /** Where proxy variables are read (process.env). */
+  env: Record<string, string | undefined>;
+  /** Accepts a region name from S3's redirects before it picks an endpoint. */
+  isRegion(value: string): boolean;
+  /** How connections are made (http-handler.ts); undefined: undici's own way. */
+  connect?: HttpHandlerSettings["connect"];
+}
+
+/** The SDKs log to the console by default; stdout is protocol and stderr is not our log. */
+const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+export class AwsClients {
+  private handlerOnce: Promise<UndiciHttpHandler> | undefined;
+  private credentialsOnce: Promise<AwsCredentialIdentityProvider> | undefined;
+  private readonly s3 = new Map<string, Promise<S3Client>>();
+  private readonly sqs = new Map<string, Promise<SQSClient>>();
+  private getterOnce: Promise<S3Getter> | undefined;
+
+  constructor(private readonly settings: ClientSettings) {}
+
+  /**
+   * Builds the dispatcher now, so that a proxy variable undici cannot use is a configuration error at start (it
+   * throws a TypeError naming the variable).
+   */
+  async check(): Promise<void> {
+    await this.handler();
+  }
+
+  private handler(): Promise<UndiciHttpHandler> {
+    this.handlerOnce ??= import("./http-handler.js").then(({ createDispatcher, UndiciHttpHandler }) => {
+      const { connections, timeoutMs, env, connect } = this.settings;
+      const dispatcher: Dispatcher = createDispatcher({ connections, timeoutMs, env, ...(connect ? { connect } : {}) });
+      return new UndiciHttpHandler(dispatcher, timeoutMs);
+    });
+    return this.handlerOnce;
+  }
+
+  /**
+   * The SDK's default credential chain (environment, shared files, SSO, web identity, container and instance
+   * metadata), one for the process: its own calls (STS, the container endpoint) take the same handler and proxy.
+   */
+  private credentials(): Promise<AwsCredentialIdentityProvider> {
+    this.credentialsOnce ??= Promise.all([import("@aws-sdk/credential-provider-node"), this.handler()]).then(
+      ([{ defaultProvider }, requestHandler]) =>
+        defaultProvider({ logger: quietSdkLogger, clientConfig: { requestHandler } }),
+    );
+    return this.credentialsOnce;
+  }
+
+  /** The S3 client for a region; with an explicit endpoint there is one, path-style, signing for --region. */
+  s3Client(region: string | undefined): Promise<S3Client> {
+    const { s3Endpoint } = this.settings;
+    const wanted = s3Endpoint === undefined ? (region ?? this.settings.region) : this.settings.region;
+    let client = this.s3.get(wanted);
+    if (client === undefined) {
+      client = Promise.all([import("@aws-sdk/client-s3"), this.handler(), this.credentials()]).then(
+        ([{ S3Client }, requestHandler, credentials]) =>
+          new S3Client({
+            region: wanted,
+            credentials,
+            requestHandler,
+            // Retries are the filter's (a shared pause on throttling, --retry-for); redirects are S3Getter's, which
+            // remembers each bucket's region.
+            maxAttempts: 1,
+            followRegionRedirects: false,
+            logger: quietSdkLogger,
+            ...(s3Endpoint === undefined ? {} : { endpoint: s3Endpoint, forcePathStyle: true }),
+          }),
+      );
+      this.s3.set(wanted, client);
+    }
+    return client;
+  }
+
+  /** The object getter, made on first use (file:// runs never load the SDK). */
+  getter(): Promise<S3Getter> {
+    this.getterOnce ??= import("./s3-get.js").then(
+      ({ S3Getter }) =>
+        new S3Getter({
+          clientFor: (region) => this.s3Client(region),
+          region: this.settings.region,
+          requestPayer: this.settings.requestPayer,
+          isRegion: this.settings.isRegion,
+        }),
+    );
+    return this.getterOnce;
+  }
+
+  /** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */
+  sqsClient(queueUrl: string): Promise<SQSClient> {
+    let region = this.settings.region;
+    let endpoint = this.settings.sqsEndpoint;
+    try {
+      const url = new URL(queueUrl);
+      const aws = /^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?$/.exec(url.hostname);
+      if (aws !== null) region = aws[1] ?? aws[2] ?? region;
+      else if (endpoint === undefined) endpoint = url.origin;
+    } catch {
+      // not a URL: the SDK will say so on the first call, and the failure is logged
+    }
+    const id = `${region} ${endpoint ?? ""}`;
+    let client = this.sqs.get(id);
+    if (client === undefined) {
+      client = Promise.all([import("@aws-sdk/client-sqs"), this.handler(), this.credentials()]).then(
+        ([{ SQSClient }, requestHandler, credentials]) =>
+          new SQSClient({
+            region,
+            credentials,
+            requestHandler,
+            logger: quietSdkLogger,
+            ...(endpoint === undefined ? {} : { endpoint }),
+          }),
+      );
+      this.sqs.set(id, client);
+    }
+    return client;
+  }
+}
