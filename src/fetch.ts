@@ -1,10 +1,10 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { close, createReadStream, fstat, open, read, type Stats } from "node:fs";
+import { markSpareTail } from "./buffers.js";
 import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter, S3Object } from "./s3-get.js";
-import { markSpareTail } from "./scan.js";
 
 export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
 

@@ -7,7 +7,7 @@
 import { pipeline, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { createGunzip, gunzip as gunzipCallback, gunzipSync, type ZlibOptions } from "node:zlib";
-import { markSpareTail } from "./scan.js";
+import { markSpareTail } from "./buffers.js";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
 

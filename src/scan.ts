@@ -13,6 +13,7 @@
 // once more bytes have come (doubling, so a huge value costs linear time). Real events are small, so the re-read
 // is cheap, and the validator keeps everything in local variables: this is the hot path of the whole program.
 import { isUtf8 } from "node:buffer";
+import { SPARE_TAIL } from "./buffers.js";
 
 export type ScanErrorCode = "InvalidJson" | "Truncated" | "NoRecords" | "InvalidEvent" | "EventTooLarge";
 
@@ -357,21 +358,6 @@ function compact(value: Buffer): Buffer {
     }
   }
   return Buffer.from(out.subarray(0, o));
-}
-
-/**
- * Buffers whose memory has at least one more byte after their end that nobody else uses (a dedicated allocation
- * made one byte larger, or zlib's output buffer of a finished one-shot inflate). The scanner writes its sentinel
- * there rather than copying the buffer.
- */
-export const SPARE_TAIL = new WeakSet<Uint8Array>();
-
-/** Marks `buffer` as having a spare byte after it, when it provably has (see SPARE_TAIL); returns it. */
-export function markSpareTail(buffer: Buffer): Buffer {
-  const end = buffer.byteOffset + buffer.length;
-  // Small allocations share Node's 8 KiB pool: only a dedicated ArrayBuffer can be trusted past the end.
-  if (buffer.buffer.byteLength >= 64 * 1024 && end < buffer.buffer.byteLength) SPARE_TAIL.add(buffer);
-  return buffer;
 }
 
 /**

@@ -461,7 +461,7 @@ describe("errors", () => {
 
 describe("spare tail (the sentinel written after a buffer instead of copying it)", () => {
   it("marks only dedicated allocations with room after the data, never pooled small buffers", async () => {
-    const { SPARE_TAIL, markSpareTail } = await import("../src/scan.js");
+    const { SPARE_TAIL, markSpareTail } = await import("../src/buffers.js");
     const pooled = Buffer.from('{"Records":[]}'); // from Node's shared 8 KiB pool
     markSpareTail(pooled);
     expect(SPARE_TAIL.has(pooled)).toBe(false);
@@ -474,7 +474,8 @@ describe("spare tail (the sentinel written after a buffer instead of copying it)
   });
 
   it("scans a marked buffer exactly as a copied one", async () => {
-    const { RecordsScanner, markSpareTail } = await import("../src/scan.js");
+    const { RecordsScanner } = await import("../src/scan.js");
+    const { markSpareTail } = await import("../src/buffers.js");
     const json = Buffer.from(
       `{"Records":[${Array.from({ length: 2000 }, (_, i) => `{"eventTime":"t${i}","n":${i}}`).join(",")}]}`,
     );
