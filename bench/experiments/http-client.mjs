@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// Experiment behind src/http1.ts: CPU per GET of node:http (`http.request` with a keep-alive agent) against the
-// project's own HTTP/1.1 client, on the small corpus served by the benchmark's slow S3 stand-in (50 ms per GET).
-// Each client runs in a child process of its own (the stand-in stays in this one), fresh, once with the 300 objects
-// and once with them ten times over; the child reports its own CPU time (process.cpuUsage) per GET.
+// Experiment behind src/s3-get.ts and src/http-handler.ts: CPU per signed GET of the maintained ways to fetch an S3
+// object, on the small corpus served by the benchmark's slow S3 stand-in (50 ms per GET):
+//   sdk+node:http  S3Client GetObject with the SDK's default handler (node:http, keep-alive agent of N sockets)
+//   sdk+undici     S3Client GetObject with the project's handler (dist/http-handler.js: undici, N connections)
+//   signer+undici  the SDK's own signer (@smithy/signature-v4) and a bare undici Pool request: no SDK pipeline
+// Each runs in a child process of its own (the stand-in stays in this one), fresh, once with the 300 objects and once
+// with them ten times over; the child reports its own CPU time (process.cpuUsage) per GET, bodies read whole.
 //
 //   npm run build && node bench/experiments/http-client.mjs [--concurrency 32] [--rounds 2]
 //
-// Measured on the 2-core development machine, concurrency 32, two rounds: node:http 0.68-0.86 ms per GET fresh
-// (300 GETs) and 0.50-0.56 ms over 3,000; http1 0.36-0.37 and 0.26-0.27 ms. (A bare prototype without timeouts,
-// aborts, the pool's limit or the sentinel copy had taken 0.22 and 0.18 ms.)
+// Figures are in bench/README.md ("Where the filter's time goes").
 import { spawn } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -17,6 +19,20 @@ import { DEFAULTS, ensureCorpus } from "../corpus.mjs";
 import { startSlowS3 } from "../slow-s3.mjs";
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+const MODES = ["sdk+node:http", "sdk+undici", "sdk+undici+cache", "signer+undici"];
+const CREDENTIALS = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" };
+
+class NodeSha256 {
+  constructor(secret) {
+    this.hash = secret === undefined ? createHash("sha256") : createHmac("sha256", secret);
+  }
+  update(data) {
+    this.hash.update(data);
+  }
+  async digest() {
+    return new Uint8Array(this.hash.digest());
+  }
+}
 
 if (process.argv[2] === "--child") {
   await child(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]));
@@ -34,7 +50,7 @@ async function parent() {
   try {
     for (let round = 0; round < Number(values.rounds); round++) {
       for (const repeat of [1, 10]) {
-        for (const mode of ["node:http", "http1"]) {
+        for (const mode of MODES) {
           const result = await new Promise((resolve, reject) => {
             const c = spawn(
               process.execPath,
@@ -48,7 +64,7 @@ async function parent() {
             c.on("error", reject);
             c.on("close", () => resolve(out.trim()));
           });
-          console.log(`${mode.padEnd(9)} ${String(repeat * keys.length).padStart(5)} GETs: ${result}`);
+          console.log(`${mode.padEnd(14)} ${String(repeat * keys.length).padStart(5)} GETs: ${result}`);
         }
       }
     }
@@ -57,41 +73,65 @@ async function parent() {
   }
 }
 
+/** A body read whole, as the filter reads small objects. */
+async function drain(body) {
+  let n = 0;
+  for await (const chunk of body) n += chunk.length;
+  return n;
+}
+
 async function child(mode, base, concurrency, repeat) {
   const corpus = ensureCorpus({ name: "small", ...DEFAULTS.small, log: () => {} });
   const keys = Array.from({ length: repeat }, () => corpus.files.map((f) => f.key)).flat();
   const url = new URL(base);
-  const headers = {
-    "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    "x-amz-date": "20261127T000000Z",
-    authorization: `AWS4-HMAC-SHA256 Credential=x/20261127/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${"0".repeat(64)}`,
-  };
   let get;
-  if (mode === "node:http") {
-    const http = await import("node:http");
-    const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    get = (path) =>
-      new Promise((resolve, reject) => {
-        const req = http.request({ hostname: url.hostname, port: url.port, path, agent, headers }, (res) => {
-          const parts = [];
-          res.on("data", (d) => parts.push(d));
-          res.on("end", () => resolve(Buffer.concat(parts).length));
-          res.on("error", reject);
-        });
-        req.on("error", reject);
-        req.end();
-      });
+  if (mode.startsWith("sdk+")) {
+    const { S3Client, GetObjectCommand } = await import("@aws-sdk/client-s3");
+    let requestHandler;
+    if (mode.startsWith("sdk+undici")) {
+      const { createDispatcher, UndiciHttpHandler } = await import(
+        pathToFileURL(join(ROOT, "dist", "http-handler.js")).href
+      );
+      requestHandler = new UndiciHttpHandler(createDispatcher({ connections: concurrency, timeoutMs: 30_000 }), 30_000);
+    } else {
+      const http = await import("node:http");
+      requestHandler = { httpAgent: new http.Agent({ keepAlive: true, maxSockets: concurrency }) };
+    }
+    const client = new S3Client({
+      region: "us-east-1",
+      endpoint: base,
+      forcePathStyle: true,
+      credentials: CREDENTIALS,
+      maxAttempts: 1,
+      requestHandler,
+      cacheMiddleware: mode.endsWith("+cache"),
+    });
+    get = async (key) => {
+      const out = await client.send(new GetObjectCommand({ Bucket: "bench", Key: key, ChecksumMode: "ENABLED" }));
+      return drain(out.Body);
+    };
   } else {
-    const { Http1Pool } = await import(pathToFileURL(join(ROOT, "dist", "http1.js")).href);
-    const pool = new Http1Pool(concurrency);
-    const origin = { secure: false, hostname: url.hostname, port: Number(url.port), key: base };
-    const lines = Object.entries(headers)
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join("");
-    const signal = new AbortController().signal;
-    get = async (path) => {
-      const head = `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${lines}\r\n`;
-      return (await (await pool.request(origin, head, 30_000, signal)).whole()).length;
+    const [{ SignatureV4 }, { Pool }] = await Promise.all([import("@smithy/signature-v4"), import("undici")]);
+    const signer = new SignatureV4({
+      credentials: CREDENTIALS,
+      region: "us-east-1",
+      service: "s3",
+      sha256: NodeSha256,
+      uriEscapePath: false,
+    });
+    const pool = new Pool(url.origin, { connections: concurrency });
+    get = async (key) => {
+      const path = `/bench/${key}`;
+      const signed = await signer.sign({
+        method: "GET",
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: Number(url.port),
+        path,
+        headers: { host: url.host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
+      });
+      const response = await pool.request({ path, method: "GET", headers: signed.headers });
+      return drain(response.body);
     };
   }
   const before = process.cpuUsage();
@@ -99,7 +139,7 @@ async function child(mode, base, concurrency, repeat) {
   let bytes = 0;
   const worker = async () => {
     while (next < keys.length) {
-      const got = await get(`/bench/${keys[next++]}`);
+      const got = await get(keys[next++]);
       bytes += got;
     }
   };
