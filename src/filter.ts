@@ -8,6 +8,7 @@ import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
+import type { Refusal } from "./notifications.js";
 import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
@@ -105,6 +106,16 @@ function refContext(ref: ObjectRef): Record<string, string> {
   return ref.scheme === "s3" ? { bucket: ref.bucket, key: ref.key } : { file: ref.path };
 }
 
+/** Where a dead letter's object is: a whole ref, the parts of a refused reference that parsed, or nothing. */
+function whereContext(where: ObjectRef | Refusal | undefined): Record<string, string> {
+  if (where === undefined) return {};
+  if ("scheme" in where) return refContext(where);
+  return {
+    ...(where.bucket === undefined ? {} : { bucket: where.bucket }),
+    ...(where.key === undefined ? {} : { key: where.key }),
+  };
+}
+
 export class Filter {
   private readonly abort = new AbortController();
   private stopping = false;
@@ -190,6 +201,8 @@ export class Filter {
           this.summary.skipped++;
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
+        // No request is made for a reference that did not parse.
+        for (const refusal of record.refused) this.deadLetter(tracker, refusal, refusal);
         for (const ref of record.refs) {
           // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
           // again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts while stdout is backed up.
@@ -438,7 +451,7 @@ export class Filter {
   private deadLetter(
     tracker: Tracker,
     failure: Pick<Failure, "code" | "message">,
-    ref: ObjectRef | undefined,
+    where: ObjectRef | Refusal | undefined,
     emitted = 0,
   ): void {
     const { sink, log, options } = this.deps;
@@ -452,14 +465,15 @@ export class Filter {
       error.eventsEmitted = emitted;
       error.message = `${failure.message}; the ${emitted} event(s) before the failure were emitted`;
     }
-    const record: Record<string, unknown> = { _tag: options.deadletterTag, error, input };
-    if (ref !== undefined) Object.assign(record, refContext(ref));
+    const context = whereContext(where);
+    const record: Record<string, unknown> = { _tag: options.deadletterTag, error, input, ...context };
     sink.writeJson(record);
     log.warn("dead letter", {
       code: failure.code,
       message: error.message,
       line: lineNumber,
-      ...(ref === undefined ? {} : { object: describeRef(ref), ...refContext(ref) }),
+      ...(where !== undefined && "scheme" in where ? { object: describeRef(where) } : {}),
+      ...context,
     });
   }
 }

@@ -118,6 +118,6 @@ export function refusalMessage(field: string, value: string, invalid: Invalid): 
 }
 
 /** True for the values the parsers return, false for their refusals. */
-export function isInvalid(value: string | Invalid): value is Invalid {
+export function isInvalid<T extends string>(value: T | Invalid): value is Invalid {
   return typeof value !== "string";
 }
