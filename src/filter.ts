@@ -3,6 +3,7 @@
 //
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
+import { deadLetterRecord } from "./dead-letter.js";
 import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
@@ -466,8 +467,7 @@ export class Filter {
       error.message = `${failure.message}; the ${emitted} event(s) before the failure were emitted`;
     }
     const context = whereContext(where);
-    const record: Record<string, unknown> = { _tag: options.deadletterTag, error, input, ...context };
-    sink.writeJson(record);
+    sink.writeJson(deadLetterRecord(options.deadletterTag, error, input, context));
     log.warn("dead letter", {
       code: failure.code,
       message: error.message,
