@@ -9,6 +9,7 @@ import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
+import type { BucketName } from "./names.js";
 import type { Refusal } from "./notifications.js";
 import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
@@ -34,6 +35,12 @@ export interface FilterOptions extends FormatOptions {
   leaveTransientToSqs: boolean;
   /** Worker threads for whole small objects (0 or absent: scan on this thread), unless `pool` is handed in. */
   scanWorkers?: number;
+  /**
+   * `--buckets`: the only buckets objects are read from. An object elsewhere is a `BucketNotAllowed` dead letter and
+   * no request is made: a queue writer cannot point the filter at another bucket the role can read, or at one they
+   * own, to put forged events into the trail. Absent: every bucket.
+   */
+  buckets?: ReadonlySet<BucketName>;
 }
 
 export interface Summary {
@@ -202,9 +209,14 @@ export class Filter {
           this.summary.skipped++;
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
-        // No request is made for a reference that did not parse.
+        // No request is made for a reference that did not parse, nor for an object outside --buckets.
         for (const refusal of record.refused) this.deadLetter(tracker, refusal, refusal);
         for (const ref of record.refs) {
+          if (ref.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(ref.bucket)) {
+            const message = `the bucket ${JSON.stringify(ref.bucket)} is not one of --buckets`;
+            this.deadLetter(tracker, { code: "BucketNotAllowed", message }, ref);
+            continue;
+          }
           // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
           // again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts while stdout is backed up.
           while (running.size >= 2 * options.concurrency || this.heldBytes > HELD_BYTES_MAX) {
