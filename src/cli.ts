@@ -78,8 +78,9 @@ function bucketList(command: Command, value: string, previous: ReadonlySet<Bucke
   const buckets = new Set<BucketName>(previous);
   for (const name of names) {
     const parsed = parseBucketName(name);
-    if (isInvalid(parsed))
+    if (isInvalid(parsed)) {
       command.error(`error: --buckets: ${refusalMessage("bucket", name, parsed)}`, { exitCode: 2 });
+    }
     buckets.add(parsed);
   }
   return buckets;

@@ -10,8 +10,9 @@ type Branded<T extends string> = string & { readonly [brand]: T };
 /**
  * An AWS region name (`us-east-1`, `us-gov-west-1`, `us-isob-east-1`, `cn-north-1`). It becomes a host label
  * (`s3.REGION.amazonaws.com`) and part of the signing scope, so it is letters, digits and `-` only, in the shape every
- * partition's regions share: two letters, one or more words, a number. At most 32 characters: the longest region today
- * (`us-isob-east-1` style) has 14; anything much longer is not a region.
+ * partition's regions share: two letters, one or more words, a number. At most 32 characters: today's longest
+ * (`us-isof-south-1`) has 15, and anything twice that is not a region.
+ * https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-regions.html
  */
 export type Region = Branded<"Region">;
 
@@ -23,18 +24,19 @@ export type Region = Branded<"Region">;
  * multi-region access points, `--x-s3` and `--table-s3` directory and table buckets: none is where CloudTrail writes).
  *
  * Legacy us-east-1 names (uppercase, `_`, up to 255 characters; not creatable since March 2018) are refused too: they
- * cannot be addressed virtual-hosted, CloudTrail's bucket policy setup does not produce them, and admitting them would
- * let `_` and uppercase through for every bucket. A trail writing to such a bucket needs a new bucket.
+ * cannot be addressed virtual-hosted, and admitting them would let `_` and uppercase through for every bucket. A trail
+ * that writes to one needs a bucket with a current name to be read by this filter.
  */
 export type BucketName = Branded<"BucketName">;
 
 /**
- * An S3 object key: 1 to 1024 bytes of UTF-8 (S3's own limit). S3 accepts any UTF-8, but keys go into URLs, log lines
- * and dead-letter records, so these are refused: control characters (C0, DEL, C1: a NUL or a line break in a log
- * line, terminal escapes for whoever reads it), lone UTF-16 surrogates (they have no UTF-8 form; a JSON `\ud800`
- * would otherwise reach the request as U+FFFD, another key, or fail to encode), and `.` or `..` path segments (an HTTP
- * layer that normalises paths would turn `trail/../other-bucket/x`, path-style, into another bucket). CloudTrail writes
- * none of them.
+ * An S3 object key: 1 to 1024 bytes of UTF-8 (S3's own limit,
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html). S3 accepts any UTF-8, but keys go into
+ * URLs, log lines and dead-letter records, so these are refused: control characters (C0, DEL, C1: a NUL, a line break
+ * or a terminal escape is trouble for whoever greps or views them), lone UTF-16 surrogates (they have no UTF-8 form; a
+ * JSON `\ud800` would otherwise reach the request as U+FFFD, another key, or fail to encode), and `.` or `..` path
+ * segments (an HTTP layer that normalises paths would turn `trail/../other-bucket/x`, path-style, into another
+ * bucket). CloudTrail writes none of them.
  */
 export type ObjectKey = Branded<"ObjectKey">;
 
@@ -103,7 +105,7 @@ export function parseObjectKey(value: string): ObjectKey | Invalid {
 const QUOTED_MAX = 100;
 
 /**
- * `FIELD "VALUE": REASON`, the value JSON-escaped and cut to QUOTED_MAX characters (with how much more there was), for
+ * `FIELD "VALUE" REASON`, the value JSON-escaped and cut to QUOTED_MAX characters (with how much more there was), for
  * dead-letter records and logs.
  */
 export function refusalMessage(field: string, value: string, invalid: Invalid): string {

@@ -11,7 +11,6 @@
 // parsed (names.ts) before anything else is decided about that object, and one that does not parse is refused.
 import {
   type BucketName,
-  type Invalid,
   isInvalid,
   type ObjectKey,
   parseBucketName,
@@ -73,24 +72,24 @@ export function parseRef(
   const parsedBucket = parseBucketName(bucket);
   const parsedKey = parseObjectKey(key);
   const parsedRegion = region === undefined ? undefined : parseRegion(region);
-  const problems: string[] = [];
-  const note = (field: string, value: string, parsed: string | Invalid | undefined): void => {
-    if (parsed !== undefined && isInvalid(parsed)) problems.push(refusalMessage(field, value, parsed));
-  };
-  note(fields.bucket, bucket, parsedBucket);
-  note(fields.key, key, parsedKey);
-  if (region !== undefined) note(fields.region ?? "region", region, parsedRegion);
-  if (isInvalid(parsedBucket) || isInvalid(parsedKey) || (parsedRegion !== undefined && isInvalid(parsedRegion))) {
-    return {
-      code: "InvalidReference",
-      message: problems.join("; "),
-      ...(isInvalid(parsedBucket) ? {} : { bucket: parsedBucket }),
-      ...(isInvalid(parsedKey) ? {} : { key: parsedKey }),
-    };
+  if (!isInvalid(parsedBucket) && !isInvalid(parsedKey) && (parsedRegion === undefined || !isInvalid(parsedRegion))) {
+    return parsedRegion === undefined
+      ? { bucket: parsedBucket, key: parsedKey }
+      : { bucket: parsedBucket, key: parsedKey, region: parsedRegion };
   }
-  return parsedRegion === undefined
-    ? { bucket: parsedBucket, key: parsedKey }
-    : { bucket: parsedBucket, key: parsedKey, region: parsedRegion };
+  // Every field that failed, in one message.
+  const problems: string[] = [];
+  if (isInvalid(parsedBucket)) problems.push(refusalMessage(fields.bucket, bucket, parsedBucket));
+  if (isInvalid(parsedKey)) problems.push(refusalMessage(fields.key, key, parsedKey));
+  if (region !== undefined && parsedRegion !== undefined && isInvalid(parsedRegion)) {
+    problems.push(refusalMessage(fields.region ?? "region", region, parsedRegion));
+  }
+  return {
+    code: "InvalidReference",
+    message: problems.join("; "),
+    ...(isInvalid(parsedBucket) ? {} : { bucket: parsedBucket }),
+    ...(isInvalid(parsedKey) ? {} : { key: parsedKey }),
+  };
 }
 
 export function isRefusal(ref: S3ObjectRef | Refusal): ref is Refusal {

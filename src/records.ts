@@ -60,7 +60,7 @@ function fromUrl(line: string): Interpreted {
     if (slash <= 0 || slash === rest.length - 1) {
       return { kind: "error", input: line, code: "BadUrl", message: "expected s3://bucket/key" };
     }
-    // Typed by hand, but no more trusted than a message: the same parsers, the same refusal.
+    // Typed by hand, or made by import from a listing: no more trusted than a message, so the same parsers.
     const ref = parseRef(URL_FIELDS, rest.slice(0, slash), rest.slice(slash + 1), undefined);
     return isRefusal(ref)
       ? { kind: "objects", input: line, refs: [], skips: [], refused: [ref] }
