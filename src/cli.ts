@@ -11,6 +11,7 @@ import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
+import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "./names.js";
 import { OutputSink } from "./output.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
@@ -43,6 +44,7 @@ interface CliOptions {
   spoolDir?: string;
   deleteSqsMessages: boolean;
   visibilityTimeout?: number;
+  buckets?: ReadonlySet<BucketName>;
 }
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -61,12 +63,39 @@ function seconds(value: string): number {
   return n;
 }
 
+/**
+ * `--buckets a,b`: each name parsed as a message's bucket is; a bad one is a usage error (exit 2). Given more than
+ * once, the lists add up.
+ */
+function bucketList(command: Command, value: string, previous: ReadonlySet<BucketName> | undefined) {
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (names.length === 0) command.error("error: --buckets expects a comma-separated list of buckets", { exitCode: 2 });
+  const buckets = new Set<BucketName>(previous);
+  for (const name of names) {
+    const parsed = parseBucketName(name);
+    if (isInvalid(parsed)) {
+      command.error(`error: --buckets: ${refusalMessage("bucket", name, parsed)}`, { exitCode: 2 });
+    }
+    buckets.add(parsed);
+  }
+  return buckets;
+}
+
 /** Options shared by the filter and the import command. */
 function commonOptions(command: Command): Command {
   return command
     .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
     .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
     .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
+    .option(
+      "--buckets <names>",
+      "read objects only from these buckets, comma-separated; an object elsewhere is a BucketNotAllowed dead letter " +
+        "(set it in production: see the README's Security section)",
+      (value: string, previous: ReadonlySet<BucketName> | undefined) => bucketList(command, value, previous),
+    )
     .option(
       "--concurrency <n>",
       "objects fetched at once (objects already read are scanned meanwhile)",
@@ -210,6 +239,7 @@ function filterOptions(options: CliOptions, leaveTransientToSqs: boolean): Filte
     retryFor: options.retryFor,
     leaveTransientToSqs,
     scanWorkers: options.scanWorkers ?? defaultScanWorkers(),
+    ...(options.buckets === undefined ? {} : { buckets: options.buckets }),
   };
 }
 
@@ -227,11 +257,6 @@ function defaultRegion(options: CliOptions): string {
   return options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
 }
 
-/** Whether a region from S3's redirect may pick an endpoint: a DNS label of letters, digits and hyphens. */
-function isRegion(value: string): boolean {
-  return /^[a-z]{2}(?:-[a-z0-9]+)+-\d{1,2}$/.test(value) && value.length <= 32;
-}
-
 /** The AWS clients of this process (clients.ts): made on first use, from the options and the environment. */
 function awsClients(options: CliOptions): AwsClients {
   // An S3-compatible endpoint: --endpoint, else the SDK's service-specific or global endpoint variable.
@@ -245,7 +270,6 @@ function awsClients(options: CliOptions): AwsClients {
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
     env: process.env,
-    isRegion,
   });
 }
 
@@ -501,6 +525,9 @@ function importCommand(program: Command): Command {
       ]);
       const source = parseSource(argument);
       if (typeof source === "string") command.error(`error: ${source}`, { exitCode: 2 });
+      if (source.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(source.bucket)) {
+        command.error(`error: the bucket ${JSON.stringify(source.bucket)} is not one of --buckets`, { exitCode: 2 });
+      }
       if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
         command.error("error: --since is after --until", { exitCode: 2 });
       }

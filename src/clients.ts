@@ -21,8 +21,6 @@ export interface ClientSettings {
   requestPayer: boolean;
   /** Where proxy variables are read (process.env). */
   env: Record<string, string | undefined>;
-  /** Accepts a region name from S3's redirects before it picks an endpoint. */
-  isRegion(value: string): boolean;
   /** How connections are made (http-handler.ts); undefined: undici's own way. */
   connect?: HttpHandlerSettings["connect"];
 }
@@ -101,7 +99,6 @@ export class AwsClients {
           clientFor: (region) => this.s3Client(region),
           region: this.settings.region,
           requestPayer: this.settings.requestPayer,
-          isRegion: this.settings.isRegion,
         }),
     );
     return this.getterOnce;

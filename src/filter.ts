@@ -3,11 +3,14 @@
 //
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
+import { deadLetterRecord } from "./dead-letter.js";
 import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
+import type { BucketName } from "./names.js";
+import type { Refusal } from "./notifications.js";
 import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
@@ -32,6 +35,12 @@ export interface FilterOptions extends FormatOptions {
   leaveTransientToSqs: boolean;
   /** Worker threads for whole small objects (0 or absent: scan on this thread), unless `pool` is handed in. */
   scanWorkers?: number;
+  /**
+   * `--buckets`: the only buckets objects are read from. An object elsewhere is a `BucketNotAllowed` dead letter and
+   * no request is made: a queue writer cannot point the filter at another bucket the role can read, or at one they
+   * own, to put forged events into the trail. Absent: every bucket.
+   */
+  buckets?: ReadonlySet<BucketName>;
 }
 
 export interface Summary {
@@ -103,6 +112,16 @@ function failureOf(error: unknown): Failure | undefined {
 
 function refContext(ref: ObjectRef): Record<string, string> {
   return ref.scheme === "s3" ? { bucket: ref.bucket, key: ref.key } : { file: ref.path };
+}
+
+/** Where a dead letter's object is: a whole ref, the parts of a refused reference that parsed, or nothing. */
+function whereContext(where: ObjectRef | Refusal | undefined): Record<string, string> {
+  if (where === undefined) return {};
+  if ("scheme" in where) return refContext(where);
+  return {
+    ...(where.bucket === undefined ? {} : { bucket: where.bucket }),
+    ...(where.key === undefined ? {} : { key: where.key }),
+  };
 }
 
 export class Filter {
@@ -190,7 +209,14 @@ export class Filter {
           this.summary.skipped++;
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
+        // No request is made for a reference that did not parse, nor for an object outside --buckets.
+        for (const refusal of record.refused) this.deadLetter(tracker, refusal, refusal);
         for (const ref of record.refs) {
+          if (ref.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(ref.bucket)) {
+            const message = `the bucket ${JSON.stringify(ref.bucket)} is not one of --buckets`;
+            this.deadLetter(tracker, { code: "BucketNotAllowed", message }, ref);
+            continue;
+          }
           // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
           // again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts while stdout is backed up.
           while (running.size >= 2 * options.concurrency || this.heldBytes > HELD_BYTES_MAX) {
@@ -438,7 +464,7 @@ export class Filter {
   private deadLetter(
     tracker: Tracker,
     failure: Pick<Failure, "code" | "message">,
-    ref: ObjectRef | undefined,
+    where: ObjectRef | Refusal | undefined,
     emitted = 0,
   ): void {
     const { sink, log, options } = this.deps;
@@ -452,14 +478,14 @@ export class Filter {
       error.eventsEmitted = emitted;
       error.message = `${failure.message}; the ${emitted} event(s) before the failure were emitted`;
     }
-    const record: Record<string, unknown> = { _tag: options.deadletterTag, error, input };
-    if (ref !== undefined) Object.assign(record, refContext(ref));
-    sink.writeJson(record);
+    const context = whereContext(where);
+    sink.writeJson(deadLetterRecord(options.deadletterTag, error, input, context));
     log.warn("dead letter", {
       code: failure.code,
       message: error.message,
       line: lineNumber,
-      ...(ref === undefined ? {} : { object: describeRef(ref), ...refContext(ref) }),
+      ...(where !== undefined && "scheme" in where ? { object: describeRef(where) } : {}),
+      ...context,
     });
   }
 }

@@ -10,9 +10,10 @@ import { Filter, type FilterDeps, type RecordOutcome, type Summary } from "./fil
 import type { Line } from "./input.js";
 import { type Lister, type ObjectEntry, type Selection, walk } from "./layout.js";
 import type { Logger } from "./log.js";
+import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "./names.js";
 import { emptyCounts } from "./progress.js";
 
-export type ImportSource = { scheme: "s3"; bucket: string; prefix: string } | { scheme: "file"; prefix: string };
+export type ImportSource = { scheme: "s3"; bucket: BucketName; prefix: string } | { scheme: "file"; prefix: string };
 
 /** Objects listed but not yet handed to the Filter, at most. */
 export const READ_AHEAD = 100_000;
@@ -30,7 +31,9 @@ export function parseSource(value: string): ImportSource | string {
     const slash = rest.indexOf("/");
     const bucket = slash === -1 ? rest : rest.slice(0, slash);
     if (bucket === "") return "expected s3://bucket/prefix";
-    return { scheme: "s3", bucket, prefix: folder(slash === -1 ? "" : rest.slice(slash + 1)) };
+    const parsed = parseBucketName(bucket);
+    if (isInvalid(parsed)) return refusalMessage("the bucket", bucket, parsed);
+    return { scheme: "s3", bucket: parsed, prefix: folder(slash === -1 ? "" : rest.slice(slash + 1)) };
   }
   if (value.startsWith("file:")) {
     let path: string;

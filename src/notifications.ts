@@ -6,27 +6,95 @@
 // - EventBridge "Object Created" delivered to SQS
 //   https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
 // - the S3 test event and CloudTrail's validation message, which are skipped.
+//
+// A message is untrusted input (anyone allowed to send to the queue wrote it): every bucket, key and region it names is
+// parsed (names.ts) before anything else is decided about that object, and one that does not parse is refused.
+import {
+  type BucketName,
+  isInvalid,
+  type ObjectKey,
+  parseBucketName,
+  parseObjectKey,
+  parseRegion,
+  type Region,
+  refusalMessage,
+} from "./names.js";
 
-/** One S3 object to read. */
+/** One S3 object to read. Only parsed coordinates make one, so none can point a request at another host. */
 export interface S3ObjectRef {
-  bucket: string;
-  key: string;
+  bucket: BucketName;
+  key: ObjectKey;
   /** The bucket's region when the notification names it. */
-  region?: string;
+  region?: Region;
   /** A second key to try if `key` is not found (EventBridge does not document whether keys are encoded). */
-  fallbackKey?: string;
+  fallbackKey?: ObjectKey;
 }
 
 /** A notified object that is deliberately not read, with why. */
 export interface Skip {
   reason: string;
-  bucket?: string;
-  key?: string;
+  bucket?: BucketName;
+  key?: ObjectKey;
+}
+
+/**
+ * A notified object that is not read because its coordinates do not parse: an `InvalidReference` dead letter. The
+ * message says which field failed and why; `bucket` and `key` are there when they parsed, to find the object by.
+ */
+export interface Refusal {
+  code: "InvalidReference";
+  message: string;
+  bucket?: BucketName;
+  key?: ObjectKey;
 }
 
 export type Decoded =
-  | { kind: "objects"; refs: S3ObjectRef[]; skips: Skip[] }
+  | { kind: "objects"; refs: S3ObjectRef[]; skips: Skip[]; refused: Refusal[] }
   | { kind: "error"; code: "UnknownShape" | "MessageNotJson"; message: string };
+
+/** What each shape calls the fields of a reference, for refusal messages. */
+export interface RefFields {
+  bucket: string;
+  key: string;
+  region?: string;
+}
+
+/**
+ * Parses the coordinates of one notified object. A region that is present must parse too: it becomes part of the
+ * request's host name.
+ */
+export function parseRef(
+  fields: RefFields,
+  bucket: string,
+  key: string,
+  region: string | undefined,
+): S3ObjectRef | Refusal {
+  const parsedBucket = parseBucketName(bucket);
+  const parsedKey = parseObjectKey(key);
+  const parsedRegion = region === undefined ? undefined : parseRegion(region);
+  if (!isInvalid(parsedBucket) && !isInvalid(parsedKey) && (parsedRegion === undefined || !isInvalid(parsedRegion))) {
+    return parsedRegion === undefined
+      ? { bucket: parsedBucket, key: parsedKey }
+      : { bucket: parsedBucket, key: parsedKey, region: parsedRegion };
+  }
+  // Every field that failed, in one message.
+  const problems: string[] = [];
+  if (isInvalid(parsedBucket)) problems.push(refusalMessage(fields.bucket, bucket, parsedBucket));
+  if (isInvalid(parsedKey)) problems.push(refusalMessage(fields.key, key, parsedKey));
+  if (region !== undefined && parsedRegion !== undefined && isInvalid(parsedRegion)) {
+    problems.push(refusalMessage(fields.region ?? "region", region, parsedRegion));
+  }
+  return {
+    code: "InvalidReference",
+    message: problems.join("; "),
+    ...(isInvalid(parsedBucket) ? {} : { bucket: parsedBucket }),
+    ...(isInvalid(parsedKey) ? {} : { key: parsedKey }),
+  };
+}
+
+export function isRefusal(ref: S3ObjectRef | Refusal): ref is Refusal {
+  return "code" in ref;
+}
 
 export type Json = Record<string, unknown>;
 
@@ -54,18 +122,19 @@ function isDigest(key: string): boolean {
   return key.includes("/CloudTrail-Digest/") || key.startsWith("CloudTrail-Digest/");
 }
 
-/** Turns notified bucket/key pairs into refs, setting aside what must not be read. */
-function collect(candidates: S3ObjectRef[], skips: Skip[]): Decoded {
+/** Sorts parsed references into refs and refusals, setting aside what must not be read. */
+function collect(candidates: (S3ObjectRef | Refusal)[], skips: Skip[], refused: Refusal[]): Decoded {
   const refs: S3ObjectRef[] = [];
   for (const ref of candidates) {
-    if (isDigest(ref.key)) skips.push({ reason: "digest file", bucket: ref.bucket, key: ref.key });
+    if (isRefusal(ref)) refused.push(ref);
+    else if (isDigest(ref.key)) skips.push({ reason: "digest file", bucket: ref.bucket, key: ref.key });
     else if (ref.key.endsWith("/")) skips.push({ reason: "folder marker", bucket: ref.bucket, key: ref.key });
     else refs.push(ref);
   }
-  return { kind: "objects", refs, skips };
+  return { kind: "objects", refs, skips, refused };
 }
 
-const nothing = (reason: string): Decoded => ({ kind: "objects", refs: [], skips: [{ reason }] });
+const nothing = (reason: string): Decoded => ({ kind: "objects", refs: [], skips: [{ reason }], refused: [] });
 
 function unknownShape(what: string): Decoded {
   return { kind: "error", code: "UnknownShape", message: what };
@@ -96,11 +165,13 @@ export function decodeBody(body: unknown, depth = 0): Decoded {
     const bucket = body.s3Bucket;
     const keys = Array.isArray(body.s3ObjectKey) ? body.s3ObjectKey : [body.s3ObjectKey];
     if (keys.length === 0) return nothing("CloudTrail notification with an empty s3ObjectKey list");
-    if (!keys.every((key): key is string => typeof key === "string" && key.length > 0)) {
+    if (!keys.every((key): key is string => typeof key === "string")) {
       return unknownShape("s3ObjectKey holds something that is not a key");
     }
+    const fields = { bucket: "s3Bucket", key: "s3ObjectKey" };
     return collect(
-      keys.map((key) => ({ bucket, key })),
+      keys.map((key) => parseRef(fields, bucket, key, undefined)),
+      [],
       [],
     );
   }
@@ -117,9 +188,12 @@ export function decodeBody(body: unknown, depth = 0): Decoded {
   return unknownShape(`not a notification this filter knows (keys: ${Object.keys(body).slice(0, 8).join(", ")})`);
 }
 
+const S3_EVENT_FIELDS: RefFields = { bucket: "s3.bucket.name", key: "s3.object.key", region: "awsRegion" };
+
 function decodeS3Event(records: unknown[]): Decoded {
-  const candidates: S3ObjectRef[] = [];
+  const candidates: (S3ObjectRef | Refusal)[] = [];
   const skips: Skip[] = [];
+  const refused: Refusal[] = [];
   if (records.length === 0) return nothing("S3 event notification without records");
   for (const record of records) {
     if (!isObject(record) || record.eventSource !== "aws:s3" || !isObject(record.s3)) {
@@ -132,18 +206,18 @@ function decodeS3Event(records: unknown[]): Decoded {
     if (typeof bucket !== "string" || typeof rawKey !== "string") {
       return unknownShape("an S3 event record without s3.bucket.name or s3.object.key");
     }
-    const key = decodeFormKey(rawKey);
+    const region = typeof record.awsRegion === "string" && record.awsRegion !== "" ? record.awsRegion : undefined;
+    const ref = parseRef(S3_EVENT_FIELDS, bucket, decodeFormKey(rawKey), region);
     const eventName = typeof record.eventName === "string" ? record.eventName : "";
-    if (!eventName.startsWith("ObjectCreated:")) {
-      skips.push({ reason: `S3 event ${eventName || "without eventName"}`, bucket, key });
-      continue;
-    }
-    const ref: S3ObjectRef = { bucket, key };
-    if (typeof record.awsRegion === "string" && record.awsRegion !== "") ref.region = record.awsRegion;
-    candidates.push(ref);
+    if (isRefusal(ref)) refused.push(ref);
+    else if (!eventName.startsWith("ObjectCreated:")) {
+      skips.push({ reason: `S3 event ${eventName || "without eventName"}`, bucket: ref.bucket, key: ref.key });
+    } else candidates.push(ref);
   }
-  return collect(candidates, skips);
+  return collect(candidates, skips, refused);
 }
+
+const EVENTBRIDGE_FIELDS: RefFields = { bucket: "detail.bucket.name", key: "detail.object.key", region: "region" };
 
 function decodeEventBridge(body: Json): Decoded {
   const detail = body.detail;
@@ -152,16 +226,21 @@ function decodeEventBridge(body: Json): Decoded {
   if (typeof bucket !== "string" || typeof key !== "string") {
     return unknownShape("an EventBridge S3 event without detail.bucket.name or detail.object.key");
   }
+  const region = typeof body.region === "string" && body.region !== "" ? body.region : undefined;
+  const ref = parseRef(EVENTBRIDGE_FIELDS, bucket, key, region);
+  if (isRefusal(ref)) return { kind: "objects", refs: [], skips: [], refused: [ref] };
   if (body["detail-type"] !== "Object Created") {
     return {
       kind: "objects",
       refs: [],
-      skips: [{ reason: `EventBridge ${String(body["detail-type"])}`, bucket, key }],
+      skips: [{ reason: `EventBridge ${String(body["detail-type"])}`, bucket: ref.bucket, key: ref.key }],
+      refused: [],
     };
   }
-  const ref: S3ObjectRef = { bucket, key };
   const decoded = decodeFormKey(key);
-  if (decoded !== key) ref.fallbackKey = decoded;
-  if (typeof body.region === "string" && body.region !== "") ref.region = body.region;
-  return collect([ref], []);
+  // A decoded form that is no valid key (`%00` decodes to NUL) cannot be the object's key: only the key as given is
+  // tried.
+  const fallbackKey = decoded === key ? undefined : parseObjectKey(decoded);
+  if (fallbackKey !== undefined && !isInvalid(fallbackKey)) ref.fallbackKey = fallbackKey;
+  return collect([ref], [], []);
 }

@@ -2,7 +2,17 @@
 // (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Decoded, decodeBody, isObject, type Json, type S3ObjectRef, type Skip } from "./notifications.js";
+import {
+  type Decoded,
+  decodeBody,
+  isObject,
+  isRefusal,
+  type Json,
+  parseRef,
+  type Refusal,
+  type S3ObjectRef,
+  type Skip,
+} from "./notifications.js";
 
 export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef) | { scheme: "file"; path: string };
 
@@ -23,7 +33,7 @@ export type RecordErrorCode =
   | "MessageNotJson";
 
 export type Interpreted =
-  | { kind: "objects"; input: unknown; refs: ObjectRef[]; skips: Skip[]; sqs?: SqsMessage }
+  | { kind: "objects"; input: unknown; refs: ObjectRef[]; skips: Skip[]; refused: Refusal[]; sqs?: SqsMessage }
   | { kind: "error"; input: unknown; code: RecordErrorCode; message: string; sqs?: SqsMessage };
 
 /** How an input object is recognised as a fluent-plugin-sqs record (1.x or 2.x/3.x field names). */
@@ -41,6 +51,8 @@ function sqsMessage(record: Json): SqsMessage | undefined {
   return message;
 }
 
+const URL_FIELDS = { bucket: "the s3:// URL's bucket", key: "the s3:// URL's key" };
+
 function fromUrl(line: string): Interpreted {
   if (line.startsWith("s3://")) {
     const rest = line.slice(5);
@@ -48,12 +60,11 @@ function fromUrl(line: string): Interpreted {
     if (slash <= 0 || slash === rest.length - 1) {
       return { kind: "error", input: line, code: "BadUrl", message: "expected s3://bucket/key" };
     }
-    return {
-      kind: "objects",
-      input: line,
-      refs: [{ scheme: "s3", bucket: rest.slice(0, slash), key: rest.slice(slash + 1) }],
-      skips: [],
-    };
+    // Typed by hand, or made by import from a listing: no more trusted than a message, so the same parsers.
+    const ref = parseRef(URL_FIELDS, rest.slice(0, slash), rest.slice(slash + 1), undefined);
+    return isRefusal(ref)
+      ? { kind: "objects", input: line, refs: [], skips: [], refused: [ref] }
+      : { kind: "objects", input: line, refs: [{ scheme: "s3", ...ref }], skips: [], refused: [] };
   }
   if (!line.startsWith("file://")) {
     return { kind: "error", input: line, code: "BadUrl", message: "expected file:///absolute/path" };
@@ -65,7 +76,7 @@ function fromUrl(line: string): Interpreted {
     return { kind: "error", input: line, code: "BadUrl", message: `expected file:///absolute/path (${String(error)})` };
   }
   if (!isAbsolute(path)) return { kind: "error", input: line, code: "BadUrl", message: "expected an absolute path" };
-  return { kind: "objects", input: line, refs: [{ scheme: "file", path }], skips: [] };
+  return { kind: "objects", input: line, refs: [{ scheme: "file", path }], skips: [], refused: [] };
 }
 
 function withDecoded(input: unknown, decoded: Decoded, sqs: SqsMessage | undefined): Interpreted {
@@ -76,6 +87,7 @@ function withDecoded(input: unknown, decoded: Decoded, sqs: SqsMessage | undefin
     input,
     refs: decoded.refs.map((ref) => ({ scheme: "s3", ...ref })),
     skips: decoded.skips,
+    refused: decoded.refused,
     ...base,
   };
 }

@@ -3,6 +3,7 @@
 // learnt once from a redirect, and one more try with fresh credentials when S3 says they went stale.
 // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { type BucketName, isInvalid, type ObjectKey, parseRegion, type Region } from "./names.js";
 
 export interface S3GetterOptions {
   /** The client that signs for and addresses `region` (one per region, shared; with an explicit endpoint, one). */
@@ -11,8 +12,6 @@ export interface S3GetterOptions {
   region: string;
   /** Send `x-amz-request-payer: requester` (buckets with Requester Pays). */
   requestPayer: boolean;
-  /** Validates a region named by S3 in a redirect before it picks a client (and so an endpoint). */
-  isRegion(value: string): boolean;
 }
 
 /** The body of a 200 response and its stored size, when S3 said. */
@@ -41,24 +40,32 @@ interface SdkErrorShape {
  * The region S3 says a bucket lives in: a 301 PermanentRedirect (`x-amz-bucket-region`) or a 400
  * AuthorizationHeaderMalformed (`<Region>` in the error document) when the request was signed for another region.
  * https://docs.aws.amazon.com/AmazonS3/latest/API/RESTCommonResponseHeaders.html
+ * The region is parsed like any region from outside before it picks a client, and so an endpoint.
  */
-function bucketRegionOf(error: SdkErrorShape): string | undefined {
+function bucketRegionOf(error: SdkErrorShape): Region | undefined {
   const status = error.$metadata?.httpStatusCode;
   if (status !== 301 && status !== 307 && status !== 400) return undefined;
   if (status === 400 && error.name !== "AuthorizationHeaderMalformed") return undefined;
   const header = error.$response?.headers?.["x-amz-bucket-region"];
-  if (typeof header === "string" && header !== "") return header;
-  return typeof error.Region === "string" && error.Region !== "" ? error.Region : undefined;
+  const named = typeof header === "string" && header !== "" ? header : error.Region;
+  if (typeof named !== "string") return undefined;
+  const region = parseRegion(named);
+  return isInvalid(region) ? undefined : region;
 }
 
 export class S3Getter {
   /** Regions learnt from redirects, per bucket: later objects go to the right region at once. */
-  private readonly regions = new Map<string, string>();
+  private readonly regions = new Map<BucketName, string>();
 
   constructor(private readonly options: S3GetterOptions) {}
 
   /** GETs an object; resolves with its body (unread) or throws the SDK's error. */
-  async get(bucket: string, key: string, regionHint: string | undefined, signal: AbortSignal): Promise<S3Object> {
+  async get(
+    bucket: BucketName,
+    key: ObjectKey,
+    regionHint: Region | undefined,
+    signal: AbortSignal,
+  ): Promise<S3Object> {
     const { options } = this;
     let region = this.regions.get(bucket) ?? regionHint ?? options.region;
     let redirected = false;
@@ -82,7 +89,7 @@ export class S3Getter {
       } catch (error) {
         const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
         const moved = redirected ? undefined : bucketRegionOf(shape);
-        if (moved !== undefined && moved !== region && options.isRegion(moved)) {
+        if (moved !== undefined && moved !== region) {
           redirected = true;
           if (this.regions.size >= 10_000) this.regions.clear();
           this.regions.set(bucket, moved);

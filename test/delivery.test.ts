@@ -16,6 +16,7 @@ import { FetchError, type ObjectSource, type OpenedObject } from "../src/fetch.j
 import { Filter, type RecordOutcome } from "../src/filter.js";
 import type { Line } from "../src/input.js";
 import type { LogContext, Logger } from "../src/log.js";
+import { isInvalid, parseBucketName } from "../src/names.js";
 import { OutputSink } from "../src/output.js";
 import { interpretLine, type ObjectRef } from "../src/records.js";
 import { RetryPolicy } from "../src/retry.js";
@@ -829,7 +830,8 @@ type LineSpec =
   | { type: "url"; object: ObjectSpec }
   | { type: "garbage"; text: string }
   | { type: "partial"; cut: number }
-  | { type: "test" };
+  | { type: "test" }
+  | { type: "hostile"; bucket: string; keys: number };
 
 const objectArb: fc.Arbitrary<ObjectSpec> = fc.record({
   kind: fc.constantFrom(
@@ -883,6 +885,17 @@ const lineArb: fc.Arbitrary<LineSpec> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ type: fc.constant("partial" as const), cut: fc.nat() }) },
   { weight: 1, arbitrary: fc.constant({ type: "test" as const }) },
+  {
+    // A message naming a bucket that does not parse: one InvalidReference per key, and no request.
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant("hostile" as const),
+      bucket: fc
+        .oneof(fc.string({ maxLength: 70 }), fc.constantFrom("x@127.0.0.1:1/#", "127.0.0.1", "a:b", "BUCKET", "a"))
+        .filter((b) => isInvalid(parseBucketName(b))),
+      keys: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
 );
 
 interface Stored {
@@ -985,7 +998,7 @@ describe("in process: every input record is accounted for (fast-check)", () => {
             if (spec.type === "notification") {
               const keys = spec.objects.map((o) => add(line, o));
               if (spec.digest) keys.push(`AWSLogs/1/CloudTrail-Digest/us-east-1/d${line}.json.gz`);
-              const body = JSON.stringify({ s3Bucket: "b", s3ObjectKey: keys });
+              const body = JSON.stringify({ s3Bucket: "bkt", s3ObjectKey: keys });
               if (spec.sqs) sqsLines.add(line);
               texts.push(
                 spec.sqs
@@ -1000,11 +1013,14 @@ describe("in process: every input record is accounted for (fast-check)", () => {
                   : body,
               );
             } else if (spec.type === "url") {
-              texts.push(`s3://b/${add(line, spec.object)}`);
+              texts.push(`s3://bkt/${add(line, spec.object)}`);
             } else if (spec.type === "garbage") {
               texts.push(spec.text);
+            } else if (spec.type === "hostile") {
+              const keys = Array.from({ length: spec.keys }, () => `h/${n++}.json`);
+              texts.push(JSON.stringify({ s3Bucket: spec.bucket, s3ObjectKey: keys }));
             } else if (spec.type === "partial") {
-              const whole = JSON.stringify({ s3Bucket: "b", s3ObjectKey: ["o/unused.json"] });
+              const whole = JSON.stringify({ s3Bucket: "bkt", s3ObjectKey: ["o/unused.json"] });
               texts.push(whole.slice(0, 1 + (spec.cut % (whole.length - 1))));
             } else {
               texts.push(JSON.stringify({ Event: "s3:TestEvent" }));
@@ -1017,8 +1033,9 @@ describe("in process: every input record is accounted for (fast-check)", () => {
           const sink = new OutputSink(out, { padBytes: 0 });
           const log = new MemoryLog();
           const outcomes: RecordOutcome[] = [];
+          const source = new MemorySource(objects);
           const filter = new Filter({
-            source: new MemorySource(objects),
+            source,
             sink,
             log,
             options: {
@@ -1078,6 +1095,16 @@ describe("in process: every input record is accounted for (fast-check)", () => {
             if (spec.type === "garbage" || spec.type === "partial") {
               if (interpretLine(texts[line - 1] as string).kind !== "error") continue; // a garbage that means something
               expect(outcome, context).toMatchObject({ events: 0, deadLetters: 1, retryLater: false });
+              continue;
+            }
+            if (spec.type === "hostile") {
+              const mine = deadLines.filter((d) => JSON.stringify(d.input) === texts[line - 1]);
+              expect(
+                mine.map((d) => (d.error as { code: string }).code),
+                context,
+              ).toEqual(Array(spec.keys).fill("InvalidReference"));
+              expect(outcome, context).toMatchObject({ events: 0, deadLetters: spec.keys, retryLater: false });
+              for (const d of mine) expect(source.opens.has(String(d.key)), context).toBe(false);
               continue;
             }
             if (spec.type === "test" || (spec.type === "notification" && spec.digest)) {

@@ -19,6 +19,7 @@ import { MsgpackInputError, readMsgpackLines } from "../src/input-msgpack.js";
 import { OutputSink } from "../src/output.js";
 import type { ObjectRef } from "../src/records.js";
 import { RecordsScanner } from "../src/scan.js";
+import { s3Ref } from "./support/names.js";
 
 const FIXTURES = new URL("./fixtures/invictus-cloudtrail/", import.meta.url);
 const fixtureFiles = readdirSync(FIXTURES).filter((name) => name.endsWith(".json"));
@@ -34,7 +35,7 @@ class Collect extends Writable {
   }
 }
 
-const S3_REF: ObjectRef = { scheme: "s3", bucket: "trail-bucket", key: "AWSLogs/1/CloudTrail/x.json.gz" };
+const S3_REF: ObjectRef = s3Ref("trail-bucket", "AWSLogs/1/CloudTrail/x.json.gz");
 
 /** Runs `file` (JSON text of a log file, in `chunkSize` pieces) through the scanner and the writer. */
 async function shape(

@@ -22,6 +22,7 @@ import {
 import { emptyCounts, Progress, renderProgress } from "../src/progress.js";
 import { type CliRun, deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
 import { startFaultS3 } from "./support/fault-s3.js";
+import { bucket } from "./support/names.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { fixS3rverDelimiter } from "./support/s3rver-delimiter.js";
 
@@ -292,13 +293,18 @@ describe("parseSource", () => {
     ["file:///data/trail", { scheme: "file", prefix: "data/trail/" }],
     ["file:///data/with%20space/", { scheme: "file", prefix: "data/with space/" }],
     ["s3://", "expected s3://bucket/prefix"],
+    [
+      "s3://x@127.0.0.1:9/AWSLogs",
+      'the bucket "x@127.0.0.1:9" holds "@" (only lowercase letters, digits, "." and "-")',
+    ],
+    ["s3://127.0.0.1/AWSLogs", 'the bucket "127.0.0.1" is an IP address'],
     ["/data/trail", "expected s3://bucket/prefix or file:///directory"],
   ])("%s", (input, expected) => {
     expect(parseSource(input)).toEqual(expected);
   });
 
   it("turns keys into lines the filter reads", () => {
-    expect(urlOf({ scheme: "s3", bucket: "b", prefix: "" }, "a b/c.json.gz")).toBe("s3://b/a b/c.json.gz");
+    expect(urlOf({ scheme: "s3", bucket: bucket("bkt"), prefix: "" }, "a b/c.json.gz")).toBe("s3://bkt/a b/c.json.gz");
     expect(urlOf({ scheme: "file", prefix: "" }, "data/a b.json")).toBe("file:///data/a%20b.json");
   });
 });

@@ -75,7 +75,8 @@ function eventBridge(key: string, detailType = "Object Created"): Record<string,
   };
 }
 
-const objects = (refs: unknown[], skips: unknown[] = []): Decoded => ({ kind: "objects", refs, skips }) as Decoded;
+const objects = (refs: unknown[], skips: unknown[] = [], refused: unknown[] = []): Decoded =>
+  ({ kind: "objects", refs, skips, refused }) as Decoded;
 
 describe("decodeBody: every notification shape", () => {
   it.each<[string, unknown, Decoded]>([
@@ -87,48 +88,48 @@ describe("decodeBody: every notification shape", () => {
     ["CloudTrail notification, raw message delivery (AWS example, three keys)", cloudTrailNative, objects(nativeRefs)],
     [
       "CloudTrail notification with fields this filter does not know",
-      { s3Bucket: "b", s3ObjectKey: [LOG_KEY], extra: { a: 1 }, version: 2 },
-      objects([{ bucket: "b", key: LOG_KEY }]),
+      { s3Bucket: "bkt", s3ObjectKey: [LOG_KEY], extra: { a: 1 }, version: 2 },
+      objects([{ bucket: "bkt", key: LOG_KEY }]),
     ],
     [
       "CloudTrail notification: org trail and Insight keys are logs",
-      { s3Bucket: "b", s3ObjectKey: [ORG_LOG_KEY, INSIGHT_KEY] },
+      { s3Bucket: "bkt", s3ObjectKey: [ORG_LOG_KEY, INSIGHT_KEY] },
       objects([
-        { bucket: "b", key: ORG_LOG_KEY },
-        { bucket: "b", key: INSIGHT_KEY },
+        { bucket: "bkt", key: ORG_LOG_KEY },
+        { bucket: "bkt", key: INSIGHT_KEY },
       ]),
     ],
     [
       "CloudTrail notification: keys are plain, a '+' stays a '+'",
-      { s3Bucket: "b", s3ObjectKey: ["my+prefix/AWSLogs/1/CloudTrail/x%2B.json.gz"] },
-      objects([{ bucket: "b", key: "my+prefix/AWSLogs/1/CloudTrail/x%2B.json.gz" }]),
+      { s3Bucket: "bkt", s3ObjectKey: ["my+prefix/AWSLogs/1/CloudTrail/x%2B.json.gz"] },
+      objects([{ bucket: "bkt", key: "my+prefix/AWSLogs/1/CloudTrail/x%2B.json.gz" }]),
     ],
     [
       "CloudTrail notification with a single key that is not in a list",
-      { s3Bucket: "b", s3ObjectKey: LOG_KEY },
-      objects([{ bucket: "b", key: LOG_KEY }]),
+      { s3Bucket: "bkt", s3ObjectKey: LOG_KEY },
+      objects([{ bucket: "bkt", key: LOG_KEY }]),
     ],
     [
       "CloudTrail notification with an empty key list (skipped)",
-      { s3Bucket: "b", s3ObjectKey: [] },
+      { s3Bucket: "bkt", s3ObjectKey: [] },
       objects([], [{ reason: expect.stringContaining("empty s3ObjectKey") }]),
     ],
     [
       "CloudTrail notification: digests under a custom prefix and of an org trail are skipped, logs kept",
-      { s3Bucket: "b", s3ObjectKey: [LOG_KEY, CUSTOM_PREFIX_DIGEST_KEY, ORG_DIGEST_KEY, DIGEST_KEY] },
+      { s3Bucket: "bkt", s3ObjectKey: [LOG_KEY, CUSTOM_PREFIX_DIGEST_KEY, ORG_DIGEST_KEY, DIGEST_KEY] },
       objects(
-        [{ bucket: "b", key: LOG_KEY }],
+        [{ bucket: "bkt", key: LOG_KEY }],
         [
-          { reason: "digest file", bucket: "b", key: CUSTOM_PREFIX_DIGEST_KEY },
-          { reason: "digest file", bucket: "b", key: ORG_DIGEST_KEY },
-          { reason: "digest file", bucket: "b", key: DIGEST_KEY },
+          { reason: "digest file", bucket: "bkt", key: CUSTOM_PREFIX_DIGEST_KEY },
+          { reason: "digest file", bucket: "bkt", key: ORG_DIGEST_KEY },
+          { reason: "digest file", bucket: "bkt", key: DIGEST_KEY },
         ],
       ),
     ],
     [
       "CloudTrail notification: a digest folder at the bucket's root is skipped",
-      { s3Bucket: "b", s3ObjectKey: ["CloudTrail-Digest/x.json.gz"] },
-      objects([], [{ reason: "digest file", bucket: "b", key: "CloudTrail-Digest/x.json.gz" }]),
+      { s3Bucket: "bkt", s3ObjectKey: ["CloudTrail-Digest/x.json.gz"] },
+      objects([], [{ reason: "digest file", bucket: "bkt", key: "CloudTrail-Digest/x.json.gz" }]),
     ],
     [
       "CloudTrail validation message through SNS (skipped quietly)",
@@ -287,8 +288,7 @@ describe("decodeBody: what is not a notification", () => {
       sns(JSON.stringify(sns(JSON.stringify(cloudTrailNative)))),
       "UnknownShape",
     ],
-    ["s3ObjectKey holding a number", { s3Bucket: "b", s3ObjectKey: [LOG_KEY, 7] }, "UnknownShape"],
-    ["s3ObjectKey holding an empty key", { s3Bucket: "b", s3ObjectKey: [""] }, "UnknownShape"],
+    ["s3ObjectKey holding a number", { s3Bucket: "bkt", s3ObjectKey: [LOG_KEY, 7] }, "UnknownShape"],
     [
       "a CloudTrail log file rather than a notification",
       { Records: [{ eventVersion: "1.08", eventSource: "s3.amazonaws.com", eventName: "GetObject" }] },
@@ -317,6 +317,137 @@ describe("decodeBody: what is not a notification", () => {
       kind: "error",
       message: expect.stringContaining("foo, bar"),
     });
+  });
+});
+
+const HOSTILE = "x@127.0.0.1:9/#";
+
+/** An EventBridge event with another bucket and region. */
+function eventBridgeAt(bucketName: string, region: string, key = LOG_KEY): Record<string, unknown> {
+  const event = eventBridge(key);
+  const detail = event.detail as Record<string, unknown>;
+  return { ...event, region, detail: { ...detail, bucket: { name: bucketName } } };
+}
+
+const refusal = (message: string, at: { bucket?: string; key?: string } = {}) => ({
+  code: "InvalidReference",
+  message: expect.stringContaining(message),
+  ...at,
+});
+
+describe("decodeBody: references that do not parse are refused, the others kept", () => {
+  it.each<[string, unknown, Decoded]>([
+    [
+      "CloudTrail notification with a hostile s3Bucket: every key refused, keys kept to find them by",
+      { s3Bucket: HOSTILE, s3ObjectKey: [LOG_KEY, INSIGHT_KEY] },
+      objects(
+        [],
+        [],
+        [
+          refusal(`s3Bucket "${HOSTILE}" holds "@"`, { key: LOG_KEY }),
+          refusal(`s3Bucket "${HOSTILE}" holds "@"`, { key: INSIGHT_KEY }),
+        ],
+      ),
+    ],
+    [
+      "CloudTrail notification through SNS with a bucket that is an IP address",
+      sns(JSON.stringify({ s3Bucket: "127.0.0.1", s3ObjectKey: [LOG_KEY] })),
+      objects([], [], [refusal('s3Bucket "127.0.0.1" is an IP address', { key: LOG_KEY })]),
+    ],
+    [
+      "CloudTrail notification: a bad key is refused, the good one read",
+      { s3Bucket: "bkt", s3ObjectKey: ["AWSLogs/../other/x.json.gz", LOG_KEY, ""] },
+      objects(
+        [{ bucket: "bkt", key: LOG_KEY }],
+        [],
+        [
+          refusal('s3ObjectKey "AWSLogs/../other/x.json.gz" holds a "." or ".." path segment', { bucket: "bkt" }),
+          refusal('s3ObjectKey "" is empty', { bucket: "bkt" }),
+        ],
+      ),
+    ],
+    [
+      "S3 event notification with a hostile awsRegion: refused, bucket and key kept",
+      { Records: [s3Record(LOG_KEY, "ObjectCreated:Put", "trail-bucket", HOSTILE)] },
+      objects(
+        [],
+        [],
+        [refusal(`awsRegion "${HOSTILE}" is not an AWS region name`, { bucket: "trail-bucket", key: LOG_KEY })],
+      ),
+    ],
+    [
+      "S3 event notification with a region that is a host name",
+      { Records: [s3Record(LOG_KEY, "ObjectCreated:Put", "trail-bucket", "us-east-1.evil.com")] },
+      objects([], [], [refusal('awsRegion "us-east-1.evil.com"', { bucket: "trail-bucket", key: LOG_KEY })]),
+    ],
+    [
+      "S3 event notification through SNS: one record with a hostile bucket refused, the other read",
+      sns(JSON.stringify({ Records: [s3Record(LOG_KEY, "ObjectCreated:Put", "a:b"), s3Record(ORG_LOG_KEY)] })),
+      objects(
+        [{ bucket: "trail-bucket", key: ORG_LOG_KEY, region: "eu-west-1" }],
+        [],
+        [refusal('s3.bucket.name "a:b" holds ":"', { key: LOG_KEY })],
+      ),
+    ],
+    [
+      "S3 event notification: bucket and region both hostile, both named",
+      { Records: [s3Record(LOG_KEY, "ObjectCreated:Put", "bucket#", "us-east-1/")] },
+      objects(
+        [],
+        [],
+        [
+          refusal(
+            's3.bucket.name "bucket#" holds "#" (only lowercase letters, digits, "." and "-"); awsRegion "us-east-1/"',
+            { key: LOG_KEY },
+          ),
+        ],
+      ),
+    ],
+    [
+      "S3 event notification: a key that decodes to a NUL is refused (quoted escaped)",
+      { Records: [s3Record("AWSLogs/a%00b.json.gz")] },
+      objects(
+        [],
+        [],
+        [refusal('s3.object.key "AWSLogs/a\\u0000b.json.gz" holds the control character', { bucket: "trail-bucket" })],
+      ),
+    ],
+    [
+      "S3 event notification: a key that decodes to a dot segment is refused",
+      { Records: [s3Record("AWSLogs/%2e%2e/x.json.gz")] },
+      objects([], [], [refusal('s3.object.key "AWSLogs/../x.json.gz"', { bucket: "trail-bucket" })]),
+    ],
+    [
+      "S3 event notification: an event that would be skipped is refused all the same",
+      { Records: [s3Record(LOG_KEY, "ObjectRemoved:Delete", "BUCKET")] },
+      objects([], [], [refusal('s3.bucket.name "BUCKET" holds "B"', { key: LOG_KEY })]),
+    ],
+    [
+      "EventBridge Object Created with a hostile region",
+      eventBridgeAt("trail-bucket", HOSTILE),
+      objects([], [], [refusal(`region "${HOSTILE}"`, { bucket: "trail-bucket", key: LOG_KEY })]),
+    ],
+    [
+      "EventBridge Object Created with a hostile bucket",
+      eventBridgeAt(HOSTILE, "us-east-1"),
+      objects([], [], [refusal(`detail.bucket.name "${HOSTILE}"`, { key: LOG_KEY })]),
+    ],
+    [
+      "EventBridge Object Created whose decoded key is no key: only the key as given is tried",
+      eventBridge("AWSLogs/a%00b.json.gz"),
+      objects([{ bucket: "username-sfn-tutorial", key: "AWSLogs/a%00b.json.gz", region: "us-east-1" }]),
+    ],
+  ])("%s", (_name, body, expected) => {
+    expect(decodeBody(body)).toEqual(expected);
+  });
+
+  it("quotes at most 100 characters of a long hostile value", () => {
+    const bucketName = `x@127.0.0.1:9/${"#".repeat(10_000)}`;
+    const decoded = decodeBody({ s3Bucket: bucketName, s3ObjectKey: [LOG_KEY] });
+    if (decoded.kind !== "objects") throw new Error("expected objects");
+    const message = decoded.refused[0]?.message ?? "";
+    expect(message).toContain(`(+${bucketName.length - 100} more characters)`);
+    expect(message.length).toBeLessThan(250);
   });
 });
 

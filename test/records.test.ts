@@ -2,12 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { describeRef, type Interpreted, interpretLine, interpretRecord, sqsMessageOfLine } from "../src/records.js";
 import { NATIVE_BUCKET, NATIVE_KEYS, notificationText } from "./support/fixtures.js";
+import { region, s3Ref } from "./support/names.js";
 
 const cloudTrailNativeText = notificationText("cloudtrail-native.multi-key.json");
 const eventBridgeText = notificationText("eventbridge-object-created.json");
 const s3TestEventText = notificationText("s3-test-event.json");
 
-const nativeRefs = NATIVE_KEYS.map((key) => ({ scheme: "s3" as const, bucket: NATIVE_BUCKET, key }));
+const nativeRefs = NATIVE_KEYS.map((key) => s3Ref(NATIVE_BUCKET, key));
 
 /** An SNS envelope as SNS writes it: pretty-printed with `"Type" : "Notification"`. */
 function prettySns(message: string): string {
@@ -62,46 +63,53 @@ describe("interpretLine: fluent-plugin-sqs records", () => {
     [
       "1.x record, CloudTrail notification through SNS (pretty-printed envelope)",
       sqsV1(prettySns(cloudTrailNativeText)),
-      { kind: "objects", refs: nativeRefs, skips: [] },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [] },
     ],
     [
       "2.x/3.x record, CloudTrail notification through SNS (pretty-printed envelope)",
       sqsV2(prettySns(cloudTrailNativeText)),
-      { kind: "objects", refs: nativeRefs, skips: [], sqs: sqsCoordinates },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [], sqs: sqsCoordinates },
     ],
     [
       "1.x record, raw CloudTrail notification",
       sqsV1(cloudTrailNativeText),
-      { kind: "objects", refs: nativeRefs, skips: [] },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [] },
     ],
     [
       "2.x/3.x record, raw CloudTrail notification",
       sqsV2(cloudTrailNativeText),
-      { kind: "objects", refs: nativeRefs, skips: [], sqs: sqsCoordinates },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [], sqs: sqsCoordinates },
     ],
     [
       "2.x/3.x record, CloudTrail validation message",
       sqsV2(prettySns("CloudTrail validation message.")),
-      { kind: "objects", refs: [], skips: [{ reason: "CloudTrail validation message" }], sqs: sqsCoordinates },
+      {
+        kind: "objects",
+        refs: [],
+        skips: [{ reason: "CloudTrail validation message" }],
+        refused: [],
+        sqs: sqsCoordinates,
+      },
     ],
     [
       "2.x/3.x record, S3 test event",
       sqsV2(s3TestEventText),
-      { kind: "objects", refs: [], skips: [{ reason: "S3 test event" }], sqs: sqsCoordinates },
+      { kind: "objects", refs: [], skips: [{ reason: "S3 test event" }], refused: [], sqs: sqsCoordinates },
     ],
     [
       "1.x record, EventBridge Object Created",
       sqsV1(eventBridgeText),
       {
         kind: "objects",
-        refs: [{ scheme: "s3", bucket: "username-sfn-tutorial", key: "test.png", region: "us-east-1" }],
+        refs: [{ ...s3Ref("username-sfn-tutorial", "test.png"), region: region("us-east-1") }],
         skips: [],
+        refused: [],
       },
     ],
     [
       "a record with only body and sender_id",
       JSON.stringify({ body: cloudTrailNativeText, sender_id: "x" }),
-      { kind: "objects", refs: nativeRefs, skips: [] },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [] },
     ],
   ])("%s", (_name, line, expected) => {
     const result = interpretLine(line);
@@ -135,19 +143,23 @@ describe("interpretLine: bare message bodies", () => {
     [
       "raw CloudTrail notification (pretty-printed)",
       cloudTrailNativeText,
-      { kind: "objects", refs: nativeRefs, skips: [] },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [] },
     ],
     [
       "SNS envelope (pretty-printed)",
       prettySns(cloudTrailNativeText),
-      { kind: "objects", refs: nativeRefs, skips: [] },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [] },
     ],
     [
       "compact line with surrounding whitespace",
       `  ${JSON.stringify(JSON.parse(cloudTrailNativeText))}\t`,
-      { kind: "objects", refs: nativeRefs, skips: [] },
+      { kind: "objects", refs: nativeRefs, skips: [], refused: [] },
     ],
-    ["S3 test event", s3TestEventText, { kind: "objects", refs: [], skips: [{ reason: "S3 test event" }] }],
+    [
+      "S3 test event",
+      s3TestEventText,
+      { kind: "objects", refs: [], skips: [{ reason: "S3 test event" }], refused: [] },
+    ],
   ])("%s", (_name, line, expected) => {
     expect(interpretLine(line)).toEqual({ input: JSON.parse(line), ...expected });
   });
@@ -165,7 +177,7 @@ describe("interpretLine: debugging URLs", () => {
     ["file:///tmp/a%20b.json", { scheme: "file", path: "/tmp/a b.json" }],
     ["file://localhost/tmp/x.json", { scheme: "file", path: "/tmp/x.json" }],
   ])("%j", (line, ref) => {
-    expect(interpretLine(line)).toEqual({ kind: "objects", input: line.trim(), refs: [ref], skips: [] });
+    expect(interpretLine(line)).toEqual({ kind: "objects", input: line.trim(), refs: [ref], skips: [], refused: [] });
   });
 
   it.each([
@@ -179,6 +191,24 @@ describe("interpretLine: debugging URLs", () => {
     expect(interpretLine(line)).toMatchObject({ kind: "error", code: "BadUrl", input: line });
   });
 
+  it.each<[string, string, Record<string, string>]>([
+    ["s3://x@127.0.0.1:9/#/key.json.gz", 'the s3:// URL\'s bucket "x@127.0.0.1:9" holds "@"', { key: "#/key.json.gz" }],
+    ["s3://127.0.0.1/key.json.gz", 'the s3:// URL\'s bucket "127.0.0.1" is an IP address', { key: "key.json.gz" }],
+    ["s3://a:b/key.json.gz", 'the s3:// URL\'s bucket "a:b" holds ":"', { key: "key.json.gz" }],
+    ["s3://BUCKET/key.json.gz", 'the s3:// URL\'s bucket "BUCKET"', { key: "key.json.gz" }],
+    ["s3://bucket/..", 'the s3:// URL\'s key ".." holds a "." or ".." path segment', { bucket: "bucket" }],
+    ["s3://trail/../other-bucket/x.json.gz", 'the s3:// URL\'s key "../other-bucket/x.json.gz"', { bucket: "trail" }],
+    ["s3://a/key", 'the s3:// URL\'s bucket "a" is not 3 to 63 characters long', { key: "key" }],
+  ])("%j names an object that is refused (InvalidReference)", (line, message, at) => {
+    expect(interpretLine(line)).toEqual({
+      kind: "objects",
+      input: line,
+      refs: [],
+      skips: [],
+      refused: [{ code: "InvalidReference", message: expect.stringContaining(message), ...at }],
+    });
+  });
+
   // BUG: `file:relative/path` (no `//`) is read as `/relative/path` — WHATWG URL parsing makes every file: URL
   // absolute, so the `isAbsolute` check in fromUrl never fires and a relative path silently names another file.
   it.each(["file:relative/log.json", "file:./log.json"])("%j (a relative path) is a BadUrl error", (line) => {
@@ -186,7 +216,7 @@ describe("interpretLine: debugging URLs", () => {
   });
 
   it("describeRef prints both schemes", () => {
-    expect(describeRef({ scheme: "s3", bucket: "b", key: "a/b.json.gz" })).toBe("s3://b/a/b.json.gz");
+    expect(describeRef(s3Ref("bkt", "a/b.json.gz"))).toBe("s3://bkt/a/b.json.gz");
     expect(describeRef({ scheme: "file", path: "/tmp/x" })).toBe("file:///tmp/x");
   });
 });
@@ -219,6 +249,7 @@ describe("interpretLine: lines that are not records", () => {
       input: record,
       refs: nativeRefs,
       skips: [],
+      refused: [],
       sqs: sqsCoordinates,
     });
     expect(interpretRecord(["x"])).toMatchObject({ kind: "error", code: "NotAnObject" });

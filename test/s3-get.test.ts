@@ -16,6 +16,7 @@ import { FetchError, S3Source } from "../src/fetch.js";
 import type { ObjectRef } from "../src/records.js";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
 import { startFaultS3 } from "./support/fault-s3.js";
+import { region, s3Ref } from "./support/names.js";
 import { TEST_CERTIFICATE } from "./support/tls.js";
 
 process.env.AWS_ACCESS_KEY_ID = "AKIDEXAMPLE";
@@ -79,7 +80,6 @@ function clients(region = "us-east-1", requestPayer = false): AwsClients {
     timeoutMs: 5000,
     requestPayer,
     env: {},
-    isRegion: (value) => /^[a-z]{2}(?:-[a-z0-9]+)+-\d{1,2}$/.test(value),
     connect: (options, callback) => {
       const socket = tlsConnect({
         host: "127.0.0.1",
@@ -103,11 +103,9 @@ async function read(aws: AwsClients, ref: ObjectRef): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-const s3 = (bucket: string, region?: string): ObjectRef => ({
-  scheme: "s3",
-  bucket,
-  key: KEY,
-  ...(region === undefined ? {} : { region }),
+const s3 = (bucketName: string, regionName?: string): ObjectRef => ({
+  ...s3Ref(bucketName, KEY),
+  ...(regionName === undefined ? {} : { region: region(regionName) }),
 });
 
 describe("addressing, by host name", () => {
