@@ -3,7 +3,7 @@ import { openSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
 import { S3Source } from "./fetch.js";
 import { Filter, type FilterOptions } from "./filter.js";
@@ -143,7 +143,8 @@ export function buildProgram(): Command {
         "Failures become dead-letter records; logs never go to stdout.",
     )
     .version(VERSION, "-V, --version")
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    .exitOverride(usageExit);
   commonOptions(program)
     .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
     .addOption(
@@ -163,9 +164,17 @@ export function buildProgram(): Command {
       integer(1, 43_200),
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
-  program.addCommand(importCommand(program));
+  program.addCommand(importCommand(program).exitOverride(usageExit));
   program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
+}
+
+/**
+ * Every exit through commander is a usage or configuration error, exit 2: its own (an unknown option, a bad value,
+ * exit 1 by default) and ours (`program.error`); --help and --version exit 0. The exit codes: README "Exit codes".
+ */
+function usageExit(error: CommanderError): never {
+  process.exit(error.exitCode === 0 ? 0 : 2);
 }
 
 /** The environment variables the program reads, for `--help`. */
@@ -333,7 +342,7 @@ function startRuntime(options: CliOptions, program: Command): { log: Logger; sin
   process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
   process.on("uncaughtException", (error) => {
     log.error("fatal", { error: error.stack ?? String(error) });
-    process.exit(70);
+    process.exit(1);
   });
 
   // msgpack needs no padding (fluentd reads it with partial reads), and whitespace would not be msgpack.
