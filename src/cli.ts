@@ -1,7 +1,7 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
 import { openSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
 import { AwsClients } from "./clients.js";
 import { S3Source } from "./fetch.js";
@@ -171,7 +171,8 @@ export function buildProgram(): Command {
         "Failures become dead-letter records; logs never go to stdout.",
     )
     .version(VERSION, "-V, --version")
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    .exitOverride(usageExit);
   commonOptions(program)
     .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
     .addOption(
@@ -191,9 +192,17 @@ export function buildProgram(): Command {
       integer(1, 43_200),
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
-  program.addCommand(importCommand(program));
+  program.addCommand(importCommand(program).exitOverride(usageExit));
   program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
+}
+
+/**
+ * Every exit through commander is a usage or configuration error, exit 2: its own (an unknown option, a bad value,
+ * exit 1 by default) and ours (`program.error`); --help and --version exit 0. The exit codes: README "Exit codes".
+ */
+function usageExit(error: CommanderError): never {
+  process.exit(error.exitCode === 0 ? 0 : 2);
 }
 
 /** The environment variables the program reads, for `--help`. */
@@ -295,7 +304,7 @@ async function startRuntime(
   process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
   process.on("uncaughtException", (error) => {
     log.error("fatal", { error: error.stack ?? String(error) });
-    process.exit(70);
+    process.exit(1);
   });
 
   // msgpack needs no padding (fluentd reads it with partial reads), and whitespace would not be msgpack.

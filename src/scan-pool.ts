@@ -5,6 +5,7 @@ import { Worker } from "node:worker_threads";
 import type { FormatOptions } from "./format.js";
 import { InflateError, type InflateErrorCode } from "./inflate.js";
 import { ScanError, type ScanErrorCode } from "./scan.js";
+import { scanWorkerScript } from "./scan-worker-script.js";
 
 export interface ScanRequest {
   id: number;
@@ -47,8 +48,9 @@ export class ScanPool {
   private nextId = 1;
 
   constructor(size: number, options: FormatOptions & { maxEventBytes: number }) {
+    const { script, eval: isCode } = scanWorkerScript();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL("./scan-worker.js", import.meta.url), { workerData: options });
+      const worker = new Worker(script, { eval: isCode, workerData: options });
       worker.unref();
       worker.on("message", (reply: ScanReply) => this.settle(reply));
       worker.on("error", (error) => this.failAll(error));

@@ -1,0 +1,129 @@
+// Builds the single executable, dist/exe/cloudtrail-exec-filter: a copy of the Node.js that runs this script with the
+// program injected into it (Node's Single Executable Applications), for hosts without Node.js.
+// Run by `npm run build:exe` after `npm run build` (it bundles dist/*.js, as tsc wrote them);
+// `node scripts/build-exe.mjs --out DIR` writes DIR/cloudtrail-exec-filter instead (the tests build one of their own).
+//
+// A SEA runs one CommonJS script whose `require` loads Node's built-in modules only, and it has no files beside it. So:
+// - everything is bundled: every package in node_modules (whatever package.json lists, now and later) and every
+//   `import()` inlined (`codeSplitting: false`); the build fails if anything but a built-in is left to load at run time;
+// - `createRequire(import.meta.url)(id)` (a synchronous lazy load, msgpack.ts) is rewritten to `require(id)`, which
+//   the bundler follows, so the package is bundled and still loaded only when first used;
+// - modules that read files beside them are replaced: version.js (package.json) by the version as a constant, and
+//   scan-worker-script.js (dist/scan-worker.js) by the scan worker bundled the same way, run with `eval: true`; the
+//   build fails if another module still looks beside itself.
+// Not minified: a bug's stack in the log keeps its names, and with V8's code cache minifying saved no start-up time.
+// The executable is for the platform and Node.js version it is built with: Linux (x64 or arm64), glibc as Node.js needs.
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { builtinModules, createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { build } from "rolldown";
+
+const NAME = "cloudtrail-exec-filter";
+// The sentinel Node.js builds carry to mark a SEA blob as present (the same in every version that has SEAs).
+const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+const root = new URL("..", import.meta.url).pathname;
+const dist = join(root, "dist");
+const { values } = parseArgs({ options: { out: { type: "string", default: join(dist, "exe") } } });
+const out = resolve(values.out);
+
+if (process.platform !== "linux") {
+  // macOS needs a Mach-O segment name and a new signature, Windows a PE resource and signtool: neither is built or tested.
+  fail(`the executable is built on Linux only (this is ${process.platform})`);
+}
+if (!readFileSync(process.execPath).includes(SEA_FUSE)) {
+  fail(`${process.execPath} has no single-executable support (its build lacks ${SEA_FUSE})`);
+}
+const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const started = Date.now();
+
+const work = mkdtempSync(join(tmpdir(), "ctef-exe-"));
+try {
+  const workerCode = await bundle(join(dist, "scan-worker.js"), {});
+  const entry = join(work, "main.mjs");
+  writeFileSync(entry, `import { main } from ${JSON.stringify(join(dist, "cli.js"))};\nmain();\n`);
+  const mainCode = await bundle(entry, {
+    [join(dist, "version.js")]: `export const VERSION = ${JSON.stringify(version)};\n`,
+    [join(dist, "scan-worker-script.js")]:
+      `export function scanWorkerScript() { return { script: ${JSON.stringify(workerCode)}, eval: true }; }\n`,
+  });
+
+  const config = {
+    main: join(work, `${NAME}.cjs`),
+    output: join(work, "sea-prep.blob"),
+    disableExperimentalSEAWarning: true,
+    // V8's compile cache for the script, made now: the executable starts without parsing 3 MB of JavaScript.
+    useCodeCache: true,
+  };
+  writeFileSync(config.main, mainCode);
+  writeFileSync(join(work, "sea-config.json"), JSON.stringify(config, null, 2));
+  run(process.execPath, ["--experimental-sea-config", join(work, "sea-config.json")]);
+
+  mkdirSync(out, { recursive: true });
+  const exe = join(out, NAME);
+  rmSync(exe, { force: true });
+  copyFileSync(process.execPath, exe);
+  chmodSync(exe, 0o755);
+  // postject's command line, not its API: its ELF reader prints warnings about note sections that are harmless here,
+  // shown only if the injection fails.
+  const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
+  run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
+  const mb = (readFileSync(exe).length / 2 ** 20).toFixed(1);
+  process.stderr.write(`${exe}: ${mb} MiB, Node.js ${process.version}, in ${(Date.now() - started) / 1000} s\n`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * One CommonJS script of `input` and everything it loads. `replaced` maps modules (absolute paths) to the source that
+ * stands in for them.
+ */
+async function bundle(input, replaced) {
+  const result = await build({
+    input,
+    platform: "node",
+    logLevel: "warn",
+    write: false,
+    plugins: [
+      {
+        name: "exe",
+        load: (id) => replaced[id],
+        transform: (code) =>
+          code.includes("createRequire(import.meta.url)(")
+            ? code.replaceAll("createRequire(import.meta.url)(", "require(")
+            : undefined,
+      },
+    ],
+    output: { format: "cjs", codeSplitting: false, minify: false },
+  });
+  const [chunk, ...more] = result.output;
+  if (more.some((file) => file.type === "chunk")) fail(`${input} was split into more than one script`);
+  const builtins = new Set(builtinModules);
+  const external = [...chunk.imports, ...chunk.dynamicImports].filter(
+    (id) => id !== chunk.fileName && !id.startsWith("node:") && !builtins.has(id), // an inlined import() names its own chunk
+  );
+  if (external.length > 0) fail(`${input} still loads ${external.join(", ")} at run time`);
+  // What `import.meta.url` becomes in CommonJS: a module that looks for a file beside itself, which is not there.
+  if (chunk.code.includes("pathToFileURL(__filename)")) {
+    fail(`${input}: a module still reads a file beside itself (new URL(..., import.meta.url)); replace it here`);
+  }
+  return chunk.code;
+}
+
+/** Runs a step, showing its output only when it fails. */
+function run(file, args) {
+  try {
+    execFileSync(file, args, { stdio: "pipe" });
+  } catch (error) {
+    process.stderr.write(`${error.stdout ?? ""}${error.stderr ?? ""}`);
+    fail(`${file} ${args.join(" ")} failed`);
+  }
+}
+
+function fail(message) {
+  process.stderr.write(`build-exe: ${message}\n`);
+  process.exit(1);
+}

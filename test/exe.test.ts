@@ -1,0 +1,164 @@
+// The single executable (scripts/build-exe.mjs): built once here, into a directory of its own, then run as fluentd runs
+// it on a host without Node.js: an empty environment (no PATH, no HOME, no node_modules near it) plus what a test
+// names. Its output must be the bin's, byte for byte; S3 through the SDK's credential chain, the S3 client the import
+// command lists with, the SQS client, the scan workers (embedded) and msgpack (bundled) all have to work from inside.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, deadLetters, events, parseOutput } from "./support/cli.js";
+import { type S3Test, s3Env, startS3 } from "./support/s3.js";
+import { type SqsTest, startSqs } from "./support/sqs-server.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const FIXTURES = join(ROOT, "test/fixtures/invictus-cloudtrail");
+const [nameA, nameB] = readdirSync(FIXTURES)
+  .filter((name) => name.endsWith(".json"))
+  .sort() as [string, string];
+const recordsIn = (name: string): number =>
+  (JSON.parse(readFileSync(join(FIXTURES, name), "utf8")) as { Records: unknown[] }).Records.length;
+const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+const BUCKET = "exe-bucket";
+const PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/";
+
+/** Why the executable cannot be built here, if it cannot: the test is then skipped, and says so. */
+function cannotBuild(): string | undefined {
+  if (process.platform !== "linux") return `the executable is built on Linux only (this is ${process.platform})`;
+  try {
+    createRequire(import.meta.url).resolve("postject");
+  } catch {
+    return "postject is not installed (npm ci installs it)";
+  }
+  if (!readFileSync(process.execPath).includes("NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2")) {
+    return `${process.execPath} is a Node.js build without single-executable support`;
+  }
+  return undefined;
+}
+
+const skipReason = cannotBuild();
+if (skipReason !== undefined) console.warn(`test/exe.test.ts skipped: ${skipReason}`);
+
+interface ExeRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+describe.skipIf(skipReason !== undefined)("the single executable", () => {
+  let dir: string;
+  let exe: string;
+  let s3: S3Test;
+  let sqs: SqsTest;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "ctef-exe-test-"));
+    exe = join(dir, "cloudtrail-exec-filter");
+    execFileSync(process.execPath, [join(ROOT, "scripts/build-exe.mjs"), "--out", dir], { stdio: "pipe" });
+    [s3, sqs] = await Promise.all([startS3(), startSqs()]);
+    await s3.createBucket(BUCKET);
+    await s3.putObject(BUCKET, `${PREFIX}${nameA}.gz`, gzipSync(readFileSync(join(FIXTURES, nameA))), "gzip");
+    await s3.putObject(BUCKET, `${PREFIX}${nameB}`, readFileSync(join(FIXTURES, nameB)));
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all([s3?.close(), sqs?.close()]);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Starts the executable with exactly `env` as its environment, from its own directory. */
+  function start(args: string[], env: Record<string, string> = {}) {
+    const child = spawn(exe, ["--log-file", "/dev/null", ...args], { cwd: dir, env, stdio: "pipe" });
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const done = new Promise<ExeRun>((resolve) => {
+      child.on("close", (code, signal) => resolve({ code, signal, stdout: Buffer.concat(stdout), stderr }));
+    });
+    return { child, stdout, done };
+  }
+
+  function run(args: string[], input: string, env: Record<string, string> = {}): Promise<ExeRun> {
+    const started = start(args, env);
+    started.child.stdin.end(input);
+    return started.done;
+  }
+
+  it("is one file of its own, and says its version with no environment at all", () => {
+    expect(readdirSync(dir)).toEqual(["cloudtrail-exec-filter"]);
+    expect(statSync(exe).size).toBeGreaterThan(20 * 2 ** 20); // Node.js itself is in it
+    expect(execFileSync(exe, ["--version"], { env: {}, encoding: "utf8" })).toBe(`${VERSION}\n`);
+  });
+
+  it.each([
+    ["json", []],
+    ["msgpack", ["--output-format", "msgpack"]],
+    ["json, scan workers", ["--scan-workers", "2"]],
+  ])("writes what the bin writes for a file:// line (%s)", async (_, args) => {
+    const input = `file://${join(FIXTURES, nameA)}\nfile://${join(FIXTURES, "no-such-file.json")}\n`;
+    // Without padding, whose place depends on when bursts end.
+    const fromExe = await run(["--pad-bytes", "0", ...args], input);
+    const fromBin = execFileSync(BIN, ["--log-file", "/dev/null", "--pad-bytes", "0", ...args], { input });
+    expect(fromExe.stderr).toBe("");
+    expect(fromExe.code).toBe(0);
+    expect(fromExe.stdout.equals(fromBin)).toBe(true);
+    if (args[0] !== "--output-format") {
+      expect(events(parseOutput(fromExe.stdout))).toHaveLength(recordsIn(nameA));
+      expect(deadLetters(parseOutput(fromExe.stdout))).toHaveLength(1);
+    }
+  });
+
+  it("reads S3 with credentials from the environment, dead-letters a missing object, deletes the SQS messages", async () => {
+    const message = (handle: string, keys: string[]): string =>
+      JSON.stringify({
+        body: JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }),
+        receipt_handle: handle,
+        message_id: `id-${handle}`,
+        md5_of_body: "0",
+        queue_url: sqs.queueUrl,
+        sender_id: "",
+      });
+    const input = [
+      message("rh-both", [`${PREFIX}${nameA}.gz`, `${PREFIX}${nameB}`]),
+      message("rh-missing", [`${PREFIX}missing.json.gz`]),
+    ].join("\n");
+    const result = await run(["--delete-sqs-messages", "--scan-workers", "1"], `${input}\n`, s3Env(s3.endpoint));
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const out = parseOutput(result.stdout);
+    expect(events(out)).toHaveLength(recordsIn(nameA) + recordsIn(nameB));
+    expect(deadLetters(out)).toEqual([
+      expect.objectContaining({ _tag: "cloudtrail.deadletter", error: expect.objectContaining({ code: "NotFound" }) }),
+    ]);
+    expect([...sqs.deleted].sort()).toEqual(["rh-both", "rh-missing"]);
+  });
+
+  it("imports from S3 (the SDK's S3 client lists)", async () => {
+    const result = await run(["import", `s3://${BUCKET}`], "", s3Env(s3.endpoint));
+    expect(result.code).toBe(0);
+    expect(events(parseOutput(result.stdout))).toHaveLength(recordsIn(nameA) + recordsIn(nameB));
+  });
+
+  it("exits 0 on SIGTERM while it waits for input", async () => {
+    const started = start([], s3Env(s3.endpoint));
+    started.child.stdin.write(`s3://${BUCKET}/${PREFIX}${nameB}\n`);
+    await new Promise<void>((resolve) => started.child.stdout.once("data", () => resolve()));
+    started.child.kill("SIGTERM");
+    const result = await started.done;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+    expect(events(parseOutput(result.stdout))).toHaveLength(recordsIn(nameB));
+  });
+
+  it("exits 2 on a usage error", async () => {
+    const result = await run(["--concurrency", "0"], "");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--concurrency/);
+  });
+});
