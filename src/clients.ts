@@ -30,6 +30,9 @@ const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {
 
 export class AwsClients {
   private handlerOnce: Promise<UndiciHttpHandler> | undefined;
+  /** The S3 clients' handler: the same dispatcher, and a signal that aborts every GET at once (s3-get.ts). */
+  private s3HandlerOnce: Promise<UndiciHttpHandler> | undefined;
+  private readonly s3Abort = new AbortController();
   private credentialsOnce: Promise<AwsCredentialIdentityProvider> | undefined;
   private readonly s3 = new Map<string, Promise<S3Client>>();
   private readonly sqs = new Map<string, Promise<SQSClient>>();
@@ -54,6 +57,14 @@ export class AwsClients {
     return this.handlerOnce;
   }
 
+  private s3Handler(): Promise<UndiciHttpHandler> {
+    this.s3HandlerOnce ??= Promise.all([import("./http-handler.js"), this.handler()]).then(
+      ([{ UndiciHttpHandler }, shared]) =>
+        new UndiciHttpHandler(shared.dispatcher, this.settings.timeoutMs, this.s3Abort.signal),
+    );
+    return this.s3HandlerOnce;
+  }
+
   /**
    * The SDK's default credential chain (environment, shared files, SSO, web identity, container and instance
    * metadata), one for the process: its own calls (STS, the container endpoint) take the same handler and proxy.
@@ -72,7 +83,7 @@ export class AwsClients {
     const wanted = s3Endpoint === undefined ? (region ?? this.settings.region) : this.settings.region;
     let client = this.s3.get(wanted);
     if (client === undefined) {
-      client = Promise.all([import("@aws-sdk/client-s3"), this.handler(), this.credentials()]).then(
+      client = Promise.all([import("@aws-sdk/client-s3"), this.s3Handler(), this.credentials()]).then(
         ([{ S3Client }, requestHandler, credentials]) =>
           new S3Client({
             region: wanted,
@@ -82,6 +93,8 @@ export class AwsClients {
             // remembers each bucket's region.
             maxAttempts: 1,
             followRegionRedirects: false,
+            // GetObject's middleware resolved once, not per send (see S3Getter.get).
+            cacheMiddleware: true,
             logger: quietSdkLogger,
             ...(s3Endpoint === undefined ? {} : { endpoint: s3Endpoint, forcePathStyle: true }),
           }),
@@ -99,6 +112,7 @@ export class AwsClients {
           clientFor: (region) => this.s3Client(region),
           region: this.settings.region,
           requestPayer: this.settings.requestPayer,
+          abortAll: () => this.s3Abort.abort(),
         }),
     );
     return this.getterOnce;

@@ -102,8 +102,10 @@ export class UndiciHttpHandler {
   readonly metadata = { handlerProtocol: "http/1.1" };
 
   constructor(
-    private readonly dispatcher: Dispatcher,
+    readonly dispatcher: Dispatcher,
     private readonly timeoutMs: number,
+    /** Aborts the requests that come without a signal of their own (S3Getter's GETs: see s3-get.ts). */
+    private readonly signal?: AbortSignal,
   ) {}
 
   async handle(request: HttpRequest, options: HttpHandlerOptions = {}): Promise<{ response: HttpResponse }> {
@@ -120,7 +122,7 @@ export class UndiciHttpHandler {
       headers: request.headers,
       body: request.body ?? null,
       // The SDK's own AbortSignal type is structurally a DOM one where we create them (cli passes AbortSignal).
-      signal: abortSignal as AbortSignal | undefined,
+      signal: (abortSignal as AbortSignal | undefined) ?? this.signal,
       headersTimeout: timeout,
       bodyTimeout: timeout,
     });

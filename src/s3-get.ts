@@ -12,6 +12,8 @@ export interface S3GetterOptions {
   region: string;
   /** Send `x-amz-request-payer: requester` (buckets with Requester Pays). */
   requestPayer: boolean;
+  /** Aborts every GET in flight (the clients' handler takes one signal for all of them: see `get`). */
+  abortAll(): void;
 }
 
 /** The body of a 200 response and its stored size, when S3 said. */
@@ -56,10 +58,17 @@ function bucketRegionOf(error: SdkErrorShape): Region | undefined {
 export class S3Getter {
   /** Regions learnt from redirects, per bucket: later objects go to the right region at once. */
   private readonly regions = new Map<BucketName, string>();
+  /** The signals already tied to `abortAll`. */
+  private readonly watched = new WeakSet<AbortSignal>();
 
   constructor(private readonly options: S3GetterOptions) {}
 
-  /** GETs an object; resolves with its body (unread) or throws the SDK's error. */
+  /**
+   * GETs an object; resolves with its body (unread) or throws the SDK's error. `signal` is the filter's, aborted only
+   * when all work is abandoned at shutdown: it aborts every GET in flight at once. It is not handed to each `send`,
+   * because the SDK reuses a command's resolved middleware (`cacheMiddleware`) only for a send without options,
+   * which saves about 0.17 ms of CPU per GET (bench/README.md).
+   */
   async get(
     bucket: BucketName,
     key: ObjectKey,
@@ -70,6 +79,11 @@ export class S3Getter {
     let region = this.regions.get(bucket) ?? regionHint ?? options.region;
     let redirected = false;
     let refreshed = false;
+    if (!this.watched.has(signal)) {
+      this.watched.add(signal);
+      signal.addEventListener("abort", () => options.abortAll(), { once: true });
+    }
+    if (signal.aborted) throw signal.reason;
     for (;;) {
       const client = await options.clientFor(region);
       try {
@@ -81,7 +95,6 @@ export class S3Getter {
             ChecksumMode: "ENABLED",
             ...(options.requestPayer ? { RequestPayer: "requester" } : {}),
           }),
-          { abortSignal: signal },
         );
         const body = output.Body as AsyncIterable<Uint8Array> | undefined;
         if (body === undefined) return { body: (async function* () {})(), size: 0 };
