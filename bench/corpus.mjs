@@ -4,10 +4,12 @@
 // Files are gzipped compact JSON `{"Records":[...]}` on one line, laid out as CloudTrail writes them:
 //   AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz
 // under bench/.corpus/SET/. Every set has a manifest.json; a set is regenerated only when its parameters
-// (or GENERATOR_VERSION) change.
+// (or GENERATOR_VERSION) change. The sets cpu-spaced and cpu-pretty hold the same events as cpu, written with
+// `json.dumps`'s separators (`", "`, `": "`) or indented as `JSON.stringify(x, null, 2)` does (see STYLES).
 //
 // Usage as a script:
-//   node bench/corpus.mjs [--set cpu|small|large|all] [--objects N] [--events N] [--large-mb N] [--seed S]
+//   node bench/corpus.mjs [--set cpu|cpu-spaced|cpu-pretty|small|large|all] [--objects N] [--events N]
+//                         [--large-mb N] [--seed S]
 // Environment overrides: BENCH_OBJECTS, BENCH_EVENTS, BENCH_LARGE_MB, BENCH_SEED.
 
 import { createHash } from "node:crypto";
@@ -115,6 +117,56 @@ function serialize(event, hasRaw) {
   if (!hasRaw) return json;
   return json.replace(RAW_RE, "$1").replace(RAW_RE_STR, (_, body) => `"${body.replace(/\\\\/g, "\\")}"`);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Layout: the same JSON text written as other tools write it. Both rewrite the compact text token by token, so
+// every literal (numbers such as 1.688560107857E9, escapes such as \u00e9) stays as it was and the values are
+// the same as in the compact set; only whitespace outside strings differs.
+
+// A string (escapes included), a structural character, or a run of anything else (numbers, true, false, null).
+const TOKEN = /"[^"\\]*(?:\\.[^"\\]*)*"|[{}[\],:]|[^"{}[\],:]+/g;
+
+/** `json.dumps`'s default separators: `", "` and `": "` (python, and many tools after it). */
+function spaced(text) {
+  return text.replace(TOKEN, (t) => (t === "," ? ", " : t === ":" ? ": " : t));
+}
+
+/**
+ * `JSON.stringify(value, null, 2)`'s layout for text starting at nesting `depth`: a line per member, indented
+ * two spaces a level, `": "` after keys, empty objects and arrays as `{}` and `[]`.
+ */
+function pretty(text, depth) {
+  const pads = [];
+  const pad = (d) => {
+    pads[d] ??= `\n${"  ".repeat(d)}`;
+    return pads[d];
+  };
+  let d = depth;
+  return text.replace(TOKEN, (t, at) => {
+    if (t === "{" || t === "[") {
+      const next = text[at + 1];
+      if (next === "}" || next === "]") return t;
+      d++;
+      return t + pad(d);
+    }
+    if (t === "}" || t === "]") {
+      const previous = text[at - 1];
+      if (previous === "{" || previous === "[") return t;
+      d--;
+      return pad(d) + t;
+    }
+    if (t === ",") return `,${pad(d)}`;
+    if (t === ":") return ": ";
+    return t;
+  });
+}
+
+/** How a set lays out its JSON: the file's text from the compact events. */
+export const STYLES = Object.freeze({
+  compact: (events) => `{"Records":[${events.join(",")}]}`,
+  spaced: (events) => `{"Records": [${events.map(spaced).join(", ")}]}`,
+  pretty: (events) => `{\n  "Records": [\n    ${events.map((e) => pretty(e, 2)).join(",\n    ")}\n  ]\n}`,
+});
 
 // ---------------------------------------------------------------------------------------------------------------
 // Vocabulary
@@ -979,15 +1031,29 @@ function finish(dir, tmp, manifest, log) {
   return { ...manifest, dir };
 }
 
-/** Makes (or reuses) a set of many log files. Returns the manifest with absolute `dir`. */
-export function ensureCorpus({ name, objects, events, seed, root = CORPUS_ROOT, log = console.error }) {
-  const params = { objects, events, seed };
+/**
+ * Makes (or reuses) a set of many log files. Returns the manifest with absolute `dir`. `style` (a key of STYLES)
+ * lays the same events out differently: the same seed gives the same events in every style.
+ */
+export function ensureCorpus({
+  name,
+  objects,
+  events,
+  seed,
+  style = "compact",
+  root = CORPUS_ROOT,
+  log = console.error,
+}) {
+  const layout = STYLES[style];
+  if (layout === undefined) throw new Error(`corpus ${name}: unknown style ${style}`);
+  // The compact set's parameters stay as they were before styles existed, so its manifest still matches.
+  const params = style === "compact" ? { objects, events, seed } : { objects, events, seed, style };
   const dir = join(root, name);
   const cached = readManifest(dir, params);
   if (cached) return cached;
   if (!(objects >= 1) || !(events >= objects))
     throw new Error(`corpus ${name}: need objects >= 1 and events >= objects`);
-  log(`generating corpus ${name} (${objects} objects, ${events} events)...`);
+  log(`generating corpus ${name} (${objects} objects, ${events} events, ${style})...`);
   const t0 = performance.now();
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -1004,7 +1070,7 @@ export function ensureCorpus({ name, objects, events, seed, root = CORPUS_ROOT, 
     const key = keyFor(account, region, ms, rng.chars(ALNUM, 16));
     const parts = [];
     for (const t of eventTimes(rng, ms, counts[i])) parts.push(factory.event(t, account, region));
-    const text = `{"Records":[${parts.join(",")}]}`;
+    const text = layout(parts);
     const json = Buffer.from(text, "utf8");
     const gz = gzipSync(json);
     mkdirSync(dirname(join(tmp, key)), { recursive: true });
@@ -1110,14 +1176,15 @@ async function cli() {
     },
   });
   const seed = values.seed ?? process.env.BENCH_SEED;
-  const sets = values.set === "all" ? ["cpu", "small", "large"] : values.set.split(",");
+  const sets = values.set === "all" ? ["cpu", "cpu-spaced", "cpu-pretty", "small", "large"] : values.set.split(",");
   for (const set of sets) {
-    if (set === "cpu") {
+    if (set === "cpu" || set === "cpu-spaced" || set === "cpu-pretty") {
       ensureCorpus({
-        name: "cpu",
+        name: set,
         objects: Number(values.objects ?? envInt("BENCH_OBJECTS", DEFAULTS.cpu.objects)),
         events: Number(values.events ?? envInt("BENCH_EVENTS", DEFAULTS.cpu.events)),
         seed: seed ?? DEFAULTS.cpu.seed,
+        style: set === "cpu" ? "compact" : set.slice(4),
       });
     } else if (set === "small") {
       ensureCorpus({ name: "small", ...DEFAULTS.small, ...(seed ? { seed: `${seed}-small` } : {}) });

@@ -9,7 +9,7 @@
 //   --latency-ms N      delay of the slow S3 server (default 50)
 //   --small-objects N   objects in the latency corpus (default 300)
 //   --concurrency LIST  filter concurrencies of the latency scenario (default 1,4,8,16,32)
-//   --contenders LIST   CPU contenders (default filter,node-floor,jq,ruby,inflate)
+//   --contenders LIST   CPU contenders (default filter,filter-spaced,filter-pretty,node-floor,jq,ruby,inflate)
 //   --filter-args "..." extra arguments for the filter in every scenario (e.g. "--concurrency 2")
 //   --seed S            corpus seed
 //   --keep-extra-ca-certs  leave NODE_EXTRA_CA_CERTS set for the contenders (by default it is removed: see below)
@@ -45,7 +45,7 @@ const { values: flags } = parseArgs({
     "latency-ms": { type: "string", default: "50" },
     "small-objects": { type: "string", default: String(DEFAULTS.small.objects) },
     concurrency: { type: "string", default: "1,4,8,16,32" },
-    contenders: { type: "string", default: "filter,node-floor,jq,ruby,inflate" },
+    contenders: { type: "string", default: "filter,filter-spaced,filter-pretty,node-floor,jq,ruby,inflate" },
     "filter-args": { type: "string", default: "" },
     seed: { type: "string" },
     baseline: { type: "string" },
@@ -167,19 +167,26 @@ async function runSafely(label, fn) {
 
 async function scenarioCpu(work) {
   heading("Scenario 1: throughput (local gzipped corpus, output piped into a counting reader)");
-  const corpus = ensureCorpus({
-    name: "cpu",
-    objects,
-    events,
-    seed: seed ?? DEFAULTS.cpu.seed,
-    log: (m) => console.log(`  ${m}`),
-  });
+  // The same events in three layouts: compact as AWS writes them (every contender), and for the filter alone, with
+  // `json.dumps`'s separators and pretty-printed, so that its rows show what a layout costs it.
+  const corpusSet = (style) =>
+    ensureCorpus({
+      name: style === "compact" ? "cpu" : `cpu-${style}`,
+      objects,
+      events,
+      seed: seed ?? DEFAULTS.cpu.seed,
+      style,
+      log: (m) => console.log(`  ${m}`),
+    });
+  const urlsOf = (set) =>
+    writeLines(
+      work,
+      `${set.name}-urls.txt`,
+      set.files.map((f) => pathToFileURL(join(set.dir, f.key)).href),
+    );
+  const corpus = corpusSet("compact");
   const keys = corpus.files.map((f) => f.key);
-  const stdinFile = writeLines(
-    work,
-    "cpu-urls.txt",
-    keys.map((k) => pathToFileURL(join(corpus.dir, k)).href),
-  );
+  const stdinFile = urlsOf(corpus);
   console.log(
     `  corpus: ${corpus.files.length} objects, ${num(corpus.events)} events, ${num(mb(corpus.jsonBytes), 1)} MB JSON, ${num(mb(corpus.gzBytes), 1)} MB gzip (${corpus.dir})`,
   );
@@ -194,6 +201,8 @@ async function scenarioCpu(work) {
       stdin: stdinFile,
       skip: filterReady(),
     },
+    "filter-spaced": { label: "filter (file://, spaced)", style: "spaced" },
+    "filter-pretty": { label: "filter (file://, pretty)", style: "pretty" },
     "node-floor": {
       label: "node floor (parse+stringify)",
       stages: [[NODE, join(BENCH, "contenders", "node-floor.mjs"), ...keys]],
@@ -235,15 +244,25 @@ async function scenarioCpu(work) {
       console.log(`  ! unknown contender ${name} (${Object.keys(all).join(", ")})`);
       continue;
     }
+    if (c.style !== undefined) {
+      // The filter on another layout of the same events.
+      const set = corpusSet(c.style);
+      console.log(
+        `  corpus ${set.name}: ${num(mb(set.jsonBytes), 1)} MB JSON, ${num(mb(set.gzBytes), 1)} MB gzip (${set.dir})`,
+      );
+      Object.assign(c, { ...all.filter, label: c.label, corpus: set, stdin: urlsOf(set) });
+    }
     if (c.skip) {
       console.log(`  note: skipping ${name}: ${c.skip}`);
       continue;
     }
-    contenders.push({ name, ...c, runs: [] });
+    contenders.push({ name, corpus, ...c, runs: [] });
   }
 
   // Warm the page cache so the first contender does not pay for the disk.
-  for (const f of corpus.files) readFileSync(join(corpus.dir, f.key));
+  for (const set of new Set(contenders.map((c) => c.corpus))) {
+    for (const f of set.files) readFileSync(join(set.dir, f.key));
+  }
 
   console.log(`  ${rounds} round(s), contenders alternating; peak RSS by ${measurementMethod()}`);
   for (let r = 0; r < rounds; r++) {
@@ -274,11 +293,11 @@ async function scenarioCpu(work) {
     const elapsed = median(c.runs.map((x) => x.elapsed));
     summary[c.name] = {
       elapsed,
-      eps: corpus.events / elapsed,
-      mbps: mb(corpus.jsonBytes) / elapsed,
+      eps: c.corpus.events / elapsed,
+      mbps: mb(c.corpus.jsonBytes) / elapsed,
       rssMb: max(c.runs.map((x) => x.peakRssKb)) / 1024,
       cpu: median(c.runs.map((x) => x.cpu)),
-      epcs: median(c.runs.map((x) => (x.cpu ? corpus.events / x.cpu : undefined))),
+      epcs: median(c.runs.map((x) => (x.cpu ? c.corpus.events / x.cpu : undefined))),
       events: c.runs.map((x) => x.events),
       outBytes: median(c.runs.map((x) => x.bytes)),
     };
@@ -330,13 +349,17 @@ async function scenarioCpu(work) {
     "  of the contender, worst round. out MB: bytes the consumer read. filter/this speed and CPU-eff > 1: the filter is",
   );
   console.log("  faster / needs less CPU than this contender; filter/this RSS > 1: the filter uses more memory.");
+  console.log(
+    "  filter (spaced), (pretty): the same events written with json.dumps's separators, or indented 2 (MB/s counts those",
+  );
+  console.log("  larger files); their speed ratio is how much faster the compact corpus goes through the filter.");
 
   // Every consumer must have received the same number of events.
   const counts = new Set();
   for (const c of contenders) {
     for (const n of summary[c.name]?.events ?? []) if (n !== undefined) counts.add(n);
   }
-  counts.add(corpus.events);
+  for (const c of contenders) counts.add(c.corpus.events);
   if (counts.size > 1) {
     const detail = contenders
       .map((c) => `${c.name}=${(summary[c.name]?.events ?? []).filter((n) => n !== undefined).join("/") || "n/a"}`)

@@ -12,6 +12,8 @@
 // hand. When a chunk ends inside a value, its bytes are carried over and the value is read again from its start
 // once more bytes have come (doubling, so a huge value costs linear time). Real events are small, so the re-read
 // is cheap, and the validator keeps everything in local variables: this is the hot path of the whole program.
+// Whitespace (`json.dumps`'s `", "`, pretty-printing) is noted where the validator meets it, and an event that has
+// some leaves as one copy of the bytes between the runs (`squeeze`).
 import { isUtf8 } from "node:buffer";
 import { SPARE_TAIL } from "./buffers.js";
 
@@ -30,7 +32,8 @@ export class ScanError extends Error {
 /**
  * Receives one event: its compact bytes, the raw contents of its `eventTime` string, whether it has `@timestamp`.
  * With `fields` in the scanner's options, `fields` holds for each of them the start and end offset of that top-level
- * key's value in `event` (-1, -1 when the event lacks it); the array is reused: valid only during the call.
+ * key's value in `event` (-1, -1 when the event lacks it). All of them are valid only during the call: an event that
+ * had whitespace is written in memory the scanner reuses for the next one, and the array is reused. Copy what you keep.
  */
 export type EventHandler = (
   event: Buffer,
@@ -60,8 +63,20 @@ const HEX = new Uint8Array(256);
 for (const c of "0123456789abcdefABCDEF") HEX[c.charCodeAt(0)] = 1;
 
 // Set by the readers for the value being read; module-level so the hot functions take no context object.
-/** Whitespace outside strings, or a raw control byte inside one: the value needs rewriting before output. */
-let rewrite = false;
+/** A raw control byte inside a string: the value needs escaping before output (see `compact`). */
+let control = false;
+/**
+ * The runs of whitespace outside strings in the value being read, as pairs of offsets [start, end) in the buffer
+ * read, in order, and how many bytes they hold: the event leaves without them (see `squeeze`). Noted as the reader
+ * meets them, so that dropping them is one copy of what is left and needs no second look at the bytes.
+ */
+let gaps = new Int32Array(256);
+let gapEnd = 0;
+let gapBytes = 0;
+/** More runs than MAX_GAPS in one value: the list stopped growing and `compact` does the work instead. */
+let gapsLost = false;
+/** Bounds the list's memory (8 bytes a run) for a huge value; a pretty-printed event of 256 KB has about 25,000. */
+const MAX_GAPS = 1 << 16;
 let timeStart = -1;
 let timeEnd = -1;
 let hasTimestamp = false;
@@ -140,7 +155,7 @@ function readStringRest(b: Buffer, i: number, n: number): number {
         return invalid(i, `invalid escape \\${String.fromCharCode(e)}`);
       }
     } else {
-      rewrite = true; // a raw control byte: escaped on output
+      control = true; // a raw control byte: escaped on output
       i++;
     }
   }
@@ -204,16 +219,36 @@ const FALSE = Buffer.from("false");
 const NULL = Buffer.from("null");
 
 /**
- * Skips whitespace from i; returns the index of the next other byte (may be n). Callers test `b[i] <= 0x20` first
- * (one comparison in compact JSON; the sentinel at n is a quote, so the test is safe at n).
+ * Skips whitespace from i and notes the run in `gaps`; returns the index of the next other byte (may be n). Callers
+ * test `b[i] <= 0x20` first (one comparison in compact JSON). The sentinel quote at n ends the run, so the loop needs
+ * no bounds test; space first, the usual byte in a run (indentation, `": "`).
  */
-function skipSpace(b: Buffer, i: number, n: number): number {
-  // One comparison in the usual compact case: every JSON whitespace byte is <= 0x20 (other bytes there are control
-  // bytes, which are not whitespace and are left for the caller to reject).
-  while (i < n && (b[i] as number) <= 0x20 && isSpace(b[i] as number)) {
-    rewrite = true;
-    i++;
+function skipSpace(b: Buffer, i: number): number {
+  const start = i;
+  let c = b[i] as number;
+  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = b[++i] as number;
+  if (i === start) return i;
+  if (gapEnd === gaps.length) return moreGaps(start, i);
+  gaps[gapEnd] = start;
+  gaps[gapEnd + 1] = i;
+  gapEnd += 2;
+  gapBytes += i - start;
+  return i;
+}
+
+/** Notes the run [start, i) when `gaps` is full: grows it, up to MAX_GAPS runs. Returns i. */
+function moreGaps(start: number, i: number): number {
+  if (gapEnd >= 2 * MAX_GAPS) {
+    gapsLost = true;
+    return i;
   }
+  const grown = new Int32Array(gaps.length * 2);
+  grown.set(gaps);
+  gaps = grown;
+  gaps[gapEnd] = start;
+  gaps[gapEnd + 1] = i;
+  gapEnd += 2;
+  gapBytes += i - start;
   return i;
 }
 
@@ -247,10 +282,27 @@ function locateFields(event: Buffer): void {
   const b = Buffer.allocUnsafe(event.length + 1);
   event.copy(b);
   b[event.length] = 0x22; // the sentinel readString relies on
-  const saved = [rewrite, timeStart, timeEnd, hasTimestamp] as const;
+  const saved = [control, timeStart, timeEnd, hasTimestamp] as const;
   fieldRanges.fill(-1);
   readObject(b, 1, event.length, 3, true);
-  [rewrite, timeStart, timeEnd, hasTimestamp] = saved;
+  [control, timeStart, timeEnd, hasTimestamp] = saved;
+}
+
+/**
+ * Moves the `fields` offsets of an event (taken in the buffer read, `start` being the event's first byte) to where
+ * they are once `squeeze` has dropped the whitespace runs. An offset is never inside a run (a value starts on a
+ * non-space byte and ends before the run that may follow), so it moves by the bytes of the runs before it.
+ */
+function shiftFields(start: number): void {
+  for (let k = 0; k < fieldRanges.length; k++) {
+    const at = fieldRanges[k] as number;
+    if (at < 0) continue;
+    let removed = 0;
+    for (let g = 0; g < gapEnd && (gaps[g + 1] as number) <= at; g += 2) {
+      removed += (gaps[g + 1] as number) - (gaps[g] as number);
+    }
+    fieldRanges[k] = at - start - removed;
+  }
 }
 
 function isKey(b: Buffer, start: number, end: number, word: Uint8Array): boolean {
@@ -267,7 +319,7 @@ const RECORDS = Buffer.from("Records");
  */
 function readObject(b: Buffer, i: number, n: number, depth: number, event: boolean): number {
   if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
-  if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+  if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
   if (i >= n) return MORE;
   if (b[i] === 0x7d) return i + 1;
   for (;;) {
@@ -283,11 +335,11 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
       else if (first === 0x40 && isKey(b, keyStart, i - 1, AT_TIMESTAMP)) hasTimestamp = true;
       if (fieldKeys.length !== 0) field = fieldIndex(b, keyStart, i - 1);
     }
-    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
     if (i >= n) return MORE;
     if (b[i] !== 0x3a) return invalid(i, `expected ':' but found ${describe(b[i])}`);
     i = i + 1;
-    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
     if (i >= n) return MORE;
     const valueStart = i;
     i = readValue(b, i, n, depth);
@@ -300,13 +352,13 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
       fieldRanges[2 * field] = valueStart;
       fieldRanges[2 * field + 1] = i;
     }
-    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
     if (i >= n) return MORE;
     const c = b[i];
     if (c === 0x7d) return i + 1;
     if (c !== 0x2c) return invalid(i, `expected ',' or '}' but found ${describe(c)}`);
     i = i + 1;
-    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
     if (i >= n) return MORE;
   }
 }
@@ -314,19 +366,19 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
 /** Reads an array whose '[' is at i - 1. */
 function readArray(b: Buffer, i: number, n: number, depth: number): number {
   if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
-  if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+  if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
   if (i >= n) return MORE;
   if (b[i] === 0x5d) return i + 1;
   for (;;) {
     i = readValue(b, i, n, depth);
     if (i === MORE) return MORE;
-    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
     if (i >= n) return MORE;
     const c = b[i];
     if (c === 0x5d) return i + 1;
     if (c !== 0x2c) return invalid(i, `expected ',' or ']' but found ${describe(c)}`);
     i = i + 1;
-    if ((b[i] as number) <= 0x20) i = skipSpace(b, i, n);
+    if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
     if (i >= n) return MORE;
   }
 }
@@ -335,9 +387,12 @@ const CONTROL_ESCAPES: Buffer[] = Array.from({ length: 32 }, (_, c) =>
   Buffer.from(`\\u00${c.toString(16).padStart(2, "0")}`),
 );
 
-/** Copies a valid JSON value without whitespace outside strings and with raw control bytes escaped. */
-function compact(value: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(value.length * 6);
+/**
+ * Copies a valid JSON value without whitespace outside strings and with raw control bytes escaped (`escapes`: it has
+ * some). Reads every byte again: for what `squeeze` cannot do (raw control bytes, rare; more than MAX_GAPS runs).
+ */
+function compact(value: Buffer, escapes: boolean): Buffer {
+  const out = Buffer.allocUnsafe(escapes ? value.length * 6 : value.length);
   let o = 0;
   let inString = false;
   for (let i = 0; i < value.length; i++) {
@@ -373,6 +428,11 @@ class EventViewBase extends Uint8Array {
 Object.setPrototypeOf(EventViewBase.prototype, Buffer.prototype);
 const EventView = EventViewBase as unknown as new (memory: ArrayBufferLike, offset: number, length: number) => Buffer;
 
+/** The largest scratch buffer `squeeze` keeps between events; a larger event gets one of its own. */
+const SCRATCH_KEEP = 1024 * 1024;
+/** Runs at least this long are copied natively; shorter ones four bytes at a time (a view and a call cost more). */
+const NATIVE_COPY = 64;
+
 // Outer states: where in `{"Records":[…], …}` the scanner stands between values.
 const START = 0; // before the first document (a byte order mark may come)
 const DOCUMENT = 1; // before a document's '{', or between documents
@@ -403,6 +463,12 @@ export class RecordsScanner {
   /** The memory of the buffer being read, and where the buffer starts in it (see EventView). */
   private memory: ArrayBufferLike = new ArrayBuffer(0);
   private base = 0;
+  /** The buffer being read, also as a DataView of its memory (for `squeeze`'s four-byte copies). */
+  private bytes: Buffer = Buffer.alloc(0);
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  /** Where `squeeze` writes each event, reused (see EventHandler), and its DataView. */
+  private scratch: Buffer = Buffer.alloc(0);
+  private scratchView: DataView = new DataView(new ArrayBuffer(0));
 
   /** Events handed on so far. */
   events = 0;
@@ -464,8 +530,10 @@ export class RecordsScanner {
     fieldRanges = this.fieldRanges;
     // Usually the whole buffer is UTF-8 and one native check covers every event in it; else each event is checked.
     this.utf8 = isUtf8(b.subarray(0, n));
+    this.bytes = b;
     this.memory = b.buffer;
     this.base = b.byteOffset;
+    this.view = new DataView(this.memory);
     let i = 0;
     try {
       while (i < n) {
@@ -478,7 +546,10 @@ export class RecordsScanner {
         if (state === RECORD || state === RECORD_FIRST) {
           if (c === 0x7b) {
             // The hot path: one event.
-            rewrite = false;
+            control = false;
+            gapEnd = 0;
+            gapBytes = 0;
+            gapsLost = false;
             hasTimestamp = false;
             timeStart = -1;
             if (fieldKeys.length !== 0) fieldRanges.fill(-1);
@@ -599,6 +670,53 @@ export class RecordsScanner {
     this.offset += i;
   }
 
+  /**
+   * The event at [start, end) of the buffer being read without the whitespace runs noted in `gaps`: what lies
+   * between them copied to the scratch buffer, once, four bytes at a time (a DataView reads and writes them at any
+   * offset), runs of NATIVE_COPY bytes and more natively. Reusing the scratch buffer matters as much as the copy: a
+   * fresh buffer per event (as `compact` makes) spends as long again in allocation, page faults and GC. Figures in
+   * bench/README.md.
+   */
+  private squeeze(start: number, end: number): Buffer {
+    const size = end - start - gapBytes;
+    let out = this.scratch;
+    let outView = this.scratchView;
+    if (size > out.length) {
+      out = Buffer.allocUnsafeSlow(Math.max(size, Math.min(2 * out.length, SCRATCH_KEEP), 64 * 1024));
+      outView = new DataView(out.buffer, out.byteOffset, out.length);
+      if (out.length <= SCRATCH_KEEP) {
+        this.scratch = out;
+        this.scratchView = outView;
+      }
+    }
+    const b = this.bytes;
+    const inView = this.view;
+    const base = this.base;
+    let o = 0;
+    let from = start;
+    for (let g = 0; g <= gapEnd; g += 2) {
+      const to = g < gapEnd ? (gaps[g] as number) : end;
+      if (to - from >= NATIVE_COPY) {
+        out.set(new EventView(this.memory, base + from, to - from), o);
+        o += to - from;
+      } else {
+        let k = from;
+        for (; k + 8 <= to; k += 8, o += 8) {
+          outView.setUint32(o, inView.getUint32(base + k, true), true);
+          outView.setUint32(o + 4, inView.getUint32(base + k + 4, true), true);
+        }
+        if (k + 4 <= to) {
+          outView.setUint32(o, inView.getUint32(base + k, true), true);
+          k += 4;
+          o += 4;
+        }
+        for (; k < to; k++) out[o++] = b[k] as number;
+      }
+      from = gaps[g + 1] as number;
+    }
+    return new EventView(out.buffer, out.byteOffset, size);
+  }
+
   /** Hands on the event at [start, end) of the buffer being read. */
   private emit(start: number, end: number): void {
     if (end - start > this.limits.maxEventBytes) {
@@ -607,17 +725,26 @@ export class RecordsScanner {
     let event: Buffer = new EventView(this.memory, this.base + start, end - start);
     let time: Buffer | undefined =
       timeStart >= 0 ? new EventView(this.memory, this.base + timeStart, timeEnd - timeStart) : undefined;
-    if (rewrite) {
-      event = compact(event);
-      if (time !== undefined) time = time.includes(0x5c) || time.some((c) => c < 0x20) ? undefined : Buffer.from(time);
+    // The bytes read are never changed, so the eventTime view stays valid whatever happens to the event; with
+    // whitespace alone (the usual rewrite) the field ranges only shift.
+    let squeezed = false;
+    let moved = false;
+    if (control || gapsLost) {
+      event = compact(event, control);
+      moved = true;
+      // eventTime is then handed on only when plain: a raw control byte would break the line it is copied into.
+      if (control && time !== undefined && (time.includes(0x5c) || time.some((c) => c < 0x20))) time = undefined;
+    } else if (gapEnd !== 0) {
+      event = this.squeeze(start, end);
+      squeezed = true;
     }
-    let moved = rewrite;
     if (!this.utf8 && !isUtf8(event)) {
       // Only string contents can hold bytes >= 0x80 (anything else failed the grammar), so decoding with
       // U+FFFD replacement cannot change the JSON structure.
       event = Buffer.from(event.toString("utf8"), "utf8");
       if (time !== undefined) time = Buffer.from(time.toString("utf8"), "utf8");
       moved = true;
+      squeezed = false;
     }
     this.events++;
     if (fieldKeys.length === 0) {
@@ -626,6 +753,8 @@ export class RecordsScanner {
     }
     if (moved) {
       locateFields(event);
+    } else if (squeezed) {
+      shiftFields(start);
     } else {
       for (let k = 0; k < fieldRanges.length; k++) {
         const at = fieldRanges[k] as number;

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { RecordsScanner, ScanError, type ScanErrorCode, type ScanLimits } from "../src/scan.js";
 import { cut, seededRandom } from "./support/bytes.js";
+import { LAYOUTS, layOut } from "./support/layout.js";
 
 interface Scanned {
   event: string;
@@ -94,6 +95,96 @@ describe("real CloudTrail files (invictus-ir)", () => {
     const parsed = JSON.parse(data.toString("utf8"));
     const pretty = Buffer.from(JSON.stringify(parsed, null, 2).replace(/\n/g, "\r\n\t"));
     expect(scan([pretty])).toEqual(scan([data]));
+  });
+});
+
+// An event with whitespace leaves as one copy of the bytes between the runs (scan.ts's `squeeze`): the same bytes as
+// the compact event, however the file is laid out and cut.
+describe("whitespace outside strings (json.dumps, pretty-printed)", () => {
+  const laidOut = (data: Buffer, layout: (typeof LAYOUTS)[number]): Buffer =>
+    Buffer.from(layOut(data.toString("utf8"), layout), "utf8");
+
+  it.each(LAYOUTS)("%s: every real file gives its compact events, whole and cut at random positions", (layout) => {
+    const next = seededRandom(20231127);
+    for (const { name, data } of files) {
+      const whole = scan([data]);
+      const spaced = laidOut(data, layout);
+      expect(scan([spaced]), name).toEqual(whole);
+      for (let round = 0; round < 3; round++) {
+        const count = 1 + Math.floor(next() * 200);
+        const points = Array.from({ length: count }, () => Math.floor(next() * spaced.length));
+        expect(scan(cut(spaced, points)), `${name} round ${round}`).toEqual(whole);
+      }
+    }
+  });
+
+  it.each(LAYOUTS)("%s: the smallest file cut at every position, and one byte at a time", (layout) => {
+    const { data } = bySize[0] as (typeof files)[number];
+    const whole = scan([data]);
+    const spaced = laidOut(data, layout);
+    for (let at = 1; at < spaced.length; at++) expect(scan(cut(spaced, [at])), `cut at ${at}`).toEqual(whole);
+    const oneByOne = Array.from({ length: spaced.length }, (_, i) => spaced.subarray(i, i + 1));
+    expect(scan(oneByOne)).toEqual(whole);
+  });
+
+  // Runs between whitespace are copied four bytes at a time, the rest byte by byte, long ones natively (64 bytes):
+  // lengths on each side of every step.
+  it.each([0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 62, 63, 64, 65, 200])(
+    "a run of %i bytes between whitespace",
+    (length) => {
+      const text = "x".repeat(length);
+      const event = `{"eventTime":"2023-07-10T11:47:39Z","k":"${text}","n":[1,-2.5E3,"${text}",{}],"${text}":null}`;
+      const compact = scanText(`{"Records":[${event},{"b":true}]}`);
+      expect(compact.events.map((e) => e.event)).toEqual([event, '{"b":true}']);
+      for (const layout of LAYOUTS) {
+        const spaced = Buffer.from(layOut(`{"Records":[${event},{"b":true}]}`, layout));
+        expect(scan([spaced]), layout).toEqual(compact);
+        for (let at = 1; at < spaced.length; at += 5)
+          expect(scan(cut(spaced, [at])), `${layout} ${at}`).toEqual(compact);
+      }
+    },
+  );
+
+  it("hands on an eventTime with escapes as written, as in a compact event", () => {
+    const event = String.raw`{"eventTime":"2023-07-10\u0054 11:47:39Z","a":1}`;
+    for (const layout of LAYOUTS) {
+      const { events } = scanText(layOut(`{"Records":[${event}]}`, layout));
+      expect(events).toEqual([{ event, eventTime: String.raw`2023-07-10\u0054 11:47:39Z`, hasTimestamp: false }]);
+    }
+  });
+
+  it("escapes a raw control byte in an event that also has whitespace; its eventTime then goes only when plain", () => {
+    const text =
+      '{ "Records": [ { "eventTime": "t\\"1", "s": "a\\tb\\u0001", "raw": "x\ty" }, { "eventTime": "t\x01" } ] }';
+    expect(scanText(text).events).toEqual([
+      {
+        event: '{"eventTime":"t\\"1","s":"a\\tb\\u0001","raw":"x\\u0009y"}',
+        eventTime: undefined,
+        hasTimestamp: false,
+      },
+      { event: '{"eventTime":"t\\u0001"}', eventTime: undefined, hasTimestamp: false },
+    ]);
+  });
+
+  it("compacts an event with more whitespace runs than the scanner notes (65,536), and the next one as usual", () => {
+    const many = `{"n": [${Array.from({ length: 70_000 }, (_, i) => i % 10).join(", ")}]}`;
+    const { events, error } = scanText(`{"Records": [${many}, {"b": [1, 2]}]}`);
+    expect(error).toBeUndefined();
+    expect(events.map((e) => e.event)).toEqual([many.replace(/ /g, ""), '{"b":[1,2]}']);
+  });
+
+  it("hands on events larger than the kept scratch buffer (1 MiB) between smaller ones", () => {
+    const big = `{"a": "${"y".repeat(1536 * 1024)}", "b": [1, 2]}`;
+    const small = '{"c": {"d": "e"}}';
+    const text = `{"Records": [${small}, ${big}, ${small}, ${big.replace("y", "z")}, ${small}]}`;
+    const compact = (e: string): string => e.replace(/", "|": |, /g, (m) => m.replace(/ /g, ""));
+    const expected = [small, big, small, big.replace("y", "z"), small].map(compact);
+    expect(scanText(text).events.map((e) => e.event)).toEqual(expected);
+    const data = Buffer.from(text);
+    const chunks = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) =>
+      data.subarray(i * 65536, (i + 1) * 65536),
+    );
+    expect(scan(chunks).events.map((e) => e.event)).toEqual(expected);
   });
 });
 
