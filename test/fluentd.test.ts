@@ -6,7 +6,16 @@
 // loopback S3 and SQS stand-ins. test/exec-filter.test.ts plays fluentd's side faster with a stand-in; here fluentd
 // itself judges the protocol: JSON and msgpack both ways, _tag/_time extraction, every event delivered while fluentd
 // runs, SIGTERM, and the child respawned after kill -9.
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +26,7 @@ import { findAll, parseFluentConfig, pluginType } from "./support/fluent-config.
 import {
   alive,
   type DirectiveTest,
+  dryRun,
   editDirective,
   Fluentd,
   fluentdUnavailable,
@@ -64,19 +74,25 @@ function layout(dir: string): Layout {
   };
 }
 
-/** in_tail of the records file, tagged as in_sqs tags its records, in place of the shipped `<source>`. */
-const tailSource = (paths: Layout) => `
+/**
+ * in_tail of a records file, tagged as in_sqs tags its records, in place of an in_sqs `<source>`; `worker`: the
+ * worker that runs it (its own file, position and id), and `label`: the in_sqs's `@label`.
+ */
+const tailSource = (paths: Layout, worker?: number, label?: string) => {
+  const suffix = worker === undefined ? "" : `-${worker}`;
+  return `
 <source>
   @type tail
-  @id in_tail_sqs_records
-  path ${paths.input}
-  pos_file ${paths.dir}/lib/sqs-records.pos
-  tag sqs.cloudtrail
+  @id in_tail_sqs_records${suffix}
+  path ${worker === undefined ? paths.input : workerInput(paths, worker)}
+  pos_file ${paths.dir}/lib/sqs-records${suffix}.pos
+  tag sqs.cloudtrail${label === undefined ? "" : `\n  @label ${label}`}
   read_from_head true
   <parse>
     @type json
   </parse>
 </source>`;
+};
 
 /** out_file in place of Elasticsearch, with the tag and the event time fluentd gave each record written into it. */
 const eventsFile = (paths: Layout) => `
@@ -138,6 +154,29 @@ function testConfig(paths: Layout, options: ConfigOptions = {}): string {
   }
   return text;
 }
+
+const WORKERS_EXAMPLE = readFileSync(join(ROOT, "examples/fluent-workers.conf"), "utf8");
+
+/**
+ * examples/fluent-workers.conf cut the same way: each worker's in_sqs becomes in_tail of a records file of that
+ * worker's own (`paths.input` with the worker id before its extension), into the same label.
+ */
+function workersTestConfig(paths: Layout): string {
+  let text = WORKERS_EXAMPLE.replaceAll("/opt/cloudtrail-exec-filter/", ROOT)
+    .replaceAll("/var/log/fluent", join(paths.dir, "log"))
+    .replaceAll("/var/lib/fluent", join(paths.dir, "lib"))
+    .replaceAll("flush_interval 10s", "flush_interval 1s");
+  for (const worker of parseFluentConfig(text).children.filter((c) => c.name === "worker")) {
+    for (const source of findAll(worker, "source").filter((d) => pluginType(d) === "sqs")) {
+      const id = new RegExp(`^\\s*@id ${source.params["@id"]}$`, "m");
+      const tail = tailSource(paths, Number(worker.arg), source.params["@label"]);
+      text = replaceDirective(text, (opening, block) => opening === "<source>" && id.test(block), tail);
+    }
+  }
+  return replaceDirective(text, (line) => line === "<match cloudtrail.event>", eventsFile(paths));
+}
+
+const workerInput = (paths: Layout, id: number) => paths.input.replace(/\.jsonl$/, `-${id}.jsonl`);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Trails, messages and what comes out
@@ -215,6 +254,23 @@ it("builds its configuration from fluent.conf: the shipped exec_filter, with in_
     ["extract", undefined],
     ["buffer", "file"],
   ]);
+});
+
+it("builds the workers configuration from examples/fluent-workers.conf: each worker's in_sqs made an in_tail", () => {
+  const root = parseFluentConfig(workersTestConfig(layout("/tmp/x")));
+  const example = parseFluentConfig(WORKERS_EXAMPLE);
+  const workers = root.children.filter((c) => c.name === "worker");
+  expect(workers.map((w) => w.arg)).toEqual(example.children.filter((c) => c.name === "worker").map((w) => w.arg));
+  for (const worker of workers) {
+    const [source, ...others] = findAll(worker, "source");
+    expect(others).toEqual([]);
+    expect(source?.params).toMatchObject({
+      "@type": "tail",
+      path: `/tmp/x/sqs-records-${worker.arg}.jsonl`,
+      "@label": `@CLOUDTRAIL_IN_${worker.arg}`,
+    });
+  }
+  expect(findAll(root, "match").filter((m) => pluginType(m) === "elasticsearch")).toEqual([]);
 });
 
 describe.skipIf(unavailable !== undefined)(
@@ -314,7 +370,7 @@ describe.skipIf(unavailable !== undefined)(
       countOf(outputIds(paths).filter((id) => id.startsWith(`${phase}-`)));
 
     // One fluentd for the whole story, in order: delivery, routing, acknowledgements, kill -9 of the child, SIGTERM.
-  describe("JSON both ways, as shipped", () => {
+    describe("JSON both ways, as shipped", () => {
       let paths: Layout;
       let fluentd: Fluentd;
 
@@ -555,6 +611,56 @@ describe.skipIf(unavailable !== undefined)(
         );
         expect(have().has(expectedIds("q").at(-1) as string)).toBe(false);
         expect((await fluentd.stop("SIGTERM")).code).toBe(0);
+      });
+    });
+
+    describe("examples/fluent-workers.conf: two workers, each with its own in_sqs (here in_tail) and exec_filter", () => {
+      let paths: Layout;
+
+      beforeAll(() => {
+        paths = newLayout();
+        for (const id of [0, 1]) writeFileSync(workerInput(paths, id), "");
+      });
+
+      it("is accepted by fluentd --dry-run", () => {
+        const config = join(paths.dir, "fluent-workers.conf");
+        writeFileSync(config, workersTestConfig(paths));
+        const run = dryRun(config, env());
+        expect(run.ok, run.output).toBe(true);
+      });
+
+      it("runs: each worker's filter delivers its own records to the shared outputs; SIGTERM stops both", async () => {
+        const config = join(paths.dir, "fluent-workers.conf");
+        writeFileSync(config, workersTestConfig(paths));
+        const fluentd = await Fluentd.start(config, env(), { workers: 2 });
+        running.push(fluentd);
+        appendFileSync(workerInput(paths, 0), `${message("w", "w-0", FIXTURE_NAMES.slice(0, 3))}\n`);
+        appendFileSync(workerInput(paths, 1), `${message("w", "w-1", FIXTURE_NAMES.slice(3, 6), true)}\n`);
+        await waitUntil(
+          "phase w delivered",
+          () => delivered(paths, "w"),
+          WAIT_MS,
+          () => fluentd.tail(),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        expect(countsOfPhase(paths, "w")).toEqual(countOf(expectedIds("w")));
+        await waitUntil("w-0 and w-1 deleted", () => ["w-0", "w-1"].every((h) => sqs.deleted.includes(h)), WAIT_MS);
+        expect(readdirSync(join(paths.dir, "lib/buffer/cloudtrail-events-file")).sort()).toEqual([
+          "worker0",
+          "worker1",
+        ]);
+        const stopped = await fluentd.stop("SIGTERM");
+        expect(stopped.code).toBe(0);
+        // Each worker's child did its share and ended cleanly (the summary is its last line), with a spool of its own.
+        for (const id of [0, 1]) {
+          const log = readLines(join(paths.dir, "log"), `cloudtrail-exec-filter-${id}.log`);
+          expect(
+            log.filter((line) => line.msg === "summary"),
+            `worker ${id}`,
+          ).toEqual([expect.objectContaining({ records: 1, objects: 3, deadLetters: 0, sqsDeletes: 1 })]);
+          expect(existsSync(join(paths.dir, `lib/cloudtrail-exec-filter/spool-${id}`))).toBe(true);
+        }
+        expect(fluentd.problems()).toEqual([]);
       });
     });
   },

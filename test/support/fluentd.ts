@@ -39,7 +39,7 @@ export function fluentdArgs(...args: string[]): string[] {
 
 /** `fluentd --dry-run -c <config>`: whether fluentd accepts a configuration (plugins and parameters included). */
 export function dryRun(config: string, env: NodeJS.ProcessEnv = process.env): { ok: boolean; output: string } {
-  const run = spawnSync("ruby", fluentdArgs("--dry-run", "--no-supervisor", "-c", config), {
+  const run = spawnSync("ruby", fluentdArgs("--dry-run", "-c", config), {
     encoding: "utf8",
     timeout: 60_000,
     env,
@@ -140,8 +140,8 @@ export interface Exit {
 }
 
 /**
- * One fluentd (`--no-supervisor`: a single process, whose children are the exec_filter commands) in a process group
- * of its own, so that `kill()` ends it and every child it started.
+ * One fluentd in a process group of its own, so that `kill()` ends it and every process it started. Without workers it
+ * runs with `--no-supervisor`: a single process, whose children are the exec_filter commands.
  */
 export class Fluentd {
   readonly process: ChildProcess;
@@ -151,8 +151,9 @@ export class Fluentd {
   exit: Exit | undefined;
   readonly exited: Promise<Exit>;
 
-  private constructor(config: string, env: NodeJS.ProcessEnv) {
-    this.process = spawn("ruby", fluentdArgs("-c", config, "--no-supervisor"), {
+  private constructor(config: string, env: NodeJS.ProcessEnv, supervised: boolean) {
+    const args = supervised ? ["-c", config] : ["-c", config, "--no-supervisor"];
+    this.process = spawn("ruby", fluentdArgs(...args), {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env,
@@ -171,11 +172,22 @@ export class Fluentd {
     });
   }
 
-  /** Starts fluentd and resolves once its worker runs (every plugin started, exec_filter children spawned). */
-  static async start(config: string, env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<Fluentd> {
-    const fluentd = new Fluentd(config, env);
+  /**
+   * Starts fluentd and resolves once its worker runs (every plugin started, exec_filter children spawned). `workers`:
+   * a configuration with `<system> workers N`, run under fluentd's supervisor (which multi-process workers need, and
+   * which then is the process this object stands for); resolves once every worker runs.
+   */
+  static async start(
+    config: string,
+    env: NodeJS.ProcessEnv,
+    options: { workers?: number; timeoutMs?: number } = {},
+  ): Promise<Fluentd> {
+    const fluentd = new Fluentd(config, env, options.workers !== undefined);
+    const timeoutMs = options.timeoutMs ?? 30_000;
     try {
-      await fluentd.waitForLog(/fluentd worker is now running/, timeoutMs);
+      for (let id = 0; id < (options.workers ?? 1); id++) {
+        await fluentd.waitForLog(new RegExp(`fluentd worker is now running worker=${id}\\b`), timeoutMs);
+      }
     } catch (error) {
       fluentd.kill();
       throw error;
