@@ -273,8 +273,11 @@ it("builds the workers configuration from examples/fluent-workers.conf: each wor
   expect(findAll(root, "match").filter((m) => pluginType(m) === "elasticsearch")).toEqual([]);
 });
 
+// The four groups below each run a fluentd of their own and wait mostly on fluentd's flushes and the filter's shutdown,
+// so they run side by side; within a group that tells one story, `it.sequential` keeps the tests in order.
 describe.skipIf(unavailable !== undefined)(
   `fluent.conf's pipeline under fluentd 1.15.3${unavailable === undefined ? "" : ` (skipped: ${unavailable})`}`,
+  { concurrent: true },
   () => {
     let s3: FaultS3;
     let sqs: SqsTest;
@@ -379,7 +382,7 @@ describe.skipIf(unavailable !== undefined)(
         fluentd = await start(paths);
       });
 
-      it("delivers every event exactly once while fluentd runs: tag cloudtrail.event, eventTime as the time", async () => {
+      it.sequential("delivers every event exactly once while fluentd runs: tag cloudtrail.event, eventTime as the time", async () => {
         const records = [
           message("a", "a-1", FIXTURE_NAMES.slice(0, 1)),
           message("a", "a-2", FIXTURE_NAMES.slice(1, 4), true),
@@ -414,7 +417,7 @@ describe.skipIf(unavailable !== undefined)(
         expect(fluentd.problems()).toEqual([]);
       });
 
-      it("routes dead letters by their _tag to the dead-letter file, _tag removed, with the record that failed", async () => {
+      it.sequential("routes dead letters by their _tag to the dead-letter file, _tag removed, with the record that failed", async () => {
         await waitUntil(
           "two dead letters",
           () => readLines(paths.deadLetters).length >= 2,
@@ -438,7 +441,7 @@ describe.skipIf(unavailable !== undefined)(
         }
       });
 
-      it("has the filter delete each SQS message once its events are out, and sends nothing to the catch-alls", async () => {
+      it.sequential("has the filter delete each SQS message once its events are out, and sends nothing to the catch-alls", async () => {
         const handles = [...handlesOf("a"), "dead-missing", "dead-not-json"];
         await waitUntil("every phase-a message deleted", () => handles.every((h) => sqs.deleted.includes(h)), WAIT_MS);
         expect(sqs.deleted.filter((h) => handles.includes(h)).sort()).toEqual([...handles].sort());
@@ -447,7 +450,7 @@ describe.skipIf(unavailable !== undefined)(
         expect(fluentd.problems()).toEqual([]);
       });
 
-      it("respawns a child killed with SIGKILL (child_respawn inf): its spool replays, later input flows", async () => {
+      it.sequential("respawns a child killed with SIGKILL (child_respawn inf): its spool replays, later input flows", async () => {
         const [first] = fluentd.children();
         expect(first).toBeDefined();
         // The object of b-1 answers 4 s late: the child is surely mid-work when it is killed.
@@ -488,7 +491,7 @@ describe.skipIf(unavailable !== undefined)(
         await waitUntil("b-1 and c-1 deleted", () => ["b-1", "c-1"].every((h) => sqs.deleted.includes(h)), WAIT_MS);
       });
 
-      it("SIGTERM: fluentd stops its child and exits; after a restart nothing the filter acknowledged is missing", async () => {
+      it.sequential("SIGTERM: fluentd stops its child and exits; after a restart nothing the filter acknowledged is missing", async () => {
         const child = fluentd.children()[0] as number;
         // d-1's object answers 7 s late, past the filter's --shutdown-timeout (5 s): it is in flight at SIGTERM.
         const slowKey = `AWSLogs/d/${FIXTURE_NAMES[21]}.gz`;
@@ -622,14 +625,14 @@ describe.skipIf(unavailable !== undefined)(
         for (const id of [0, 1]) writeFileSync(workerInput(paths, id), "");
       });
 
-      it("is accepted by fluentd --dry-run", () => {
+      it.sequential("is accepted by fluentd --dry-run", () => {
         const config = join(paths.dir, "fluent-workers.conf");
         writeFileSync(config, workersTestConfig(paths));
         const run = dryRun(config, env());
         expect(run.ok, run.output).toBe(true);
       });
 
-      it("runs: each worker's filter delivers its own records to the shared outputs; SIGTERM stops both", async () => {
+      it.sequential("runs: each worker's filter delivers its own records to the shared outputs; SIGTERM stops both", async () => {
         const config = join(paths.dir, "fluent-workers.conf");
         writeFileSync(config, workersTestConfig(paths));
         const fluentd = await Fluentd.start(config, env(), { workers: 2 });
