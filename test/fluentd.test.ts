@@ -59,7 +59,6 @@ interface Layout {
   deadLetters: string;
   unrouted: string;
   errors: string;
-  spool: string;
 }
 
 function layout(dir: string): Layout {
@@ -70,7 +69,6 @@ function layout(dir: string): Layout {
     deadLetters: join(dir, "log/cloudtrail-deadletter"),
     unrouted: join(dir, "log/cloudtrail-unrouted"),
     errors: join(dir, "log/cloudtrail-error"),
-    spool: join(dir, "lib/cloudtrail-exec-filter/spool"),
   };
 }
 
