@@ -18,6 +18,8 @@ import {
   route,
   section,
   tagMatches,
+  workerIds,
+  workerView,
 } from "./support/fluent-config.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -313,6 +315,88 @@ describe("examples/fluent-v0.12.conf (the original post's setup, corrected)", ()
     expect(ends.get(execFilter.params.tag ?? "")).toBe("elasticsearch");
     expect(ends.get(DEFAULT_DEADLETTER_TAG)).toBe("file");
     for (const tag of emittedTags(execFilter)) expect(tagMatches(execFilter.arg, tag), tag).toBe(false);
+  });
+});
+
+describe("examples/fluent-workers.conf (fluent.conf on several fluentd workers)", () => {
+  const shipped = parseFluentConfig(readRepoFile("fluent.conf"));
+  const root = parseFluentConfig(readRepoFile("examples/fluent-workers.conf"));
+  const workers = root.children.filter((c) => c.name === "worker");
+  const ids = workers.flatMap(workerIds);
+  const count = Number(section(root, "system")?.params.workers);
+  const views = ids.map((id) => workerView(root, id));
+  const shippedSource = only(findAll(shipped, "source"), "fluent.conf's <source>");
+  const shippedFilter = only(matchesOfType(shipped, "exec_filter"), "fluent.conf's exec_filter");
+  /** A directive without its line numbers, to compare two files' sections. */
+  const content = (d: Directive): unknown => ({
+    name: d.name,
+    arg: d.arg,
+    params: d.params,
+    children: d.children.map(content),
+  });
+  const without = (params: Record<string, string>, ...keys: string[]) =>
+    Object.fromEntries(Object.entries(params).filter(([key]) => !keys.includes(key)));
+  /** The command's tokens with the values of the per-worker options blanked. */
+  const commandShape = (d: Directive) => {
+    const tokens = commandTokens(d);
+    return tokens.map((t, i) => (["--log-file", "--spool-dir"].includes(tokens[i - 1] ?? "") ? "<per worker>" : t));
+  };
+  const perWorker = ids.map((_, i) => {
+    const view = views[i]!;
+    const source = only(findAll(view, "source"), `worker ${ids[i]}: one <source>`);
+    const execFilter = only(matchesOfType(view, "exec_filter"), `worker ${ids[i]}: one exec_filter`);
+    return { view, source, execFilter, tokens: commandTokens(execFilter) };
+  });
+
+  it("declares as many workers as it has <worker K> blocks, one block per worker id", () => {
+    expect(count).toBeGreaterThan(1);
+    expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: count }, (_, k) => k));
+    // Nothing but the shared outputs outside the blocks: in_sqs is not multi-worker ready.
+    expect(findAll({ ...root, children: root.children.filter((c) => c.name !== "worker") }, "source")).toEqual([]);
+  });
+
+  it("gives each worker fluent.conf's in_sqs and exec_filter, with ids, labels, log, spool and buffer of its own", () => {
+    for (const { source, execFilter } of perWorker) {
+      expect(without(source.params, "@id", "@label")).toEqual(without(shippedSource.params, "@id"));
+      expect(without(execFilter.params, "@id", "@label", "command")).toEqual(
+        without(shippedFilter.params, "@id", "command"),
+      );
+      expect(commandShape(execFilter)).toEqual(commandShape(shippedFilter));
+      const sections = (d: Directive) =>
+        d.children.map((c) => content(c.name === "buffer" ? { ...c, params: without(c.params, "path") } : c));
+      expect(sections(execFilter)).toEqual(sections(shippedFilter));
+    }
+    const distinct = (values: (string | undefined)[]) => expect(new Set(values).size).toBe(ids.length);
+    distinct(perWorker.map((w) => w.source.params["@id"]));
+    distinct(perWorker.map((w) => w.execFilter.params["@id"]));
+    distinct(perWorker.map((w) => optionValue(w.tokens, "--log-file")));
+    distinct(perWorker.map((w) => optionValue(w.tokens, "--spool-dir")));
+    distinct(perWorker.map((w) => section(w.execFilter, "buffer")?.params.path));
+    const known = helpOptions();
+    for (const { tokens } of perWorker) {
+      expect(tokens[0]).toBe(COMMAND);
+      expect(commandOptions(tokens).filter((o) => !known.has(o))).toEqual([]);
+    }
+  });
+
+  it("shares fluent.conf's outputs: the same @CLOUDTRAIL matches (bar the exec_filter) and @ERROR", () => {
+    const label = (r: Directive, name: string) => r.children.find((c) => c.name === "label" && c.arg === name);
+    const outputs = (r: Directive) =>
+      label(r, "@CLOUDTRAIL")
+        ?.children.filter((c) => pluginType(c) !== "exec_filter")
+        .map(content);
+    expect(outputs(root)).toEqual(outputs(shipped));
+    expect(content(label(root, "@ERROR")!)).toEqual(content(label(shipped, "@ERROR")!));
+  });
+
+  it("routes each worker's SQS records through its own exec_filter to the shared outputs, with no loop", () => {
+    for (const { view, source, execFilter } of perWorker) {
+      const paths = route(view, source.params["@label"], source.params.tag ?? "", emittedTags);
+      for (const path of paths) expect(path.filter((hop) => hop.match === execFilter)).toHaveLength(1);
+      const ends = new Map(paths.map((p) => [p[p.length - 1]!.tag, pluginType(p[p.length - 1]!.match)]));
+      expect(ends.get("cloudtrail.event")).toBe("elasticsearch");
+      expect(ends.get(DEFAULT_DEADLETTER_TAG)).toBe("file");
+    }
   });
 });
 

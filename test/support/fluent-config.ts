@@ -176,3 +176,22 @@ export function route(root: Directive, label: string | undefined, tag: string, e
   walk(label, tag, []);
   return paths;
 }
+
+/** The worker ids a `<worker>` directive names: `<worker 1>` or a range `<worker 0-3>`. */
+export function workerIds(worker: Directive): number[] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(worker.arg);
+  if (!m) throw new Error(`<worker ${worker.arg}> (line ${worker.line}): not a worker id or range`);
+  const first = Number(m[1]);
+  const last = Number(m[2] ?? m[1]);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}
+
+/**
+ * The configuration worker `id` runs under `<system> workers N`: the directives outside every `<worker>` block, then
+ * the contents of the blocks that name it, as fluentd merges them (root_agent.rb: `conf += e`, then the blocks go).
+ */
+export function workerView(root: Directive, id: number): Directive {
+  const shared = root.children.filter((c) => c.name !== "worker");
+  const own = root.children.filter((c) => c.name === "worker" && workerIds(c).includes(id)).flatMap((w) => w.children);
+  return { ...root, children: [...shared, ...own] };
+}
