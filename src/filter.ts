@@ -4,17 +4,17 @@
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
 import { deadLetterRecord } from "./dead-letter.js";
-import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
+import { FetchError, type FetchErrorCode, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
-import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
+import { InflateError, type InflateErrorCode, inflateStored, readStored, type Stored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { BucketName } from "./names.js";
 import type { Refusal } from "./notifications.js";
 import type { OutputSink } from "./output.js";
-import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
+import { describeRef, type Interpreted, interpretLine, type ObjectRef, type RecordErrorCode } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
-import { RecordsScanner, ScanError } from "./scan.js";
+import { RecordsScanner, ScanError, type ScanErrorCode } from "./scan.js";
 import type { ScanPool } from "./scan-pool.js";
 
 export interface FilterOptions extends FormatOptions {
@@ -90,8 +90,22 @@ interface Tracker {
   outcome: RecordOutcome;
 }
 
+/**
+ * Every `error.code` a dead-letter record can carry: what a record, a reference, a fetch, the gzip layers and the scan
+ * can fail with, `BucketNotAllowed` (--buckets) and `InternalError` (a bug). README "Error codes" lists exactly these
+ * (test/error-codes.test.ts holds the two together).
+ */
+export type DeadLetterCode =
+  | RecordErrorCode
+  | Refusal["code"]
+  | "BucketNotAllowed"
+  | FetchErrorCode
+  | InflateErrorCode
+  | ScanErrorCode
+  | "InternalError";
+
 interface Failure {
-  code: string;
+  code: DeadLetterCode;
   message: string;
   /** The same request may succeed later. */
   transient: boolean;

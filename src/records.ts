@@ -1,6 +1,5 @@
 // Reads one input line: a fluent-plugin-sqs record, an SQS message body, or a debugging URL
 // (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
-import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type Decoded,
@@ -66,16 +65,42 @@ function fromUrl(line: string): Interpreted {
       ? { kind: "objects", input: line, refs: [], skips: [], refused: [ref] }
       : { kind: "objects", input: line, refs: [{ scheme: "s3", ...ref }], skips: [], refused: [] };
   }
-  if (!line.startsWith("file://")) {
-    return { kind: "error", input: line, code: "BadUrl", message: "expected file:///absolute/path" };
+  return fromFileUrl(line);
+}
+
+const ABSOLUTE_HINT = "write an absolute path as file:///absolute/path (three slashes)";
+
+/**
+ * A `file:` line names a local file by its absolute path. WHATWG URL parsing (Node's) reads `file:relative` as
+ * `/relative` and `file://relative/path` as the host `relative`: neither is what was meant, so both are refused with
+ * how to write the URL instead, and Node's own error text (by code) never reaches a dead letter.
+ */
+function fromFileUrl(line: string): Interpreted {
+  const badUrl = (message: string): Interpreted => ({ kind: "error", input: line, code: "BadUrl", message });
+  // `file:/path` and `file:///path` are absolute; `file:relative` and `file:./x` are not.
+  if (!line.startsWith("file:/")) return badUrl(`a relative file: URL: ${ABSOLUTE_HINT}`);
+  let url: URL;
+  try {
+    url = new URL(line);
+  } catch {
+    return badUrl(`not a URL: ${ABSOLUTE_HINT}`);
+  }
+  if (url.host !== "" && url.host !== "localhost") {
+    return badUrl(`names the host ${JSON.stringify(url.host)} (file://HOST/path), not a local path: ${ABSOLUTE_HINT}`);
   }
   let path: string;
   try {
-    path = fileURLToPath(line);
+    path = fileURLToPath(url);
   } catch (error) {
-    return { kind: "error", input: line, code: "BadUrl", message: `expected file:///absolute/path (${String(error)})` };
+    const code = (error as NodeJS.ErrnoException).code;
+    return badUrl(
+      code === "ERR_INVALID_FILE_URL_PATH"
+        ? 'the path holds an encoded "/" (%2F), which names no file'
+        : `not a file URL: ${ABSOLUTE_HINT}`,
+    );
   }
-  if (!isAbsolute(path)) return { kind: "error", input: line, code: "BadUrl", message: "expected an absolute path" };
+  // A NUL (from %00) would make the open fail with Node's own error rather than name a file.
+  if (path.includes("\0")) return badUrl("the path holds a NUL character (%00)");
   return { kind: "objects", input: line, refs: [{ scheme: "file", path }], skips: [], refused: [] };
 }
 

@@ -1,5 +1,7 @@
 // The built CLI, spawned with real pipes as fluentd spawns it, against an S3-compatible server on loopback.
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -226,5 +228,40 @@ describe("the CLI against S3 on loopback", () => {
     const run = await spawned.done;
     expect(run.code).toBe(0);
     expect(events(parseOutput(run.stdout)).length).toBe(recordsOf(nameA).length + recordsOf(nameB).length);
+  });
+});
+
+describe("file:// lines", () => {
+  it("a directory, a named pipe and a missing file each have their own code; a relative URL says how to write it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ctef-files-"));
+    try {
+      const fifo = join(dir, "pipe");
+      execFileSync("mkfifo", [fifo]);
+      const input = [
+        `file://${dir}`,
+        `file://${fifo}`, // opened without waiting for a writer
+        `file://${dir}/missing.json`,
+        "file://relative/path.json",
+        `file://${join(FIXTURES, nameA)}`,
+      ].join("\n");
+      const run = await runCli(["--pad-bytes", "0"], `${input}\n`, env);
+      expect(run.code).toBe(0);
+      const letters = deadLetters(parseOutput(run.stdout));
+      const byInput = Object.fromEntries(letters.map((r) => [r.input, r.error as { code: string; message: string }]));
+      expect(letters.length).toBe(4);
+      expect(byInput[`file://${dir}`]).toMatchObject({
+        code: "NotAFile",
+        message: expect.stringMatching(/directory$/),
+      });
+      expect(byInput[`file://${fifo}`]).toMatchObject({ code: "NotAFile" });
+      expect(byInput[`file://${dir}/missing.json`]).toMatchObject({ code: "NotFound" });
+      expect(byInput["file://relative/path.json"]).toMatchObject({
+        code: "BadUrl",
+        message: expect.stringContaining("file:///absolute/path"),
+      });
+      expect(events(parseOutput(run.stdout)).length).toBe(recordsOf(nameA).length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

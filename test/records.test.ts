@@ -209,10 +209,24 @@ describe("interpretLine: debugging URLs", () => {
     });
   });
 
-  // BUG: `file:relative/path` (no `//`) is read as `/relative/path` — WHATWG URL parsing makes every file: URL
-  // absolute, so the `isAbsolute` check in fromUrl never fires and a relative path silently names another file.
-  it.each(["file:relative/log.json", "file:./log.json"])("%j (a relative path) is a BadUrl error", (line) => {
-    expect(interpretLine(line)).toMatchObject({ kind: "error", code: "BadUrl" });
+  // WHATWG URL parsing reads `file:relative` as `/relative` and `file://relative/path` as the host `relative`: both
+  // are refused with how to write the URL, never with Node's own error text.
+  it.each<[string, RegExp]>([
+    ["file:relative/log.json", /^a relative file: URL: write an absolute path as file:\/\/\/absolute\/path/],
+    ["file:./log.json", /^a relative file: URL: /],
+    ["file://relative/path/log.json", /^names the host "relative" .*file:\/\/\/absolute\/path/],
+    ["file://otherhost/tmp/x.json", /^names the host "otherhost"/],
+    ["file:///tmp/%2Fescaped-slash", /encoded "\/" \(%2F\)/],
+    ["file:///tmp/a%00b.json", /NUL/],
+  ])("%j is a BadUrl error that says how to write it", (line, message) => {
+    const result = interpretLine(line);
+    expect(result).toMatchObject({ kind: "error", code: "BadUrl", input: line });
+    expect(result.kind === "error" && result.message).toMatch(message);
+    expect(result.kind === "error" && result.message).not.toMatch(/ERR_|must be|File URL/);
+  });
+
+  it("file:/absolute/path (one slash) is absolute too", () => {
+    expect(interpretLine("file:/tmp/x.json")).toMatchObject({ refs: [{ scheme: "file", path: "/tmp/x.json" }] });
   });
 
   it("describeRef prints both schemes", () => {
