@@ -223,6 +223,8 @@ export class Filter {
           this.summary.skipped++;
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
+        // A message of a receive-message response that names no object: its dead letter holds that message.
+        for (const failure of record.failed ?? []) this.deadLetter(tracker, failure, undefined, 0, failure.input);
         // No request is made for a reference that did not parse, nor for an object outside --buckets.
         for (const refusal of record.refused) this.deadLetter(tracker, refusal, refusal);
         for (const ref of record.refs) {
@@ -480,9 +482,9 @@ export class Filter {
     failure: Pick<Failure, "code" | "message">,
     where: ObjectRef | Refusal | undefined,
     emitted = 0,
+    input: unknown = tracker.outcome.record.input,
   ): void {
     const { sink, log, options } = this.deps;
-    const input = tracker.outcome.record.input;
     const lineNumber = tracker.outcome.line.number;
     this.summary.deadLetters++;
     tracker.outcome.deadLetters++;

@@ -231,6 +231,68 @@ describe("the CLI against S3 on loopback", () => {
   });
 });
 
+describe("piped from `aws sqs receive-message`", () => {
+  /** A message as the AWS CLI prints it. */
+  const message = (body: string, n: number) => ({
+    MessageId: `0f6e2c1a-1111-2222-3333-44445555666${n}`,
+    ReceiptHandle: `AQEBzbVv${n}`,
+    MD5OfBody: "0",
+    Body: body,
+  });
+
+  it("reads every message of the response it prints indented over many lines, and the lines after it", async () => {
+    const notification = JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX + nameA}.gz`] });
+    // As `aws sqs receive-message --max-number-of-messages 10` prints it: four spaces, one key per line.
+    const response = JSON.stringify(
+      { Messages: [message(sns(notification), 1), message(s3Event([`${PREFIX + nameB}.gz`]), 2)] },
+      null,
+      4,
+    );
+    expect(response.split("\n").length).toBeGreaterThan(10);
+    const input = `${response}\n${s3Event([`${PREFIX}plain-${nameD}.gz`])}\n`;
+    const spawned = startCli(["--pad-bytes", "0"], env);
+    // Cut inside the document and inside its lines, as a pipe may.
+    for (const [from, to] of [
+      [0, 7],
+      [7, 200],
+      [200, response.length - 1],
+      [response.length - 1, input.length],
+    ] as const) {
+      spawned.child.stdin.write(input.slice(from, to));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    spawned.child.stdin.end();
+    const run = await spawned.done;
+    expect(run.code).toBe(0);
+    const records = parseOutput(run.stdout);
+    expect(deadLetters(records)).toEqual([]);
+    expect(events(records).length).toBe(recordsOf(nameA).length + recordsOf(nameB).length + recordsOf(nameD).length);
+    expect(run.log.find((l) => l.msg === "summary")).toMatchObject({ records: 2, objects: 3, deadLetters: 0 });
+  });
+
+  it("a message that names nothing is a dead letter holding that message; the other message is read", async () => {
+    const bad = message("not json", 2);
+    const response = JSON.stringify(
+      { Messages: [message(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX + nameA}.gz`] }), 1), bad] },
+      null,
+      4,
+    );
+    const run = await runCli(["--pad-bytes", "0"], `${response}\n`, env);
+    expect(run.code).toBe(0);
+    const records = parseOutput(run.stdout);
+    expect(deadLetters(records)).toEqual([
+      expect.objectContaining({ error: expect.objectContaining({ code: "BodyNotJson" }), input: bad }),
+    ]);
+    expect(events(records).length).toBe(recordsOf(nameA).length);
+  });
+
+  it("no messages: the CLI prints nothing, and nothing comes out", async () => {
+    const run = await runCli([], "", env);
+    expect(run.code).toBe(0);
+    expect(run.stdout.length).toBe(0);
+  });
+});
+
 describe("file:// lines", () => {
   it("a directory, a named pipe and a missing file each have their own code; a relative URL says how to write it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ctef-files-"));
