@@ -1,5 +1,5 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
-import { openSync } from "node:fs";
+import { fstatSync, openSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
@@ -33,7 +33,8 @@ interface CliOptions {
   sourceField?: string;
   outputFormat: OutputFormat;
   inputFormat: "json" | "msgpack";
-  padBytes: number;
+  /** Undefined: decided by what stdout is (`padBytesFor`). */
+  padBytes?: number;
   maxLineBytes: number;
   maxObjectBytes: number;
   maxEventBytes: number;
@@ -84,6 +85,26 @@ function bucketList(command: Command, value: string, previous: ReadonlySet<Bucke
   return buckets;
 }
 
+/** fluentd's JSON reader takes the child's stdout in blocking reads of this many bytes (output.ts says why). */
+const DEFAULT_PAD_BYTES = 8192;
+
+/**
+ * The padding to write: `--pad-bytes` when given, else DEFAULT_PAD_BYTES when stdout is a pipe or a socket (fluentd
+ * reads the child through a pipe; Node's `spawn` makes socket pairs) and none when it is a terminal or a file, where
+ * nobody waits for the tail and the spaces would only be noise in `> events.ndjson`. msgpack is never padded: a space
+ * is not msgpack, and fluentd reads msgpack with partial reads.
+ */
+function padBytesFor(options: CliOptions): number {
+  if (options.outputFormat === "msgpack") return 0;
+  if (options.padBytes !== undefined) return options.padBytes;
+  try {
+    const stdout = fstatSync(1);
+    return stdout.isFIFO() || stdout.isSocket() ? DEFAULT_PAD_BYTES : 0;
+  } catch {
+    return 0; // no stdout at all: nothing to push through
+  }
+}
+
 /** Options shared by the filter and the import command. */
 function commonOptions(command: Command): Command {
   return command
@@ -126,9 +147,9 @@ function commonOptions(command: Command): Command {
     )
     .option(
       "--pad-bytes <n>",
-      "whitespace written after each burst so fluentd's 8 KiB JSON reader delivers the tail now; 0 turns it off",
+      "whitespace written after each burst so fluentd's 8 KiB JSON reader delivers the tail now; 0 turns it off " +
+        `(default: ${DEFAULT_PAD_BYTES} when stdout is a pipe or a socket, as under fluentd; else 0)`,
       integer(0, 1 << 20),
-      8192,
     )
     .option(
       "--max-object-bytes <n>",
@@ -307,9 +328,7 @@ async function startRuntime(
     process.exit(1);
   });
 
-  // msgpack needs no padding (fluentd reads it with partial reads), and whitespace would not be msgpack.
-  const msgpack = options.outputFormat === "msgpack";
-  const sinkOptions = { padBytes: msgpack ? 0 : options.padBytes, format: options.outputFormat };
+  const sinkOptions = { padBytes: padBytesFor(options), format: options.outputFormat };
   const sink = new OutputSink(process.stdout, sinkOptions, (error) => {
     // EPIPE: the reader is gone; nothing more can be delivered.
     log.info("stdout closed; exiting", { error: error.message });
