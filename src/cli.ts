@@ -11,16 +11,17 @@ import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
-import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "./names.js";
+import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "./names.js";
 import { OutputSink } from "./output.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
+import { awsSettings, parseEndpoint } from "./settings.js";
 import type { Spool } from "./spool.js";
 import type { SqsAcker } from "./sqs.js";
 import { VERSION } from "./version.js";
 
 interface CliOptions {
-  region?: string;
+  region?: Region;
   endpoint?: string;
   requestPayer: boolean;
   concurrency: number;
@@ -62,6 +63,33 @@ function seconds(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected seconds (>= 0)");
   return n;
+}
+
+/** A value that must not be empty: a field name or a tag. */
+function nonEmpty(value: string): string {
+  if (value === "") throw new InvalidArgumentError("expected a non-empty value");
+  return value;
+}
+
+/** Seconds above 0: a timeout of 0 would fail every request at once. */
+function positiveSeconds(value: string): number {
+  const n = seconds(value);
+  if (n === 0) throw new InvalidArgumentError("expected seconds (> 0)");
+  return n;
+}
+
+/** `--region`: parsed as a region a message names is (names.ts); it becomes part of every AWS host name. */
+function region(value: string): Region {
+  const parsed = parseRegion(value);
+  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
+  return parsed;
+}
+
+/** `--endpoint`: an http(s) URL (settings.ts). */
+function endpoint(value: string): string {
+  const parsed = parseEndpoint(value);
+  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
+  return parsed;
 }
 
 /**
@@ -108,8 +136,12 @@ function padBytesFor(options: CliOptions): number {
 /** Options shared by the filter and the import command. */
 function commonOptions(command: Command): Command {
   return command
-    .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
-    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
+    .option(
+      "--region <region>",
+      "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed",
+      region,
+    )
+    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)", endpoint)
     .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
     .option(
       "--buckets <names>",
@@ -123,7 +155,7 @@ function commonOptions(command: Command): Command {
       integer(1, 1024),
       8,
     )
-    .option("--deadletter-tag <tag>", "_tag of dead-letter records", "cloudtrail.deadletter")
+    .option("--deadletter-tag <tag>", "_tag of dead-letter records", nonEmpty, "cloudtrail.deadletter")
     .option(
       "--log-file <path>",
       "append JSON log lines here (default: stderr, which fluentd v1.8+ discards: set this under fluentd)",
@@ -133,13 +165,18 @@ function commonOptions(command: Command): Command {
     .option(
       "--time-field <name>",
       "add eventTime as epoch seconds (a float) under this name, for fluentd's <extract> time_key (e.g. _time)",
+      nonEmpty,
     )
     .option(
       "--stringify [fields]",
       "replace these top-level fields' values (unless strings or null) by their JSON text, comma-separated; " +
         `no value or "default" means ${DEFAULT_STRINGIFY.join(",")}`,
     )
-    .option("--source-field <name>", 'add {"bucket":…,"key":…} of the object each event came from under this name')
+    .option(
+      "--source-field <name>",
+      'add {"bucket":…,"key":…} of the object each event came from under this name',
+      nonEmpty,
+    )
     .addOption(
       new Option("--output-format <format>", "json: one line per event; msgpack: one map per event (no padding)")
         .choices(["json", "msgpack"])
@@ -172,7 +209,7 @@ function commonOptions(command: Command): Command {
     .option(
       "--request-timeout <seconds>",
       "an S3 request, or a response body, silent this long is failed (and retried)",
-      seconds,
+      positiveSeconds,
       30,
     )
     .option(
@@ -282,25 +319,44 @@ function defaultScanWorkers(): number {
   return cores <= 2 ? 0 : Math.min(cores - 1, 4);
 }
 
-/** The region to sign for when nothing names one: --region, the SDK's environment variables, else us-east-1. */
-function defaultRegion(options: CliOptions): string {
-  return options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
-}
-
-/** The AWS clients of this process (clients.ts): made on first use, from the options and the environment. */
-function awsClients(options: CliOptions): AwsClients {
-  // An S3-compatible endpoint: --endpoint, else the SDK's service-specific or global endpoint variable.
-  const s3Endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
-  const sqsEndpoint = process.env.AWS_ENDPOINT_URL_SQS;
+/**
+ * The AWS clients of this process (clients.ts): made on first use, from the options and the environment. A region or
+ * endpoint variable that is not one is a configuration error (exit 2), named (settings.ts).
+ */
+function awsClients(options: CliOptions, program: Command): AwsClients {
+  const settings = awsSettings(options, process.env);
+  if (typeof settings === "string") return program.error(`error: ${settings}`, { exitCode: 2 });
   return new AwsClients({
-    region: defaultRegion(options),
-    ...(s3Endpoint === undefined ? {} : { s3Endpoint }),
-    ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
+    region: settings.region,
+    ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
+    ...(settings.sqsEndpoint === undefined ? {} : { sqsEndpoint: settings.sqsEndpoint }),
     connections: Math.max(16, options.concurrency * 2),
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
     env: process.env,
   });
+}
+
+/**
+ * Options that would do nothing as given are usage errors rather than silently ignored: whoever wrote them expected
+ * an effect. (`import --list` with output options is not one: a dry run of a whole command line is its point.)
+ */
+function checkCombinations(options: CliOptions, program: Command): void {
+  const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
+  if (options.outputFormat === "msgpack" && options.padBytes !== undefined && options.padBytes !== 0) {
+    fail("--pad-bytes does nothing with --output-format msgpack (whitespace is not msgpack; fluentd reads it whole)");
+  }
+  // Two options naming one field would write it twice in every event.
+  const added = new Map<string, string>();
+  const add = (name: string | undefined, what: string, adds = `${what} adds already`): void => {
+    if (name === undefined) return;
+    const before = added.get(name);
+    if (before !== undefined) fail(`${what} names the field ${JSON.stringify(name)}, which ${before}`);
+    added.set(name, adds);
+  };
+  if (options.timestamp) add("@timestamp", "", "the filter adds already (unless --no-timestamp)");
+  add(options.timeField, "--time-field");
+  add(options.sourceField, "--source-field");
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
@@ -312,7 +368,7 @@ async function startRuntime(
   options: CliOptions,
   program: Command,
 ): Promise<{ log: Logger; sink: OutputSink; source: S3Source; aws: AwsClients }> {
-  const aws = awsClients(options);
+  const aws = awsClients(options, program);
   try {
     await aws.check();
   } catch (error) {
@@ -405,6 +461,11 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   };
   process.on("SIGTERM", keep);
   process.on("SIGINT", keep);
+  checkCombinations(options, program);
+  if (options.visibilityTimeout !== undefined && !options.deleteSqsMessages) {
+    // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
+    program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
+  }
   const spool = await openSpool(options, program);
   const { log, sink, source, aws } = await startRuntime(options, program);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
@@ -531,6 +592,14 @@ function importCommand(program: Command): Command {
           merged[key] = value;
         }
       }
+      // The filter's own options, given before `import`, would be ignored: say so instead.
+      for (const option of program.options) {
+        const key = option.attributeName();
+        if (command.options.some((own) => own.attributeName() === key)) continue;
+        if (program.getOptionValueSource(key) === "cli") {
+          command.error(`error: ${option.long} is an option of the filter; import does not use it`, { exitCode: 2 });
+        }
+      }
       const options = merged as unknown as CliOptions & {
         since?: string;
         until?: string;
@@ -551,6 +620,7 @@ function importCommand(program: Command): Command {
         import("./listing.js"),
         import("./progress.js"),
       ]);
+      checkCombinations(options, command);
       const source = parseSource(argument);
       if (typeof source === "string") command.error(`error: ${source}`, { exitCode: 2 });
       if (source.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(source.bucket)) {
