@@ -18,6 +18,7 @@ import { RetryPolicy } from "./retry.js";
 import { awsSettings, parseEndpoint } from "./settings.js";
 import type { Spool } from "./spool.js";
 import type { SqsAcker } from "./sqs.js";
+import { Stats } from "./stats.js";
 import { VERSION } from "./version.js";
 
 interface CliOptions {
@@ -46,6 +47,7 @@ interface CliOptions {
   spoolDir?: string;
   deleteSqsMessages: boolean;
   visibilityTimeout?: number;
+  statsInterval: number;
   buckets?: ReadonlySet<BucketName>;
 }
 
@@ -69,6 +71,13 @@ function seconds(value: string): number {
 function nonEmpty(value: string): string {
   if (value === "") throw new InvalidArgumentError("expected a non-empty value");
   return value;
+}
+
+/** `--stats-interval`: 0 (off), or at least a tenth of a second (shorter would flood the log). */
+function statsInterval(value: string): number {
+  const n = seconds(value);
+  if (n > 0 && n < 0.1) throw new InvalidArgumentError("expected 0 (off) or at least 0.1 seconds");
+  return n;
 }
 
 /** Seconds above 0: a timeout of 0 would fail every request at once. */
@@ -248,6 +257,13 @@ export function buildProgram(): Command {
       "--visibility-timeout <seconds>",
       "with --delete-sqs-messages: keep messages invisible from when they are read until they are done, extending before this runs out",
       integer(1, 43_200),
+    )
+    .option(
+      "--stats-interval <seconds>",
+      "log a stats line this often: counts since the last one and in total, events/s, the lag behind the newest " +
+        "eventTime, memory; 0 turns it off",
+      statsInterval,
+      60,
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
   program.addCommand(importCommand(program).exitOverride(usageExit));
@@ -532,13 +548,31 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   );
 
   const started = Date.now();
+  const counts = () => ({
+    ...filter.counts(),
+    ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),
+  });
+  const stats = new Stats(counts(), started);
+  const statsTimer =
+    options.statsInterval > 0
+      ? setInterval(() => {
+          const reading = {
+            counts: counts(),
+            newestEventTime: filter.newest.text,
+            rssBytes: process.memoryUsage.rss(),
+          };
+          log.info("stats", stats.line(Date.now(), reading));
+        }, options.statsInterval * 1000).unref()
+      : undefined;
   const summary = await filter.run(intake);
   await intake.finished;
   await finishOutput(sink, signalled(), log);
   await acker?.close(signalled() ? 1000 : 10_000);
   spool?.close();
+  clearInterval(statsTimer);
   log.info("summary", {
     ...summary,
+    newestEventTime: filter.newest.text ?? null,
     leftOver: intake.leftOver,
     ...(spool === undefined ? {} : { spooled: spool.size }),
     ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),

@@ -10,6 +10,7 @@ import { InflateError, type InflateErrorCode, inflateStored, readStored, type St
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { BucketName } from "./names.js";
+import { NewestTime } from "./newest-time.js";
 import type { Refusal } from "./notifications.js";
 import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef, type RecordErrorCode } from "./records.js";
@@ -49,6 +50,8 @@ export interface Summary {
   events: number;
   skipped: number;
   deadLetters: number;
+  /** Attempts made again after a transient failure (each one counts). */
+  retries: number;
   abandoned: number;
   leftToSqs: number;
   bytesIn: number;
@@ -149,12 +152,15 @@ export class Filter {
     events: 0,
     skipped: 0,
     deadLetters: 0,
+    retries: 0,
     abandoned: 0,
     leftToSqs: 0,
     bytesIn: 0,
     bytesInflated: 0,
     bytesOut: 0,
   };
+  /** The newest eventTime written, for the stats line's lag. */
+  readonly newest = new NewestTime();
 
   private readonly retry: RetryPolicy;
   private readonly fetchSlots: FetchSlots;
@@ -200,6 +206,11 @@ export class Filter {
   abortInFlight(): void {
     this.stop();
     this.abort.abort();
+  }
+
+  /** The counts so far (the summary `run` returns at the end), for the periodic stats line. */
+  counts(): Summary {
+    return { ...this.summary, bytesOut: this.deps.sink.bytesOut };
   }
 
   async run(lines: AsyncIterable<Line>): Promise<Summary> {
@@ -384,6 +395,7 @@ export class Filter {
           }
           return;
         }
+        this.summary.retries++;
         log.info("retrying", {
           ...refContext(ref),
           code: failure.code,
@@ -407,6 +419,7 @@ export class Filter {
     const { sink, options } = this.deps;
     const summary = this.summary;
     const write = eventWriter(sink, options, ref);
+    const newest = this.newest;
     let seen = 0;
     const scanner = new RecordsScanner(
       (event, time, hasTimestamp, fields) => {
@@ -415,6 +428,7 @@ export class Filter {
         write(event, time, hasTimestamp, fields);
         summary.events++;
         tracker.outcome.events++;
+        if (time !== undefined) newest.note(time);
       },
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
@@ -450,6 +464,7 @@ export class Filter {
           summary.events += result.emitted;
           summary.bytesInflated += result.inflated;
           tracker.outcome.events += result.emitted;
+          newest.noteText(result.newest);
           progress(seen);
           if (result.error !== undefined) throw result.error;
           await sink.ready();

@@ -327,3 +327,49 @@ describe("file:// lines", () => {
     }
   });
 });
+
+describe("--stats-interval", () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("logs stats lines while it runs, under the final summary's names", async () => {
+    const spawned = startCli(["--stats-interval", "0.2", "--pad-bytes", "0"], env);
+    // Fed slowly, as under fluentd: the process is alive across several intervals.
+    for (const name of [nameA, nameB]) {
+      spawned.child.stdin.write(`file://${join(FIXTURES, name)}\n`);
+      await sleep(700);
+    }
+    spawned.child.stdin.end();
+    const run = await spawned.done;
+    expect(run.code).toBe(0);
+    const stats = run.log.filter((l) => l.msg === "stats");
+    expect(stats.length).toBeGreaterThanOrEqual(1);
+    const summary = run.log.find((l) => l.msg === "summary") as Record<string, unknown>;
+    const counters = ["records", "objects", "events", "deadLetters", "retries", "bytesIn", "bytesOut"];
+    for (const line of stats) {
+      expect(line).toMatchObject({ level: "info", seconds: expect.any(Number), eventsPerSecond: expect.any(Number) });
+      expect(line.rssMB).toEqual(expect.any(Number));
+      for (const name of counters) {
+        expect(line[name], name).toEqual(expect.any(Number));
+        expect((line.total as Record<string, unknown>)[name], `total.${name}`).toEqual(expect.any(Number));
+        expect(summary).toHaveProperty(name);
+      }
+    }
+    // The intervals add up to the totals; the last totals are at most the summary's.
+    const last = stats[stats.length - 1] as Record<string, unknown> & { total: Record<string, number> };
+    expect(stats.reduce((sum, line) => sum + (line.events as number), 0)).toBe(last.total.events);
+    expect(last.total.events).toBeLessThanOrEqual(summary.events as number);
+    // Once an event is written, the lag is counted from its eventTime (these fixtures are from 2023).
+    const withEvents = stats.find((line) => ((line.total as Record<string, number>).events ?? 0) > 0);
+    if (withEvents !== undefined) {
+      expect(withEvents.newestEventTime).toMatch(/^2023-07-10T/);
+      expect(withEvents.lagSeconds).toBeGreaterThan(86_400);
+    }
+    expect(summary.newestEventTime).toMatch(/^2023-07-10T/);
+  });
+
+  it("0 turns it off", async () => {
+    const run = await runCli(["--stats-interval", "0"], `file://${join(FIXTURES, nameA)}\n`, env);
+    expect(run.code).toBe(0);
+    expect(run.log.filter((l) => l.msg === "stats")).toEqual([]);
+  });
+});
