@@ -370,7 +370,7 @@ function checkCombinations(options: CliOptions, program: Command): void {
     if (before !== undefined) fail(`${what} names the field ${JSON.stringify(name)}, which ${before}`);
     added.set(name, adds);
   };
-  if (options.timestamp) add("@timestamp", "", "the filter adds already (unless --no-timestamp)");
+  if (options.timestamp) add("@timestamp", "@timestamp", "the filter adds already (unless --no-timestamp)");
   add(options.timeField, "--time-field");
   add(options.sourceField, "--source-field");
 }

@@ -141,7 +141,7 @@ const REMOVED: [RegExp, string][] = [
   [/\bprocess\.assert\b/, "process.assert (removed in Node 23)"],
   [/\bdirent\.path\b|\.parentPath\b.*\.path\b/, "Dirent.path (DEP0178)"],
   [/\bfs\.exists\(/, "fs.exists (DEP0034)"],
-  [/\bnew\s+(fs\.)?Stats\(/, "the fs.Stats constructor (DEP0180)"],
+  [/\bnew\s+fs\.Stats\(/, "the fs.Stats constructor (DEP0180)"],
   [/\bmodule\.parent\b/, "module.parent (DEP0144)"],
   [/\bos\.tmpDir\(/, "os.tmpDir() (removed)"],
 ];
