@@ -1,5 +1,5 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
-import { openSync } from "node:fs";
+import { fstatSync, openSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
@@ -11,16 +11,18 @@ import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
-import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "./names.js";
+import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "./names.js";
 import { OutputSink } from "./output.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
+import { awsSettings, parseEndpoint } from "./settings.js";
 import type { Spool } from "./spool.js";
 import type { SqsAcker } from "./sqs.js";
+import { Stats } from "./stats.js";
 import { VERSION } from "./version.js";
 
 interface CliOptions {
-  region?: string;
+  region?: Region;
   endpoint?: string;
   requestPayer: boolean;
   concurrency: number;
@@ -33,7 +35,8 @@ interface CliOptions {
   sourceField?: string;
   outputFormat: OutputFormat;
   inputFormat: "json" | "msgpack";
-  padBytes: number;
+  /** Undefined: decided by what stdout is (`padBytesFor`). */
+  padBytes?: number;
   maxLineBytes: number;
   maxObjectBytes: number;
   maxEventBytes: number;
@@ -44,6 +47,7 @@ interface CliOptions {
   spoolDir?: string;
   deleteSqsMessages: boolean;
   visibilityTimeout?: number;
+  statsInterval: number;
   buckets?: ReadonlySet<BucketName>;
 }
 
@@ -61,6 +65,40 @@ function seconds(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected seconds (>= 0)");
   return n;
+}
+
+/** A value that must not be empty: a field name or a tag. */
+function nonEmpty(value: string): string {
+  if (value === "") throw new InvalidArgumentError("expected a non-empty value");
+  return value;
+}
+
+/** `--stats-interval`: 0 (off), or at least a tenth of a second (shorter would flood the log). */
+function statsInterval(value: string): number {
+  const n = seconds(value);
+  if (n > 0 && n < 0.1) throw new InvalidArgumentError("expected 0 (off) or at least 0.1 seconds");
+  return n;
+}
+
+/** Seconds above 0: a timeout of 0 would fail every request at once. */
+function positiveSeconds(value: string): number {
+  const n = seconds(value);
+  if (n === 0) throw new InvalidArgumentError("expected seconds (> 0)");
+  return n;
+}
+
+/** `--region`: parsed as a region a message names is (names.ts); it becomes part of every AWS host name. */
+function region(value: string): Region {
+  const parsed = parseRegion(value);
+  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
+  return parsed;
+}
+
+/** `--endpoint`: an http(s) URL (settings.ts). */
+function endpoint(value: string): string {
+  const parsed = parseEndpoint(value);
+  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
+  return parsed;
 }
 
 /**
@@ -84,11 +122,35 @@ function bucketList(command: Command, value: string, previous: ReadonlySet<Bucke
   return buckets;
 }
 
+/** fluentd's JSON reader takes the child's stdout in blocking reads of this many bytes (output.ts says why). */
+const DEFAULT_PAD_BYTES = 8192;
+
+/**
+ * The padding to write: `--pad-bytes` when given, else DEFAULT_PAD_BYTES when stdout is a pipe or a socket (fluentd
+ * reads the child through a pipe; Node's `spawn` makes socket pairs) and none when it is a terminal or a file, where
+ * nobody waits for the tail and the spaces would only be noise in `> events.ndjson`. msgpack is never padded: a space
+ * is not msgpack, and fluentd reads msgpack with partial reads.
+ */
+function padBytesFor(options: CliOptions): number {
+  if (options.outputFormat === "msgpack") return 0;
+  if (options.padBytes !== undefined) return options.padBytes;
+  try {
+    const stdout = fstatSync(1);
+    return stdout.isFIFO() || stdout.isSocket() ? DEFAULT_PAD_BYTES : 0;
+  } catch {
+    return 0; // no stdout at all: nothing to push through
+  }
+}
+
 /** Options shared by the filter and the import command. */
 function commonOptions(command: Command): Command {
   return command
-    .option("--region <region>", "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed")
-    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)")
+    .option(
+      "--region <region>",
+      "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed",
+      region,
+    )
+    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)", endpoint)
     .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
     .option(
       "--buckets <names>",
@@ -102,7 +164,7 @@ function commonOptions(command: Command): Command {
       integer(1, 1024),
       8,
     )
-    .option("--deadletter-tag <tag>", "_tag of dead-letter records", "cloudtrail.deadletter")
+    .option("--deadletter-tag <tag>", "_tag of dead-letter records", nonEmpty, "cloudtrail.deadletter")
     .option(
       "--log-file <path>",
       "append JSON log lines here (default: stderr, which fluentd v1.8+ discards: set this under fluentd)",
@@ -112,13 +174,18 @@ function commonOptions(command: Command): Command {
     .option(
       "--time-field <name>",
       "add eventTime as epoch seconds (a float) under this name, for fluentd's <extract> time_key (e.g. _time)",
+      nonEmpty,
     )
     .option(
       "--stringify [fields]",
       "replace these top-level fields' values (unless strings or null) by their JSON text, comma-separated; " +
         `no value or "default" means ${DEFAULT_STRINGIFY.join(",")}`,
     )
-    .option("--source-field <name>", 'add {"bucket":…,"key":…} of the object each event came from under this name')
+    .option(
+      "--source-field <name>",
+      'add {"bucket":…,"key":…} of the object each event came from under this name',
+      nonEmpty,
+    )
     .addOption(
       new Option("--output-format <format>", "json: one line per event; msgpack: one map per event (no padding)")
         .choices(["json", "msgpack"])
@@ -126,9 +193,9 @@ function commonOptions(command: Command): Command {
     )
     .option(
       "--pad-bytes <n>",
-      "whitespace written after each burst so fluentd's 8 KiB JSON reader delivers the tail now; 0 turns it off",
+      "whitespace written after each burst so fluentd's 8 KiB JSON reader delivers the tail now; 0 turns it off " +
+        `(default: ${DEFAULT_PAD_BYTES} when stdout is a pipe or a socket, as under fluentd; else 0)`,
       integer(0, 1 << 20),
-      8192,
     )
     .option(
       "--max-object-bytes <n>",
@@ -151,7 +218,7 @@ function commonOptions(command: Command): Command {
     .option(
       "--request-timeout <seconds>",
       "an S3 request, or a response body, silent this long is failed (and retried)",
-      seconds,
+      positiveSeconds,
       30,
     )
     .option(
@@ -190,6 +257,13 @@ export function buildProgram(): Command {
       "--visibility-timeout <seconds>",
       "with --delete-sqs-messages: keep messages invisible from when they are read until they are done, extending before this runs out",
       integer(1, 43_200),
+    )
+    .option(
+      "--stats-interval <seconds>",
+      "log a stats line this often: counts since the last one and in total, events/s, the lag behind the newest " +
+        "eventTime, memory; 0 turns it off",
+      statsInterval,
+      60,
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
   program.addCommand(importCommand(program).exitOverride(usageExit));
@@ -261,25 +335,44 @@ function defaultScanWorkers(): number {
   return cores <= 2 ? 0 : Math.min(cores - 1, 4);
 }
 
-/** The region to sign for when nothing names one: --region, the SDK's environment variables, else us-east-1. */
-function defaultRegion(options: CliOptions): string {
-  return options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1";
-}
-
-/** The AWS clients of this process (clients.ts): made on first use, from the options and the environment. */
-function awsClients(options: CliOptions): AwsClients {
-  // An S3-compatible endpoint: --endpoint, else the SDK's service-specific or global endpoint variable.
-  const s3Endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
-  const sqsEndpoint = process.env.AWS_ENDPOINT_URL_SQS;
+/**
+ * The AWS clients of this process (clients.ts): made on first use, from the options and the environment. A region or
+ * endpoint variable that is not one is a configuration error (exit 2), named (settings.ts).
+ */
+function awsClients(options: CliOptions, program: Command): AwsClients {
+  const settings = awsSettings(options, process.env);
+  if (typeof settings === "string") return program.error(`error: ${settings}`, { exitCode: 2 });
   return new AwsClients({
-    region: defaultRegion(options),
-    ...(s3Endpoint === undefined ? {} : { s3Endpoint }),
-    ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
+    region: settings.region,
+    ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
+    ...(settings.sqsEndpoint === undefined ? {} : { sqsEndpoint: settings.sqsEndpoint }),
     connections: Math.max(16, options.concurrency * 2),
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
     env: process.env,
   });
+}
+
+/**
+ * Options that would do nothing as given are usage errors rather than silently ignored: whoever wrote them expected
+ * an effect. (`import --list` with output options is not one: a dry run of a whole command line is its point.)
+ */
+function checkCombinations(options: CliOptions, program: Command): void {
+  const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
+  if (options.outputFormat === "msgpack" && options.padBytes !== undefined && options.padBytes !== 0) {
+    fail("--pad-bytes does nothing with --output-format msgpack (whitespace is not msgpack; fluentd reads it whole)");
+  }
+  // Two options naming one field would write it twice in every event.
+  const added = new Map<string, string>();
+  const add = (name: string | undefined, what: string, adds = `${what} adds already`): void => {
+    if (name === undefined) return;
+    const before = added.get(name);
+    if (before !== undefined) fail(`${what} names the field ${JSON.stringify(name)}, which ${before}`);
+    added.set(name, adds);
+  };
+  if (options.timestamp) add("@timestamp", "@timestamp", "the filter adds already (unless --no-timestamp)");
+  add(options.timeField, "--time-field");
+  add(options.sourceField, "--source-field");
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
@@ -291,7 +384,7 @@ async function startRuntime(
   options: CliOptions,
   program: Command,
 ): Promise<{ log: Logger; sink: OutputSink; source: S3Source; aws: AwsClients }> {
-  const aws = awsClients(options);
+  const aws = awsClients(options, program);
   try {
     await aws.check();
   } catch (error) {
@@ -307,9 +400,7 @@ async function startRuntime(
     process.exit(1);
   });
 
-  // msgpack needs no padding (fluentd reads it with partial reads), and whitespace would not be msgpack.
-  const msgpack = options.outputFormat === "msgpack";
-  const sinkOptions = { padBytes: msgpack ? 0 : options.padBytes, format: options.outputFormat };
+  const sinkOptions = { padBytes: padBytesFor(options), format: options.outputFormat };
   const sink = new OutputSink(process.stdout, sinkOptions, (error) => {
     // EPIPE: the reader is gone; nothing more can be delivered.
     log.info("stdout closed; exiting", { error: error.message });
@@ -386,6 +477,11 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   };
   process.on("SIGTERM", keep);
   process.on("SIGINT", keep);
+  checkCombinations(options, program);
+  if (options.visibilityTimeout !== undefined && !options.deleteSqsMessages) {
+    // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
+    program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
+  }
   const spool = await openSpool(options, program);
   const { log, sink, source, aws } = await startRuntime(options, program);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
@@ -452,13 +548,31 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   );
 
   const started = Date.now();
+  const counts = () => ({
+    ...filter.counts(),
+    ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),
+  });
+  const stats = new Stats(counts(), started);
+  const statsTimer =
+    options.statsInterval > 0
+      ? setInterval(() => {
+          const reading = {
+            counts: counts(),
+            newestEventTime: filter.newest.text,
+            rssBytes: process.memoryUsage.rss(),
+          };
+          log.info("stats", stats.line(Date.now(), reading));
+        }, options.statsInterval * 1000).unref()
+      : undefined;
   const summary = await filter.run(intake);
   await intake.finished;
   await finishOutput(sink, signalled(), log);
   await acker?.close(signalled() ? 1000 : 10_000);
   spool?.close();
+  clearInterval(statsTimer);
   log.info("summary", {
     ...summary,
+    newestEventTime: filter.newest.text ?? null,
     leftOver: intake.leftOver,
     ...(spool === undefined ? {} : { spooled: spool.size }),
     ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),
@@ -512,6 +626,14 @@ function importCommand(program: Command): Command {
           merged[key] = value;
         }
       }
+      // The filter's own options, given before `import`, would be ignored: say so instead.
+      for (const option of program.options) {
+        const key = option.attributeName();
+        if (command.options.some((own) => own.attributeName() === key)) continue;
+        if (program.getOptionValueSource(key) === "cli") {
+          command.error(`error: ${option.long} is an option of the filter; import does not use it`, { exitCode: 2 });
+        }
+      }
       const options = merged as unknown as CliOptions & {
         since?: string;
         until?: string;
@@ -532,6 +654,7 @@ function importCommand(program: Command): Command {
         import("./listing.js"),
         import("./progress.js"),
       ]);
+      checkCombinations(options, command);
       const source = parseSource(argument);
       if (typeof source === "string") command.error(`error: ${source}`, { exitCode: 2 });
       if (source.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(source.bucket)) {

@@ -1,12 +1,16 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
-import { close, createReadStream, fstat, open, read, type Stats } from "node:fs";
+import { close, constants, createReadStream, fstat, open, read, type Stats } from "node:fs";
 import { markSpareTail } from "./buffers.js";
 import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter, S3Object } from "./s3-get.js";
 
-export type FetchErrorCode = "NotFound" | "AccessDenied" | "FetchFailed";
+/**
+ * `NotAFile`: a `file://` line names a directory, a device or a pipe: as permanent as a missing file, and not the
+ * transient S3 failure `FetchFailed` stands for.
+ */
+export type FetchErrorCode = "NotFound" | "AccessDenied" | "NotAFile" | "FetchFailed";
 
 export class FetchError extends Error {
   override readonly name = "FetchError";
@@ -167,12 +171,15 @@ async function* readBody(
 export async function openFile(path: string): Promise<OpenedObject> {
   try {
     // The callback API: fs/promises' FileHandle costs several times more main-thread time per file.
-    const fd = await fsCall<number>((done) => open(path, "r", done));
+    // O_NONBLOCK: opening a named pipe must not wait for a writer (holding one of libuv's four threads); the check
+    // below refuses it. For a regular file the flag changes nothing.
+    const fd = await fsCall<number>((done) => open(path, constants.O_RDONLY | constants.O_NONBLOCK, done));
     let streamed = false;
     try {
       const stat = await fsCall<Stats>((done) => fstat(fd, done));
       if (!stat.isFile()) {
-        throw new FetchError("FetchFailed", `Failed to read file://${path}: not a regular file`, false);
+        const what = stat.isDirectory() ? "a directory" : "not a regular file";
+        throw new FetchError("NotAFile", `Failed to read file://${path}: ${what}`, false);
       }
       if (stat.size > WHOLE_STORED_MAX) {
         streamed = true; // the stream owns the descriptor now and closes it
@@ -193,7 +200,9 @@ export async function openFile(path: string): Promise<OpenedObject> {
   } catch (error) {
     if (error instanceof FetchError) throw error;
     const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-    if (code === "ENOENT") throw new FetchError("NotFound", `Failed to read file://${path}: no such file`, false);
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      throw new FetchError("NotFound", `Failed to read file://${path}: no such file`, false);
+    }
     if (code === "EACCES" || code === "EPERM") {
       throw new FetchError("AccessDenied", `Failed to read file://${path}: permission denied`, false);
     }

@@ -4,17 +4,18 @@
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
 import { deadLetterRecord } from "./dead-letter.js";
-import { FetchError, type ObjectSource, type OpenedObject } from "./fetch.js";
+import { FetchError, type FetchErrorCode, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
-import { InflateError, inflateStored, readStored, type Stored } from "./inflate.js";
+import { InflateError, type InflateErrorCode, inflateStored, readStored, type Stored } from "./inflate.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { BucketName } from "./names.js";
+import { NewestTime } from "./newest-time.js";
 import type { Refusal } from "./notifications.js";
 import type { OutputSink } from "./output.js";
-import { describeRef, type Interpreted, interpretLine, type ObjectRef } from "./records.js";
+import { describeRef, type Interpreted, interpretLine, type ObjectRef, type RecordErrorCode } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
-import { RecordsScanner, ScanError } from "./scan.js";
+import { RecordsScanner, ScanError, type ScanErrorCode } from "./scan.js";
 import type { ScanPool } from "./scan-pool.js";
 
 export interface FilterOptions extends FormatOptions {
@@ -49,6 +50,8 @@ export interface Summary {
   events: number;
   skipped: number;
   deadLetters: number;
+  /** Attempts made again after a transient failure (each one counts). */
+  retries: number;
   abandoned: number;
   leftToSqs: number;
   bytesIn: number;
@@ -90,8 +93,22 @@ interface Tracker {
   outcome: RecordOutcome;
 }
 
+/**
+ * Every `error.code` a dead-letter record can carry: what a record, a reference, a fetch, the gzip layers and the scan
+ * can fail with, `BucketNotAllowed` (--buckets) and `InternalError` (a bug). README "Error codes" lists exactly these
+ * (test/error-codes.test.ts holds the two together).
+ */
+export type DeadLetterCode =
+  | RecordErrorCode
+  | Refusal["code"]
+  | "BucketNotAllowed"
+  | FetchErrorCode
+  | InflateErrorCode
+  | ScanErrorCode
+  | "InternalError";
+
 interface Failure {
-  code: string;
+  code: DeadLetterCode;
   message: string;
   /** The same request may succeed later. */
   transient: boolean;
@@ -135,12 +152,15 @@ export class Filter {
     events: 0,
     skipped: 0,
     deadLetters: 0,
+    retries: 0,
     abandoned: 0,
     leftToSqs: 0,
     bytesIn: 0,
     bytesInflated: 0,
     bytesOut: 0,
   };
+  /** The newest eventTime written, for the stats line's lag. */
+  readonly newest = new NewestTime();
 
   private readonly retry: RetryPolicy;
   private readonly fetchSlots: FetchSlots;
@@ -188,6 +208,11 @@ export class Filter {
     this.abort.abort();
   }
 
+  /** The counts so far (the summary `run` returns at the end), for the periodic stats line. */
+  counts(): Summary {
+    return { ...this.summary, bytesOut: this.deps.sink.bytesOut };
+  }
+
   async run(lines: AsyncIterable<Line>): Promise<Summary> {
     const { options, log } = this.deps;
     const running = new Set<Promise<void>>();
@@ -209,6 +234,8 @@ export class Filter {
           this.summary.skipped++;
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
+        // A message of a receive-message response that names no object: its dead letter holds that message.
+        for (const failure of record.failed ?? []) this.deadLetter(tracker, failure, undefined, 0, failure.input);
         // No request is made for a reference that did not parse, nor for an object outside --buckets.
         for (const refusal of record.refused) this.deadLetter(tracker, refusal, refusal);
         for (const ref of record.refs) {
@@ -368,6 +395,7 @@ export class Filter {
           }
           return;
         }
+        this.summary.retries++;
         log.info("retrying", {
           ...refContext(ref),
           code: failure.code,
@@ -391,6 +419,7 @@ export class Filter {
     const { sink, options } = this.deps;
     const summary = this.summary;
     const write = eventWriter(sink, options, ref);
+    const newest = this.newest;
     let seen = 0;
     const scanner = new RecordsScanner(
       (event, time, hasTimestamp, fields) => {
@@ -399,6 +428,7 @@ export class Filter {
         write(event, time, hasTimestamp, fields);
         summary.events++;
         tracker.outcome.events++;
+        if (time !== undefined) newest.note(time);
       },
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
@@ -434,6 +464,7 @@ export class Filter {
           summary.events += result.emitted;
           summary.bytesInflated += result.inflated;
           tracker.outcome.events += result.emitted;
+          newest.noteText(result.newest);
           progress(seen);
           if (result.error !== undefined) throw result.error;
           await sink.ready();
@@ -466,9 +497,9 @@ export class Filter {
     failure: Pick<Failure, "code" | "message">,
     where: ObjectRef | Refusal | undefined,
     emitted = 0,
+    input: unknown = tracker.outcome.record.input,
   ): void {
     const { sink, log, options } = this.deps;
-    const input = tracker.outcome.record.input;
     const lineNumber = tracker.outcome.line.number;
     this.summary.deadLetters++;
     tracker.outcome.deadLetters++;

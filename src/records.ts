@@ -1,6 +1,5 @@
-// Reads one input line: a fluent-plugin-sqs record, an SQS message body, or a debugging URL
-// (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
-import { isAbsolute } from "node:path";
+// Reads one input line: a fluent-plugin-sqs record, what `aws sqs receive-message` prints, an SQS message body, or a
+// debugging URL (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
 import { fileURLToPath } from "node:url";
 import {
   type Decoded,
@@ -32,16 +31,94 @@ export type RecordErrorCode =
   | "UnknownShape"
   | "MessageNotJson";
 
+/** One message of an `aws sqs receive-message` response that names no object: its own dead letter, with itself as input. */
+export interface MessageFailure {
+  code: RecordErrorCode;
+  message: string;
+  input: unknown;
+}
+
 export type Interpreted =
-  | { kind: "objects"; input: unknown; refs: ObjectRef[]; skips: Skip[]; refused: Refusal[]; sqs?: SqsMessage }
+  | {
+      kind: "objects";
+      input: unknown;
+      refs: ObjectRef[];
+      skips: Skip[];
+      refused: Refusal[];
+      /** Messages of a receive-message response that failed while the others named objects (absent when none). */
+      failed?: MessageFailure[];
+      sqs?: SqsMessage;
+    }
   | { kind: "error"; input: unknown; code: RecordErrorCode; message: string; sqs?: SqsMessage };
 
-/** How an input object is recognised as a fluent-plugin-sqs record (1.x or 2.x/3.x field names). */
+/**
+ * How an input object is recognised as a fluent-plugin-sqs record (1.x or 2.x/3.x field names), or as a bare
+ * `{"body": "…"}` (a record whose other fields were dropped on the way).
+ */
 function sqsRecordBody(record: Json): string | undefined {
   if (typeof record.body !== "string") return undefined;
   const v1 = "handle" in record || "md5" in record || "url" in record || "id" in record;
   const v2 = "receipt_handle" in record || "message_id" in record || "md5_of_body" in record || "queue_url" in record;
-  return v1 || v2 || "sender_id" in record ? record.body : undefined;
+  return v1 || v2 || "sender_id" in record || Object.keys(record).length === 1 ? record.body : undefined;
+}
+
+/**
+ * One message as `aws sqs receive-message` prints it (`MessageId, ReceiptHandle, MD5OfBody, Body`, and `Attributes`,
+ * `MessageAttributes` when asked for), or a bare `{"Body": "…"}`.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_Message.html
+ *
+ * Such messages are never deleted: the CLI's output does not name the queue, and a receipt handle without its queue
+ * URL cannot be acknowledged, so they come back after the queue's visibility timeout as for any reader that does
+ * not delete (--delete-sqs-messages applies to fluent-plugin-sqs 2.x/3.x records, which carry queue_url).
+ */
+function cliMessageBody(record: Json): string | undefined {
+  if (typeof record.Body !== "string") return undefined;
+  const message = "ReceiptHandle" in record || "MessageId" in record || "MD5OfBody" in record;
+  return message || Object.keys(record).length === 1 ? record.Body : undefined;
+}
+
+type BodyDecoded = Decoded | { kind: "error"; code: "BodyNotJson"; message: string };
+
+/** An SQS message body (text): JSON, then one of the notifications notifications.ts knows. */
+function decodeBodyText(body: string): BodyDecoded {
+  let inner: unknown;
+  try {
+    inner = JSON.parse(body);
+  } catch {
+    return { kind: "error", code: "BodyNotJson", message: "the SQS body is not JSON" };
+  }
+  return decodeBody(inner);
+}
+
+/**
+ * The whole response of `aws sqs receive-message`: `{"Messages": [message, …]}` (printed over many lines; input.ts
+ * joins them). Every message is decoded as a body on its own; one that fails is its own dead letter, and the others'
+ * objects are still read. An empty list is skipped (with no messages the CLI prints nothing at all).
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html
+ */
+function fromReceiveResponse(input: Json, messages: unknown[]): Interpreted {
+  const result: Interpreted & { kind: "objects" } = { kind: "objects", input, refs: [], skips: [], refused: [] };
+  if (messages.length === 0) {
+    result.skips.push({ reason: "a receive-message response without messages" });
+    return result;
+  }
+  const failed: MessageFailure[] = [];
+  messages.forEach((message, i) => {
+    const body = isObject(message) && typeof message.Body === "string" ? message.Body : undefined;
+    const decoded: BodyDecoded =
+      body === undefined
+        ? { kind: "error", code: "UnknownShape", message: "not an SQS message (no Body)" }
+        : decodeBodyText(body);
+    if (decoded.kind === "error") {
+      failed.push({ code: decoded.code, message: `Messages[${i}]: ${decoded.message}`, input: message });
+      return;
+    }
+    for (const ref of decoded.refs) result.refs.push({ scheme: "s3", ...ref });
+    result.skips.push(...decoded.skips);
+    result.refused.push(...decoded.refused);
+  });
+  if (failed.length > 0) result.failed = failed;
+  return result;
 }
 
 function sqsMessage(record: Json): SqsMessage | undefined {
@@ -66,20 +143,46 @@ function fromUrl(line: string): Interpreted {
       ? { kind: "objects", input: line, refs: [], skips: [], refused: [ref] }
       : { kind: "objects", input: line, refs: [{ scheme: "s3", ...ref }], skips: [], refused: [] };
   }
-  if (!line.startsWith("file://")) {
-    return { kind: "error", input: line, code: "BadUrl", message: "expected file:///absolute/path" };
+  return fromFileUrl(line);
+}
+
+const ABSOLUTE_HINT = "write an absolute path as file:///absolute/path (three slashes)";
+
+/**
+ * A `file:` line names a local file by its absolute path. WHATWG URL parsing (Node's) reads `file:relative` as
+ * `/relative` and `file://relative/path` as the host `relative`: neither is what was meant, so both are refused with
+ * how to write the URL instead, and Node's own error text (by code) never reaches a dead letter.
+ */
+function fromFileUrl(line: string): Interpreted {
+  const badUrl = (message: string): Interpreted => ({ kind: "error", input: line, code: "BadUrl", message });
+  // `file:/path` and `file:///path` are absolute; `file:relative` and `file:./x` are not.
+  if (!line.startsWith("file:/")) return badUrl(`a relative file: URL: ${ABSOLUTE_HINT}`);
+  let url: URL;
+  try {
+    url = new URL(line);
+  } catch {
+    return badUrl(`not a URL: ${ABSOLUTE_HINT}`);
+  }
+  if (url.host !== "" && url.host !== "localhost") {
+    return badUrl(`names the host ${JSON.stringify(url.host)} (file://HOST/path), not a local path: ${ABSOLUTE_HINT}`);
   }
   let path: string;
   try {
-    path = fileURLToPath(line);
+    path = fileURLToPath(url);
   } catch (error) {
-    return { kind: "error", input: line, code: "BadUrl", message: `expected file:///absolute/path (${String(error)})` };
+    const code = (error as NodeJS.ErrnoException).code;
+    return badUrl(
+      code === "ERR_INVALID_FILE_URL_PATH"
+        ? 'the path holds an encoded "/" (%2F), which names no file'
+        : `not a file URL: ${ABSOLUTE_HINT}`,
+    );
   }
-  if (!isAbsolute(path)) return { kind: "error", input: line, code: "BadUrl", message: "expected an absolute path" };
+  // A NUL (from %00) would make the open fail with Node's own error rather than name a file.
+  if (path.includes("\0")) return badUrl("the path holds a NUL character (%00)");
   return { kind: "objects", input: line, refs: [{ scheme: "file", path }], skips: [], refused: [] };
 }
 
-function withDecoded(input: unknown, decoded: Decoded, sqs: SqsMessage | undefined): Interpreted {
+function withDecoded(input: unknown, decoded: BodyDecoded, sqs: SqsMessage | undefined): Interpreted {
   const base = sqs === undefined ? {} : { sqs };
   if (decoded.kind === "error") return { kind: "error", input, code: decoded.code, message: decoded.message, ...base };
   return {
@@ -125,23 +228,10 @@ export function interpretRecord(parsed: unknown): Interpreted {
   if (!isObject(parsed)) {
     return { kind: "error", input: parsed, code: "NotAnObject", message: "the record is not a JSON object" };
   }
-  const body = sqsRecordBody(parsed);
+  if (Array.isArray(parsed.Messages)) return fromReceiveResponse(parsed, parsed.Messages);
+  const body = sqsRecordBody(parsed) ?? cliMessageBody(parsed);
   if (body === undefined) return withDecoded(parsed, decodeBody(parsed), undefined);
-  const sqs = sqsMessage(parsed);
-  let inner: unknown;
-  try {
-    inner = JSON.parse(body);
-  } catch {
-    const error: Interpreted = {
-      kind: "error",
-      input: parsed,
-      code: "BodyNotJson",
-      message: "the SQS body is not JSON",
-    };
-    if (sqs !== undefined) error.sqs = sqs;
-    return error;
-  }
-  return withDecoded(parsed, decodeBody(inner), sqs);
+  return withDecoded(parsed, decodeBodyText(body), sqsMessage(parsed));
 }
 
 /** `s3://bucket/key` or `file:///path`, for logs and dead-letter records. */

@@ -22,6 +22,8 @@ export interface ScanReply {
   seen: number;
   emitted: number;
   inflated: number;
+  /** The newest eventTime among the events written. */
+  newest?: string;
   /** The object must be streamed on the main thread (too large inflated, or damaged gzip). */
   fallback?: true;
   error?: { name: string; code: string; message: string };
@@ -33,6 +35,8 @@ export interface ScanResult {
   seen: number;
   emitted: number;
   inflated: number;
+  /** The newest eventTime among the events in `output`. */
+  newest?: string;
   /** The failure after the events in `output`, as the same error types the main thread throws. */
   error?: Error;
 }
@@ -80,6 +84,7 @@ export class ScanPool {
           ? Buffer.alloc(0)
           : Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.length);
       const result: ScanResult = { output, seen: reply.seen, emitted: reply.emitted, inflated: reply.inflated };
+      if (reply.newest !== undefined) result.newest = reply.newest;
       if (reply.error !== undefined) result.error = rebuild(reply.error);
       return result;
     } finally {

@@ -3,6 +3,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { eventWriter, type FormatOptions, type LineSink, scannedFields } from "./format.js";
 import { inflateWholeSync } from "./inflate.js";
+import { NewestTime } from "./newest-time.js";
 import type { ObjectRef } from "./records.js";
 import { RecordsScanner, ScanError } from "./scan.js";
 import type { ScanReply, ScanRequest } from "./scan-pool.js";
@@ -31,6 +32,7 @@ function handle(request: ScanRequest): ScanReply {
   let seen = 0;
   let emitted = 0;
   let inflated = 0;
+  const newest = new NewestTime();
   let error: ScanReply["error"];
   try {
     const json = inflateWholeSync(
@@ -46,6 +48,7 @@ function handle(request: ScanRequest): ScanReply {
         if (seen <= request.skip) return;
         write(event, time, hasTimestamp, fields);
         emitted++;
+        if (time !== undefined) newest.note(time);
       },
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
@@ -63,7 +66,16 @@ function handle(request: ScanRequest): ScanReply {
     }
   }
   const output = new Uint8Array(out.buffer.buffer, out.buffer.byteOffset, out.length);
-  return { id: request.id, output, seen, emitted, inflated, ...(error === undefined ? {} : { error }) };
+  const time = newest.text;
+  return {
+    id: request.id,
+    output,
+    seen,
+    emitted,
+    inflated,
+    ...(time === undefined ? {} : { newest: time }),
+    ...(error === undefined ? {} : { error }),
+  };
 }
 
 parentPort?.on("message", (request: ScanRequest) => {

@@ -16,10 +16,11 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export class SpoolLockedError extends Error {
   override readonly name = "SpoolLockedError";
@@ -48,7 +49,7 @@ export class Spool {
 
   /** Opens (creating) the spool in `dir`; throws SpoolLockedError if a live process holds it. */
   static open(dir: string): Spool {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     const lockPath = join(dir, "lock");
     takeLock(lockPath);
     const spool = new Spool(dir, lockPath);
@@ -181,5 +182,26 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Creates `dir` and its missing parents one by one. Not `mkdirSync(dir, { recursive: true })`: on Node 20 it loops
+ * forever at full CPU, deaf to SIGTERM, where mkdir fails with ENOENT although the parent exists (`/proc/spool`: procfs
+ * refuses new entries that way). Here that mkdir throws, and the caller reports it as a configuration error.
+ */
+function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let at = resolve(dir); statSync(at, { throwIfNoEntry: false }) === undefined; at = dirname(at)) {
+    missing.push(at);
+    if (dirname(at) === at) break; // the root itself is missing: mkdir says why
+  }
+  for (const path of missing.reverse()) {
+    try {
+      mkdirSync(path);
+    } catch (error) {
+      // Made meanwhile by another process: what matters is that it is there.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
   }
 }

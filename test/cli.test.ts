@@ -1,5 +1,7 @@
 // The built CLI, spawned with real pipes as fluentd spawns it, against an S3-compatible server on loopback.
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -226,5 +228,148 @@ describe("the CLI against S3 on loopback", () => {
     const run = await spawned.done;
     expect(run.code).toBe(0);
     expect(events(parseOutput(run.stdout)).length).toBe(recordsOf(nameA).length + recordsOf(nameB).length);
+  });
+});
+
+describe("piped from `aws sqs receive-message`", () => {
+  /** A message as the AWS CLI prints it. */
+  const message = (body: string, n: number) => ({
+    MessageId: `0f6e2c1a-1111-2222-3333-44445555666${n}`,
+    ReceiptHandle: `AQEBzbVv${n}`,
+    MD5OfBody: "0",
+    Body: body,
+  });
+
+  it("reads every message of the response it prints indented over many lines, and the lines after it", async () => {
+    const notification = JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX + nameA}.gz`] });
+    // As `aws sqs receive-message --max-number-of-messages 10` prints it: four spaces, one key per line.
+    const response = JSON.stringify(
+      { Messages: [message(sns(notification), 1), message(s3Event([`${PREFIX + nameB}.gz`]), 2)] },
+      null,
+      4,
+    );
+    expect(response.split("\n").length).toBeGreaterThan(10);
+    const input = `${response}\n${s3Event([`${PREFIX}plain-${nameD}.gz`])}\n`;
+    const spawned = startCli(["--pad-bytes", "0"], env);
+    // Cut inside the document and inside its lines, as a pipe may.
+    for (const [from, to] of [
+      [0, 7],
+      [7, 200],
+      [200, response.length - 1],
+      [response.length - 1, input.length],
+    ] as const) {
+      spawned.child.stdin.write(input.slice(from, to));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    spawned.child.stdin.end();
+    const run = await spawned.done;
+    expect(run.code).toBe(0);
+    const records = parseOutput(run.stdout);
+    expect(deadLetters(records)).toEqual([]);
+    expect(events(records).length).toBe(recordsOf(nameA).length + recordsOf(nameB).length + recordsOf(nameD).length);
+    expect(run.log.find((l) => l.msg === "summary")).toMatchObject({ records: 2, objects: 3, deadLetters: 0 });
+  });
+
+  it("a message that names nothing is a dead letter holding that message; the other message is read", async () => {
+    const bad = message("not json", 2);
+    const response = JSON.stringify(
+      { Messages: [message(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX + nameA}.gz`] }), 1), bad] },
+      null,
+      4,
+    );
+    const run = await runCli(["--pad-bytes", "0"], `${response}\n`, env);
+    expect(run.code).toBe(0);
+    const records = parseOutput(run.stdout);
+    expect(deadLetters(records)).toEqual([
+      expect.objectContaining({ error: expect.objectContaining({ code: "BodyNotJson" }), input: bad }),
+    ]);
+    expect(events(records).length).toBe(recordsOf(nameA).length);
+  });
+
+  it("no messages: the CLI prints nothing, and nothing comes out", async () => {
+    const run = await runCli([], "", env);
+    expect(run.code).toBe(0);
+    expect(run.stdout.length).toBe(0);
+  });
+});
+
+describe("file:// lines", () => {
+  it("a directory, a named pipe and a missing file each have their own code; a relative URL says how to write it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ctef-files-"));
+    try {
+      const fifo = join(dir, "pipe");
+      execFileSync("mkfifo", [fifo]);
+      const input = [
+        `file://${dir}`,
+        `file://${fifo}`, // opened without waiting for a writer
+        `file://${dir}/missing.json`,
+        "file://relative/path.json",
+        `file://${join(FIXTURES, nameA)}`,
+      ].join("\n");
+      const run = await runCli(["--pad-bytes", "0"], `${input}\n`, env);
+      expect(run.code).toBe(0);
+      const letters = deadLetters(parseOutput(run.stdout));
+      const byInput = Object.fromEntries(letters.map((r) => [r.input, r.error as { code: string; message: string }]));
+      expect(letters.length).toBe(4);
+      expect(byInput[`file://${dir}`]).toMatchObject({
+        code: "NotAFile",
+        message: expect.stringMatching(/directory$/),
+      });
+      expect(byInput[`file://${fifo}`]).toMatchObject({ code: "NotAFile" });
+      expect(byInput[`file://${dir}/missing.json`]).toMatchObject({ code: "NotFound" });
+      expect(byInput["file://relative/path.json"]).toMatchObject({
+        code: "BadUrl",
+        message: expect.stringContaining("file:///absolute/path"),
+      });
+      expect(events(parseOutput(run.stdout)).length).toBe(recordsOf(nameA).length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("--stats-interval", () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("logs stats lines while it runs, under the final summary's names", async () => {
+    const spawned = startCli(["--stats-interval", "0.2", "--pad-bytes", "0"], env);
+    // Fed slowly, as under fluentd: the process is alive across several intervals.
+    for (const name of [nameA, nameB]) {
+      spawned.child.stdin.write(`file://${join(FIXTURES, name)}\n`);
+      await sleep(700);
+    }
+    spawned.child.stdin.end();
+    const run = await spawned.done;
+    expect(run.code).toBe(0);
+    const stats = run.log.filter((l) => l.msg === "stats");
+    expect(stats.length).toBeGreaterThanOrEqual(1);
+    const summary = run.log.find((l) => l.msg === "summary") as Record<string, unknown>;
+    const counters = ["records", "objects", "events", "deadLetters", "retries", "bytesIn", "bytesOut"];
+    for (const line of stats) {
+      expect(line).toMatchObject({ level: "info", seconds: expect.any(Number), eventsPerSecond: expect.any(Number) });
+      expect(line.rssMB).toEqual(expect.any(Number));
+      for (const name of counters) {
+        expect(line[name], name).toEqual(expect.any(Number));
+        expect((line.total as Record<string, unknown>)[name], `total.${name}`).toEqual(expect.any(Number));
+        expect(summary).toHaveProperty(name);
+      }
+    }
+    // The intervals add up to the totals; the last totals are at most the summary's.
+    const last = stats[stats.length - 1] as Record<string, unknown> & { total: Record<string, number> };
+    expect(stats.reduce((sum, line) => sum + (line.events as number), 0)).toBe(last.total.events);
+    expect(last.total.events).toBeLessThanOrEqual(summary.events as number);
+    // Once an event is written, the lag is counted from its eventTime (these fixtures are from 2023).
+    const withEvents = stats.find((line) => ((line.total as Record<string, number>).events ?? 0) > 0);
+    if (withEvents !== undefined) {
+      expect(withEvents.newestEventTime).toMatch(/^2023-07-10T/);
+      expect(withEvents.lagSeconds).toBeGreaterThan(86_400);
+    }
+    expect(summary.newestEventTime).toMatch(/^2023-07-10T/);
+  });
+
+  it("0 turns it off", async () => {
+    const run = await runCli(["--stats-interval", "0"], `file://${join(FIXTURES, nameA)}\n`, env);
+    expect(run.code).toBe(0);
+    expect(run.log.filter((l) => l.msg === "stats")).toEqual([]);
   });
 });

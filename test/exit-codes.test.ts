@@ -16,8 +16,22 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function run(args: string[], input = "", bin = BIN): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(bin, args, { input, encoding: "utf8", env: { ...process.env, COLUMNS: "80" } });
+/** The AWS variables the program reads for its settings: each test sets its own. */
+const AWS_SETTINGS = /^AWS_(REGION|DEFAULT_REGION|ENDPOINT_URL.*)$/;
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !AWS_SETTINGS.test(name)));
+
+function run(
+  args: string[],
+  input = "",
+  bin = BIN,
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(bin, args, {
+    input,
+    encoding: "utf8",
+    env: { ...baseEnv, COLUMNS: "80", ...env },
+    timeout: 30_000,
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -28,6 +42,16 @@ describe("exit code 0: done", () => {
     ["--version", ["--version"], ""],
     ["import --help", ["import", "--help"], ""],
     ["import of a directory", ["import", `file://${FIXTURES}`, "--log-file", "/dev/null"], ""],
+    [
+      "--no-timestamp with --time-field @timestamp",
+      ["--no-timestamp", "--time-field", "@timestamp", "--log-file", "/dev/null"],
+      "",
+    ],
+    [
+      "--pad-bytes 0 with msgpack output",
+      ["--pad-bytes", "0", "--output-format", "msgpack", "--log-file", "/dev/null"],
+      "",
+    ],
   ])("%s", (_, args, input) => {
     const { status, stderr } = run(args, input);
     expect(stderr).toBe("");
@@ -56,6 +80,42 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     // the program's own
     ["a log file that cannot be opened", ["--log-file", "/nonexistent/filter.log"], /cannot open --log-file/],
     ["an unusable source for import", ["import", "ftp://bucket"], /^error: /],
+    ["--endpoint that is not a URL", ["--endpoint", "notaurl"], /option '--endpoint <url>' .*"notaurl" is not a URL/],
+    [
+      "--endpoint that is not http(s)",
+      ["--endpoint", "ftp://host"],
+      /'--endpoint <url>' .*not an http:\/\/ or https:\/\//,
+    ],
+    ["an empty --region", ["--region", ""], /option '--region <region>' .* is not an AWS region name/],
+    [
+      "a --region that is no region",
+      ["--region", "us_east_1"],
+      /'--region <region>' .*"us_east_1" is not an AWS region/,
+    ],
+    ["--request-timeout 0", ["--request-timeout", "0"], /'--request-timeout <seconds>' .*> 0/],
+    ["an empty --deadletter-tag", ["--deadletter-tag", ""], /'--deadletter-tag <tag>' .*non-empty/],
+    [
+      "--visibility-timeout without --delete-sqs-messages",
+      ["--visibility-timeout", "60"],
+      /--visibility-timeout does nothing without --delete-sqs-messages/,
+    ],
+    [
+      "--pad-bytes with msgpack output",
+      ["--pad-bytes", "8192", "--output-format", "msgpack"],
+      /--pad-bytes does nothing/,
+    ],
+    ["--time-field @timestamp", ["--time-field", "@timestamp"], /--time-field names the field "@timestamp"/],
+    [
+      "two options naming one field",
+      ["--time-field", "t", "--source-field", "t"],
+      /--source-field names the field "t"/,
+    ],
+    [
+      "a filter option given to import",
+      ["--spool-dir", "/tmp/s", "import", "file:///tmp"],
+      /--spool-dir is an option of the filter/,
+    ],
+    ["a --spool-dir under a file", ["--spool-dir", `${fixture}/spool`], /cannot use --spool-dir/],
     [
       "--since after --until",
       ["import", "s3://trail-bucket", "--since", "2023-02-02", "--until", "2023-01-01"],
@@ -66,6 +126,44 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     expect(stderr).toMatch(message);
     expect(stdout).toBe("");
     expect(status).toBe(2);
+  });
+});
+
+describe("exit code 2: AWS settings from the environment that are not ones, named", () => {
+  it.each([
+    [
+      "AWS_REGION",
+      { AWS_REGION: "x@127.0.0.1" },
+      /the environment variable AWS_REGION "x@127.0.0.1" is not an AWS region/,
+    ],
+    ["AWS_DEFAULT_REGION", { AWS_DEFAULT_REGION: "bogus" }, /the environment variable AWS_DEFAULT_REGION "bogus"/],
+    ["AWS_ENDPOINT_URL_S3", { AWS_ENDPOINT_URL_S3: "notaurl" }, /AWS_ENDPOINT_URL_S3 "notaurl" is not a URL/],
+    ["AWS_ENDPOINT_URL", { AWS_ENDPOINT_URL: "ftp://host" }, /AWS_ENDPOINT_URL "ftp:\/\/host" is not an http/],
+    ["AWS_ENDPOINT_URL_SQS", { AWS_ENDPOINT_URL_SQS: "host:9324" }, /AWS_ENDPOINT_URL_SQS "host:9324"/],
+  ])("%s", (_, env, message) => {
+    const { status, stdout, stderr } = run([], `file://${fixture}\n`, BIN, env);
+    expect(stderr).toMatch(message);
+    expect(stdout).toBe("");
+    expect(status).toBe(2);
+  });
+
+  it("an empty variable counts as unset; with --region, AWS_REGION is not read", () => {
+    const input = `file://${fixture}\n`;
+    expect(run(["--log-file", "/dev/null"], input, BIN, { AWS_REGION: "" }).status).toBe(0);
+    expect(run(["--log-file", "/dev/null", "--region", "eu-west-1"], input, BIN, { AWS_REGION: "bogus" }).status).toBe(
+      0,
+    );
+  });
+});
+
+describe("exit code 2 at once: a --spool-dir that cannot be created", () => {
+  // Node's recursive mkdir spins forever on /proc (mkdir answers ENOENT under an existing parent), deaf to SIGTERM.
+  it("under /proc: answered within seconds, not a spin", () => {
+    const started = Date.now();
+    const { status, stderr } = run(["--spool-dir", "/proc/cloudtrail-exec-filter/spool"], "");
+    expect(stderr).toMatch(/cannot use --spool-dir \/proc\/cloudtrail-exec-filter\/spool/);
+    expect(status).toBe(2);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
 

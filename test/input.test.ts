@@ -94,13 +94,78 @@ describe("readLines", () => {
       }
     });
 
-    // BUG: the prefix of a too-long line depends on how the input was chunked. When the line overflows across
-    // chunks, readLines keeps only the first *chunk* (up to 1024 bytes), so with 1-byte chunks the dead-letter
-    // record's input is a single byte ("x") instead of the line's first bytes. Input: chunks "x","x",… (40 times)
-    // then "\n" with maxLineBytes 10 → prefix "x" (expected "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").
+    // The prefix once depended on how the line was cut: with 1-byte chunks it was the first chunk alone ("x").
     it("the prefix is the line's first bytes however the line is cut", async () => {
       const result = await lines([...`${long}\nok\n`], 10);
       expect(result[0]).toEqual({ kind: "tooLong", number: 1, prefix: long, bytes: 40 });
     });
+  });
+});
+
+describe("readLines: pretty-printed JSON documents (aws sqs receive-message prints them)", () => {
+  const response = {
+    Messages: [
+      { MessageId: "m-1", ReceiptHandle: "r-1", MD5OfBody: "0", Body: '{"s3Bucket":"b","s3ObjectKey":["k"]}' },
+      { MessageId: "m-2", ReceiptHandle: "r-2", MD5OfBody: "0", Body: "{}", Attributes: { SenderId: "x" } },
+    ],
+  };
+  const pretty = JSON.stringify(response, null, 4);
+  const prettyLines = pretty.split("\n").length;
+  const record = '{"body":"x","receipt_handle":"r"}';
+
+  it.each<[string, (string | Buffer)[], Line[]]>([
+    ["a document alone", [`${pretty}\n`], [line(1, pretty)]],
+    ["a document without a final newline", [pretty], [line(1, pretty)]],
+    [
+      "records, a document, records",
+      [`${record}\n${pretty}\n${record}\n`],
+      [line(1, record), line(2, pretty), line(prettyLines + 2, record)],
+    ],
+    ["two documents back to back", [`${pretty}\n${pretty}\n`], [line(1, pretty), line(prettyLines + 1, pretty)]],
+    ["CRLF endings", [`${pretty.replace(/\n/g, "\r\n")}\r\n`], [line(1, pretty)]],
+    ["indented by tabs, opened with trailing spaces", ['{  \n\t"a": 1\n}\n'], [line(1, '{  \n\t"a": 1\n}')]],
+    ["a blank line inside is dropped", ['{\n  "a": 1,\n\n  "b": 2\n}\n'], [line(1, '{\n  "a": 1,\n  "b": 2\n}')]],
+    ["a compact object is one line as always", ['{"a":1}\n{}\n'], [line(1, '{"a":1}'), line(2, "{}")]],
+    ["a stray { does not swallow the record after it", [`{\n${record}\n`], [line(1, "{"), line(2, record)]],
+    [
+      "held lines that turn out to be no document go on one by one",
+      [`{\n  "a": 1\n${record}\n`],
+      [line(1, "{"), line(2, '  "a": 1'), line(3, record)],
+    ],
+    ["a document cut short at the end of input is one record", ['{\n  "a": 1,\n'], [line(1, '{\n  "a": 1,')]],
+    ["an indented } does not close it", ['{\n  "a": {\n  }\n}\n'], [line(1, '{\n  "a": {\n  }\n}')]],
+  ])("%s", async (_name, chunks, expected) => {
+    expect(await lines(chunks)).toEqual(expected);
+  });
+
+  it("is the same record however the input is cut (split2's way)", async () => {
+    const input = Buffer.from(`${record}\n${pretty}\n${record}\n`);
+    for (let size = 1; size <= 64; size++) {
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < input.length; at += size) chunks.push(input.subarray(at, at + size));
+      expect(await lines(chunks), `chunks of ${size}`).toEqual([
+        line(1, record),
+        line(2, pretty),
+        line(prettyLines + 2, record),
+      ]);
+    }
+  });
+
+  it("a document longer than maxLineBytes is one tooLong record, then reading goes on", async () => {
+    const big = JSON.stringify({ a: "x".repeat(600), b: "y".repeat(600) }, null, 2);
+    const result = await lines([`${big}\n${record}\n`], 1024);
+    expect(result).toEqual([
+      { kind: "tooLong", number: 1, prefix: big.slice(0, 1024), bytes: Buffer.byteLength(big) },
+      line(5, record),
+    ]);
+  });
+
+  it("a document with one line longer than maxLineBytes is one tooLong record", async () => {
+    const big = `{\n  "a": "${"x".repeat(3000)}"\n}`;
+    const result = await lines([`${big}\n${record}\n`], 1024);
+    expect(result).toEqual([
+      { kind: "tooLong", number: 1, prefix: expect.stringMatching(/^\{\n {2}"a": "x+$/), bytes: big.length },
+      line(4, record),
+    ]);
   });
 });

@@ -224,6 +224,10 @@ describe("interpretLine properties", () => {
         }
       }
       for (const skip of result.skips) expect(typeof skip.reason).toBe("string");
+      for (const failure of result.failed ?? []) {
+        expect(KNOWN_ERRORS).toContain(failure.code);
+        expect(typeof failure.message).toBe("string");
+      }
     }
     // The input goes into dead-letter records: it must serialise.
     expect(() => JSON.stringify(result)).not.toThrow();
@@ -319,9 +323,25 @@ describe("interpretLine properties", () => {
     fc.assert(fc.property(fc.json(), expectInterpreted), { numRuns: 500 });
   });
 
+  /** What `aws sqs receive-message` prints: a response of messages, or one message, with any body. */
+  const cliMessage = fc.record(
+    {
+      MessageId: str,
+      ReceiptHandle: str,
+      MD5OfBody: str,
+      Body: fc.oneof(
+        notification.map((n) => JSON.stringify(n)),
+        anyValue,
+      ),
+      Attributes: anyValue,
+    },
+    { requiredKeys: [] },
+  );
+  const receiveResponse = fc.record({ Messages: fc.array(fc.oneof(cliMessage, anyValue), { maxLength: 4 }) });
+
   it("always returns objects or error, on notification-like bodies, bare or in SQS records", () => {
     fc.assert(
-      fc.property(fc.oneof(notification, sqsRecord), fc.boolean(), (value, pretty) => {
+      fc.property(fc.oneof(notification, sqsRecord, cliMessage, receiveResponse), fc.boolean(), (value, pretty) => {
         expectInterpreted(JSON.stringify(value, null, pretty ? 2 : undefined));
       }),
       { numRuns: 500 },
@@ -339,20 +359,59 @@ describe("readLines properties", () => {
     return out;
   }
 
-  /** What readLines must produce: one entry per non-blank line, numbered by position. */
+  /**
+   * What readLines must produce: one entry per non-blank line, numbered by position, except that the lines of a
+   * pretty-printed document (a line that is only `{`, indented lines, a line `}`) are one entry numbered as its first
+   * line, and lines held back as such that turn out to be none (an unindented line before the `}`) go on one by one.
+   */
   function model(text: string, maxLineBytes: number): Partial<Line>[] {
     const segments = text.split("\n");
     if (segments[segments.length - 1] === "") segments.pop();
-    const out: Partial<Line>[] = [];
+    type Item = { line: Partial<Line>; bytes: number; first: string; text?: string };
+    const items: Item[] = [];
     segments.forEach((segment, index) => {
       const bytes = Buffer.byteLength(segment, "utf8");
       if (bytes > maxLineBytes) {
-        out.push({ kind: "tooLong", number: index + 1, bytes });
+        items.push({ line: { kind: "tooLong", number: index + 1, bytes }, bytes, first: segment.charAt(0) });
         return;
       }
       const content = segment.endsWith("\r") ? segment.slice(0, -1) : segment;
-      if (content.trim() !== "") out.push({ kind: "line", number: index + 1, text: content });
+      if (content.trim() === "") return;
+      const line = { kind: "line" as const, number: index + 1, text: content };
+      items.push({ line, bytes: Buffer.byteLength(content, "utf8"), first: content.charAt(0), text: content });
     });
+    const out: Partial<Line>[] = [];
+    let doc: Item[] | undefined;
+    const docBytes = (held: Item[]) => held.reduce((sum, item) => sum + item.bytes, held.length - 1);
+    const overflows = (held: Item[]) => held.some((item) => item.text === undefined) || docBytes(held) > maxLineBytes;
+    const close = (held: Item[]) =>
+      overflows(held)
+        ? { kind: "tooLong" as const, number: held[0]?.line.number as number, bytes: docBytes(held) }
+        : { kind: "line" as const, number: held[0]?.line.number as number, text: held.map((i) => i.text).join("\n") };
+    const opens = (item: Item) => item.text !== undefined && item.text.length <= 16 && item.text.trim() === "{";
+    const take = (item: Item): void => {
+      if (doc === undefined) {
+        if (opens(item)) doc = [item];
+        else out.push(item.line);
+        return;
+      }
+      if (item.text !== undefined && item.text.trimEnd() === "}") {
+        out.push(close([...doc, item]));
+        doc = undefined;
+        return;
+      }
+      if (item.first === " " || item.first === "\t") {
+        doc.push(item);
+        return;
+      }
+      const held = doc;
+      doc = undefined;
+      if (overflows(held)) out.push(close(held));
+      else out.push(...held.map((i) => i.line));
+      take(item);
+    };
+    for (const item of items) take(item);
+    if (doc !== undefined) out.push(close(doc));
     return out;
   }
 
@@ -360,6 +419,8 @@ describe("readLines properties", () => {
     fc.string({ unit: "binary", maxLength: 40 }),
     fc.string({ unit: "grapheme", maxLength: 20 }),
     fc.constantFrom("", " ", "\t", '{"body":"x"}'),
+    // The lines of pretty-printed documents, often enough to meet in every order.
+    fc.constantFrom("{", "{ ", "}", "    }", '    "a": 1,', '\t"b": [', "  ]", '  "Body": "{\\"s3Bucket\\":1}"'),
   );
 
   it("reproduces the lines however the input is cut", async () => {

@@ -165,6 +165,132 @@ describe("interpretLine: bare message bodies", () => {
   });
 });
 
+describe("interpretLine: what `aws sqs receive-message` prints", () => {
+  const s3EventText = JSON.stringify({
+    Records: [
+      {
+        eventVersion: "2.1",
+        eventSource: "aws:s3",
+        awsRegion: "us-east-2",
+        eventName: "ObjectCreated:Put",
+        s3: { bucket: { name: "trail-bucket" }, object: { key: "AWSLogs/1/CloudTrail/a+b.json.gz" } },
+      },
+    ],
+  });
+  const s3EventRefs = [{ ...s3Ref("trail-bucket", "AWSLogs/1/CloudTrail/a b.json.gz"), region: region("us-east-2") }];
+  const eventBridgeRefs = [{ ...s3Ref("username-sfn-tutorial", "test.png"), region: region("us-east-1") }];
+
+  /** One message as the CLI prints it (its field names, not fluent-plugin-sqs's). */
+  const message = (body: string, n = 1, extra: Record<string, unknown> = {}) => ({
+    MessageId: `5fea7756-0ea4-451a-a703-a558b933e27${n}`,
+    ReceiptHandle: `AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a${n}`,
+    MD5OfBody: "fafb00f5732ab283681e124bf8747ed1",
+    Body: body,
+    ...extra,
+  });
+  /** The whole response, indented as the AWS CLI prints it (input.ts joins its lines into one). */
+  const response = (...messages: unknown[]) => JSON.stringify({ Messages: messages }, null, 4);
+
+  const bodies: [string, string, Expected][] = [
+    ["CloudTrail's notification through SNS", prettySns(cloudTrailNativeText), { refs: nativeRefs, skips: [] }],
+    ["CloudTrail's notification, raw", cloudTrailNativeText, { refs: nativeRefs, skips: [] }],
+    ["an S3 event notification", s3EventText, { refs: s3EventRefs, skips: [] }],
+    ["an S3 event notification through SNS", prettySns(s3EventText), { refs: s3EventRefs, skips: [] }],
+    ["EventBridge Object Created", eventBridgeText, { refs: eventBridgeRefs, skips: [] }],
+    ["the S3 test event", s3TestEventText, { refs: [], skips: [{ reason: "S3 test event" }] }],
+    [
+      "CloudTrail's validation message",
+      prettySns("CloudTrail validation message."),
+      { refs: [], skips: [{ reason: "CloudTrail validation message" }] },
+    ],
+  ];
+
+  it.each(
+    bodies.flatMap(([what, body, expected]) => [
+      [`the whole response, one message: ${what}`, response(message(body)), expected],
+      [`one message on its own: ${what}`, JSON.stringify(message(body)), expected],
+      [
+        `one message with Attributes and MessageAttributes: ${what}`,
+        JSON.stringify(
+          message(body, 1, {
+            Attributes: { SenderId: "AIDAIENQZJOLO23YVJ4VO", ApproximateReceiveCount: "1" },
+            MessageAttributes: { origin: { StringValue: "x", DataType: "String" } },
+          }),
+        ),
+        expected,
+      ],
+      [`a bare {"body": …}: ${what}`, JSON.stringify({ body }), expected],
+      [`a bare {"Body": …}: ${what}`, JSON.stringify({ Body: body }), expected],
+    ]) as [string, string, Expected][],
+  )("%s", (_name, line, expected) => {
+    const result = interpretLine(line);
+    expect(result).toEqual({ kind: "objects", input: JSON.parse(line), refused: [], ...expected });
+    // Nothing here names its queue: such messages are never deleted.
+    expect(result).not.toHaveProperty("sqs");
+  });
+
+  it("the whole response with several messages: every message's objects, in order", () => {
+    const line = response(
+      message(prettySns(cloudTrailNativeText), 1),
+      message(s3EventText, 2),
+      message(s3TestEventText, 3),
+    );
+    expect(interpretLine(line)).toEqual({
+      kind: "objects",
+      input: JSON.parse(line),
+      refs: [...nativeRefs, ...s3EventRefs],
+      skips: [{ reason: "S3 test event" }],
+      refused: [],
+    });
+  });
+
+  it("an empty response is skipped: no dead letter, no object", () => {
+    expect(interpretLine('{"Messages": []}')).toEqual({
+      kind: "objects",
+      input: { Messages: [] },
+      refs: [],
+      skips: [{ reason: "a receive-message response without messages" }],
+      refused: [],
+    });
+  });
+
+  it("a message that fails is its own dead letter (itself as input); the others' objects are read", () => {
+    const bad = message("not json", 2);
+    const unknown = message('{"hello":"world"}', 3);
+    const line = response(message(cloudTrailNativeText, 1), bad, unknown, "not a message");
+    expect(interpretLine(line)).toEqual({
+      kind: "objects",
+      input: JSON.parse(line),
+      refs: nativeRefs,
+      skips: [],
+      refused: [],
+      failed: [
+        { code: "BodyNotJson", message: "Messages[1]: the SQS body is not JSON", input: bad },
+        { code: "UnknownShape", message: expect.stringMatching(/^Messages\[2\]: not a notification/), input: unknown },
+        { code: "UnknownShape", message: "Messages[3]: not an SQS message (no Body)", input: "not a message" },
+      ],
+    });
+  });
+
+  it.each<[string, string, string]>([
+    ["one message whose body is not JSON", JSON.stringify(message("hello")), "BodyNotJson"],
+    ["one message whose body has an unknown shape", JSON.stringify(message('{"a":1}')), "UnknownShape"],
+    ["a bare body that is not JSON", JSON.stringify({ body: "hello" }), "BodyNotJson"],
+    ["a body beside unknown fields", JSON.stringify({ body: cloudTrailNativeText, other: 1 }), "UnknownShape"],
+  ])("%s is an error", (_name, line, code) => {
+    expect(interpretLine(line)).toMatchObject({ kind: "error", code, input: JSON.parse(line) });
+  });
+
+  it("references in a response's messages are parsed as every message's are (names.ts)", () => {
+    const hostile = JSON.stringify({ s3Bucket: "x@127.0.0.1:9", s3ObjectKey: ["k.json.gz"] });
+    const line = response(message(hostile, 1), message(cloudTrailNativeText, 2));
+    expect(interpretLine(line)).toMatchObject({
+      refs: nativeRefs,
+      refused: [{ code: "InvalidReference", message: expect.stringContaining('s3Bucket "x@127.0.0.1:9" holds "@"') }],
+    });
+  });
+});
+
 describe("interpretLine: debugging URLs", () => {
   it.each<[string, unknown]>([
     ["s3://bucket/key.json.gz", { scheme: "s3", bucket: "bucket", key: "key.json.gz" }],
@@ -209,10 +335,24 @@ describe("interpretLine: debugging URLs", () => {
     });
   });
 
-  // BUG: `file:relative/path` (no `//`) is read as `/relative/path` — WHATWG URL parsing makes every file: URL
-  // absolute, so the `isAbsolute` check in fromUrl never fires and a relative path silently names another file.
-  it.each(["file:relative/log.json", "file:./log.json"])("%j (a relative path) is a BadUrl error", (line) => {
-    expect(interpretLine(line)).toMatchObject({ kind: "error", code: "BadUrl" });
+  // WHATWG URL parsing reads `file:relative` as `/relative` and `file://relative/path` as the host `relative`: both
+  // are refused with how to write the URL, never with Node's own error text.
+  it.each<[string, RegExp]>([
+    ["file:relative/log.json", /^a relative file: URL: write an absolute path as file:\/\/\/absolute\/path/],
+    ["file:./log.json", /^a relative file: URL: /],
+    ["file://relative/path/log.json", /^names the host "relative" .*file:\/\/\/absolute\/path/],
+    ["file://otherhost/tmp/x.json", /^names the host "otherhost"/],
+    ["file:///tmp/%2Fescaped-slash", /encoded "\/" \(%2F\)/],
+    ["file:///tmp/a%00b.json", /NUL/],
+  ])("%j is a BadUrl error that says how to write it", (line, message) => {
+    const result = interpretLine(line);
+    expect(result).toMatchObject({ kind: "error", code: "BadUrl", input: line });
+    expect(result.kind === "error" && result.message).toMatch(message);
+    expect(result.kind === "error" && result.message).not.toMatch(/ERR_|must be|File URL/);
+  });
+
+  it("file:/absolute/path (one slash) is absolute too", () => {
+    expect(interpretLine("file:/tmp/x.json")).toMatchObject({ refs: [{ scheme: "file", path: "/tmp/x.json" }] });
   });
 
   it("describeRef prints both schemes", () => {
