@@ -1,10 +1,10 @@
-// The AWS clients of one process, made on first use and shared: one HTTP dispatcher (http-handler.ts), one credential
-// chain, S3 clients per region, SQS clients per endpoint, and the object getter built on them.
+// The AWS clients of one process, made on first use and shared: one HTTP handler (http-handler.ts: the SDK's node:http
+// one, or undici's when a proxy is set), one credential chain, S3 clients per region, SQS clients per endpoint, and the
+// object getter built on them.
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
-import type { Dispatcher } from "undici";
-import type { HttpHandlerSettings, UndiciHttpHandler } from "./http-handler.js";
+import type { HttpHandlerSettings, SdkHttpHandler } from "./http-handler.js";
 import type { S3Getter } from "./s3-get.js";
 
 export interface ClientSettings {
@@ -21,7 +21,7 @@ export interface ClientSettings {
   requestPayer: boolean;
   /** Where proxy variables are read (process.env). */
   env: Record<string, string | undefined>;
-  /** How connections are made (http-handler.ts); undefined: undici's own way. */
+  /** How connections are made, on undici (tests reach AWS host names on loopback with it); undefined: the usual way. */
   connect?: HttpHandlerSettings["connect"];
 }
 
@@ -29,9 +29,9 @@ export interface ClientSettings {
 const quietSdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 export class AwsClients {
-  private handlerOnce: Promise<UndiciHttpHandler> | undefined;
-  /** The S3 clients' handler: the same dispatcher, and a signal that aborts every GET at once (s3-get.ts). */
-  private s3HandlerOnce: Promise<UndiciHttpHandler> | undefined;
+  private handlerOnce: Promise<SdkHttpHandler> | undefined;
+  /** The S3 clients' handler: the same connections, and a signal that aborts every GET at once (s3-get.ts). */
+  private s3HandlerOnce: Promise<SdkHttpHandler> | undefined;
   private readonly s3Abort = new AbortController();
   private credentialsOnce: Promise<AwsCredentialIdentityProvider> | undefined;
   private readonly s3 = new Map<string, Promise<S3Client>>();
@@ -48,19 +48,22 @@ export class AwsClients {
     await this.handler();
   }
 
-  private handler(): Promise<UndiciHttpHandler> {
-    this.handlerOnce ??= import("./http-handler.js").then(({ createDispatcher, UndiciHttpHandler }) => {
-      const { connections, timeoutMs, env, connect } = this.settings;
-      const dispatcher: Dispatcher = createDispatcher({ connections, timeoutMs, env, ...(connect ? { connect } : {}) });
-      return new UndiciHttpHandler(dispatcher, timeoutMs);
-    });
+  /** node:http (the SDK's own handler) for direct connections; undici when a proxy variable is set or for tests. */
+  private handler(): Promise<SdkHttpHandler> {
+    this.handlerOnce ??= import("./http-handler.js").then(
+      ({ createDispatcher, nodeHandler, proxyVariable, UndiciHttpHandler }) => {
+        const { connections, timeoutMs, env, connect } = this.settings;
+        if (connect === undefined && proxyVariable(env) === undefined) return nodeHandler({ connections, timeoutMs });
+        const dispatcher = createDispatcher({ connections, timeoutMs, env, ...(connect ? { connect } : {}) });
+        return new UndiciHttpHandler(dispatcher, timeoutMs);
+      },
+    );
     return this.handlerOnce;
   }
 
-  private s3Handler(): Promise<UndiciHttpHandler> {
-    this.s3HandlerOnce ??= Promise.all([import("./http-handler.js"), this.handler()]).then(
-      ([{ UndiciHttpHandler }, shared]) =>
-        new UndiciHttpHandler(shared.dispatcher, this.settings.timeoutMs, this.s3Abort.signal),
+  private s3Handler(): Promise<SdkHttpHandler> {
+    this.s3HandlerOnce ??= Promise.all([import("./http-handler.js"), this.handler()]).then(([{ withSignal }, shared]) =>
+      withSignal(shared, this.s3Abort.signal),
     );
     return this.s3HandlerOnce;
   }

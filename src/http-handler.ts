@@ -1,11 +1,17 @@
-// The AWS SDK's HTTP handler, on undici: every SDK call (S3, SQS, STS) goes out through one undici dispatcher, with
-// keep-alive pools per origin, undici's timeouts, and undici's proxy support.
+// The AWS SDK's HTTP handlers: the SDK's own (node:http, keep-alive agents) for direct connections, and one on undici
+// for every call when a proxy variable is set (undici's EnvHttpProxyAgent reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY,
+// https:// and socks5:// proxies included; node:http has no proxy support at all). Signing, endpoints, redirects,
+// checksums and clock skew stay the SDK's; HTTP/1.1, TLS and CONNECT tunnelling are node's or undici's. This file only
+// chooses and translates.
 //
-// Why undici and not the SDK's default (node:http): node:http cost about 0.36 ms of CPU per GET here, undici less
-// (bench/README.md), and undici's EnvHttpProxyAgent reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY (https:// and socks5://
-// proxies included) where node:http has no proxy support at all. Signing, endpoints, redirects, checksums and clock
-// skew stay the SDK's; HTTP/1.1, TLS and CONNECT tunnelling are undici's. This file only translates between the two.
+// Why not undici for everything: with the SDK's ~1 ms of main-thread work per response, undici answered later than
+// node:http under the same load (median 72 against 54 ms for a 50 ms GET at concurrency 16, bench/README.md "The GET
+// path"), which cost the latency scenario a third of its throughput.
+
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { buildQueryString } from "@smithy/core/protocols";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { HeaderBag, HttpHandlerOptions, HttpRequest, HttpResponse } from "@smithy/types";
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
 
@@ -97,15 +103,51 @@ function checkProxyUrl(name: string, value: string): void {
   }
 }
 
-/** The SDK's HttpHandler interface (from @smithy/protocol-http, which the SDK bundles), over an undici dispatcher. */
-export class UndiciHttpHandler {
+/** The SDK's HttpHandler interface (from @smithy/protocol-http, which the SDK bundles), as this file uses it. */
+export interface SdkHttpHandler {
+  readonly metadata: { handlerProtocol: string };
+  handle(request: HttpRequest, options?: HttpHandlerOptions): Promise<{ response: HttpResponse }>;
+  updateHttpClientConfig(key: never, value: never): void;
+  httpHandlerConfigs(): object;
+  destroy(): void;
+}
+
+/** The SDK's own node:http handler with kept-alive connections, for direct connections (no proxy variable set). */
+export function nodeHandler(settings: HttpHandlerSettings): SdkHttpHandler {
+  const agent = { keepAlive: true, maxSockets: settings.connections };
+  return new NodeHttpHandler({
+    httpAgent: new HttpAgent(agent),
+    httpsAgent: new HttpsAgent(agent),
+    connectionTimeout: Math.min(settings.timeoutMs, 10_000),
+    // No response headers for this long fails the request; a body silent for this long fails its read.
+    requestTimeout: settings.timeoutMs,
+    throwOnRequestTimeout: true,
+    socketTimeout: settings.timeoutMs,
+  }) as unknown as SdkHttpHandler;
+}
+
+/**
+ * A handler whose requests without a signal of their own take `signal` (S3Getter sends GETs without per-request
+ * options so that the SDK reuses their middleware, and aborts them all at once through this: see s3-get.ts).
+ */
+export function withSignal(inner: SdkHttpHandler, signal: AbortSignal): SdkHttpHandler {
+  return {
+    metadata: inner.metadata,
+    handle: (request, options = {}) =>
+      inner.handle(request, { ...options, abortSignal: options.abortSignal ?? signal }),
+    updateHttpClientConfig: (key, value) => inner.updateHttpClientConfig(key, value),
+    httpHandlerConfigs: () => inner.httpHandlerConfigs(),
+    destroy: () => {},
+  };
+}
+
+/** The SDK's HttpHandler over an undici dispatcher. */
+export class UndiciHttpHandler implements SdkHttpHandler {
   readonly metadata = { handlerProtocol: "http/1.1" };
 
   constructor(
-    readonly dispatcher: Dispatcher,
+    private readonly dispatcher: Dispatcher,
     private readonly timeoutMs: number,
-    /** Aborts the requests that come without a signal of their own (S3Getter's GETs: see s3-get.ts). */
-    private readonly signal?: AbortSignal,
   ) {}
 
   async handle(request: HttpRequest, options: HttpHandlerOptions = {}): Promise<{ response: HttpResponse }> {
@@ -122,7 +164,7 @@ export class UndiciHttpHandler {
       headers: request.headers,
       body: request.body ?? null,
       // The SDK's own AbortSignal type is structurally a DOM one where we create them (cli passes AbortSignal).
-      signal: (abortSignal as AbortSignal | undefined) ?? this.signal,
+      signal: abortSignal as AbortSignal | undefined,
       headersTimeout: timeout,
       bodyTimeout: timeout,
     });

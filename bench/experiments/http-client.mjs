@@ -135,6 +135,7 @@ async function child(mode, base, concurrency, repeat) {
     };
   }
   const before = process.cpuUsage();
+  const startedAt = performance.now();
   let next = 0;
   let bytes = 0;
   const worker = async () => {
@@ -146,6 +147,8 @@ async function child(mode, base, concurrency, repeat) {
   await Promise.all(Array.from({ length: concurrency }, worker));
   const cpu = process.cpuUsage(before);
   const ms = (cpu.user + cpu.system) / 1000 / keys.length;
-  console.log(`${ms.toFixed(3)} ms CPU per GET (${bytes} bytes)`);
+  const ideal = (keys.length / concurrency) * 50;
+  const share = Math.round((ideal / (performance.now() - startedAt)) * 100);
+  console.log(`${ms.toFixed(3)} ms CPU per GET, ${share}% of ideal (${bytes} bytes)`);
   process.exit(0);
 }
