@@ -1,0 +1,234 @@
+// The real fluentd 1.15.3 vendored in ../shared/vendor (run from source on Debian's Ruby, ../shared/vendor/README.md)
+// for tests: whether it can run here, configurations cut from the shipped ones, and a running fluentd with its log,
+// its child processes and bounded waits.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Where CI and the development machine keep it: `../shared` beside the checkout. */
+export const FLUENTD_HOME = fileURLToPath(new URL("../../../shared/vendor/fluentd-1.15.3/", import.meta.url));
+
+/** The libraries fluentd loads at start that come from Debian packages (a missing one fails every run). */
+const RUNTIME = ["msgpack", "yajl", "cool.io", "serverengine", "sigdump", "tzinfo", "strptime", "http_parser", "oj"];
+
+let unavailable: string | false | undefined;
+/** Why the vendored fluentd cannot run here, or undefined when it can. */
+export function fluentdUnavailable(): string | undefined {
+  if (unavailable === undefined) {
+    if (!existsSync(join(FLUENTD_HOME, "bin/fluentd"))) {
+      unavailable = `no fluentd source at ${FLUENTD_HOME} (a bare clone has no ../shared/vendor)`;
+    } else {
+      const probe = spawnSync("ruby", ["-e", RUNTIME.map((lib) => `require "${lib}"`).join(";")], {
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      if (probe.error !== undefined) unavailable = `ruby cannot run (${probe.error.message}): see .ci/run`;
+      else if (probe.status !== 0)
+        unavailable = `fluentd's Ruby libraries are missing (${probe.stderr.trim()}): see .ci/run`;
+      else unavailable = false;
+    }
+  }
+  return unavailable === false ? undefined : unavailable;
+}
+
+/** `ruby -I<lib> bin/fluentd …`: the arguments after `ruby`. */
+export function fluentdArgs(...args: string[]): string[] {
+  return ["-I", join(FLUENTD_HOME, "lib"), join(FLUENTD_HOME, "bin/fluentd"), ...args];
+}
+
+/** `fluentd --dry-run -c <config>`: whether fluentd accepts a configuration (plugins and parameters included). */
+export function dryRun(config: string, env: NodeJS.ProcessEnv = process.env): { ok: boolean; output: string } {
+  const run = spawnSync("ruby", fluentdArgs("--dry-run", "--no-supervisor", "-c", config), {
+    encoding: "utf8",
+    timeout: 60_000,
+    env,
+  });
+  return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` };
+}
+
+/** Which directive to cut: its opening line (trimmed) and its whole text, opening and closing lines included. */
+export type DirectiveTest = (opening: string, block: string) => boolean;
+
+/**
+ * Line indexes of the first directive `test` accepts and of its matching close. Throws when none is accepted, so that a
+ * renamed section fails the test instead of leaving the shipped one in place.
+ */
+function directiveRange(lines: string[], test: DirectiveTest): [number, number] {
+  for (let start = 0; start < lines.length; start++) {
+    const opening = (lines[start] as string).trim();
+    const name = /^<([a-z_]+)[\s>]/.exec(opening)?.[1];
+    if (name === undefined) continue;
+    let depth = 0;
+    let end = start;
+    for (; end < lines.length; end++) {
+      const line = (lines[end] as string).trim();
+      if (new RegExp(`^<${name}[\\s>]`).test(line)) depth++;
+      else if (line === `</${name}>` && --depth === 0) break;
+    }
+    if (end === lines.length) throw new Error(`<${name}> on line ${start + 1} is never closed`);
+    if (test(opening, lines.slice(start, end + 1).join("\n"))) return [start, end];
+  }
+  throw new Error("no directive matched");
+}
+
+/** Replaces a directive (see directiveRange) by `replacement`, indented as the directive was. */
+export function replaceDirective(text: string, test: DirectiveTest, replacement: string): string {
+  const lines = text.split("\n");
+  const [start, end] = directiveRange(lines, test);
+  const indent = /^\s*/.exec(lines[start] as string)?.[0] ?? "";
+  const body = replacement
+    .trim()
+    .split("\n")
+    .map((line) => (line === "" ? line : indent + line));
+  return [...lines.slice(0, start), ...body, ...lines.slice(end + 1)].join("\n");
+}
+
+/** Applies `edit` to the text of a directive (see directiveRange), its opening and closing lines included. */
+export function editDirective(text: string, test: DirectiveTest, edit: (block: string) => string): string {
+  const lines = text.split("\n");
+  const [start, end] = directiveRange(lines, test);
+  return [...lines.slice(0, start), edit(lines.slice(start, end + 1).join("\n")), ...lines.slice(end + 1)].join("\n");
+}
+
+/** Polls `condition` every 50 ms; throws after `timeoutMs` with `what` and, if given, `detail()` (e.g. a log tail). */
+export async function waitUntil(
+  what: string,
+  condition: () => boolean,
+  timeoutMs: number,
+  detail?: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail()}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The pids whose parent is `pid` (from /proc: fluentd starts its exec_filter children itself, no shell between). */
+export function childPids(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // pid (comm) state ppid …; comm may hold spaces and parentheses, so read after the last ")".
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid === pid) found.push(Number(entry));
+  }
+  return found;
+}
+
+/** Whether a process exists (a zombie counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * One fluentd (`--no-supervisor`: a single process, whose children are the exec_filter commands) in a process group
+ * of its own, so that `kill()` ends it and every child it started.
+ */
+export class Fluentd {
+  readonly process: ChildProcess;
+  readonly pid: number;
+  /** Everything fluentd logged (its log goes to stdout), and its stderr. */
+  output = "";
+  exit: Exit | undefined;
+  readonly exited: Promise<Exit>;
+
+  private constructor(config: string, env: NodeJS.ProcessEnv) {
+    this.process = spawn("ruby", fluentdArgs("-c", config, "--no-supervisor"), {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env,
+    });
+    this.pid = this.process.pid as number;
+    const append = (chunk: Buffer) => {
+      this.output += chunk.toString("utf8");
+    };
+    this.process.stdout?.on("data", append);
+    this.process.stderr?.on("data", append);
+    this.exited = new Promise((resolve) => {
+      this.process.on("close", (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  /** Starts fluentd and resolves once its worker runs (every plugin started, exec_filter children spawned). */
+  static async start(config: string, env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<Fluentd> {
+    const fluentd = new Fluentd(config, env);
+    try {
+      await fluentd.waitForLog(/fluentd worker is now running/, timeoutMs);
+    } catch (error) {
+      fluentd.kill();
+      throw error;
+    }
+    return fluentd;
+  }
+
+  waitForLog(pattern: RegExp, timeoutMs: number, from = 0): Promise<void> {
+    return waitUntil(
+      `fluentd to log ${pattern}`,
+      () => {
+        if (this.exit !== undefined) throw new Error(`fluentd exited (${JSON.stringify(this.exit)}):\n${this.tail()}`);
+        return pattern.test(this.output.slice(from));
+      },
+      timeoutMs,
+      () => this.tail(),
+    );
+  }
+
+  /** The last lines of fluentd's log, for failure messages. */
+  tail(lines = 40): string {
+    return this.output.split("\n").slice(-lines).join("\n");
+  }
+
+  /** fluentd's log lines at warn level or worse. */
+  problems(): string[] {
+    return this.output.split("\n").filter((line) => /\[(warn|error|fatal)\]/.test(line));
+  }
+
+  /** The exec_filter children running now. */
+  children(): number[] {
+    return childPids(this.pid).filter(alive);
+  }
+
+  /** Sends `signal` to fluentd alone (as `kill PID` or a service manager's stop would), and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<Exit & { ms: number }> {
+    const asked = Date.now();
+    this.process.kill(signal);
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs).unref());
+    const exit = await Promise.race([this.exited, timeout]);
+    if (exit === undefined) {
+      this.kill();
+      throw new Error(`fluentd did not exit within ${timeoutMs} ms of ${signal}:\n${this.tail()}`);
+    }
+    return { ...exit, ms: Date.now() - asked };
+  }
+
+  /** SIGKILL to the whole process group: fluentd and whatever it started. For cleanup; harmless when all are gone. */
+  kill(): void {
+    try {
+      process.kill(-this.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
