@@ -56,7 +56,11 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     // the program's own
     ["a log file that cannot be opened", ["--log-file", "/nonexistent/filter.log"], /cannot open --log-file/],
     ["an unusable source for import", ["import", "ftp://bucket"], /^error: /],
-    ["--since after --until", ["import", "s3://trail-bucket", "--since", "2023-02-02", "--until", "2023-01-01"], /--since/],
+    [
+      "--since after --until",
+      ["import", "s3://trail-bucket", "--since", "2023-02-02", "--until", "2023-01-01"],
+      /--since/,
+    ],
   ])("%s", (_, args, message) => {
     const { status, stdout, stderr } = run(args, `file://${fixture}\n`);
     expect(stderr).toMatch(message);

@@ -314,7 +314,7 @@ describe.skipIf(unavailable !== undefined)(
       countOf(outputIds(paths).filter((id) => id.startsWith(`${phase}-`)));
 
     // One fluentd for the whole story, in order: delivery, routing, acknowledgements, kill -9 of the child, SIGTERM.
-  describe("JSON both ways, as shipped", () => {
+    describe("JSON both ways, as shipped", () => {
       let paths: Layout;
       let fluentd: Fluentd;
 
