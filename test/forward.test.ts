@@ -11,11 +11,12 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
-import { Fluentd, fluentdUnavailable, waitUntil } from "./support/fluentd.js";
+import { Fluentd, fluentdUnavailable, replaceDirective, waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { TEST_CA, TLS_DIR } from "./support/tls.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../examples/fluent-forward.conf", import.meta.url));
 const NAMES = readdirSync(FIXTURES)
   .filter((name) => name.endsWith(".json"))
   .sort();
@@ -76,8 +77,8 @@ interface Mode {
   sharedKey?: boolean;
 }
 
-function config(dir: string, port: number, mode: Mode): string {
-  const file = (name: string) => `
+/** out_file standing in for Elasticsearch (or the dead-letter file), with the tag and time fluentd gave each record. */
+const fileOutput = (dir: string, name: string) => `
 <match ${name}>
   @type file
   path ${dir}/out/${name}
@@ -97,6 +98,9 @@ function config(dir: string, port: number, mode: Mode): string {
     flush_interval 1s
   </buffer>
 </match>`;
+
+function config(dir: string, port: number, mode: Mode): string {
+  const file = (name: string) => fileOutput(dir, name);
   return `
 <source>
   @type forward
@@ -402,6 +406,48 @@ describe.skipIf(unavailable !== undefined)(
       expect(spawned.log().some((l) => l.msg === "connected to fluentd")).toBe(true);
       await stopConsumer(spawned);
       expect((await again.fluentd.stop()).code).toBe(0);
+    });
+
+    it("examples/fluent-forward.conf as shipped (Elasticsearch swapped for out_file): events, dead letters, deletes", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "ctef-forward-example-"));
+      dirs.push(dir);
+      for (const sub of ["out", "log", "lib"]) mkdirSync(join(dir, sub));
+      const port = await freePort();
+      let text = readFileSync(EXAMPLE, "utf8")
+        .replace(/^(\s*port) 24224$/m, `$1 ${port}`)
+        .replaceAll("/var/log/fluent", join(dir, "log"))
+        .replaceAll("/var/lib/fluent", join(dir, "lib"))
+        .replaceAll("flush_interval 10s", "flush_interval 1s");
+      text = replaceDirective(text, (line) => line === "<match cloudtrail.event>", fileOutput(dir, "cloudtrail.event"));
+      const file = join(dir, "fluent.conf");
+      writeFileSync(file, text);
+      const fluentd = await Fluentd.start(file, { ...process.env });
+      fluentds.push(fluentd);
+      const queueUrl = sqs.addQueue("example");
+      const expected = send(queueUrl, "e1", NAMES.slice(0, 4));
+      sqs.send("not json", queueUrl);
+      const spawned = consumer(queueUrl, `forward://127.0.0.1:${port}`);
+      await waitUntil(
+        "every event",
+        () => delivered(dir, expected),
+        WAIT_MS,
+        () => fluentd.tail(),
+      );
+      await waitUntil("every message deleted", () => sqs.remaining(queueUrl).length === 0, WAIT_MS);
+      await waitUntil(
+        "the dead letter in the shipped dead-letter file",
+        () => readLines(join(dir, "log/cloudtrail-deadletter"), "deadletter").length > 0,
+        WAIT_MS,
+      );
+      expectFaithful(dir, expected);
+      const [letter] = readLines(join(dir, "log/cloudtrail-deadletter"), "deadletter");
+      expect(letter).toMatchObject({ error: { code: "BodyNotJson" } });
+      expect(letter).not.toHaveProperty("_tag");
+      expect(readLines(join(dir, "log/cloudtrail-unrouted"), "unrouted")).toEqual([]);
+      expect(readLines(join(dir, "log/cloudtrail-error"), "error")).toEqual([]);
+      await stopConsumer(spawned);
+      expect((await fluentd.stop()).code).toBe(0);
+      expect(fluentd.problems()).toEqual([]);
     });
   },
 );
