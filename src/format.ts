@@ -5,6 +5,7 @@
 // The default path (JSON, `@timestamp` only) copies the event's bytes once and must stay that cheap: it is most of
 // the program's work. Everything optional takes the general path below it.
 import { msgpack } from "./msgpack.js";
+import { JsonToMsgpack, numberSize, stringHeaderSize, writeNumber, writeStringHeader } from "./msgpack-json.js";
 import type { Sink } from "./sink.js";
 
 /** Where formatted records go: the sink, or a worker's buffer. */
@@ -227,7 +228,12 @@ function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | 
   const stringified = scannedFields(options)?.length ?? 0;
   const source = options.sourceField !== undefined && ref !== undefined ? sourceJson(ref) : undefined;
 
+  if ((options.outputFormat === "msgpack" || options.outputFormat === "forward") && stringified === 0 && !source) {
+    return msgpackWriter(sink, options, toEpoch);
+  }
+
   if (options.outputFormat === "msgpack" || options.outputFormat === "forward") {
+    // With stringified fields or the source object: the record is built as an object, then encoded.
     const entry = options.outputFormat === "forward";
     const encoder = new (msgpack().Encoder)();
     const names = scannedFields(options) ?? [];
@@ -316,6 +322,47 @@ function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | 
     }
     buffer[p++] = 0x7d;
     buffer[p] = 0x0a;
+  };
+}
+
+const TIMESTAMP_KEY = Buffer.from([0xaa, ...Buffer.from("@timestamp")]);
+
+/**
+ * msgpack (or Forward entries) straight from the event's bytes (msgpack-json.ts): the map JSON.parse and
+ * @msgpack/msgpack would give, with `@timestamp` and the time field added last, as they would be.
+ */
+function msgpackWriter(
+  sink: LineSink,
+  options: FormatOptions,
+  toEpoch: (eventTime: Buffer) => string | undefined,
+): EventWriter {
+  const entry = options.outputFormat === "forward";
+  const header = entry ? ENTRY_HEADER_BYTES : 0;
+  const transcoder = new JsonToMsgpack();
+  const timeKey =
+    options.timeField === undefined ? undefined : Buffer.from(new (msgpack().Encoder)().encode(options.timeField));
+  return (event, eventTime, hasTimestamp) => {
+    const addTimestamp = options.timestamp && eventTime !== undefined && !hasTimestamp;
+    const epoch = eventTime === undefined ? undefined : toEpoch(eventTime);
+    const time = timeKey === undefined || epoch === undefined ? undefined : Number(epoch);
+    let size = transcoder.measure(event, 0, event.length, (addTimestamp ? 1 : 0) + (time === undefined ? 0 : 1));
+    if (addTimestamp) {
+      const length = (eventTime as Buffer).length;
+      size += TIMESTAMP_KEY.length + stringHeaderSize(length) + length;
+    }
+    if (time !== undefined) size += (timeKey as Buffer).length + numberSize(time);
+    const { buffer, at } = sink.reserve(header + size);
+    if (entry) writeEntryHeader(epoch, buffer, at);
+    let p = transcoder.write(event, buffer, at + header);
+    if (addTimestamp) {
+      p += TIMESTAMP_KEY.copy(buffer, p);
+      p = writeStringHeader(buffer, p, (eventTime as Buffer).length);
+      p += (eventTime as Buffer).copy(buffer, p);
+    }
+    if (time !== undefined) {
+      p += (timeKey as Buffer).copy(buffer, p);
+      writeNumber(buffer, p, time);
+    }
   };
 }
 
