@@ -197,9 +197,10 @@ function outputOptions(command: Command): Command {
     .option("--forward-hostname <name>", "with forward: our name in the <security> handshake (default: the host name)")
     .option(
       "--forward-ack-timeout <seconds>",
-      "with forward: a message unacknowledged this long is sent again on a new connection",
+      "with forward: a message unacknowledged this long is sent again on a new connection (fluentd's out_forward " +
+        "waits as long)",
       seconds,
-      60,
+      190,
     );
 }
 
@@ -403,7 +404,7 @@ async function forwardSink(
     },
     tag: options.tag ?? "cloudtrail.event",
     log,
-    ackTimeoutMs: (options.forwardAckTimeout ?? 60) * 1000,
+    ackTimeoutMs: (options.forwardAckTimeout ?? 190) * 1000,
   });
 }
 
@@ -561,6 +562,19 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   process.exit(0);
 }
 
+/** A subcommand's options, with those given before it (to the program) where it was not given them itself. */
+function subcommandOptions(program: Command, command: Command): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...command.opts() };
+  for (const [key, value] of Object.entries(program.opts())) {
+    const here = command.getOptionValueSource(key);
+    const there = program.getOptionValueSource(key);
+    if ((here === undefined || here === "default") && there !== undefined && there !== "default") {
+      merged[key] = value;
+    }
+  }
+  return merged;
+}
+
 /**
  * `import <source>`: the CloudTrail log files already stored under an S3 prefix or in a directory, read through the
  * same Filter (same output, same dead letters). Options given before `import` count too, unless given again after it.
@@ -596,14 +610,7 @@ function importCommand(program: Command): Command {
     .option("--list", "print the URLs of the files that would be imported, then their count and size; import nothing")
     .option("--checkpoint <file>", "append each finished file here, and skip the files already in it (resume)")
     .action(async (argument: string) => {
-      const merged: Record<string, unknown> = { ...command.opts() };
-      for (const [key, value] of Object.entries(program.opts())) {
-        const here = command.getOptionValueSource(key);
-        const there = program.getOptionValueSource(key);
-        if ((here === undefined || here === "default") && there !== undefined && there !== "default") {
-          merged[key] = value;
-        }
-      }
+      const merged = subcommandOptions(program, command);
       const options = merged as unknown as CliOptions & {
         since?: string;
         until?: string;
@@ -755,20 +762,20 @@ function sqsCommand(program: Command): Command {
       integer(1, 100_000),
     )
     .option("--wait-time <seconds>", "long polling: how long one receive waits for messages", integer(0, 20), 20)
+    .option(
+      "--stats-interval <seconds>",
+      "log a stats line (the summary's counts so far) this often; 0: never",
+      seconds,
+      60,
+    )
     .action(async () => {
-      const merged: Record<string, unknown> = { ...command.opts() };
-      for (const [key, value] of Object.entries(program.opts())) {
-        const here = command.getOptionValueSource(key);
-        const there = program.getOptionValueSource(key);
-        if ((here === undefined || here === "default") && there !== undefined && there !== "default") {
-          merged[key] = value;
-        }
-      }
+      const merged = subcommandOptions(program, command);
       const options = merged as unknown as CliOptions & {
         queueUrl: string;
         receivers: number;
         maxInFlight?: number;
         waitTime: number;
+        statsInterval: number;
       };
       // No exec_filter reads this stdout: whitespace padding only if asked for.
       const padded =
@@ -786,7 +793,13 @@ function sqsCommand(program: Command): Command {
 }
 
 async function runSqs(
-  options: CliOptions & { queueUrl: string; receivers: number; maxInFlight?: number; waitTime: number },
+  options: CliOptions & {
+    queueUrl: string;
+    receivers: number;
+    maxInFlight?: number;
+    waitTime: number;
+    statsInterval: number;
+  },
   program: Command,
 ): Promise<void> {
   let early: NodeJS.Signals | undefined;
@@ -804,12 +817,16 @@ async function runSqs(
       ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
       waitTimeSeconds: options.waitTime,
       maxInFlight: options.maxInFlight ?? Math.max(4 * options.concurrency, 10 * options.receivers),
+      statsIntervalMs: options.statsInterval * 1000,
       filter: filterOptions(options, true),
     },
     sqsClient: (queueUrl) => aws.sqsClient(queueUrl),
     source,
     sink,
     log,
+    ...(sink instanceof ForwardSink
+      ? { sinkStats: () => ({ forward: { ...sink.counts, unacknowledged: sink.pending } }) }
+      : {}),
   });
   process.off("SIGTERM", keep);
   process.off("SIGINT", keep);
@@ -833,6 +850,7 @@ async function runSqs(
   await finishOutput(sink, stdout, signalled(), log);
   log.info("summary", {
     ...summary,
+    ...(sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {}),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),

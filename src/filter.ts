@@ -176,6 +176,11 @@ export class Filter {
     return this.pool;
   }
 
+  /** The counts so far, for a long-running consumer's periodic stats. */
+  counts(): Summary {
+    return { ...this.summary, bytesOut: this.deps.sink.bytesOut };
+  }
+
   /** Stops taking input; work in flight goes on until it ends or `abortInFlight` is called. */
   stop(): void {
     this.stopping = true;

@@ -22,6 +22,8 @@ export interface SqsServiceOptions {
   waitTimeSeconds: number;
   /** Messages received and not finished, at most. */
   maxInFlight: number;
+  /** A `stats` log line this often (ms); 0: only the summary at exit. */
+  statsIntervalMs: number;
   filter: FilterOptions;
 }
 
@@ -31,6 +33,8 @@ export interface SqsServiceDeps {
   source: ObjectSource;
   sink: Sink;
   log: Logger;
+  /** The sink's own counts for the stats (forward: messages acknowledged, resent, unacknowledged). */
+  sinkStats?(): Record<string, unknown>;
 }
 
 export interface SqsSummary extends Summary {
@@ -81,6 +85,19 @@ export class SqsService {
     });
   }
 
+  /** Counts since the start: the Filter's, the queue's and the sink's. */
+  stats(): Record<string, unknown> {
+    return {
+      ...this.filter.counts(),
+      received: this.input.counts.received,
+      receiveFailures: this.input.counts.receiveFailures,
+      deleted: this.acker.deletes,
+      deleteFailures: this.acker.failures,
+      handedBack: this.acker.handedBack,
+      ...this.deps.sinkStats?.(),
+    };
+  }
+
   /** Stops receiving and taking messages; work in flight goes on until it ends or `abandon` is called. */
   stop(): void {
     this.filter.stop();
@@ -102,7 +119,13 @@ export class SqsService {
       visibilityTimeout: this.deps.options.visibilityTimeout,
     });
     this.input.start();
+    // The consumer runs for weeks: its counts are logged as it goes, not only at exit.
+    const { statsIntervalMs } = this.deps.options;
+    const stats =
+      statsIntervalMs > 0 ? setInterval(() => this.deps.log.info("stats", this.stats()), statsIntervalMs) : undefined;
+    stats?.unref();
     const summary = await this.filter.run(this.input);
+    clearInterval(stats);
     await this.input.ended();
     await this.acker.close(closeWithinMs());
     return {

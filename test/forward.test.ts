@@ -272,7 +272,11 @@ describe.skipIf(unavailable !== undefined)(
       expect(letter).not.toHaveProperty("_tag");
       expect(readLines(join(dir, "out"), "unrouted")).toEqual([]);
       const run = await stopConsumer(spawned);
-      expect(run.log.find((l) => l.msg === "summary")).toMatchObject({ deleted: 4, deadLetters: 1 });
+      expect(run.log.find((l) => l.msg === "summary")).toMatchObject({
+        deleted: 4,
+        deadLetters: 1,
+        forward: { resent: 0, unacknowledged: 0 },
+      });
       expect(fluentd.problems()).toEqual([]);
 
       // import delivers the same way (a directory of the fixtures, digest files skipped).
@@ -307,7 +311,10 @@ describe.skipIf(unavailable !== undefined)(
         WAIT_MS,
       );
       expect(sqs.deleted.slice(deletedBefore)).toEqual([]);
+      const asked = Date.now();
       const wrongRun = await stopConsumer(wrong);
+      // fluentd unreachable for it: SIGTERM still ends it within --shutdown-timeout (5 s), the message handed back.
+      expect(Date.now() - asked).toBeLessThan(6000);
       expect(wrongRun.log.find((l) => l.msg === "summary")).toMatchObject({ deleted: 0, handedBack: 1 });
 
       const right = consumer(queueUrl, `forward://127.0.0.1:${port}`, [], { CTEF_FORWARD_SHARED_KEY: SHARED_KEY });

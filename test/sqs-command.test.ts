@@ -132,7 +132,7 @@ describe("cloudtrail-exec-filter sqs", () => {
       other: sqs.send(cloudTrailBody(["AWSLogs/x.json.gz"], "elsewhere"), queueUrl),
       transient: sqs.send(cloudTrailBody(transient.keys), queueUrl),
     };
-    const spawned = consumer(queueUrl, "--buckets", BUCKET, "--visibility-timeout", "30");
+    const spawned = consumer(queueUrl, "--buckets", BUCKET, "--visibility-timeout", "30", "--stats-interval", "0.5");
     const expected = [...a.ids, ...b.ids, ...c.ids];
     await waitUntil(
       "the events and the dead letters",
@@ -175,6 +175,10 @@ describe("cloudtrail-exec-filter sqs", () => {
     expect(run.stdout.toString("utf8")).not.toMatch(/ {100}/);
     const summary = run.log.find((l) => l.msg === "summary");
     expect(summary).toMatchObject({ received: 7, deleted: 6, leftToSqs: 1, deadLetters: 3 });
+    // A long-running consumer logs its counts as it goes.
+    const stats = run.log.filter((l) => l.msg === "stats");
+    expect(stats.length).toBeGreaterThanOrEqual(2);
+    expect(stats.at(-1)).toMatchObject({ received: 7, events: expected.length, deadLetters: 3 });
     expect(run.log.filter((l) => l.level === "error")).toEqual([]);
   });
 
