@@ -211,6 +211,13 @@ describe("cloudtrail-exec-filter sqs", () => {
     sqs.send(cloudTrailBody(quick.keys), queueUrl);
     const first = consumer(queueUrl, "--visibility-timeout", "2");
     await waitUntil("the slow GET", () => s3.requestsFor(BUCKET, slow.keys[0] as string).length > 0, WAIT_MS);
+    // While its object is being read, the message's visibility is extended (every second, for 2 s each time).
+    const slowHandle = () => sqs.remaining(queueUrl).find((m) => m.receives === 1 && m.body.includes("/k/"))?.handle;
+    await waitUntil(
+      "the visibility extended twice",
+      () => sqs.visibilityChanges.filter(([handle, seconds]) => handle === slowHandle() && seconds === 2).length >= 2,
+      WAIT_MS,
+    );
     first.child.kill("SIGKILL");
     await first.done;
     const killedAt = Date.now();
