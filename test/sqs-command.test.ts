@@ -278,14 +278,43 @@ describe("cloudtrail-exec-filter sqs", () => {
     expect((await spawned.done).code).toBe(0);
   });
 
+  it("access denied: logged as an error every time, retried, and received once allowed", async () => {
+    const queueUrl = sqs.addQueue("denied");
+    const allowed = store("ad", NAMES.slice(13, 14));
+    sqs.send(cloudTrailBody(allowed.keys), queueUrl);
+    // The consumer's first two calls, its first two receives (one receive loop), are refused.
+    sqs.failNext(2, {
+      status: 403,
+      type: "com.amazon.coral.service#AccessDeniedException",
+      queryCode: "AccessDenied",
+      message: "User is not authorized to perform: sqs:receivemessage",
+    });
+    const spawned = consumer(queueUrl, "--receivers", "1");
+    await waitUntil(
+      "the events once allowed",
+      () => {
+        const have = new Set(events(linesSoFar(spawned)).map((e) => String(e.eventID)));
+        return allowed.ids.every((id) => have.has(id));
+      },
+      30_000,
+    );
+    const failures = spawned.log().filter((l) => l.msg === "SQS receive failed");
+    expect(failures).toHaveLength(2);
+    for (const failure of failures)
+      expect(failure).toMatchObject({ level: "error", error: "AccessDenied", status: 403 });
+    expect(spawned.log().some((l) => l.msg === "SQS receive works again")).toBe(true);
+    spawned.child.kill("SIGTERM");
+    expect((await spawned.done).code).toBe(0);
+  });
+
   it("throttled receives: backs off, logs, and goes on", async () => {
     const queueUrl = sqs.addQueue("throttled");
-    const spawned = consumer(queueUrl, "--receivers", "1");
-    await waitUntil("a first receive", () => sqs.calls.some((c) => c.action === "ReceiveMessage"), WAIT_MS);
-    // The SDK retries a throttled call itself (3 attempts): 9 throttles are three failed receives.
-    sqs.failNext(9, "throttle");
     const throttled = store("th", NAMES.slice(12, 13));
     sqs.send(cloudTrailBody(throttled.keys), queueUrl);
+    // The consumer's first calls are its receives (one receive loop). The SDK retries a throttled call itself (3
+    // attempts): 9 throttles are three failed receives.
+    sqs.failNext(9, "throttle");
+    const spawned = consumer(queueUrl, "--receivers", "1");
     await waitUntil(
       "the events after the throttling",
       () => {
@@ -295,8 +324,8 @@ describe("cloudtrail-exec-filter sqs", () => {
       30_000,
     );
     const failures = spawned.log().filter((l) => l.msg === "SQS receive failed");
-    expect(failures.length).toBeGreaterThanOrEqual(1);
-    expect(failures[0]).toMatchObject({ level: "warn", error: "ThrottlingException" });
+    expect(failures).toHaveLength(3);
+    for (const failure of failures) expect(failure).toMatchObject({ level: "warn", error: "ThrottlingException" });
     const delays = failures.map((l) => Number(l.retryInMs));
     for (let i = 1; i < delays.length; i++) expect(delays[i]).toBeGreaterThan((delays[i - 1] as number) * 0.4);
     spawned.child.kill("SIGTERM");
