@@ -1,7 +1,8 @@
 // `--output forward://` (issue 16) against the real fluentd 1.15.3 (../shared/vendor; skipped with a note where it
 // cannot run): in_forward → out_file, plain, with `<security>` shared_key, and with `<transport tls>`. The `sqs`
 // command reads the loopback SQS and S3 stand-ins; a message is deleted only once fluentd has acknowledged its
-// events; fluentd restarted mid-run loses nothing (a duplicate carries the same eventID); `import` delivers too.
+// events; fluentd restarted mid-run, or killed with SIGKILL, loses nothing (a duplicate carries the same eventID);
+// `import` delivers too; examples/fluent-forward.conf runs as shipped.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -411,6 +412,43 @@ describe.skipIf(unavailable !== undefined)(
       expect([...counts.keys()].every((id) => all.some((e) => e.eventID === id))).toBe(true);
       expectFaithful(dir, all);
       expect(spawned.log().some((l) => l.msg === "connected to fluentd")).toBe(true);
+      await stopConsumer(spawned);
+      expect((await again.fluentd.stop()).code).toBe(0);
+    });
+
+    it("fluentd killed with SIGKILL while messages are in flight: after its restart every event is there, no message lost", async () => {
+      const started = await startFluentd();
+      const { dir, port } = started;
+      const queueUrl = sqs.addQueue("sigkill");
+      const spawned = consumer(queueUrl, `forward://127.0.0.1:${port}`, ["--forward-ack-timeout", "5"]);
+      // Objects that answer one after another, so that messages are still coming when fluentd dies.
+      const all: TrailEvent[] = [];
+      NAMES.slice(0, 12).forEach((name, i) => {
+        all.push(...send(queueUrl, `sk${i}`, [name]));
+        s3.failKey(BUCKET, `AWSLogs/sk${i}/${name}.gz`, { delay: 300 * i });
+      });
+      await waitUntil(
+        "some messages deleted, not all",
+        () => sqs.remaining(queueUrl).length < 12,
+        WAIT_MS,
+        () => started.fluentd.tail(),
+      );
+      started.fluentd.kill(); // SIGKILL to fluentd: acks it owed are never sent
+      await started.fluentd.exited;
+      const leftAtKill = sqs.remaining(queueUrl).length;
+      expect(leftAtKill).toBeGreaterThan(0);
+
+      const again = await startFluentd({}, { dir, port });
+      await waitUntil(
+        "every event after the restart",
+        () => delivered(dir, all),
+        WAIT_MS,
+        () => again.fluentd.tail(),
+      );
+      await waitUntil("every message deleted", () => sqs.remaining(queueUrl).length === 0, WAIT_MS);
+      const counts = countOf(eventsOut(dir).map((r) => String(r.eventID)));
+      for (const event of all) expect(counts.get(event.eventID), event.eventID).toBeGreaterThanOrEqual(1);
+      expectFaithful(dir, all);
       await stopConsumer(spawned);
       expect((await again.fluentd.stop()).code).toBe(0);
     });
