@@ -8,6 +8,7 @@ const bin = `${root}bin/cloudtrail-exec-filter`;
 const blocks = [
   ["usage", []],
   ["usage-import", ["import", "--help"]],
+  ["usage-sqs", ["sqs", "--help"]],
 ];
 let readme = readFileSync(`${root}README.md`, "utf8");
 const original = readme;

@@ -1,12 +1,13 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
-import { fstatSync, openSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { fstatSync, openSync, readFileSync } from "node:fs";
+import { availableParallelism, hostname } from "node:os";
 import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
 import { AwsClients } from "./clients.js";
 import { S3Source } from "./fetch.js";
 import { Filter, type FilterOptions } from "./filter.js";
 import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
+import { ForwardSink, type ForwardTarget, parseForwardUrl } from "./forward.js";
 import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
@@ -16,6 +17,7 @@ import { OutputSink } from "./output.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
 import { awsSettings, parseEndpoint } from "./settings.js";
+import type { Sink } from "./sink.js";
 import type { Spool } from "./spool.js";
 import type { SqsAcker } from "./sqs.js";
 import { Stats } from "./stats.js";
@@ -49,7 +51,18 @@ interface CliOptions {
   visibilityTimeout?: number;
   statsInterval: number;
   buckets?: ReadonlySet<BucketName>;
+  /** `sqs` and `import`: where records go. */
+  output?: Output;
+  tag?: string;
+  forwardTls?: boolean;
+  forwardCa?: string;
+  forwardSharedKey?: string;
+  forwardHostname?: string;
+  forwardAckTimeout?: number;
 }
+
+/** `--output`: stdout, or a fluentd's in_forward. */
+type Output = { kind: "stdout" } | ({ kind: "forward" } & Pick<ForwardTarget, "host" | "port" | "tls">);
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -229,6 +242,42 @@ function commonOptions(command: Command): Command {
     );
 }
 
+/** Where the `sqs` and `import` commands deliver: stdout, or fluentd's in_forward with acknowledgements. */
+function outputOptions(command: Command): Command {
+  return command
+    .option(
+      "--output <destination>",
+      "stdout (JSON lines, or --output-format msgpack), or forward://HOST:PORT (forwards:// for TLS): fluentd's " +
+        "in_forward, each message counted delivered once fluentd acknowledges it",
+      (value: string) => parseOutput(command, value),
+    )
+    .option("--tag <tag>", "with forward: the tag of events (dead letters have --deadletter-tag)", "cloudtrail.event")
+    .option("--forward-tls", "with forward: TLS (as forwards://), for in_forward's <transport tls>")
+    .option(
+      "--forward-ca <file>",
+      "with forward over TLS: a PEM file of certificate authorities to trust besides the usual ones",
+    )
+    .option(
+      "--forward-shared-key <key>",
+      "with forward: in_forward's <security> shared_key (else CTEF_FORWARD_SHARED_KEY)",
+    )
+    .option("--forward-hostname <name>", "with forward: our name in the <security> handshake (default: the host name)")
+    .option(
+      "--forward-ack-timeout <seconds>",
+      "with forward: a message unacknowledged this long is sent again on a new connection (fluentd's out_forward " +
+        "waits as long)",
+      seconds,
+      190,
+    );
+}
+
+function parseOutput(command: Command, value: string): Output {
+  if (value === "stdout") return { kind: "stdout" };
+  const parsed = parseForwardUrl(value);
+  if (typeof parsed === "string") command.error(`error: --output ${value}: ${parsed}`, { exitCode: 2 });
+  return { kind: "forward", ...parsed };
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name("cloudtrail-exec-filter")
@@ -267,6 +316,7 @@ export function buildProgram(): Command {
     )
     .action(async () => runFilter(program.opts<CliOptions>(), program));
   program.addCommand(importCommand(program).exitOverride(usageExit));
+  program.addCommand(sqsCommand(program).exitOverride(usageExit));
   program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
 }
@@ -288,6 +338,7 @@ Environment:
                                   identity, container and instance metadata)
   AWS_ENDPOINT_URL_S3             an S3-compatible endpoint (--endpoint wins)
   AWS_ENDPOINT_URL_SQS            an SQS-compatible endpoint
+  CTEF_FORWARD_SHARED_KEY         sqs and import: in_forward's shared_key
   AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT
                                   FIPS and dual-stack (IPv6) AWS endpoints
   HTTPS_PROXY, HTTP_PROXY, NO_PROXY
@@ -318,7 +369,8 @@ function filterOptions(options: CliOptions, leaveTransientToSqs: boolean): Filte
     timeField: options.timeField,
     stringify: options.stringify === undefined ? undefined : parseStringify(options.stringify),
     sourceField: options.sourceField,
-    outputFormat: options.outputFormat,
+    // To fluentd over Forward, each event is a [time, map] entry of a PackedForward message.
+    outputFormat: options.output?.kind === "forward" ? "forward" : options.outputFormat,
     retryFor: options.retryFor,
     leaveTransientToSqs,
     scanWorkers: options.scanWorkers ?? defaultScanWorkers(),
@@ -383,7 +435,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 async function startRuntime(
   options: CliOptions,
   program: Command,
-): Promise<{ log: Logger; sink: OutputSink; source: S3Source; aws: AwsClients }> {
+): Promise<{ log: Logger; sink: Sink; stdout: OutputSink | undefined; source: S3Source; aws: AwsClients }> {
   const aws = awsClients(options, program);
   try {
     await aws.check();
@@ -400,13 +452,51 @@ async function startRuntime(
     process.exit(1);
   });
 
-  const sinkOptions = { padBytes: padBytesFor(options), format: options.outputFormat };
+  const source = new S3Source(() => aws.getter());
+  if (options.output?.kind === "forward") {
+    const sink = await forwardSink(options, options.output, log, program);
+    return { log, sink, stdout: undefined, source, aws };
+  }
+  const format = options.outputFormat === "msgpack" ? "msgpack" : "json";
+  const sinkOptions = { padBytes: padBytesFor(options), format } as const;
   const sink = new OutputSink(process.stdout, sinkOptions, (error) => {
     // EPIPE: the reader is gone; nothing more can be delivered.
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
-  return { log, sink, source: new S3Source(() => aws.getter()), aws };
+  return { log, sink, stdout: sink, source, aws };
+}
+
+async function forwardSink(
+  options: CliOptions,
+  output: Extract<Output, { kind: "forward" }>,
+  log: Logger,
+  program: Command,
+): Promise<Sink> {
+  let ca: Buffer | undefined;
+  if (options.forwardCa !== undefined) {
+    try {
+      ca = readFileSync(options.forwardCa);
+    } catch (error) {
+      program.error(`error: cannot read --forward-ca ${options.forwardCa}: ${(error as Error).message}`, {
+        exitCode: 2,
+      });
+    }
+  }
+  const sharedKey = options.forwardSharedKey ?? process.env.CTEF_FORWARD_SHARED_KEY;
+  return new ForwardSink({
+    target: {
+      host: output.host,
+      port: output.port,
+      tls: output.tls || options.forwardTls === true,
+      ...(ca === undefined ? {} : { ca }),
+      ...(sharedKey === undefined || sharedKey === "" ? {} : { sharedKey }),
+      hostname: options.forwardHostname ?? hostname(),
+    },
+    tag: options.tag ?? "cloudtrail.event",
+    log,
+    ackTimeoutMs: (options.forwardAckTimeout ?? 190) * 1000,
+  });
 }
 
 async function openSpool(options: CliOptions, program: Command): Promise<Spool | undefined> {
@@ -454,17 +544,20 @@ function onShutdownSignals(
  * Waits until stdout has taken everything. After a signal the wait is bounded: a reader that stopped reading must
  * not hold the process past fluentd's patience; what it did not take stays unfinished (in the spool, if any).
  */
-async function finishOutput(sink: OutputSink, stopping: boolean, log: Logger): Promise<void> {
+async function finishOutput(sink: Sink, stdout: OutputSink | undefined, stopping: boolean, log: Logger): Promise<void> {
   if (!stopping) return sink.end();
   const graceMs = 1000;
   const ended = await Promise.race([
     sink.end().then(() => true),
     new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref()),
   ]);
-  if (!ended) {
+  if (!ended && stdout === undefined) {
+    sink.abandon();
+    log.warn("fluentd did not acknowledge everything before exit; the unacknowledged records are not done");
+  } else if (!ended && stdout !== undefined) {
     // Only the chunk being written can be partly in the pipe: finish the line it was cut in, drop the rest.
-    const pending = sink.pending;
-    const whole = sink.completeCutLine(1, 2000);
+    const pending = stdout.pending;
+    const whole = stdout.completeCutLine(1, 2000);
     log.warn("stdout is not being read; exiting with output unsent", { bytes: pending, endsWithWholeLine: whole });
   }
 }
@@ -483,7 +576,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
   }
   const spool = await openSpool(options, program);
-  const { log, sink, source, aws } = await startRuntime(options, program);
+  const { log, sink, stdout, source, aws } = await startRuntime(options, program);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
         log,
@@ -566,7 +659,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       : undefined;
   const summary = await filter.run(intake);
   await intake.finished;
-  await finishOutput(sink, signalled(), log);
+  await finishOutput(sink, stdout, signalled(), log);
   await acker?.close(signalled() ? 1000 : 10_000);
   spool?.close();
   clearInterval(statsTimer);
@@ -581,6 +674,29 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
   process.exit(0);
+}
+
+/** A subcommand's options, with those given before it (to the program) where it was not given them itself. */
+function subcommandOptions(program: Command, command: Command): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...command.opts() };
+  for (const [key, value] of Object.entries(program.opts())) {
+    const here = command.getOptionValueSource(key);
+    const there = program.getOptionValueSource(key);
+    if ((here === undefined || here === "default") && there !== undefined && there !== "default") {
+      merged[key] = value;
+    }
+  }
+  // The filter's own options, given before the subcommand, would be ignored: say so instead.
+  for (const option of program.options) {
+    const key = option.attributeName();
+    if (command.options.some((own) => own.attributeName() === key)) continue;
+    if (program.getOptionValueSource(key) === "cli") {
+      command.error(`error: ${option.long} is an option of the filter; ${command.name()} does not use it`, {
+        exitCode: 2,
+      });
+    }
+  }
+  return merged;
 }
 
 /**
@@ -601,7 +717,7 @@ function importCommand(program: Command): Command {
     if (list.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
     return list;
   };
-  const command: Command = commonOptions(new Command("import"))
+  const command: Command = outputOptions(commonOptions(new Command("import")))
     .summary("import the CloudTrail log files already in S3 (or in a directory)")
     .description(
       "import the CloudTrail log files already stored under an S3 prefix or in a directory (digest files are skipped): " +
@@ -618,22 +734,7 @@ function importCommand(program: Command): Command {
     .option("--list", "print the URLs of the files that would be imported, then their count and size; import nothing")
     .option("--checkpoint <file>", "append each finished file here, and skip the files already in it (resume)")
     .action(async (argument: string) => {
-      const merged: Record<string, unknown> = { ...command.opts() };
-      for (const [key, value] of Object.entries(program.opts())) {
-        const here = command.getOptionValueSource(key);
-        const there = program.getOptionValueSource(key);
-        if ((here === undefined || here === "default") && there !== undefined && there !== "default") {
-          merged[key] = value;
-        }
-      }
-      // The filter's own options, given before `import`, would be ignored: say so instead.
-      for (const option of program.options) {
-        const key = option.attributeName();
-        if (command.options.some((own) => own.attributeName() === key)) continue;
-        if (program.getOptionValueSource(key) === "cli") {
-          command.error(`error: ${option.long} is an option of the filter; import does not use it`, { exitCode: 2 });
-        }
-      }
+      const merged = subcommandOptions(program, command);
       const options = merged as unknown as CliOptions & {
         since?: string;
         until?: string;
@@ -675,7 +776,7 @@ function importCommand(program: Command): Command {
       }
       const listOnly = options.list === true;
       const runtime = await startRuntime(
-        listOnly ? { ...options, padBytes: 0, outputFormat: "json" } : options,
+        listOnly ? { ...options, padBytes: 0, outputFormat: "json", output: { kind: "stdout" } } : options,
         program,
       );
       const { log, sink } = runtime;
@@ -708,7 +809,10 @@ function importCommand(program: Command): Command {
         options,
         log,
         () => importer.stop(),
-        () => importer.abortInFlight(),
+        () => {
+          importer.abortInFlight();
+          if (runtime.stdout === undefined) sink.abandon(); // acknowledgements no longer awaited
+        },
       );
 
       const started = Date.now();
@@ -754,4 +858,127 @@ function importCommand(program: Command): Command {
       process.exit(0);
     });
   return command;
+}
+
+/**
+ * `sqs --queue-url URL`: a long-running consumer of the queue (sqs-command.ts), delivering to stdout or to fluentd's
+ * in_forward. Options given before `sqs` count too, unless given again after it.
+ */
+function sqsCommand(program: Command): Command {
+  const command: Command = outputOptions(commonOptions(new Command("sqs")))
+    .summary("consume an SQS queue of notifications itself (no fluentd in_sqs): events to stdout or to fluentd")
+    .description(
+      "receive the notifications from an SQS queue (long polling), read the CloudTrail log files they name, and " +
+        "deliver one record per event to stdout or to fluentd's in_forward; each message is deleted once its " +
+        "records are delivered (written, or acknowledged by fluentd) or dead-lettered, and is handed back at shutdown",
+    )
+    .requiredOption("--queue-url <url>", "the queue's URL")
+    .option("--receivers <n>", "receive loops polling the queue at once (10 messages each)", integer(1, 64), 2)
+    .option(
+      "--visibility-timeout <seconds>",
+      "keep each message invisible this long from when it is received, extended while it is worked on; a " +
+        "consumer that dies leaves its messages to come back after it",
+      integer(1, 43_200),
+      120,
+    )
+    .option(
+      "--max-in-flight <n>",
+      "messages received and not finished, at most (default: 4 × --concurrency, at least 10 × --receivers)",
+      integer(1, 100_000),
+    )
+    .option("--wait-time <seconds>", "long polling: how long one receive waits for messages", integer(0, 20), 20)
+    .option(
+      "--stats-interval <seconds>",
+      "log a stats line (the summary's counts so far) this often; 0: never",
+      seconds,
+      60,
+    )
+    .action(async () => {
+      const merged = subcommandOptions(program, command);
+      const options = merged as unknown as CliOptions & {
+        queueUrl: string;
+        receivers: number;
+        maxInFlight?: number;
+        waitTime: number;
+        statsInterval: number;
+      };
+      // No exec_filter reads this stdout: whitespace padding only if asked for.
+      const padded =
+        command.getOptionValueSource("padBytes") === "cli" || program.getOptionValueSource("padBytes") === "cli";
+      if (!padded) options.padBytes = 0;
+      // A long poll must not be cut by the request timeout.
+      if (options.requestTimeout <= options.waitTime) {
+        command.error(`error: --request-timeout must be longer than --wait-time (${options.waitTime} s)`, {
+          exitCode: 2,
+        });
+      }
+      await runSqs(options, program);
+    });
+  return command;
+}
+
+async function runSqs(
+  options: CliOptions & {
+    queueUrl: string;
+    receivers: number;
+    maxInFlight?: number;
+    waitTime: number;
+    statsInterval: number;
+  },
+  program: Command,
+): Promise<void> {
+  let early: NodeJS.Signals | undefined;
+  const keep = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  process.on("SIGTERM", keep);
+  process.on("SIGINT", keep);
+  const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const { SqsService } = await import("./sqs-command.js");
+  const service = new SqsService({
+    options: {
+      queueUrl: options.queueUrl,
+      receivers: options.receivers,
+      ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
+      waitTimeSeconds: options.waitTime,
+      maxInFlight: options.maxInFlight ?? Math.max(4 * options.concurrency, 10 * options.receivers),
+      statsIntervalMs: options.statsInterval * 1000,
+      filter: filterOptions(options, true),
+    },
+    sqsClient: (queueUrl) => aws.sqsClient(queueUrl),
+    source,
+    sink,
+    log,
+    ...(sink instanceof ForwardSink
+      ? { sinkStats: () => ({ forward: { ...sink.counts, unacknowledged: sink.pending } }) }
+      : {}),
+  });
+  process.off("SIGTERM", keep);
+  process.off("SIGINT", keep);
+  // The whole shutdown fits in --shutdown-timeout: work in flight gets it less a reserve for the last SQS calls
+  // (deletes of what finished, hand-backs of what did not).
+  const shutdownMs = options.shutdownTimeout * 1000;
+  const reserveMs = Math.min(1000, shutdownMs / 2);
+  let deadline = Number.POSITIVE_INFINITY;
+  const signalled = onShutdownSignals(
+    { ...options, shutdownTimeout: (shutdownMs - reserveMs) / 1000 },
+    log,
+    () => {
+      deadline = Date.now() + shutdownMs;
+      service.stop();
+    },
+    () => service.abandon(),
+    early,
+  );
+  const started = Date.now();
+  const summary = await service.run(() => Math.max(100, Math.min(10_000, deadline - Date.now())));
+  await finishOutput(sink, stdout, signalled(), log);
+  log.info("summary", {
+    ...summary,
+    ...(sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {}),
+    bytesOut: sink.bytesOut,
+    seconds: (Date.now() - started) / 1000,
+    maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+  });
+  process.exit(0);
 }

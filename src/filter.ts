@@ -12,11 +12,11 @@ import type { Logger } from "./log.js";
 import type { BucketName } from "./names.js";
 import { NewestTime } from "./newest-time.js";
 import type { Refusal } from "./notifications.js";
-import type { OutputSink } from "./output.js";
 import { describeRef, type Interpreted, interpretLine, type ObjectRef, type RecordErrorCode } from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
 import { RecordsScanner, ScanError, type ScanErrorCode } from "./scan.js";
 import type { ScanPool } from "./scan-pool.js";
+import type { Sink } from "./sink.js";
 
 export interface FilterOptions extends FormatOptions {
   /** Objects fetched and scanned at once. */
@@ -72,13 +72,13 @@ export interface RecordOutcome {
 }
 
 export interface FilterHooks {
-  /** Called once per input record, after everything it produced has been written to stdout. */
+  /** Called once per input record, after everything it produced has been delivered (`Sink.written`). */
   recordDone?(outcome: RecordOutcome): void;
 }
 
 export interface FilterDeps {
   source: ObjectSource;
-  sink: OutputSink;
+  sink: Sink;
   log: Logger;
   options: FilterOptions;
   hooks?: FilterHooks;
@@ -460,7 +460,7 @@ export class Filter {
         if (result !== undefined) {
           if (this.abort.signal.aborted) throw new Error("aborted");
           seen = result.seen;
-          if (result.output.length > 0) sink.writeBytes(result.output);
+          if (result.output.length > 0) sink.writeBytes(result.output, result.emitted);
           summary.events += result.emitted;
           summary.bytesInflated += result.inflated;
           tracker.outcome.events += result.emitted;

@@ -5,14 +5,19 @@
 // The default path (JSON, `@timestamp` only) copies the event's bytes once and must stay that cheap: it is most of
 // the program's work. Everything optional takes the general path below it.
 import { msgpack } from "./msgpack.js";
-import type { OutputSink } from "./output.js";
+import { JsonToMsgpack, numberSize, stringHeaderSize, writeNumber, writeStringHeader } from "./msgpack-json.js";
+import type { Sink } from "./sink.js";
 
-/** Where formatted lines go: the output sink, or a worker's buffer. */
-export type LineSink = Pick<OutputSink, "reserve">;
+/** Where formatted records go: the sink, or a worker's buffer. */
+export type LineSink = Pick<Sink, "reserve">;
 
 import type { ObjectRef } from "./records.js";
 
-export type OutputFormat = "json" | "msgpack";
+/**
+ * `json` and `msgpack` are what exec_filter reads back; `forward` is the entries of a Forward protocol PackedForward
+ * message (forward.ts): each event one msgpack `[time, record]` with the record as msgpack writes it.
+ */
+export type OutputFormat = "json" | "msgpack" | "forward";
 
 /**
  * Fields whose shape changes from one API call to the next: with dynamic mapping they get events rejected with
@@ -34,7 +39,10 @@ export interface FormatOptions {
   stringify?: readonly string[] | undefined;
   /** Add `{"bucket":…,"key":…}` (or `{"file":…}`) of the object the event came from under this name. */
   sourceField?: string | undefined;
-  /** `json`: one line per event (the default). `msgpack`: one map per event, nothing between them. */
+  /**
+   * `json`: one line per event (the default). `msgpack`: one map per event, nothing between them. `forward`: one
+   * `[EventTime, map]` per event, the time from eventTime.
+   */
   outputFormat?: OutputFormat | undefined;
 }
 
@@ -183,6 +191,33 @@ function epochCache(): (eventTime: Buffer) => string | undefined {
   };
 }
 
+/** `[` + EventTime of a Forward protocol entry: a fixarray of 2, then fixext 8 of type 0 (seconds, nanoseconds). */
+export const ENTRY_HEADER_BYTES = 11;
+
+/**
+ * Writes the start of an entry, `[time,` with the time as fluentd's EventTime
+ * (https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1#eventtime-ext-format): nanoseconds kept,
+ * as `<extract> time_key` with `time_type float` would only approximate. `epoch` is epochOf's text; undefined (no
+ * eventTime, or one that is no time) is now, as fluentd stamps a record without one.
+ */
+export function writeEntryHeader(epoch: string | undefined, out: Buffer, at: number, now = Date.now()): void {
+  let seconds: number;
+  let nanos: number;
+  if (epoch === undefined) {
+    seconds = Math.floor(now / 1000);
+    nanos = (now % 1000) * 1_000_000;
+  } else {
+    const dot = epoch.indexOf(".");
+    seconds = Number(epoch.slice(0, dot));
+    nanos = Number(epoch.slice(dot + 1, dot + 10).padEnd(9, "0"));
+  }
+  out[at] = 0x92;
+  out[at + 1] = 0xd7;
+  out[at + 2] = 0x00;
+  out.writeUInt32BE(seconds >>> 0, at + 3);
+  out.writeUInt32BE(nanos, at + 7);
+}
+
 /** True when a stringified field's value stays as it is: strings already are strings, and null is no shape. */
 function keepsValue(first: number | undefined): boolean {
   return first === 0x22 || first === 0x6e;
@@ -193,7 +228,13 @@ function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | 
   const stringified = scannedFields(options)?.length ?? 0;
   const source = options.sourceField !== undefined && ref !== undefined ? sourceJson(ref) : undefined;
 
-  if (options.outputFormat === "msgpack") {
+  if ((options.outputFormat === "msgpack" || options.outputFormat === "forward") && stringified === 0 && !source) {
+    return msgpackWriter(sink, options, toEpoch);
+  }
+
+  if (options.outputFormat === "msgpack" || options.outputFormat === "forward") {
+    // With stringified fields or the source object: the record is built as an object, then encoded.
+    const entry = options.outputFormat === "forward";
     const encoder = new (msgpack().Encoder)();
     const names = scannedFields(options) ?? [];
     const sourceValue = source === undefined ? undefined : (JSON.parse(source) as unknown);
@@ -214,8 +255,14 @@ function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | 
       }
       if (options.sourceField !== undefined && sourceValue !== undefined) record[options.sourceField] = sourceValue;
       const bytes = encoder.encodeSharedRef(record);
-      const { buffer, at } = sink.reserve(bytes.length);
-      buffer.set(bytes, at);
+      if (!entry) {
+        const { buffer, at } = sink.reserve(bytes.length);
+        buffer.set(bytes, at);
+        return;
+      }
+      const { buffer, at } = sink.reserve(ENTRY_HEADER_BYTES + bytes.length);
+      writeEntryHeader(eventTime === undefined ? undefined : toEpoch(eventTime), buffer, at);
+      buffer.set(bytes, at + ENTRY_HEADER_BYTES);
     };
   }
 
@@ -275,6 +322,47 @@ function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | 
     }
     buffer[p++] = 0x7d;
     buffer[p] = 0x0a;
+  };
+}
+
+const TIMESTAMP_KEY = Buffer.from([0xaa, ...Buffer.from("@timestamp")]);
+
+/**
+ * msgpack (or Forward entries) straight from the event's bytes (msgpack-json.ts): the map JSON.parse and
+ * @msgpack/msgpack would give, with `@timestamp` and the time field added last, as they would be.
+ */
+function msgpackWriter(
+  sink: LineSink,
+  options: FormatOptions,
+  toEpoch: (eventTime: Buffer) => string | undefined,
+): EventWriter {
+  const entry = options.outputFormat === "forward";
+  const header = entry ? ENTRY_HEADER_BYTES : 0;
+  const transcoder = new JsonToMsgpack();
+  const timeKey =
+    options.timeField === undefined ? undefined : Buffer.from(new (msgpack().Encoder)().encode(options.timeField));
+  return (event, eventTime, hasTimestamp) => {
+    const addTimestamp = options.timestamp && eventTime !== undefined && !hasTimestamp;
+    const epoch = eventTime === undefined ? undefined : toEpoch(eventTime);
+    const time = timeKey === undefined || epoch === undefined ? undefined : Number(epoch);
+    let size = transcoder.measure(event, 0, event.length, (addTimestamp ? 1 : 0) + (time === undefined ? 0 : 1));
+    if (addTimestamp) {
+      const length = (eventTime as Buffer).length;
+      size += TIMESTAMP_KEY.length + stringHeaderSize(length) + length;
+    }
+    if (time !== undefined) size += (timeKey as Buffer).length + numberSize(time);
+    const { buffer, at } = sink.reserve(header + size);
+    if (entry) writeEntryHeader(epoch, buffer, at);
+    let p = transcoder.write(event, buffer, at + header);
+    if (addTimestamp) {
+      p += TIMESTAMP_KEY.copy(buffer, p);
+      p = writeStringHeader(buffer, p, (eventTime as Buffer).length);
+      p += (eventTime as Buffer).copy(buffer, p);
+    }
+    if (time !== undefined) {
+      p += (timeKey as Buffer).copy(buffer, p);
+      writeNumber(buffer, p, time);
+    }
   };
 }
 

@@ -12,6 +12,7 @@
 import { writeSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { msgpack } from "./msgpack.js";
+import type { Sink } from "./sink.js";
 
 export interface SinkOptions {
   /** Whitespace written after a burst; 0 turns padding off (it must be 0 for msgpack, where a space is a value). */
@@ -28,7 +29,7 @@ export interface SinkOptions {
 
 const NEWLINE = 0x0a;
 
-export class OutputSink {
+export class OutputSink implements Sink {
   private batch: Buffer;
   /** Where the lines not yet handed to the pipe start in `batch`; the bytes before are sent and never touched again. */
   private start = 0;
@@ -126,7 +127,7 @@ export class OutputSink {
    * Appends a record built in code (dead-letter records) in the output format: one JSON line, or (format
    * `msgpack`) one msgpack map.
    */
-  writeJson(value: unknown): void {
+  writeJson(value: Record<string, unknown>): void {
     if (this.options.format === "msgpack") {
       const bytes = msgpack().encode(value);
       const { buffer, at } = this.reserve(bytes.length);

@@ -49,6 +49,7 @@ export class SqsAcker {
   /** Deletes done and given up, for the summary. */
   deletes = 0;
   failures = 0;
+  handedBack = 0;
 
   constructor(private readonly options: SqsAckerOptions) {}
 
@@ -76,6 +77,35 @@ export class SqsAcker {
     if (this.deleted.has(message.receiptHandle)) return; // never twice
     this.remember(message.receiptHandle);
     this.enqueue({ message, attempts: 0 });
+  }
+
+  /**
+   * Gives the message back to the queue now (visibility 0) instead of when its timeout runs out: at shutdown, for a
+   * message received but not finished, so that another consumer takes it at once.
+   */
+  handBack(message: SqsMessage): void {
+    clearTimeout(this.extending.get(message.receiptHandle));
+    this.extending.delete(message.receiptHandle);
+    if (this.deleted.has(message.receiptHandle)) return;
+    this.run(
+      (async () => {
+        try {
+          const client = await this.options.clientFor(message.queueUrl);
+          const { ChangeMessageVisibilityCommand } = await import("@aws-sdk/client-sqs");
+          await client.send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: message.queueUrl,
+              ReceiptHandle: message.receiptHandle,
+              VisibilityTimeout: 0,
+            }),
+          );
+          this.handedBack++;
+        } catch (error) {
+          // It comes back anyway when its visibility timeout runs out.
+          this.options.log.warn("SQS hand-back failed", { messageId: message.messageId, error: errorName(error) });
+        }
+      })(),
+    );
   }
 
   /** Sends every pending delete and waits for the calls, for at most `withinMs`. */

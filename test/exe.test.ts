@@ -1,7 +1,8 @@
 // The single executable (scripts/build-exe.mjs): built once here, into a directory of its own, then run as fluentd runs
 // it on a host without Node.js: an empty environment (no PATH, no HOME, no node_modules near it) plus what a test
 // names. Its output must be the bin's, byte for byte; S3 through the SDK's credential chain, the S3 client the import
-// command lists with, the SQS client, the scan workers (embedded) and msgpack (bundled) all have to work from inside.
+// command lists with, the SQS client, the scan workers (embedded), msgpack and @fluent-org/logger (bundled) all have to
+// work from inside.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -11,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, deadLetters, events, parseOutput } from "./support/cli.js";
+import { waitUntil } from "./support/fluentd.js";
+import { forwardServer } from "./support/forward-server.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 
@@ -154,6 +157,37 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
     const result = await started.done;
     expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
     expect(events(parseOutput(result.stdout))).toHaveLength(recordsIn(nameB));
+  });
+
+  it("runs the sqs command, delivering to a Forward server (the bundled @fluent-org/logger) and deleting after the ack", async () => {
+    const server = await forwardServer();
+    try {
+      sqs.send(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX}${nameA}.gz`] }));
+      const started = start(
+        [
+          "sqs",
+          "--queue-url",
+          sqs.queueUrl,
+          "--output",
+          `forward://127.0.0.1:${server.port}`,
+          "--wait-time",
+          "1",
+          "--request-timeout",
+          "5",
+        ],
+        s3Env(s3.endpoint),
+      );
+      const entries = () => server.received.flatMap((m) => (m.tag === "cloudtrail.event" ? m.entries : []));
+      await waitUntil("the events at the Forward server", () => entries().length >= recordsIn(nameA), 30_000);
+      await waitUntil("the message deleted", () => sqs.remaining().length === 0, 30_000);
+      started.child.kill("SIGTERM");
+      const result = await started.done;
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(entries()).toHaveLength(recordsIn(nameA));
+      expect(entries()[0]?.[1]).toMatchObject({ eventID: expect.any(String), "@timestamp": expect.any(String) });
+    } finally {
+      await server.close();
+    }
   });
 
   it("exits 2 on a usage error", async () => {

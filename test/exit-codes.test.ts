@@ -121,6 +121,23 @@ describe("exit code 2: usage or configuration error, before any input is read", 
       ["import", "s3://trail-bucket", "--since", "2023-02-02", "--until", "2023-01-01"],
       /--since/,
     ],
+    ["sqs without --queue-url", ["sqs"], /required option '--queue-url <url>' not specified/],
+    [
+      "an --output that is neither stdout nor forward",
+      ["sqs", "--queue-url", "q", "--output", "http://x:1"],
+      /--output/,
+    ],
+    ["a forward URL with a path", ["import", "file:///tmp", "--output", "forward://x:1/p"], /--output/],
+    [
+      "a long poll longer than the request timeout",
+      ["sqs", "--queue-url", "q", "--request-timeout", "10"],
+      /--wait-time/,
+    ],
+    [
+      "an unreadable --forward-ca",
+      ["sqs", "--queue-url", "q", "--output", "forwards://x:1", "--forward-ca", "/nonexistent"],
+      /--forward-ca/,
+    ],
   ])("%s", (_, args, message) => {
     const { status, stdout, stderr } = run(args, `file://${fixture}\n`);
     expect(stderr).toMatch(message);

@@ -47,7 +47,7 @@ async function shape(
 ): Promise<Buffer> {
   const out = new Collect();
   const full: FormatOptions = { timestamp: true, ...options };
-  const sink = new OutputSink(out, { padBytes: 0, format: full.outputFormat ?? "json" });
+  const sink = new OutputSink(out, { padBytes: 0, format: full.outputFormat === "msgpack" ? "msgpack" : "json" });
   const write = eventWriter(sink, full, ref);
   const scanner = new RecordsScanner(write, { maxEventBytes: 1 << 20, fields: scannedFields(full) });
   const bytes = Buffer.from(file);

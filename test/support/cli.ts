@@ -21,6 +21,22 @@ export interface Spawned {
   stdout: Buffer[];
   /** Resolves when the process has exited and its pipes are closed. */
   done: Promise<CliRun>;
+  /** The JSON log lines written so far (while it runs; `done` has them all). */
+  log(): Record<string, unknown>[];
+}
+
+function readLog(logFile: string): Record<string, unknown>[] {
+  let text: string;
+  try {
+    text = readFileSync(logFile, "utf8");
+  } catch {
+    return []; // no log file: the run failed before opening it
+  }
+  return text
+    .slice(0, text.lastIndexOf("\n") + 1)
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /** Starts the CLI with a log file of its own; `env` is added to the test's environment. */
@@ -40,20 +56,12 @@ export function startCli(args: string[], env: Record<string, string> = {}): Spaw
   child.stdin.on("error", () => {}); // EPIPE when the child exits before reading everything
   const done = new Promise<CliRun>((resolve) => {
     child.on("close", (code, signal) => {
-      let log: Record<string, unknown>[] = [];
-      try {
-        log = readFileSync(logFile, "utf8")
-          .split("\n")
-          .filter((line) => line !== "")
-          .map((line) => JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // no log file: the run failed before opening it
-      }
+      const log = readLog(logFile);
       rmSync(dir, { recursive: true, force: true });
       resolve({ code, signal, stdout: Buffer.concat(stdout), stderr, log });
     });
   });
-  return { child, stdout, done };
+  return { child, stdout, done, log: () => readLog(logFile) };
 }
 
 /** Runs the CLI on `input` (written in one piece, then stdin is closed) and waits for it to exit. */

@@ -1,5 +1,6 @@
-// The smallest loopback SQS the filter's acknowledgements need: DeleteMessage(Batch) and
-// ChangeMessageVisibility(Batch) over the AWS JSON 1.0 protocol the SDK v3 speaks, with calls recorded and
+// The smallest loopback SQS the filter's acknowledgements and the `sqs` command need: SendMessage,
+// ReceiveMessage (long polling, visibility timeouts, redelivery of what is not deleted in time), DeleteMessage(Batch)
+// and ChangeMessageVisibility(Batch) over the AWS JSON 1.0 protocol the SDK v3 speaks, with calls recorded and
 // failures on cue.
 //
 // Protocol (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-json-api-responses.html):
@@ -7,12 +8,14 @@
 // Errors are `{"__type":"<namespace>#<Shape>","message":…}` plus the `x-amzn-query-error: <QueryCode>;<Sender|Receiver>`
 // header; SQS is "awsQueryCompatible", so the SDK names the error after that header's code, and without the header
 // some SDK versions fail to deserialize the error at all.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import { listenLoopback } from "./loopback.js";
 
 export type SqsAction =
+  | "SendMessage"
+  | "ReceiveMessage"
   | "DeleteMessage"
   | "DeleteMessageBatch"
   | "ChangeMessageVisibility"
@@ -63,12 +66,32 @@ export interface SqsTest {
     receiptHandle: string,
     code?: "ReceiptHandleIsInvalid" | "MessageNotInflight" | "InvalidParameterValue",
   ): void;
-  /** Registers another queue on this server and returns its URL. */
-  addQueue(name: string): string;
+  /** Registers another queue on this server and returns its URL (default visibility timeout 30 s, as SQS's). */
+  addQueue(name: string, options?: { visibilityTimeout?: number }): string;
+  /** Puts a message on a queue (the default one unless given), as SendMessage does; returns its MessageId. */
+  send(body: string, queueUrl?: string): string;
+  /** Messages on a queue not deleted yet, visible or not. */
+  remaining(queueUrl?: string): QueuedMessage[];
   close(): Promise<void>;
 }
 
 const ACCOUNT = "123456789012";
+
+export interface QueuedMessage {
+  messageId: string;
+  body: string;
+  /** Times it was received. */
+  receives: number;
+  /** The receipt handle of its latest receive. */
+  handle: string | undefined;
+  /** Date.now() before which it is not handed out (in flight). */
+  invisibleUntil: number;
+}
+
+interface Queue {
+  visibilityTimeout: number;
+  messages: QueuedMessage[];
+}
 
 // Shape name (for __type), query-compatible code (for x-amzn-query-error) and status of the errors used here, as in
 // the SDK's SQS model (InvalidParameterValue and MissingParameter are common errors the model does not name).
@@ -178,17 +201,76 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
   const visibilityChanges: [string, number][] = [];
   const failures: SqsFailure[] = [];
   const rejected = new Map<string, keyof typeof ERRORS>();
-  const queuePaths = new Set<string>([`/${ACCOUNT}/q`]);
+  const queues = new Map<string, Queue>([[`/${ACCOUNT}/q`, { visibilityTimeout: 30, messages: [] }]]);
+  /** Receipt handle → the message it was given for (deleting by an old handle still deletes, as SQS mostly does). */
+  const byHandle = new Map<string, { queue: Queue; message: QueuedMessage }>();
+  let closed = false;
+  let sequence = 0;
 
-  function checkQueue(input: Record<string, unknown>) {
-    const url = requireString(input, "QueueUrl");
+  function queueOf(url: string): Queue {
     let path: string;
     try {
       path = new URL(url).pathname;
     } catch {
       throw clientError("QueueDoesNotExist", "The specified queue does not exist.");
     }
-    if (!queuePaths.has(path)) throw clientError("QueueDoesNotExist", "The specified queue does not exist.");
+    const queue = queues.get(path);
+    if (queue === undefined) throw clientError("QueueDoesNotExist", "The specified queue does not exist.");
+    return queue;
+  }
+
+  function checkQueue(input: Record<string, unknown>): Queue {
+    return queueOf(requireString(input, "QueueUrl"));
+  }
+
+  function sendTo(queue: Queue, body: string): string {
+    const messageId = randomUUID();
+    queue.messages.push({ messageId, body, receives: 0, handle: undefined, invisibleUntil: 0 });
+    return messageId;
+  }
+
+  /** Hands out up to `max` visible messages, each invisible for `visibility` seconds from now. */
+  function take(queue: Queue, max: number, visibility: number): Record<string, unknown>[] {
+    const now = Date.now();
+    const out: Record<string, unknown>[] = [];
+    for (const message of queue.messages) {
+      if (out.length >= max) break;
+      if (message.invisibleUntil > now) continue;
+      message.receives++;
+      message.handle = `${message.messageId}#${message.receives}#${++sequence}`;
+      message.invisibleUntil = now + visibility * 1000;
+      byHandle.set(message.handle, { queue, message });
+      out.push({
+        MessageId: message.messageId,
+        ReceiptHandle: message.handle,
+        MD5OfBody: createHash("md5").update(message.body).digest("hex"),
+        Body: message.body,
+        Attributes: { ApproximateReceiveCount: String(message.receives) },
+      });
+    }
+    return out;
+  }
+
+  /** `gone`: the client hung up (an aborted long poll takes nothing, so no message is lost to it). */
+  async function receive(input: Record<string, unknown>, gone: () => boolean): Promise<Record<string, unknown>> {
+    const queue = checkQueue(input);
+    const max = input.MaxNumberOfMessages ?? 1;
+    const wait = input.WaitTimeSeconds ?? 0;
+    if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > 10) {
+      throw clientError("InvalidParameterValue", `Value ${String(max)} for parameter MaxNumberOfMessages is invalid.`);
+    }
+    if (typeof wait !== "number" || !Number.isInteger(wait) || wait < 0 || wait > 20) {
+      throw clientError("InvalidParameterValue", `Value ${String(wait)} for parameter WaitTimeSeconds is invalid.`);
+    }
+    const visibility = input.VisibilityTimeout === undefined ? queue.visibilityTimeout : requireVisibility(input);
+    const deadline = Date.now() + wait * 1000;
+    for (;;) {
+      if (gone()) return {};
+      const messages = take(queue, max, visibility);
+      if (messages.length > 0 || Date.now() >= deadline || closed)
+        return messages.length > 0 ? { Messages: messages } : {};
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   function checkHandle(handle: string) {
@@ -237,16 +319,37 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
     const handle = requireString(entry, "ReceiptHandle");
     checkHandle(handle);
     deleted.push(handle);
+    const held = byHandle.get(handle);
+    if (held !== undefined) {
+      held.queue.messages = held.queue.messages.filter((m) => m !== held.message);
+      byHandle.delete(handle);
+    }
   };
   const changeOne = (entry: Record<string, unknown>) => {
     const handle = requireString(entry, "ReceiptHandle");
     const timeout = requireVisibility(entry);
     checkHandle(handle);
+    const held = byHandle.get(handle);
+    if (held !== undefined) {
+      // SQS refuses a change for a message that is visible again (its timeout ran out), or received by another.
+      if (held.message.handle !== handle || held.message.invisibleUntil <= Date.now()) {
+        throw clientError("MessageNotInflight", "The message referred to is not in flight.");
+      }
+      held.message.invisibleUntil = Date.now() + timeout * 1000;
+    }
     visibilityChanges.push([handle, timeout]);
   };
 
-  function dispatch(action: string, input: Record<string, unknown>): Record<string, unknown> {
+  async function dispatch(
+    action: string,
+    input: Record<string, unknown>,
+    gone: () => boolean,
+  ): Promise<Record<string, unknown>> {
     switch (action) {
+      case "SendMessage":
+        return { MessageId: sendTo(checkQueue(input), requireString(input, "MessageBody")) };
+      case "ReceiveMessage":
+        return receive(input, gone);
       case "DeleteMessage":
         checkQueue(input);
         deleteOne(input);
@@ -278,6 +381,10 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
+    let gone = false;
+    res.on("close", () => {
+      gone = true;
+    });
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const target = req.headers["x-amz-target"];
@@ -297,7 +404,7 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
       call.input = parsed;
       const failure = failures.shift();
       if (failure !== undefined) throw failureError(failure);
-      const output = dispatch(action, input);
+      const output = await dispatch(action, input, () => gone);
       call.status = 200;
       reply(res, 200, output);
     } catch (err) {
@@ -335,10 +442,20 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
     rejectHandle(receiptHandle, code = "ReceiptHandleIsInvalid") {
       rejected.set(receiptHandle, code);
     },
-    addQueue(name) {
-      queuePaths.add(`/${ACCOUNT}/${name}`);
-      return `${endpoint}/${ACCOUNT}/${name}`;
+    addQueue(name, options = {}) {
+      const path = `/${ACCOUNT}/${name}`;
+      if (!queues.has(path)) queues.set(path, { visibilityTimeout: options.visibilityTimeout ?? 30, messages: [] });
+      return `${endpoint}${path}`;
     },
-    close,
+    send(body, queueUrl = `${endpoint}/${ACCOUNT}/q`) {
+      return sendTo(queueOf(queueUrl), body);
+    },
+    remaining(queueUrl = `${endpoint}/${ACCOUNT}/q`) {
+      return [...queueOf(queueUrl).messages];
+    },
+    async close() {
+      closed = true;
+      await close();
+    },
   };
 }

@@ -1,0 +1,236 @@
+// ForwardSink (forward.ts) in process, against a loopback server that speaks the Forward protocol's server side and
+// acknowledges as the test says: the PackedForward message (tag, entries, size, chunk), EventTime from eventTime,
+// written() only after the ack, every unacknowledged message sent again on a new connection after a close or an
+// ack timeout, a late ack harmless, abandon() answering false. And the entry header, table-tested.
+import { createServer } from "node:net";
+import { decodeMultiStream, Encoder } from "@msgpack/msgpack";
+import { afterEach, describe, expect, it } from "vitest";
+import { epochOf, eventWriter, writeEntryHeader } from "../src/format.js";
+import { ForwardSink, parseForwardUrl } from "../src/forward.js";
+import type { LogContext, Logger } from "../src/log.js";
+import { RecordsScanner } from "../src/scan.js";
+import { forwardServer, type Received } from "./support/forward-server.js";
+
+class ListLogger implements Logger {
+  lines: { level: string; msg: string; context?: LogContext }[] = [];
+  debug(msg: string, context?: LogContext) {
+    this.lines.push({ level: "debug", msg, ...(context ? { context } : {}) });
+  }
+  info(msg: string, context?: LogContext) {
+    this.lines.push({ level: "info", msg, ...(context ? { context } : {}) });
+  }
+  warn(msg: string, context?: LogContext) {
+    this.lines.push({ level: "warn", msg, ...(context ? { context } : {}) });
+  }
+  error(msg: string, context?: LogContext) {
+    this.lines.push({ level: "error", msg, ...(context ? { context } : {}) });
+  }
+}
+
+const EVENTS = [
+  { eventVersion: "1.08", eventTime: "2023-07-10T11:47:39Z", eventID: "a", n: 1.688560107857e9, big: 12 },
+  { eventVersion: "1.08", eventTime: "2023-07-10T11:47:40.250Z", eventID: "b", nested: { x: [1, "y", null] } },
+  { eventVersion: "1.08", eventID: "c-no-time" },
+];
+
+function writeEvents(sink: ForwardSink, events: Record<string, unknown>[]): void {
+  const write = eventWriter(sink, { timestamp: true, outputFormat: "forward" });
+  const scanner = new RecordsScanner(write, { maxEventBytes: 1 << 20 });
+  scanner.push(Buffer.from(JSON.stringify({ Records: events })));
+  scanner.end();
+}
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0)) await fn();
+});
+
+function sink(port: number, log: Logger, extra: Partial<ConstructorParameters<typeof ForwardSink>[0]> = {}) {
+  const s = new ForwardSink({
+    target: { host: "127.0.0.1", port, tls: false, hostname: "test" },
+    tag: "cloudtrail.event",
+    log,
+    ackTimeoutMs: 2000,
+    reconnectBaseMs: 20,
+    reconnectMaxMs: 200,
+    ...extra,
+  });
+  cleanup.push(() => s.abandon());
+  return s;
+}
+
+describe("ForwardSink", () => {
+  it("sends PackedForward messages: the tag, [EventTime, record] entries, size and chunk; written() after the ack", async () => {
+    const server = await forwardServer();
+    cleanup.push(() => server.close());
+    const s = sink(server.port, new ListLogger());
+    writeEvents(s, EVENTS);
+    s.writeJson({ _tag: "cloudtrail.deadletter", error: { code: "NotFound" }, input: "x" });
+    const before = Date.now();
+    expect(await s.written()).toBe(true);
+    const byTag = new Map(server.received.map((m) => [m.tag, m]));
+    const events = byTag.get("cloudtrail.event") as Received;
+    expect(events.option).toEqual({ size: 3, chunk: expect.any(String) });
+    expect(events.entries.map(([, record]) => record)).toEqual([
+      { ...EVENTS[0], "@timestamp": "2023-07-10T11:47:39Z" },
+      { ...EVENTS[1], "@timestamp": "2023-07-10T11:47:40.250Z" },
+      EVENTS[2],
+    ]);
+    expect(events.entries.map(([time]) => time)).toEqual([
+      { seconds: 1688989659, nanos: 0 },
+      { seconds: 1688989660, nanos: 250_000_000 },
+      expect.objectContaining({ seconds: expect.any(Number) }),
+    ]);
+    // No eventTime: the time is now, as fluentd stamps a record without one.
+    expect(Math.abs((events.entries[2]?.[0].seconds ?? 0) - Math.floor(before / 1000))).toBeLessThanOrEqual(2);
+    const letter = byTag.get("cloudtrail.deadletter") as Received;
+    expect(letter.entries.map(([, record]) => record)).toEqual([{ error: { code: "NotFound" }, input: "x" }]);
+    expect(s.counts).toMatchObject({ messages: 2, entries: 4, resent: 0 });
+    await s.end();
+  });
+
+  it("resends every unacknowledged message on a new connection when the connection drops; a late ack is harmless", async () => {
+    let acking = false;
+    const server = await forwardServer(() => acking);
+    cleanup.push(() => server.close());
+    const log = new ListLogger();
+    const s = sink(server.port, log);
+    writeEvents(s, EVENTS.slice(0, 2));
+    let done = false;
+    const written = s.written().then((w) => {
+      done = w;
+    });
+    await until(() => server.received.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(done).toBe(false); // sent, not acknowledged: not delivered
+    acking = true;
+    server.dropConnections();
+    await written;
+    expect(done).toBe(true);
+    expect(server.received.length).toBe(2);
+    expect(server.received[1]?.connection).toBe(2);
+    expect(server.received[1]?.option.chunk).toBe(server.received[0]?.option.chunk); // the same message again
+    expect(s.counts.resent).toBe(1);
+    expect(log.lines.map((l) => l.msg)).toContain("fluentd connection lost; reconnecting");
+  });
+
+  it("a message not acknowledged within the ack timeout is sent again on a new connection", async () => {
+    let first = true;
+    const server = await forwardServer(() => {
+      const ack = !first;
+      first = false;
+      return ack;
+    });
+    cleanup.push(() => server.close());
+    const log = new ListLogger();
+    const s = sink(server.port, log, { ackTimeoutMs: 300 });
+    writeEvents(s, EVENTS.slice(0, 1));
+    expect(await s.written()).toBe(true);
+    expect(server.received.map((m) => m.connection)).toEqual([1, 2]);
+    expect(log.lines.find((l) => l.msg === "fluentd connection lost; reconnecting")?.context?.why).toMatch(/no ack/);
+  });
+
+  it("a server that is not there yet: retried with backoff, logged, delivered once it listens", async () => {
+    const probe = await forwardServer();
+    const port = probe.port;
+    await probe.close();
+    const log = new ListLogger();
+    const s = sink(port, log);
+    writeEvents(s, EVENTS.slice(0, 1));
+    const written = s.written();
+    await until(() => log.lines.filter((l) => l.msg === "fluentd connection failed").length >= 2);
+    expect(log.lines.find((l) => l.msg === "fluentd connection failed")?.context).toMatchObject({
+      code: "ECONNREFUSED",
+    });
+    const server = await forwardServerOn(port);
+    cleanup.push(() => server.close());
+    expect(await written).toBe(true);
+  });
+
+  it("abandon(): whoever waits on written() hears false, and ready() never blocks again", async () => {
+    const server = await forwardServer(() => false);
+    cleanup.push(() => server.close());
+    const s = sink(server.port, new ListLogger(), { highWaterBytes: 1 });
+    writeEvents(s, EVENTS);
+    const written = s.written();
+    await until(() => server.received.length === 1);
+    let ready = false;
+    void s.ready().then(() => {
+      ready = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ready).toBe(false); // more unacknowledged bytes than the high-water mark
+    s.abandon();
+    expect(await written).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(ready).toBe(true);
+  });
+});
+
+async function forwardServerOn(port: number) {
+  // The same server on a given port (the port a client was already told).
+  const server = createServer((socket) => {
+    socket.on("error", () => {});
+    void (async () => {
+      try {
+        for await (const value of decodeMultiStream(socket)) {
+          const [, , option] = value as [string, Uint8Array, { chunk?: string }];
+          socket.write(new Encoder().encode({ ack: option.chunk }));
+        }
+      } catch {}
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe("the entry header: [ + EventTime", () => {
+  it.each([
+    ["2023-07-10T11:47:39Z", 1688989659, 0],
+    ["2023-07-10T11:47:39.5Z", 1688989659, 500_000_000],
+    ["2023-07-10T11:47:39.123456789Z", 1688989659, 123_456_789],
+    ["2023-07-10T20:47:39+09:00", 1688989659, 0],
+    ["1970-01-01T00:00:00Z", 0, 0],
+  ])("%s → %i s %i ns", (eventTime, seconds, nanos) => {
+    const out = Buffer.alloc(11);
+    writeEntryHeader(epochOf(Buffer.from(eventTime)), out, 0);
+    expect(out[0]).toBe(0x92);
+    expect(out[1]).toBe(0xd7);
+    expect(out[2]).toBe(0x00);
+    expect(out.readUInt32BE(3)).toBe(seconds);
+    expect(out.readUInt32BE(7)).toBe(nanos);
+  });
+
+  it("no eventTime, or one that is no time: now", () => {
+    const out = Buffer.alloc(11);
+    writeEntryHeader(epochOf(Buffer.from("yesterday")), out, 0, 1_700_000_000_250);
+    expect(out.readUInt32BE(3)).toBe(1_700_000_000);
+    expect(out.readUInt32BE(7)).toBe(250_000_000);
+  });
+});
+
+describe("--output forward:// URLs", () => {
+  it.each([
+    ["forward://127.0.0.1:24224", { host: "127.0.0.1", port: 24224, tls: false }],
+    ["forward://fluentd.internal", { host: "fluentd.internal", port: 24224, tls: false }],
+    ["forwards://fluentd.internal:24225", { host: "fluentd.internal", port: 24225, tls: true }],
+    ["forward://[::1]:24224", { host: "::1", port: 24224, tls: false }],
+  ])("%s", (url, target) => {
+    expect(parseForwardUrl(url)).toEqual(target);
+  });
+
+  it.each(["http://x:1", "forward://", "forward://x:1/path", "forward://user@x:1", "not a url"])(
+    "%s is refused",
+    (url) => {
+      expect(typeof parseForwardUrl(url)).toBe("string");
+    },
+  );
+});
