@@ -90,15 +90,7 @@ export class SqsAcker {
     this.run(
       (async () => {
         try {
-          const client = await this.options.clientFor(message.queueUrl);
-          const { ChangeMessageVisibilityCommand } = await import("@aws-sdk/client-sqs");
-          await client.send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: message.queueUrl,
-              ReceiptHandle: message.receiptHandle,
-              VisibilityTimeout: 0,
-            }),
-          );
+          await this.sendVisibility(message, 0);
           this.handedBack++;
         } catch (error) {
           // It comes back anyway when its visibility timeout runs out.
@@ -195,19 +187,24 @@ export class SqsAcker {
     }
   }
 
+  /** One ChangeMessageVisibility call (SQS's client loaded on first use). */
+  private async sendVisibility(message: SqsMessage, timeout: number): Promise<void> {
+    const client = await this.options.clientFor(message.queueUrl);
+    const { ChangeMessageVisibilityCommand } = await import("@aws-sdk/client-sqs");
+    await client.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: message.queueUrl,
+        ReceiptHandle: message.receiptHandle,
+        VisibilityTimeout: timeout,
+      }),
+    );
+  }
+
   /** Returns whether to keep extending. */
   private async changeVisibility(message: SqsMessage, timeout: number): Promise<boolean> {
     if (!this.extending.has(message.receiptHandle)) return false;
     try {
-      const client = await this.options.clientFor(message.queueUrl);
-      const { ChangeMessageVisibilityCommand } = await import("@aws-sdk/client-sqs");
-      await client.send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: message.queueUrl,
-          ReceiptHandle: message.receiptHandle,
-          VisibilityTimeout: timeout,
-        }),
-      );
+      await this.sendVisibility(message, timeout);
       this.options.log.debug("SQS visibility extended", { messageId: message.messageId, seconds: timeout });
       return this.extending.has(message.receiptHandle);
     } catch (error) {

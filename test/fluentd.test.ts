@@ -34,6 +34,7 @@ import {
   waitUntil,
 } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
+import { countOf, type TrailEvent, trail } from "./support/trail.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const FIXTURES = join(ROOT, "test/fixtures/invictus-cloudtrail");
@@ -178,24 +179,6 @@ const workerInput = (paths: Layout, id: number) => paths.input.replace(/\.jsonl$
 
 // ---------------------------------------------------------------------------------------------------------------
 // Trails, messages and what comes out
-
-interface TrailEvent {
-  eventID: string;
-  eventTime: string;
-  [key: string]: unknown;
-}
-
-/** A fixture's events with `prefix-` before each eventID, so that every phase of a test has events of its own. */
-function trail(name: string, prefix: string): TrailEvent[] {
-  const records = (JSON.parse(readFileSync(join(FIXTURES, name), "utf8")) as { Records: TrailEvent[] }).Records;
-  return records.map((event) => ({ ...event, eventID: `${prefix}-${event.eventID}` }));
-}
-
-function countOf(ids: string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-  return counts;
-}
 
 /** Complete JSON lines of every file in `dir` whose name starts with `prefix` (a line being appended is left out). */
 function readLines(dir: string, prefix = ""): Record<string, unknown>[] {

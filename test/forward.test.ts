@@ -15,6 +15,7 @@ import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { Fluentd, fluentdUnavailable, replaceDirective, waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { TEST_CA, TLS_DIR } from "./support/tls.js";
+import { countOf, type TrailEvent, trail } from "./support/trail.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("../examples/fluent-forward.conf", import.meta.url));
@@ -27,23 +28,6 @@ const SHARED_KEY = "a shared key for the tests";
 
 const unavailable = fluentdUnavailable();
 if (unavailable !== undefined) console.warn(`test/forward.test.ts: the real fluentd tests are skipped: ${unavailable}`);
-
-interface TrailEvent {
-  eventID: string;
-  eventTime: string;
-  [key: string]: unknown;
-}
-
-function trail(name: string, prefix: string): TrailEvent[] {
-  const records = (JSON.parse(readFileSync(join(FIXTURES, name), "utf8")) as { Records: TrailEvent[] }).Records;
-  return records.map((event) => ({ ...event, eventID: `${prefix}-${event.eventID}` }));
-}
-
-function countOf(ids: string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-  return counts;
-}
 
 /** Complete JSON lines of the files in `dir` whose name starts with `prefix`. */
 function readLines(dir: string, prefix: string): Record<string, unknown>[] {

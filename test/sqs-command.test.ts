@@ -2,8 +2,7 @@
 // notification shape, deletes only after the output is written, dead letters, transient give-ups left to SQS,
 // SIGTERM handing messages back, a consumer killed with SIGKILL whose messages come back to a second one, a queue
 // that does not exist yet, and throttling.
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +10,7 @@ import { deadLetters, events, parseOutput, type Spawned, startCli } from "./supp
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
+import { countOf, trail } from "./support/trail.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
 const NAMES = readdirSync(FIXTURES)
@@ -18,23 +18,6 @@ const NAMES = readdirSync(FIXTURES)
   .sort();
 const BUCKET = "trail";
 const WAIT_MS = 20_000;
-
-interface TrailEvent {
-  eventID: string;
-  [key: string]: unknown;
-}
-
-/** A fixture's events, each eventID prefixed, so that every test has events of its own. */
-function trail(name: string, prefix: string): TrailEvent[] {
-  const records = (JSON.parse(readFileSync(join(FIXTURES, name), "utf8")) as { Records: TrailEvent[] }).Records;
-  return records.map((event) => ({ ...event, eventID: `${prefix}-${event.eventID}` }));
-}
-
-function countOf(ids: string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-  return counts;
-}
 
 /** Complete lines so far (the process may be mid-write). */
 function linesSoFar(spawned: Spawned): Record<string, unknown>[] {
