@@ -75,7 +75,7 @@ export function createDispatcher(settings: HttpHandlerSettings): Dispatcher {
 }
 
 /** Error text must never repeat a proxy password: the URL with its password masked. */
-export function maskProxyUrl(value: string): string {
+function maskProxyUrl(value: string): string {
   try {
     const url = new URL(value);
     if (url.password !== "") url.password = "***";

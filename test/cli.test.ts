@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
+import { snsNotification } from "./support/messages.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
@@ -20,22 +21,9 @@ const BUCKET = "trail-bucket";
 const PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/";
 const [nameA, nameB, nameC, nameD] = fixtureNames as [string, string, string, string];
 
-function sns(message: string, subject?: string): string {
-  // Pretty-printed, as SNS delivers it to SQS.
-  const envelope: Record<string, string> = {
-    Type: "Notification",
-    MessageId: "0f6e2c1a-1111-2222-3333-444455556666",
-    TopicArn: "arn:aws:sns:us-east-1:218007301253:trail",
-    Message: message,
-    Timestamp: "2023-07-10T12:00:00.000Z",
-    SignatureVersion: "1",
-    Signature: "EXAMPLE",
-    SigningCertURL: "https://sns.example/cert.pem",
-    UnsubscribeURL: "https://sns.example/unsubscribe",
-  };
-  if (subject !== undefined) envelope.Subject = subject;
-  return JSON.stringify(envelope, null, 2);
-}
+/** Pretty-printed, as SNS delivers it to SQS. */
+const sns = (message: string, subject?: string): string =>
+  snsNotification(message, { account: "218007301253", pretty: true, ...(subject === undefined ? {} : { subject }) });
 
 const sqs3 = (body: string, n: number) =>
   JSON.stringify({

@@ -23,6 +23,7 @@ import { RetryPolicy } from "../src/retry.js";
 import { seededRandom } from "./support/bytes.js";
 import { type CliRun, deadLetters, events, parseOutput, runCli, type Spawned, startCli } from "./support/cli.js";
 import { type Fault, type FaultS3, startFaultS3 } from "./support/fault-s3.js";
+import { inSqsRecord } from "./support/messages.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -648,14 +649,7 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
   });
 
   const message = (handle: string, keys: string[]): string =>
-    JSON.stringify({
-      body: JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }),
-      receipt_handle: handle,
-      message_id: `id-${handle}`,
-      md5_of_body: "0",
-      queue_url: sqs.queueUrl,
-      sender_id: "",
-    });
+    inSqsRecord(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }), handle, sqs.queueUrl);
   const deleteCalls = () => sqs.calls.filter((c) => c.action === "DeleteMessageBatch" || c.action === "DeleteMessage");
   const handlesOf = (call: { input: Record<string, unknown> }) =>
     ((call.input.Entries as { ReceiptHandle: string }[] | undefined) ?? []).map((e) => e.ReceiptHandle);

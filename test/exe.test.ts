@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, deadLetters, events, parseOutput } from "./support/cli.js";
 import { waitUntil } from "./support/fluentd.js";
 import { forwardServer } from "./support/forward-server.js";
+import { inSqsRecord } from "./support/messages.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 
@@ -120,14 +121,7 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
 
   it("reads S3 with credentials from the environment, dead-letters a missing object, deletes the SQS messages", async () => {
     const message = (handle: string, keys: string[]): string =>
-      JSON.stringify({
-        body: JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }),
-        receipt_handle: handle,
-        message_id: `id-${handle}`,
-        md5_of_body: "0",
-        queue_url: sqs.queueUrl,
-        sender_id: "",
-      });
+      inSqsRecord(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }), handle, sqs.queueUrl);
     const input = [
       message("rh-both", [`${PREFIX}${nameA}.gz`, `${PREFIX}${nameB}`]),
       message("rh-missing", [`${PREFIX}missing.json.gz`]),

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
+import { inSqsRecord, snsNotification } from "./support/messages.js";
 import { S3_REGION, S3RVER_CREDENTIALS, type S3Test, s3Env, startS3 } from "./support/s3.js";
 
 const KEY =
@@ -73,30 +74,9 @@ const AWS_ENV = {
 // ---------------------------------------------------------------------------------------------------------------
 // The notification shapes, each with the field its refusal names.
 
-function sns(message: string): string {
-  return JSON.stringify({
-    Type: "Notification",
-    MessageId: "0f6e2c1a-1111-2222-3333-444455556666",
-    TopicArn: "arn:aws:sns:us-east-1:111122223333:trail",
-    Message: message,
-    Timestamp: "2023-07-10T12:00:00.000Z",
-    SignatureVersion: "1",
-    Signature: "EXAMPLE",
-    SigningCertURL: "https://sns.example/cert.pem",
-    UnsubscribeURL: "https://sns.example/unsubscribe",
-  });
-}
-
+const sns = (message: string) => snsNotification(message);
 /** fluent-plugin-sqs 2.x/3.x record, as in_sqs emits it. */
-const sqsRecord = (body: string) =>
-  JSON.stringify({
-    body,
-    receipt_handle: "rh",
-    message_id: "m",
-    md5_of_body: "0",
-    queue_url: "https://sqs.us-east-1.amazonaws.com/111122223333/q",
-    sender_id: "",
-  });
+const sqsRecord = (body: string) => inSqsRecord(body, "rh", "https://sqs.us-east-1.amazonaws.com/111122223333/q");
 
 const cloudTrail = (bucket: string, key = KEY) => JSON.stringify({ s3Bucket: bucket, s3ObjectKey: [key] });
 
