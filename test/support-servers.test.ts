@@ -10,12 +10,14 @@ import {
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
-import { type SqsTest, startSqs } from "./support/sqs-server.js";
+import { MAX_BODY_BYTES, type SqsTest, startSqs } from "./support/sqs-server.js";
 
 const credentials = { accessKeyId: "TEST", secretAccessKey: "TEST" };
 
@@ -337,6 +339,51 @@ describe("SQS JSON-protocol server (startSqs)", () => {
     ]);
     expect(sqs.deleted).toEqual(["h-1", "h-2"]);
     expect(sqs.succeeded("DeleteMessageBatch")).toHaveLength(1);
+  });
+
+  it("SendMessageBatch queues each body, fails entries on cue, and refuses a batch over 256 KiB", async () => {
+    sqs.failEntries(1);
+    const out = await client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: sqs.queueUrl,
+        Entries: [
+          { Id: "0", MessageBody: "first" },
+          { Id: "1", MessageBody: "second" },
+          { Id: "2", MessageBody: "third" },
+        ],
+      }),
+    );
+    // The SDK checks each MD5OfMessageBody against what it sent: the call would fail if one were wrong.
+    expect(out.Failed).toEqual([{ Id: "0", SenderFault: false, Code: "InternalError", Message: expect.any(String) }]);
+    expect(out.Successful?.map((e) => e.Id)).toEqual(["1", "2"]);
+    expect(sqs.remaining().map((m) => m.body)).toEqual(["second", "third"]);
+
+    const half = "y".repeat(MAX_BODY_BYTES / 2 + 1);
+    await expect(
+      client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: sqs.queueUrl,
+          Entries: [
+            { Id: "a", MessageBody: half },
+            { Id: "b", MessageBody: half },
+          ],
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "BatchRequestTooLong" });
+    expect(sqs.remaining()).toHaveLength(2);
+  });
+
+  it("runs the before-delete hook, and the delete waits for it", async () => {
+    sqs.send("body-1");
+    const [message] = (await client.send(new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl }))).Messages ?? [];
+    const seen: string[] = [];
+    sqs.beforeDelete(async (m) => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      seen.push(m.body);
+    });
+    await client.send(new DeleteMessageCommand({ QueueUrl: sqs.queueUrl, ReceiptHandle: message?.ReceiptHandle }));
+    expect(seen).toEqual(["body-1"]);
+    expect(sqs.remaining()).toEqual([]);
   });
 
   it("ChangeMessageVisibility and ChangeMessageVisibilityBatch", async () => {

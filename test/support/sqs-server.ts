@@ -1,5 +1,5 @@
-// The smallest loopback SQS the filter's acknowledgements and the `sqs` command need: SendMessage,
-// ReceiveMessage (long polling, visibility timeouts, redelivery of what is not deleted in time), DeleteMessage(Batch)
+// The smallest loopback SQS the filter's acknowledgements, the `sqs` command and `import --enqueue` need:
+// SendMessage(Batch), ReceiveMessage (long polling, visibility timeouts, redelivery of what is not deleted in time), DeleteMessage(Batch)
 // and ChangeMessageVisibility(Batch) over the AWS JSON 1.0 protocol the SDK v3 speaks, with calls recorded and
 // failures on cue.
 //
@@ -15,6 +15,7 @@ import { listenLoopback } from "./loopback.js";
 
 export type SqsAction =
   | "SendMessage"
+  | "SendMessageBatch"
   | "ReceiveMessage"
   | "DeleteMessage"
   | "DeleteMessageBatch"
@@ -68,6 +69,16 @@ export interface SqsTest {
   ): void;
   /** Registers another queue on this server and returns its URL (default visibility timeout 30 s, as SQS's). */
   addQueue(name: string, options?: { visibilityTimeout?: number }): string;
+  /**
+   * The next `n` SendMessageBatch entries fail on their own (the call succeeds, they are in `Failed`): by default
+   * with InternalError and SenderFault false, which a sender should resend.
+   */
+  failEntries(n: number, failure?: { code: string; senderFault: boolean }): void;
+  /**
+   * Runs before a delete (single or batch entry) removes `message`; the delete waits for it. A test checks there
+   * what must already be true when a message goes, e.g. that its events were written.
+   */
+  beforeDelete(hook: ((message: QueuedMessage) => void | Promise<void>) | undefined): void;
   /** Puts a message on a queue (the default one unless given), as SendMessage does; returns its MessageId. */
   send(body: string, queueUrl?: string): string;
   /** Messages on a queue not deleted yet, visible or not. */
@@ -87,6 +98,9 @@ export interface QueuedMessage {
   /** Date.now() before which it is not handed out (in flight). */
   invisibleUntil: number;
 }
+
+/** SQS's size limit for one message body, and for all the bodies of one batch together (256 KiB). */
+export const MAX_BODY_BYTES = 262_144;
 
 interface Queue {
   visibilityTimeout: number;
@@ -131,6 +145,11 @@ const ERRORS = {
     status: 400,
     type: "com.amazonaws.sqs#BatchEntryIdsNotDistinct",
     queryCode: "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+  },
+  BatchRequestTooLong: {
+    status: 400,
+    type: "com.amazonaws.sqs#BatchRequestTooLong",
+    queryCode: "AWS.SimpleQueueService.BatchRequestTooLong",
   },
   UnsupportedOperation: {
     status: 400,
@@ -201,6 +220,8 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
   const visibilityChanges: [string, number][] = [];
   const failures: SqsFailure[] = [];
   const rejected = new Map<string, keyof typeof ERRORS>();
+  const entryFailures: { code: string; senderFault: boolean }[] = [];
+  let deleteHook: ((message: QueuedMessage) => void | Promise<void>) | undefined;
   const queues = new Map<string, Queue>([[`/${ACCOUNT}/q`, { visibilityTimeout: 30, messages: [] }]]);
   /** Receipt handle → the message it was given for (deleting by an old handle still deletes, as SQS mostly does). */
   const byHandle = new Map<string, { queue: Queue; message: QueuedMessage }>();
@@ -224,6 +245,12 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
   }
 
   function sendTo(queue: Queue, body: string): string {
+    if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
+      throw clientError(
+        "InvalidParameterValue",
+        `One or more parameters are invalid. Reason: Message must be shorter than ${MAX_BODY_BYTES} bytes.`,
+      );
+    }
     const messageId = randomUUID();
     queue.messages.push({ messageId, body, receives: 0, handle: undefined, invisibleUntil: 0 });
     return messageId;
@@ -315,16 +342,68 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
     return { Successful, Failed };
   }
 
-  const deleteOne = (entry: Record<string, unknown>) => {
+  /** SendMessageBatch: the whole call fails when the bodies together are too long; an entry fails on its own. */
+  function sendBatch(queue: Queue, input: Record<string, unknown>) {
+    const entries = batchEntries(input);
+    const total = entries.reduce(
+      (sum, e) => sum + (typeof e.MessageBody === "string" ? Buffer.byteLength(e.MessageBody) : 0),
+      0,
+    );
+    if (total > MAX_BODY_BYTES) {
+      throw clientError(
+        "BatchRequestTooLong",
+        `Batch requests cannot be longer than ${MAX_BODY_BYTES} bytes. You have sent ${total} bytes.`,
+      );
+    }
+    const Successful: { Id: string; MessageId: string; MD5OfMessageBody: string }[] = [];
+    const Failed: { Id: string; SenderFault: boolean; Code: string; Message: string }[] = [];
+    for (const entry of entries) {
+      const Id = String(entry.Id);
+      const failure = entryFailures.shift();
+      if (failure !== undefined) {
+        Failed.push({ Id, SenderFault: failure.senderFault, Code: failure.code, Message: `${failure.code} (on cue)` });
+        continue;
+      }
+      try {
+        const body = requireString(entry, "MessageBody");
+        const MessageId = sendTo(queue, body);
+        Successful.push({ Id, MessageId, MD5OfMessageBody: createHash("md5").update(body).digest("hex") });
+      } catch (err) {
+        if (!(err instanceof SqsError)) throw err;
+        Failed.push({ Id, SenderFault: err.senderFault, Code: err.queryCode, Message: err.message });
+      }
+    }
+    return { Successful, Failed };
+  }
+
+  /** Deletes one message, after the test's hook (if any) has run. */
+  async function deleteOne(entry: Record<string, unknown>): Promise<void> {
     const handle = requireString(entry, "ReceiptHandle");
     checkHandle(handle);
-    deleted.push(handle);
     const held = byHandle.get(handle);
+    if (held !== undefined && deleteHook !== undefined) await deleteHook(held.message);
+    deleted.push(handle);
     if (held !== undefined) {
       held.queue.messages = held.queue.messages.filter((m) => m !== held.message);
       byHandle.delete(handle);
     }
-  };
+  }
+
+  async function deleteBatch(entries: Record<string, unknown>[]) {
+    const Successful: { Id: string }[] = [];
+    const Failed: { Id: string; SenderFault: boolean; Code: string; Message: string }[] = [];
+    for (const entry of entries) {
+      const Id = String(entry.Id);
+      try {
+        await deleteOne(entry);
+        Successful.push({ Id });
+      } catch (err) {
+        if (!(err instanceof SqsError)) throw err;
+        Failed.push({ Id, SenderFault: err.senderFault, Code: err.queryCode, Message: err.message });
+      }
+    }
+    return { Successful, Failed };
+  }
   const changeOne = (entry: Record<string, unknown>) => {
     const handle = requireString(entry, "ReceiptHandle");
     const timeout = requireVisibility(entry);
@@ -350,9 +429,11 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
         return { MessageId: sendTo(checkQueue(input), requireString(input, "MessageBody")) };
       case "ReceiveMessage":
         return receive(input, gone);
+      case "SendMessageBatch":
+        return sendBatch(checkQueue(input), input);
       case "DeleteMessage":
         checkQueue(input);
-        deleteOne(input);
+        await deleteOne(input);
         return {};
       case "ChangeMessageVisibility":
         checkQueue(input);
@@ -360,7 +441,7 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
         return {};
       case "DeleteMessageBatch":
         checkQueue(input);
-        return runBatch(batchEntries(input), deleteOne);
+        return deleteBatch(batchEntries(input));
       case "ChangeMessageVisibilityBatch":
         checkQueue(input);
         return runBatch(batchEntries(input), changeOne);
@@ -446,6 +527,12 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
       const path = `/${ACCOUNT}/${name}`;
       if (!queues.has(path)) queues.set(path, { visibilityTimeout: options.visibilityTimeout ?? 30, messages: [] });
       return `${endpoint}${path}`;
+    },
+    failEntries(n, failure = { code: "InternalError", senderFault: false }) {
+      for (let i = 0; i < n; i++) entryFailures.push(failure);
+    },
+    beforeDelete(hook) {
+      deleteHook = hook;
     },
     send(body, queueUrl = `${endpoint}/${ACCOUNT}/q`) {
       return sendTo(queueOf(queueUrl), body);
