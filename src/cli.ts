@@ -733,6 +733,17 @@ function importCommand(program: Command): Command {
     .option("--regions <regions>", "only these regions, comma-separated", names)
     .option("--list", "print the URLs of the files that would be imported, then their count and size; import nothing")
     .option("--checkpoint <file>", "append each finished file here, and skip the files already in it (resume)")
+    .option(
+      "--enqueue <queue-url>",
+      "read nothing here: send the listed files to this SQS queue as CloudTrail notifications, for every filter " +
+        "behind it to read (a file is finished, for --checkpoint, once SQS has its message)",
+    )
+    .option(
+      "--keys-per-message <n>",
+      "with --enqueue: files named by one message, at most (a message that comes back brings all of them back)",
+      integer(1, 1000),
+      10,
+    )
     .action(async (argument: string) => {
       const merged = subcommandOptions(program, command);
       const options = merged as unknown as CliOptions & {
@@ -742,6 +753,8 @@ function importCommand(program: Command): Command {
         regions?: string[];
         list?: boolean;
         checkpoint?: string;
+        enqueue?: string;
+        keysPerMessage: number;
       };
       // The import command's own modules load only when it runs.
       const [
@@ -764,6 +777,11 @@ function importCommand(program: Command): Command {
       if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
         command.error("error: --since is after --until", { exitCode: 2 });
       }
+      if (options.enqueue !== undefined)
+        checkEnqueue(options.enqueue, source.scheme, options.list === true, command, program);
+      else if (command.getOptionValueSource("keysPerMessage") === "cli") {
+        command.error("error: --keys-per-message does nothing without --enqueue", { exitCode: 2 });
+      }
       let checkpoint: Checkpoint | undefined;
       if (options.checkpoint !== undefined) {
         try {
@@ -774,7 +792,7 @@ function importCommand(program: Command): Command {
           });
         }
       }
-      const listOnly = options.list === true;
+      const listOnly = options.list === true || options.enqueue !== undefined;
       const runtime = await startRuntime(
         listOnly ? { ...options, padBytes: 0, outputFormat: "json", output: { kind: "stdout" } } : options,
         program,
@@ -817,10 +835,27 @@ function importCommand(program: Command): Command {
 
       const started = Date.now();
       if (source.scheme === "file") await checkDirectory(`/${source.prefix}`).catch(listingFailed);
-      if (listOnly) {
+      if (options.enqueue !== undefined && source.scheme === "s3") {
+        const { enqueue } = await import("./enqueue-command.js");
+        const code = await enqueue({
+          importer,
+          queueUrl: options.enqueue,
+          bucket: source.bucket,
+          keysPerMessage: options.keysPerMessage,
+          client: () => runtime.aws.sqsClient(options.enqueue as string),
+          retry,
+          log,
+          ...(checkpoint === undefined ? {} : { checkpoint }),
+          onSignals: (stop, abandon) => onShutdownSignals(options, log, stop, abandon),
+          listingFailed,
+        });
+        await sink.end();
+        process.exit(code);
+      }
+      if (options.list === true) {
         const listed = await importer
-          .list((line) => {
-            sink.writeBytes(Buffer.from(line, "utf8"));
+          .list((object) => {
+            sink.writeBytes(Buffer.from(`${object.url}\n`, "utf8"));
             return sink.ready();
           })
           .catch(listingFailed);
@@ -858,6 +893,57 @@ function importCommand(program: Command): Command {
       process.exit(0);
     });
   return command;
+}
+
+/** The shared options about reading objects and writing events (not about listing, logging or AWS). */
+const READING_OPTIONS = [
+  "concurrency",
+  "deadletterTag",
+  "timestamp",
+  "timeField",
+  "stringify",
+  "sourceField",
+  "outputFormat",
+  "padBytes",
+  "maxObjectBytes",
+  "maxEventBytes",
+  "scanWorkers",
+];
+
+/** `--enqueue` needs an S3 source (the filters elsewhere cannot read this machine's files) and no output options. */
+function checkEnqueue(
+  queueUrl: string,
+  scheme: "s3" | "file",
+  list: boolean,
+  command: Command,
+  program: Command,
+): void {
+  const fail = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  if (list) fail("--list and --enqueue: choose one (--list is the dry run of either)");
+  if (scheme !== "s3")
+    fail("--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
+  let url: URL | undefined;
+  try {
+    url = new URL(queueUrl);
+  } catch {
+    // reported below
+  }
+  if (url === undefined || (url.protocol !== "https:" && url.protocol !== "http:") || url.pathname.length <= 1) {
+    fail(
+      `--enqueue expects a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/queue, not ${JSON.stringify(queueUrl)}`,
+    );
+  }
+  // How files are read and events written: the filters behind the queue do that, with their own options.
+  const readers = new Set([...outputOptions(new Command()).options.map((o) => o.attributeName()), ...READING_OPTIONS]);
+  for (const option of [...command.options, ...program.options]) {
+    const key = option.attributeName();
+    if (!readers.has(key)) continue;
+    if (command.getOptionValueSource(key) === "cli" || program.getOptionValueSource(key) === "cli") {
+      fail(
+        `${option.long} does nothing with --enqueue (the filters behind the queue read the files, with their own options)`,
+      );
+    }
+  }
 }
 
 /**

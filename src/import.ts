@@ -61,7 +61,8 @@ export interface ImportDeps {
   checkpoint?: Checkpoint;
 }
 
-interface Entry extends ObjectEntry {
+/** A file the listing found, with the input line (URL) the Filter reads for it. */
+export interface ListedObject extends ObjectEntry {
   url: string;
 }
 
@@ -132,7 +133,7 @@ export class Importer {
   }
 
   /** The objects to import, in listing order, without those the checkpoint has. */
-  private async *entries(): AsyncGenerator<Entry> {
+  private async *entries(): AsyncGenerator<ListedObject> {
     const { source, selection, log, checkpoint } = this.deps;
     const fallback = (): void =>
       log.warn("no AWSLogs/ folder found under the prefix: listing every key, keeping CloudTrail log file names", {
@@ -155,13 +156,16 @@ export class Importer {
     }
   }
 
-  /** `--list`: writes each object's URL (a line the filter itself accepts) and counts them. */
-  async list(write: (line: string) => void | Promise<void>): Promise<ListSummary> {
+  /**
+   * Hands each listed object to `take` (`--list` writes its URL, `--enqueue` puts it in a message), waiting for
+   * it, and counts them.
+   */
+  async list(take: (object: ListedObject) => void | Promise<void>): Promise<ListSummary> {
     let objects = 0;
     let bytes = 0;
     try {
       for await (const entry of this.entries()) {
-        await write(`${entry.url}\n`);
+        await take(entry);
         objects++;
         bytes += entry.size;
       }
@@ -180,7 +184,7 @@ export class Importer {
   /** Imports every listed object through a Filter built from `filterDeps`. */
   async run(filterDeps: Omit<FilterDeps, "hooks">): Promise<ImportSummary> {
     const counts = this.counts;
-    const queue: (Entry | undefined)[] = [];
+    const queue: (ListedObject | undefined)[] = [];
     let head = 0;
     let listingDone = false;
     let listingError: Error | undefined;
@@ -205,7 +209,7 @@ export class Importer {
       }
     })();
 
-    const inFlight = new Map<number, Entry>();
+    const inFlight = new Map<number, ListedObject>();
     const producerWake = this.producerWake;
     async function* lines(): AsyncGenerator<Line> {
       let number = 0;

@@ -13,6 +13,8 @@ export interface ProgressCounts {
   bytes: number;
   events: number;
   deadLetters: number;
+  /** `import --enqueue`: messages sent so far (objects then counts the files they name; no events). */
+  messages?: number;
 }
 
 export function emptyCounts(): ProgressCounts {
@@ -42,7 +44,9 @@ export function renderProgress(counts: ProgressCounts, elapsedMs: number): strin
   const rate = elapsedMs > 0 ? (counts.bytes / MB / (elapsedMs / 1000)).toFixed(1) : "0.0";
   const parts = [
     `objects ${counts.objects}/${total}${percent}`,
-    `events ${counts.events.toLocaleString("en-US")}`,
+    counts.messages === undefined
+      ? `events ${counts.events.toLocaleString("en-US")}`
+      : `messages ${counts.messages.toLocaleString("en-US")}`,
     `${(counts.bytes / MB).toFixed(1)}/${(counts.bytesListed / MB).toFixed(1)} MB`,
     `${rate} MB/s`,
   ];

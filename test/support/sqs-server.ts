@@ -16,6 +16,7 @@ import { listenLoopback } from "./loopback.js";
 export type SqsAction =
   | "SendMessage"
   | "SendMessageBatch"
+  | "GetQueueAttributes"
   | "ReceiveMessage"
   | "DeleteMessage"
   | "DeleteMessageBatch"
@@ -68,7 +69,7 @@ export interface SqsTest {
     code?: "ReceiptHandleIsInvalid" | "MessageNotInflight" | "InvalidParameterValue",
   ): void;
   /** Registers another queue on this server and returns its URL (default visibility timeout 30 s, as SQS's). */
-  addQueue(name: string, options?: { visibilityTimeout?: number }): string;
+  addQueue(name: string, options?: { visibilityTimeout?: number; maximumMessageSize?: number }): string;
   /**
    * The next `n` SendMessageBatch entries fail on their own (the call succeeds, they are in `Failed`): by default
    * with InternalError and SenderFault false, which a sender should resend.
@@ -79,6 +80,11 @@ export interface SqsTest {
    * what must already be true when a message goes, e.g. that its events were written.
    */
   beforeDelete(hook: ((message: QueuedMessage) => void | Promise<void>) | undefined): void;
+  /**
+   * Calls of `action` after the first `passing` wait (unanswered, unapplied) until the returned function is called;
+   * `held()` says how many are waiting. For tests that must interrupt a client while calls are in flight.
+   */
+  holdAfter(action: SqsAction, passing: number): { release(): void; held(): number };
   /** Puts a message on a queue (the default one unless given), as SendMessage does; returns its MessageId. */
   send(body: string, queueUrl?: string): string;
   /** Messages on a queue not deleted yet, visible or not. */
@@ -104,6 +110,8 @@ export const MAX_BODY_BYTES = 262_144;
 
 interface Queue {
   visibilityTimeout: number;
+  /** The queue's MaximumMessageSize attribute (SQS's limit unless set lower). */
+  maximumMessageSize: number;
   messages: QueuedMessage[];
 }
 
@@ -221,8 +229,11 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
   const failures: SqsFailure[] = [];
   const rejected = new Map<string, keyof typeof ERRORS>();
   const entryFailures: { code: string; senderFault: boolean }[] = [];
+  const holds: { action: string; passing: number; waiting: (() => void)[]; released: boolean }[] = [];
   let deleteHook: ((message: QueuedMessage) => void | Promise<void>) | undefined;
-  const queues = new Map<string, Queue>([[`/${ACCOUNT}/q`, { visibilityTimeout: 30, messages: [] }]]);
+  const queues = new Map<string, Queue>([
+    [`/${ACCOUNT}/q`, { visibilityTimeout: 30, maximumMessageSize: MAX_BODY_BYTES, messages: [] }],
+  ]);
   /** Receipt handle → the message it was given for (deleting by an old handle still deletes, as SQS mostly does). */
   const byHandle = new Map<string, { queue: Queue; message: QueuedMessage }>();
   let closed = false;
@@ -245,10 +256,10 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
   }
 
   function sendTo(queue: Queue, body: string): string {
-    if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
+    if (Buffer.byteLength(body) > queue.maximumMessageSize) {
       throw clientError(
         "InvalidParameterValue",
-        `One or more parameters are invalid. Reason: Message must be shorter than ${MAX_BODY_BYTES} bytes.`,
+        `One or more parameters are invalid. Reason: Message must be shorter than ${queue.maximumMessageSize} bytes.`,
       );
     }
     const messageId = randomUUID();
@@ -429,6 +440,19 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
         return { MessageId: sendTo(checkQueue(input), requireString(input, "MessageBody")) };
       case "ReceiveMessage":
         return receive(input, gone);
+      case "GetQueueAttributes": {
+        const queue = checkQueue(input);
+        const names = Array.isArray(input.AttributeNames) ? input.AttributeNames : [];
+        const all: Record<string, string> = {
+          VisibilityTimeout: String(queue.visibilityTimeout),
+          MaximumMessageSize: String(queue.maximumMessageSize),
+          ApproximateNumberOfMessages: String(queue.messages.filter((m) => m.invisibleUntil <= Date.now()).length),
+        };
+        const wanted = names.includes("All")
+          ? Object.keys(all)
+          : names.filter((n): n is string => typeof n === "string");
+        return { Attributes: Object.fromEntries(wanted.filter((n) => n in all).map((n) => [n, all[n]])) };
+      }
       case "SendMessageBatch":
         return sendBatch(checkQueue(input), input);
       case "DeleteMessage":
@@ -485,6 +509,11 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
       call.input = parsed;
       const failure = failures.shift();
       if (failure !== undefined) throw failureError(failure);
+      for (const hold of holds) {
+        if (hold.action !== action || hold.released) continue;
+        if (hold.passing > 0) hold.passing--;
+        else await new Promise<void>((resolve) => hold.waiting.push(resolve));
+      }
       const output = await dispatch(action, input, () => gone);
       call.status = 200;
       reply(res, 200, output);
@@ -525,11 +554,27 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
     },
     addQueue(name, options = {}) {
       const path = `/${ACCOUNT}/${name}`;
-      if (!queues.has(path)) queues.set(path, { visibilityTimeout: options.visibilityTimeout ?? 30, messages: [] });
+      if (!queues.has(path))
+        queues.set(path, {
+          visibilityTimeout: options.visibilityTimeout ?? 30,
+          maximumMessageSize: options.maximumMessageSize ?? MAX_BODY_BYTES,
+          messages: [],
+        });
       return `${endpoint}${path}`;
     },
     failEntries(n, failure = { code: "InternalError", senderFault: false }) {
       for (let i = 0; i < n; i++) entryFailures.push(failure);
+    },
+    holdAfter(action, passing) {
+      const hold = { action, passing, waiting: [] as (() => void)[], released: false };
+      holds.push(hold);
+      return {
+        release() {
+          hold.released = true;
+          for (const resolve of hold.waiting.splice(0)) resolve();
+        },
+        held: () => hold.waiting.length,
+      };
     },
     beforeDelete(hook) {
       deleteHook = hook;
@@ -542,6 +587,10 @@ export async function startSqs(tls?: { key: Buffer; cert: Buffer }): Promise<Sqs
     },
     async close() {
       closed = true;
+      for (const hold of holds) {
+        hold.released = true;
+        for (const resolve of hold.waiting.splice(0)) resolve();
+      }
       await close();
     },
   };
