@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Enqueuer } from "../src/enqueue.js";
 import type { Logger } from "../src/log.js";
 import { parseBucketName } from "../src/names.js";
-import { emptyCounts } from "../src/progress.js";
+import { emptyCounts, renderProgress } from "../src/progress.js";
 import { RetryPolicy } from "../src/retry.js";
 import { type CliRun, deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
 import { inSqsRecord } from "./support/messages.js";
@@ -349,6 +349,15 @@ describe("Enqueuer", () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+describe("the progress line of an enqueue", () => {
+  it("counts messages where an import counts events", () => {
+    const counts = { ...emptyCounts(), listed: 40, bytesListed: 4 << 20, objects: 20, bytes: 2 << 20, messages: 2 };
+    const line = renderProgress(counts, 1000);
+    expect(line).toBe("objects 20/40+ · messages 2 · 2.0/4.0 MB · 2.0 MB/s · listing…");
+    expect(renderProgress({ ...counts, messages: undefined }, 1000)).toContain("events 0");
   });
 });
 

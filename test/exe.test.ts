@@ -143,6 +143,15 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
     expect(events(parseOutput(result.stdout))).toHaveLength(recordsIn(nameA) + recordsIn(nameB));
   });
 
+  it("enqueues an import's listing on SQS (the bundled SQS client's SendMessageBatch)", async () => {
+    const queue = sqs.addQueue("exe-backfill");
+    const env = { ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_SQS: sqs.endpoint };
+    const result = await run(["import", `s3://${BUCKET}`, "--enqueue", queue], "", env);
+    expect(result.code).toBe(0);
+    const keys = sqs.remaining(queue).flatMap((m) => (JSON.parse(m.body) as { s3ObjectKey: string[] }).s3ObjectKey);
+    expect(keys.sort()).toEqual([`${PREFIX}${nameA}.gz`, `${PREFIX}${nameB}`].sort());
+  });
+
   it("exits 0 on SIGTERM while it waits for input", async () => {
     const started = start([], s3Env(s3.endpoint));
     started.child.stdin.write(`s3://${BUCKET}/${PREFIX}${nameB}\n`);
