@@ -88,7 +88,7 @@ describe.skipIf(files === undefined)("installing", () => {
     expect(eventsFrom(bin)).toBe(expected);
   }, 300_000);
 
-  it("npm pack: bin/, dist/ and README, no sources, maps or executable", () => {
+  it("npm pack: bin/, dist/, README and LICENSE, no sources, maps or executable", () => {
     expect(existsSync(join(clone, "dist/cli.cjs")), "needs the clone's build").toBe(true);
     // --ignore-scripts: the clone was built by its install (npm pack would run `prepare`, the build, again).
     const [packed] = JSON.parse(npm(clone, ["pack", "--json", "--ignore-scripts", "--pack-destination", work])) as {
@@ -101,6 +101,7 @@ describe.skipIf(files === undefined)("installing", () => {
       expect.arrayContaining([
         "package.json",
         "README.md",
+        "LICENSE",
         "bin/cloudtrail-exec-filter",
         "bin/package.json",
         "dist/cli.cjs",
@@ -108,7 +109,7 @@ describe.skipIf(files === undefined)("installing", () => {
         "dist/scan-worker.js",
       ]),
     );
-    expect(paths.filter((path) => !/^(bin|dist)\/|^(package\.json|README\.md)$/.test(path))).toEqual([]);
+    expect(paths.filter((path) => !/^(bin|dist)\/|^(package\.json|README\.md|LICENSE)$/.test(path))).toEqual([]);
     expect(paths.filter((path) => path.endsWith(".map") || path.startsWith("dist/exe/"))).toEqual([]);
   });
 
