@@ -214,7 +214,9 @@ export class Enqueuer {
     const messages = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    const call: Promise<void> = this.send(messages).finally(() => this.sending.delete(call));
+    const call: Promise<void> = this.send(messages)
+      .catch((error: unknown) => this.failedForGood(messages, sqsErrorContext(error))) // a bug, not SQS: still counted
+      .finally(() => this.sending.delete(call));
     this.sending.add(call);
   }
 

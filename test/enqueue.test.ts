@@ -357,7 +357,8 @@ describe("the progress line of an enqueue", () => {
     const counts = { ...emptyCounts(), listed: 40, bytesListed: 4 << 20, objects: 20, bytes: 2 << 20, messages: 2 };
     const line = renderProgress(counts, 1000);
     expect(line).toBe("objects 20/40+ · messages 2 · 2.0/4.0 MB · 2.0 MB/s · listing…");
-    expect(renderProgress({ ...counts, messages: undefined }, 1000)).toContain("events 0");
+    const { messages: _, ...importCounts } = counts;
+    expect(renderProgress(importCounts, 1000)).toContain("events 0");
   });
 });
 
