@@ -11,13 +11,26 @@
 // - modules that read files beside them are replaced: version.js (package.json) by the version as a constant, and
 //   scan-worker-script.js (dist/scan-worker.js) by the scan worker bundled the same way, run with `eval: true`; the
 //   build fails if another module still looks beside itself.
+// - the licences of what is bundled go beside it, in THIRD-PARTY-LICENSES.txt: every package the bundles hold, with
+//   its licence and NOTICE texts, and Node.js's own (the executable is a copy of it). Apache-2.0 (the AWS SDK) asks
+//   that a redistribution carry them.
 // Not minified: a bug's stack in the log keeps its names, and with V8's code cache minifying saved no start-up time.
 // The executable is for the platform and Node.js version it is built with: Linux (x64 or arm64), glibc as Node.js needs.
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { builtinModules, createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "rolldown";
 
@@ -41,6 +54,8 @@ const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
 const started = Date.now();
 
 const work = mkdtempSync(join(tmpdir(), "ctef-exe-"));
+/** Every module the bundles hold (absolute paths). */
+const bundled = new Set();
 try {
   const workerCode = await bundle(join(dist, "scan-worker.js"), {});
   const entry = join(work, "main.mjs");
@@ -71,6 +86,7 @@ try {
   // shown only if the injection fails.
   const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
   run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
+  writeFileSync(join(out, "THIRD-PARTY-LICENSES.txt"), licenses(bundled));
   const mb = (readFileSync(exe).length / 2 ** 20).toFixed(1);
   process.stderr.write(`${exe}: ${mb} MiB, Node.js ${process.version}, in ${(Date.now() - started) / 1000} s\n`);
 } finally {
@@ -101,6 +117,7 @@ async function bundle(input, replaced) {
   });
   const [chunk, ...more] = result.output;
   if (more.some((file) => file.type === "chunk")) fail(`${input} was split into more than one script`);
+  for (const id of chunk.moduleIds) bundled.add(id);
   const builtins = new Set(builtinModules);
   const external = [...chunk.imports, ...chunk.dynamicImports].filter(
     (id) => id !== chunk.fileName && !id.startsWith("node:") && !builtins.has(id), // an inlined import() names its own chunk
@@ -111,6 +128,50 @@ async function bundle(input, replaced) {
     fail(`${input}: a module still reads a file beside itself (new URL(..., import.meta.url)); replace it here`);
   }
   return chunk.code;
+}
+
+/** The directory of the package a module belongs to (the one whose package.json has a name), or undefined. */
+function packageOf(id) {
+  for (let dir = dirname(id); dir.includes("/node_modules/"); dir = dirname(dir)) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, "utf8")).name !== undefined) return dir;
+  }
+  return undefined;
+}
+
+/** The text of THIRD-PARTY-LICENSES.txt: Node.js, then each bundled package, sorted, with its licence files. */
+function licenses(ids) {
+  const packages = new Map();
+  for (const id of ids) {
+    const dir = packageOf(id);
+    if (dir === undefined) continue;
+    const { name, version: v, license } = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    packages.set(`${name}@${v}`, { dir, license });
+  }
+  const rule = `${"=".repeat(78)}\n`;
+  const sections = [];
+  // Where Node.js's licence lies in its official builds and in Debian's and NodeSource's packages.
+  const nodeLicense = [
+    join(dirname(process.execPath), "../share/doc/node/LICENSE"),
+    "/usr/share/doc/nodejs/LICENSE",
+  ].find(existsSync);
+  sections.push(
+    `Node.js ${process.version} (the executable is a copy of it)\n` +
+      `https://github.com/nodejs/node/blob/${process.version}/LICENSE\n\n` +
+      (nodeLicense === undefined ? "" : readFileSync(nodeLicense, "utf8")),
+  );
+  for (const key of [...packages.keys()].sort()) {
+    const { dir, license } = packages.get(key);
+    const files = readdirSync(dir)
+      .filter((file) => /^(licen[cs]e|notice|copying)(\.|-|$)/i.test(file))
+      .sort();
+    const texts = files.map((file) => `--- ${file}\n\n${readFileSync(join(dir, file), "utf8").trim()}\n`);
+    // Some packages ship no licence file: their package.json names the licence, whose text another section has.
+    const body =
+      texts.length > 0 ? texts.join("\n") : `(no licence file in the package; its package.json says ${license})\n`;
+    sections.push(`${key} (${license ?? "see below"})\n\n${body}`);
+  }
+  return `Third-party software in ${NAME} ${version}\n\n${sections.map((s) => `${rule}${s}`).join("\n")}`;
 }
 
 /** Runs a step, showing its output only when it fails. */

@@ -96,9 +96,20 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
   }
 
   it("is one file of its own, and says its version with no environment at all", () => {
-    expect(readdirSync(dir)).toEqual(["cloudtrail-exec-filter"]);
+    expect(readdirSync(dir).sort()).toEqual(["THIRD-PARTY-LICENSES.txt", "cloudtrail-exec-filter"]);
     expect(statSync(exe).size).toBeGreaterThan(20 * 2 ** 20); // Node.js itself is in it
     expect(execFileSync(exe, ["--version"], { env: {}, encoding: "utf8" })).toBe(`${VERSION}\n`);
+  });
+
+  it("ships the licences of what it bundles beside it: every package, Node.js's own", () => {
+    const text = readFileSync(join(dir, "THIRD-PARTY-LICENSES.txt"), "utf8");
+    const packages = [...text.matchAll(/^(@?[a-z0-9-]+(?:\/[a-z0-9.-]+)?)@\d[^ ]* \(/gm)].map((m) => m[1]);
+    for (const name of ["@aws-sdk/client-s3", "@aws-sdk/client-sqs", "@fluent-org/logger", "commander", "undici"]) {
+      expect(packages).toContain(name);
+    }
+    expect(text).toContain(`Node.js ${process.version}`);
+    expect(text).toContain("Apache License");
+    expect(text).toContain("Permission is hereby granted"); // MIT
   });
 
   it.each([
