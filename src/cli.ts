@@ -581,6 +581,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     ? new (await import("./sqs.js")).SqsAcker({
         log,
         clientFor: (queueUrl) => aws.sqsClient(queueUrl),
+        trustedOrigins: aws.sqsOrigins(),
         ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
       })
     : undefined;
@@ -643,7 +644,9 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   const started = Date.now();
   const counts = () => ({
     ...filter.counts(),
-    ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),
+    ...(acker === undefined
+      ? {}
+      : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused }),
   });
   const stats = new Stats(counts(), started);
   const statsTimer =
@@ -668,7 +671,9 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     newestEventTime: filter.newest.text ?? null,
     leftOver: intake.leftOver,
     ...(spool === undefined ? {} : { spooled: spool.size }),
-    ...(acker === undefined ? {} : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures }),
+    ...(acker === undefined
+      ? {}
+      : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused }),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),

@@ -121,6 +121,17 @@ export class AwsClients {
     return this.getterOnce;
   }
 
+  /** The SQS origin the operator configured (AWS_ENDPOINT_URL_SQS), where a record's queue_url may point. */
+  sqsOrigins(): string[] {
+    const { sqsEndpoint } = this.settings;
+    if (sqsEndpoint === undefined) return [];
+    try {
+      return [new URL(sqsEndpoint).origin];
+    } catch {
+      return [];
+    }
+  }
+
   /** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */
   sqsClient(queueUrl: string): Promise<SQSClient> {
     let region = this.settings.region;

@@ -40,6 +40,17 @@ export type BucketName = Branded<"BucketName">;
  */
 export type ObjectKey = Branded<"ObjectKey">;
 
+/**
+ * An SQS queue URL taken from an input record (fluent-plugin-sqs's `queue_url`), to which deletes and visibility
+ * changes are sent, signed. The record is input like any other, so its URL must be an SQS queue's on an AWS SQS host
+ * (`sqs.REGION.amazonaws.com[.cn]`, `sqs-fips.REGION…`, the legacy `REGION.queue.amazonaws.com`, dual-stack
+ * `sqs.REGION.api.aws`, an interface endpoint `vpce-….sqs.REGION.vpce.amazonaws.com`) over https, or on an origin the
+ * operator configured (AWS_ENDPOINT_URL_SQS, the `sqs` command's --queue-url): never a host the record names alone.
+ * The path is `/ACCOUNT/NAME`: twelve digits, then 1 to 80 letters, digits, `-` and `_` (a FIFO queue's ends in
+ * `.fifo`). https://docs.aws.amazon.com/general/latest/gr/sqs-service.html
+ */
+export type QueueUrl = Branded<"QueueUrl">;
+
 /** Why a value was refused; never holds the value itself (see `refusalMessage`). */
 export interface Invalid {
   readonly reason: string;
@@ -99,6 +110,44 @@ export function parseObjectKey(value: string): ObjectKey | Invalid {
     return { reason: 'holds a "." or ".." path segment' };
   }
   return value as ObjectKey;
+}
+
+const SQS_HOST =
+  /^(?:(?:sqs|sqs-fips)\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com|queue\.amazonaws\.com|sqs\.([a-z0-9-]+)\.api\.aws|vpce-[a-z0-9-]+\.sqs\.([a-z0-9-]+)\.vpce\.amazonaws\.com(?:\.cn)?)$/;
+const QUEUE_PATH = /^\/\d{12}\/(?:[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)$/;
+
+/** `trustedOrigins`: origins (`http://host:port`) the operator configured, where any queue may be. */
+export function parseQueueUrl(value: string, trustedOrigins: readonly string[] = []): QueueUrl | Invalid {
+  // The URL parser drops tabs and line breaks and trims spaces: refused first, so that what is checked is what is sent.
+  if (/[\s\p{Cc}]/u.test(value)) return { reason: "holds white space or a control character" };
+  // Likewise "." and ".." segments (also as %2e, or after a backslash, which the parser reads as "/") are resolved away.
+  if (value.includes("\\") || /\/(?:\.|%2e){1,2}(?:\/|$)/i.test(value))
+    return { reason: 'holds a "." or ".." path segment' };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { reason: "is not a URL" };
+  }
+  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" || /[?#@]/.test(value)) {
+    return { reason: "holds credentials, a query or a fragment" };
+  }
+  if (trustedOrigins.includes(url.origin)) {
+    // SQS-compatible services lay their paths out their own way (ElasticMQ's `/queue/NAME`): plain segments only.
+    const plain = url.pathname.split("/").slice(1);
+    const ok =
+      plain.length > 0 && plain.every((segment) => /^[A-Za-z0-9_.-]+$/.test(segment) && !/^\.\.?$/.test(segment));
+    return ok ? (value as QueueUrl) : { reason: "has a path that is not plain /SEGMENT/SEGMENT" };
+  }
+  if (!QUEUE_PATH.test(url.pathname)) return { reason: "is not /ACCOUNT/QUEUE-NAME" };
+  if (url.protocol !== "https:") return { reason: "is not https (and not the configured SQS endpoint)" };
+  const host = SQS_HOST.exec(url.hostname);
+  if (host === null || url.port !== "") {
+    return { reason: "is not on an AWS SQS host (set AWS_ENDPOINT_URL_SQS for another SQS-compatible service)" };
+  }
+  const region = host[1] ?? host[2] ?? host[3] ?? host[4];
+  if (region !== undefined && isInvalid(parseRegion(region))) return { reason: "names no AWS region in its host" };
+  return value as QueueUrl;
 }
 
 /** Characters of a refused value quoted in a message: enough to recognise it, never a whole hostile payload. */

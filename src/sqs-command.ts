@@ -55,6 +55,7 @@ export class SqsService {
     this.acker = new SqsAcker({
       log,
       clientFor: (queueUrl) => deps.sqsClient(queueUrl),
+      trustedUrls: [options.queueUrl], // the only queue its messages come from
       ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
     });
     this.input = new SqsSource({

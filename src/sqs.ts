@@ -9,6 +9,7 @@
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "./log.js";
+import { isInvalid, parseQueueUrl, refusalMessage } from "./names.js";
 import type { SqsMessage } from "./records.js";
 
 export interface SqsAckerOptions {
@@ -21,6 +22,13 @@ export interface SqsAckerOptions {
   batchWindowMs?: number;
   /** Attempts for a delete that fails transiently. */
   maxAttempts?: number;
+  /**
+   * Origins the operator configured for SQS (AWS_ENDPOINT_URL_SQS, the `sqs` command's --queue-url): a record's
+   * queue_url elsewhere than on them must be on an AWS SQS host, or its message is not acknowledged (names.ts).
+   */
+  trustedOrigins?: readonly string[];
+  /** Queue URLs the operator gave (the `sqs` command's --queue-url): used as they are. */
+  trustedUrls?: readonly string[];
 }
 
 interface PendingDelete {
@@ -34,6 +42,11 @@ interface PendingDelete {
  * lives for weeks (100,000 held up to 50 MB). Deleting twice is harmless anyway, just a wasted call.
  */
 const REMEMBERED = 10_000;
+/** Queue URLs found good, at most (a process reads a handful of queues; a stream of odd URLs must not grow it). */
+const QUEUES_REMEMBERED = 100;
+/** Refused queue URLs logged one by one; after that, one log line per this many. */
+const REFUSALS_LOGGED = 20;
+const REFUSALS_EVERY = 1000;
 const PERMANENT = new Set(["ReceiptHandleIsInvalid", "InvalidParameterValue", "QueueDoesNotExist", "AccessDenied"]);
 
 function errorName(error: unknown): string {
@@ -50,11 +63,36 @@ export class SqsAcker {
   deletes = 0;
   failures = 0;
   handedBack = 0;
+  /** Records whose queue_url was refused: their messages are not acknowledged (they come back, and are read again). */
+  refused = 0;
+  private readonly goodQueues = new Set<string>();
 
-  constructor(private readonly options: SqsAckerOptions) {}
+  constructor(private readonly options: SqsAckerOptions) {
+    for (const url of options.trustedUrls ?? []) this.goodQueues.add(url);
+  }
+
+  /** Whether requests may go to the message's queue URL; a refusal is counted and logged (quoted, cut short). */
+  private usable(message: SqsMessage): boolean {
+    const url = message.queueUrl;
+    if (this.goodQueues.has(url)) return true;
+    const parsed = parseQueueUrl(url, this.options.trustedOrigins);
+    if (!isInvalid(parsed)) {
+      if (this.goodQueues.size < QUEUES_REMEMBERED) this.goodQueues.add(url);
+      return true;
+    }
+    this.refused++;
+    if (this.refused <= REFUSALS_LOGGED || this.refused % REFUSALS_EVERY === 0) {
+      this.options.log.error("SQS message not acknowledged: its queue_url is refused", {
+        reason: refusalMessage("queue_url", url, parsed),
+        refused: this.refused,
+      });
+    }
+    return false;
+  }
 
   /** Work on the message's record has started: keep it invisible while it lasts. */
   track(message: SqsMessage): void {
+    if (!this.usable(message)) return;
     const timeout = this.options.visibilityTimeout;
     if (timeout === undefined || this.extending.has(message.receiptHandle)) return;
     // Extend at half the timeout: the message was received some time before the record reached us.
@@ -73,7 +111,7 @@ export class SqsAcker {
   settle(message: SqsMessage, remove: boolean): void {
     clearTimeout(this.extending.get(message.receiptHandle));
     this.extending.delete(message.receiptHandle);
-    if (!remove) return;
+    if (!remove || !this.usable(message)) return;
     if (this.deleted.has(message.receiptHandle)) return; // never twice
     this.remember(message.receiptHandle);
     this.enqueue({ message, attempts: 0 });
@@ -86,7 +124,7 @@ export class SqsAcker {
   handBack(message: SqsMessage): void {
     clearTimeout(this.extending.get(message.receiptHandle));
     this.extending.delete(message.receiptHandle);
-    if (this.deleted.has(message.receiptHandle)) return;
+    if (this.deleted.has(message.receiptHandle) || !this.usable(message)) return;
     this.run(
       (async () => {
         try {

@@ -648,6 +648,8 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     await sqs?.close();
   });
 
+  // The stand-in's queue URLs are on loopback: the filter sends to them only with the endpoint configured.
+  const sqsEnv = () => ({ AWS_ENDPOINT_URL_SQS: sqs.endpoint });
   const message = (handle: string, keys: string[]): string =>
     inSqsRecord(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys }), handle, sqs.queueUrl);
   const deleteCalls = () => sqs.calls.filter((c) => c.action === "DeleteMessageBatch" || c.action === "DeleteMessage");
@@ -674,7 +676,7 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     sqs.rejectHandle("rh-rejected");
     lines.push(message("rh-rejected", ["sqs/batch/1.json"]));
 
-    const started = startCli(["--endpoint", s3.endpoint, "--delete-sqs-messages"], ENV);
+    const started = startCli(["--endpoint", s3.endpoint, "--delete-sqs-messages"], { ...ENV, ...sqsEnv() });
     const firstSeen = new Map<string, number>();
     let text = "";
     started.child.stdout.on("data", (chunk: Buffer) => {
@@ -719,7 +721,7 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     const good = "sqs/transient/good.json";
     const goodIds = put(good, 5);
     const input = `${message("rh-left", [failing])}\n${message("rh-good", [good])}\n`;
-    const run = await cli(["--delete-sqs-messages", "--retry-for", "1"], input);
+    const run = await cli(["--delete-sqs-messages", "--retry-for", "1"], input, sqsEnv());
     expect(run.code).toBe(0);
     const out = parseOutput(run.stdout);
     expect(deadLetters(out)).toEqual([]);
@@ -740,7 +742,10 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
       put(`sqs/sigterm/${i}.json`, 9 + i);
       lines.push(message(`rh-term-${i}`, [`sqs/sigterm/${i}.json`]));
     }
-    const run = startCli(["--endpoint", s3.endpoint, "--delete-sqs-messages", "--shutdown-timeout", "1"], ENV);
+    const run = startCli(["--endpoint", s3.endpoint, "--delete-sqs-messages", "--shutdown-timeout", "1"], {
+      ...ENV,
+      ...sqsEnv(),
+    });
     run.child.stdin.end(`${lines.join("\n")}\n`);
     await waitFor("the other objects fetched", () =>
       [0, 1, 2, 3, 4].every((i) => s3.requestsFor(BUCKET, `sqs/sigterm/${i}.json`).length > 0),
@@ -759,7 +764,7 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     put(key, 6);
     const before = sqs.calls.length;
     sqs.failNext(2, "500");
-    const run = await cli(["--delete-sqs-messages"], `${message("rh-flaky", [key])}\n`);
+    const run = await cli(["--delete-sqs-messages"], `${message("rh-flaky", [key])}\n`, sqsEnv());
     expect(run.code).toBe(0);
     const calls = sqs.calls.slice(before);
     expect(calls.filter((c) => c.status === 500)).toHaveLength(2);
@@ -774,7 +779,11 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     s3.failKey(BUCKET, keys[0] as string, { delay: 2500 });
     const handles = ["rh-queued-slow", "rh-queued-second", "rh-queued-third"];
     const input = `${handles.map((handle, i) => message(handle, [keys[i] as string])).join("\n")}\n`;
-    const run = await cli(["--delete-sqs-messages", "--visibility-timeout", "2", "--concurrency", "1"], input);
+    const run = await cli(
+      ["--delete-sqs-messages", "--visibility-timeout", "2", "--concurrency", "1"],
+      input,
+      sqsEnv(),
+    );
     expect(run.code).toBe(0);
     const third = handles[2] as string;
     const fetched = s3.requestsFor(BUCKET, keys[2] as string)[0]?.time;
@@ -792,7 +801,7 @@ describe("--delete-sqs-messages: messages are deleted once their output is writt
     put(slowKey, 7);
     s3.failKey(BUCKET, slowKey, { delay: 2500 });
     const input = `${message("rh-vis-slow", [slowKey])}\n`;
-    const run = await cli(["--delete-sqs-messages", "--visibility-timeout", "2"], input);
+    const run = await cli(["--delete-sqs-messages", "--visibility-timeout", "2"], input, sqsEnv());
     expect(run.code).toBe(0);
     const changes = sqs.calls.filter(
       (c) => c.action === "ChangeMessageVisibility" && c.input.ReceiptHandle === "rh-vis-slow",

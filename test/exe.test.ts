@@ -137,7 +137,8 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
       message("rh-both", [`${PREFIX}${nameA}.gz`, `${PREFIX}${nameB}`]),
       message("rh-missing", [`${PREFIX}missing.json.gz`]),
     ].join("\n");
-    const result = await run(["--delete-sqs-messages", "--scan-workers", "1"], `${input}\n`, s3Env(s3.endpoint));
+    const env = { ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_SQS: sqs.endpoint };
+    const result = await run(["--delete-sqs-messages", "--scan-workers", "1"], `${input}\n`, env);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     const out = parseOutput(result.stdout);

@@ -288,6 +288,7 @@ describe.skipIf(unavailable !== undefined)(
       AWS_SECRET_ACCESS_KEY: "x",
       AWS_REGION: "us-east-1",
       AWS_ENDPOINT_URL_S3: s3.endpoint,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint, // the stand-in's queue URLs are on loopback, not an AWS SQS host
       AWS_EC2_METADATA_DISABLED: "true",
     });
 

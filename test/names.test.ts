@@ -1,7 +1,14 @@
 // Table tests for the parsers of untrusted S3 coordinates: every normal value passes unchanged, every hostile one is
 // refused with a reason.
 import { describe, expect, it } from "vitest";
-import { isInvalid, parseBucketName, parseObjectKey, parseRegion, refusalMessage } from "../src/names.js";
+import {
+  isInvalid,
+  parseBucketName,
+  parseObjectKey,
+  parseQueueUrl,
+  parseRegion,
+  refusalMessage,
+} from "../src/names.js";
 
 describe("parseRegion", () => {
   it.each([
@@ -163,6 +170,55 @@ describe("parseObjectKey", () => {
     ["a/..", "segment"],
   ])("%j is refused (%s)", (value, why) => {
     expect(parseObjectKey(value)).toEqual({ reason: expect.stringContaining(why) });
+  });
+});
+
+describe("parseQueueUrl", () => {
+  it.each([
+    "https://sqs.us-east-1.amazonaws.com/111122223333/cloudtrail",
+    "https://sqs.eu-west-1.amazonaws.com/111122223333/backfill.fifo",
+    "https://sqs-fips.us-gov-west-1.amazonaws.com/111122223333/q",
+    "https://sqs.cn-north-1.amazonaws.com.cn/111122223333/q_1-x",
+    "https://eu-west-1.queue.amazonaws.com/111122223333/q",
+    "https://queue.amazonaws.com/111122223333/q",
+    "https://sqs.ap-south-1.api.aws/111122223333/q",
+    "https://vpce-0a1b2c3d-abcd1234.sqs.us-east-1.vpce.amazonaws.com/111122223333/q",
+  ])("accepts %s", (url) => {
+    expect(parseQueueUrl(url)).toBe(url);
+  });
+
+  it.each([
+    ["http://sqs.us-east-1.amazonaws.com/111122223333/q", "is not https"],
+    ["https://sqs.us-east-1.amazonaws.com:8443/111122223333/q", "is not on an AWS SQS host"],
+    ["https://sqs.us-east-1.amazonaws.com.evil.example/111122223333/q", "is not on an AWS SQS host"],
+    ["https://evil.example/111122223333/q", "is not on an AWS SQS host"],
+    ["https://user:pw@sqs.us-east-1.amazonaws.com/111122223333/q", "holds credentials"],
+    ["https://sqs.us-east-1.amazonaws.com/111122223333/q?x=1", "holds credentials, a query"],
+    ["https://sqs.us-east-1.amazonaws.com/111122223333/q#f", "a fragment"],
+    ["https://sqs.us-east-1.amazonaws.com/11112222333/q", "is not /ACCOUNT/QUEUE-NAME"],
+    ["https://sqs.us-east-1.amazonaws.com/111122223333/q/x", "is not /ACCOUNT/QUEUE-NAME"],
+    ["https://sqs.us-east-1.amazonaws.com/111122223333/%71", "is not /ACCOUNT/QUEUE-NAME"],
+    [`https://sqs.us-east-1.amazonaws.com/111122223333/${"q".repeat(81)}`, "is not /ACCOUNT/QUEUE-NAME"],
+    ["https://sqs.us-east-1.amazonaws.com/111122223333/q\n", "white space or a control character"],
+    ["https://sqs.us-east-1.amazonaws.com/111122223333/q\tx", "white space or a control character"],
+    ["https://sqs.nowhere.amazonaws.com/111122223333/q", "names no AWS region"],
+    ["sqs.us-east-1.amazonaws.com/111122223333/q", "is not a URL"],
+  ])("refuses %s", (url, reason) => {
+    const parsed = parseQueueUrl(url);
+    expect(isInvalid(parsed) ? parsed.reason : parsed).toContain(reason);
+  });
+
+  it("takes any plain path on a configured origin (an SQS-compatible service), and nothing odd even there", () => {
+    const trusted = ["http://127.0.0.1:9324"];
+    expect(parseQueueUrl("http://127.0.0.1:9324/queue/cloudtrail", trusted)).toBe(
+      "http://127.0.0.1:9324/queue/cloudtrail",
+    );
+    expect(parseQueueUrl("http://127.0.0.1:9324/000000000000/q", trusted)).toBe("http://127.0.0.1:9324/000000000000/q");
+    expect(isInvalid(parseQueueUrl("http://127.0.0.1:9324/queue/../x", trusted))).toBe(true);
+    expect(isInvalid(parseQueueUrl("http://127.0.0.1:9324/queue/%2E%2e/x", trusted))).toBe(true);
+    expect(isInvalid(parseQueueUrl("http://127.0.0.1:9324/queue\\..\\x", trusted))).toBe(true);
+    expect(isInvalid(parseQueueUrl("http://127.0.0.1:9325/queue/x", trusted))).toBe(true);
+    expect(isInvalid(parseQueueUrl("http://127.0.0.1:9324/queue/x", []))).toBe(true);
   });
 });
 

@@ -235,7 +235,12 @@ describe("the CLI through an HTTP proxy", () => {
       const run = await runCli(
         ["--endpoint", `https://localhost:${httpsPort}`, "--delete-sqs-messages"],
         `${lines.join("\n")}\n`,
-        { ...ENV, NODE_EXTRA_CA_CERTS: TEST_CA, HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` },
+        {
+          ...ENV,
+          NODE_EXTRA_CA_CERTS: TEST_CA,
+          HTTPS_PROXY: `http://127.0.0.1:${proxy.port}`,
+          AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+        },
       );
       expect(run.code).toBe(0);
       expect(sortedIds(run.stdout)).toEqual([...expectedIds].sort());

@@ -292,6 +292,49 @@ describe("hostile references reach no host", () => {
   });
 });
 
+describe("a record's queue_url reaches no host but SQS's (or the configured endpoint)", () => {
+  const body = JSON.stringify({ s3Bucket: "trail-bucket", s3ObjectKey: [KEY] });
+  const hostile = (port: number) => [
+    `http://127.0.0.1:${port}/111122223333/q`,
+    `https://127.0.0.1:${port}/111122223333/q`,
+    `https://sqs.us-east-1.amazonaws.com@127.0.0.1:${port}/111122223333/q`,
+    `https://sqs.us-east-1.amazonaws.com.127.0.0.1.nip.io:${port}/111122223333/q`,
+    `https://sqs.us-east-1.amazonaws.com:${port}/111122223333/q`,
+    `https://sqs.us-east-1.amazonaws.com/111122223333/q?Action=Delete&x=http://127.0.0.1:${port}`,
+    `https://sqs.us-east-1.amazonaws.com/111122223333/../../q`,
+    `https://sqs.x@127.0.0.1:${port}.amazonaws.com/111122223333/q`,
+  ];
+
+  it("refused queue URLs: no connection, the events still out, the refusal logged (quoted, cut short) and counted", async () => {
+    const urls = hostile(listener.port);
+    const input = urls.map((url, i) => inSqsRecord(body, `rh-${i}`, url)).join("\n");
+    const run = await runCli(
+      ["--endpoint", s3.endpoint, "--delete-sqs-messages", "--visibility-timeout", "30"],
+      `${input}\n`,
+      { ...AWS_ENV, AWS_ENDPOINT_URL_S3: s3.endpoint },
+    );
+    expect(run.code).toBe(0);
+    expect(events(parseOutput(run.stdout))).toHaveLength(urls.length);
+    expect(deadLetters(parseOutput(run.stdout))).toEqual([]);
+    expect(listener.connections).toBe(0);
+    const refusals = run.log.filter((line) => line.msg === "SQS message not acknowledged: its queue_url is refused");
+    expect(refusals.length).toBeGreaterThanOrEqual(urls.length);
+    for (const line of refusals) expect(String(line.reason)).toMatch(/^queue_url "/);
+    expect(run.log.find((line) => line.msg === "summary")).toMatchObject({ sqsDeletes: 0 });
+  });
+
+  it("the listener does count: the same records with AWS_ENDPOINT_URL_SQS at it connect", async () => {
+    const url = `http://127.0.0.1:${listener.port}/111122223333/q`;
+    const run = await runCli(
+      ["--endpoint", s3.endpoint, "--delete-sqs-messages"],
+      `${inSqsRecord(body, "rh-0", url)}\n`,
+      { ...AWS_ENV, AWS_ENDPOINT_URL_S3: s3.endpoint, AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${listener.port}` },
+    );
+    expect(run.code).toBe(0);
+    expect(listener.connections).toBeGreaterThan(0);
+  });
+});
+
 describe("--buckets", () => {
   const shapes = (bucket: string) => [
     cloudTrail(bucket),
