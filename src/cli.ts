@@ -814,7 +814,7 @@ function importCommand(program: Command): Command {
         },
         lister: (signal) =>
           source.scheme === "s3"
-            ? new S3Lister(() => runtime.aws.s3Client(undefined), source.bucket, retry, signal)
+            ? new S3Lister(() => runtime.aws.s3Client(undefined), source.bucket, retry, signal, options.requestPayer)
             : new FileLister(),
         log,
         ...(checkpoint === undefined ? {} : { checkpoint }),

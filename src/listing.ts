@@ -37,6 +37,8 @@ export class S3Lister implements Lister {
     private readonly bucket: string,
     private readonly retry: RetryPolicy,
     private readonly signal: AbortSignal,
+    /** A Requester Pays bucket: listing it costs this account, and S3 refuses it without saying so. */
+    private readonly requestPayer = false,
   ) {}
 
   async children(prefix: string): Promise<string[]> {
@@ -60,6 +62,7 @@ export class S3Lister implements Lister {
       const input: ListObjectsV2CommandInput = { Bucket: this.bucket, Prefix: prefix };
       if (delimiter !== undefined) input.Delimiter = delimiter;
       if (token !== undefined) input.ContinuationToken = token;
+      if (this.requestPayer) input.RequestPayer = "requester";
       const page = await this.send(input);
       yield page;
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;

@@ -521,6 +521,23 @@ describe("import command against s3rver", () => {
     }
   });
 
+  it("--request-payer: the listing asks as requester too (S3 refuses a Requester Pays listing otherwise)", async () => {
+    const fault = await startFaultS3();
+    try {
+      fault.createBucket("payer");
+      fault.putObject("payer", TRAIL.a1 as string, logFile("a1"), { contentEncoding: "gzip" });
+      const run = await runCli(["import", "s3://payer", "--request-payer"], "", s3Env(fault.endpoint));
+      expect(run.stderr).toBe("");
+      expect(run.code).toBe(0);
+      expect(eventsByObject(run)).toEqual(whole(["a1"]));
+      const lists = fault.requests.filter((r) => r.method === "GET" && r.key === "");
+      expect(lists.length).toBeGreaterThan(0);
+      for (const request of fault.requests) expect(request.headers["x-amz-request-payer"]).toBe("requester");
+    } finally {
+      await fault.close();
+    }
+  });
+
   it("usage errors exit non-zero before listing anything", async () => {
     const source = await runCli(["import", "https://trail/AWSLogs/"], "", env);
     expect(source.code).toBe(2);

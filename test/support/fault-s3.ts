@@ -1,4 +1,4 @@
-// A loopback S3 look-alike (path-style GET/HEAD of objects held in memory) that fails on cue: error statuses,
+// A loopback S3 look-alike (path-style GET/HEAD of objects held in memory, and a one-page ListObjectsV2) that fails on cue: error statuses,
 // connection resets, truncated bodies, stalls and delays, each consumed in order by the requests it targets.
 import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -172,6 +172,36 @@ export async function startFaultS3(): Promise<FaultS3> {
     res.end(body);
   }
 
+  /** ListObjectsV2, enough for the import's walk: prefix and delimiter, one page (no continuation). */
+  function list(res: ServerResponse, bucket: string, params: URLSearchParams) {
+    const prefix = params.get("prefix") ?? "";
+    const delimiter = params.get("delimiter") ?? "";
+    const keys: string[] = [];
+    const common = new Set<string>();
+    for (const id of [...objects.keys()].sort()) {
+      const [owner, key] = [id.slice(0, id.indexOf("\u0000")), id.slice(id.indexOf("\u0000") + 1)];
+      if (owner !== bucket || !key.startsWith(prefix)) continue;
+      const cut = delimiter === "" ? -1 : key.indexOf(delimiter, prefix.length);
+      if (cut === -1) keys.push(key);
+      else common.add(key.slice(0, cut + delimiter.length));
+    }
+    const contents = keys
+      .map(
+        (key) =>
+          `<Contents><Key>${xmlEscape(key)}</Key><Size>${objects.get(objectId(bucket, key))?.body.length ?? 0}</Size></Contents>`,
+      )
+      .join("");
+    const prefixes = [...common]
+      .map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p)}</Prefix></CommonPrefixes>`)
+      .join("");
+    const body =
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
+      `<Prefix>${xmlEscape(prefix)}</Prefix><KeyCount>${keys.length + common.size}</KeyCount><MaxKeys>1000</MaxKeys>` +
+      `<IsTruncated>false</IsTruncated>${contents}${prefixes}</ListBucketResult>`;
+    res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  }
+
   function serve(req: IncomingMessage, res: ServerResponse, record: RecordedRequest, truncateAt?: number) {
     const { bucket, key } = record;
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -188,6 +218,15 @@ export async function startFaultS3(): Promise<FaultS3> {
     if (denied.has(id)) {
       record.outcome = "AccessDenied";
       sendError(req, res, 403, "AccessDenied");
+      return;
+    }
+    if (
+      key === "" &&
+      req.method === "GET" &&
+      new URL(req.url ?? "/", "http://x").searchParams.get("list-type") === "2"
+    ) {
+      record.outcome = "ok";
+      list(res, bucket, new URL(req.url ?? "/", "http://x").searchParams);
       return;
     }
     const object = objects.get(id);
