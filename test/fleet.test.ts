@@ -1,5 +1,5 @@
 // A fleet (issue 15, item 4): three filter processes, each fed the way fluentd's in_sqs → exec_filter feeds it,
-// drain one SQS queue that holds a backfill of 40 CloudTrail objects; one of them is killed with SIGKILL while it
+// drain one SQS queue that holds a backfill of 40 CloudTrail objects (put there by `import --enqueue`); one of them is killed with SIGKILL while it
 // holds messages whose events it has partly written. Shown: every event comes out at least once; no message is
 // deleted before all its events were read from some filter's stdout; the killed filter kept its messages invisible
 // past their timeout while it lived, and after the kill they come back and the others finish them; the copies this
@@ -13,9 +13,9 @@ import { readdirSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { type Message, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { type Message, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Spawned, startCli } from "./support/cli.js";
+import { runCli, type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { waitUntil } from "./support/fluentd.js";
 import { type QueuedMessage, type SqsTest, startSqs } from "./support/sqs-server.js";
@@ -46,38 +46,25 @@ interface Backfilled {
 }
 
 /**
- * What `import s3://BUCKET/… --enqueue QUEUE_URL` does (being built elsewhere): one message per few objects, in
- * CloudTrail's own notification shape, sent 10 to a SendMessageBatch call. Kept apart so that the real command can
- * take its place.
+ * The backfill put on the queue by the real command, `import s3://BUCKET --enqueue QUEUE_URL --keys-per-message 3`:
+ * one message per three objects, in CloudTrail's own notification shape.
  */
-async function enqueueBackfill(
-  client: SQSClient,
-  queueUrl: string,
-  bucket: string,
-  keys: string[],
-  keysPerMessage = KEYS_PER_MESSAGE,
-): Promise<Backfilled[]> {
-  const groups: string[][] = [];
-  for (let i = 0; i < keys.length; i += keysPerMessage) groups.push(keys.slice(i, i + keysPerMessage));
-  const sent: Backfilled[] = [];
-  for (let i = 0; i < groups.length; i += 10) {
-    const batch = groups.slice(i, i + 10);
-    const result = await client.send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: batch.map((group, j) => ({
-          Id: String(j),
-          MessageBody: JSON.stringify({ s3Bucket: bucket, s3ObjectKey: group }),
-        })),
-      }),
-    );
-    if ((result.Failed ?? []).length > 0) throw new Error(`SendMessageBatch failed: ${JSON.stringify(result.Failed)}`);
-    for (const entry of result.Successful ?? []) {
-      sent.push({ messageId: entry.MessageId as string, keys: batch[Number(entry.Id)] as string[] });
-    }
-  }
-  return sent;
+async function enqueueBackfill(s3Endpoint: string, sqsEndpoint: string, queueUrl: string): Promise<void> {
+  const run = await runCli(
+    ["import", `s3://${BUCKET}`, "--enqueue", queueUrl, "--keys-per-message", String(KEYS_PER_MESSAGE)],
+    "",
+    { ...AWS_ENV("backfill"), AWS_ENDPOINT_URL_S3: s3Endpoint, AWS_ENDPOINT_URL_SQS: sqsEndpoint },
+  );
+  if (run.code !== 0) throw new Error(`import --enqueue exited ${run.code}: ${run.stderr}`);
 }
+
+/** A host's AWS environment: its own access key id, by which the S3 stand-in tells the hosts apart. */
+const AWS_ENV = (name: string) => ({
+  AWS_ACCESS_KEY_ID: name,
+  AWS_SECRET_ACCESS_KEY: "x",
+  AWS_REGION: "us-east-1",
+  AWS_EC2_METADATA_DISABLED: "true",
+});
 
 /** fluent-plugin-sqs 3.x's record of one message (its `parse_message`), one JSON line as exec_filter writes it. */
 function inSqsLine(message: Message, queueUrl: string): string {
@@ -152,13 +139,13 @@ describe("a fleet: three filters on one queue, one killed with SIGKILL mid-work"
     const expected = [...idsByKey.values()].flat();
     expect(new Set(expected).size).toBe(expected.length);
 
-    const sender = new SQSClient({
-      endpoint: sqs.endpoint,
-      region: "us-east-1",
-      credentials: { accessKeyId: "backfill", secretAccessKey: "x" },
-    });
-    const messages = await enqueueBackfill(sender, queueUrl, BUCKET, keys);
-    sender.destroy();
+    await enqueueBackfill(s3.endpoint, sqs.endpoint, queueUrl);
+    const messages: Backfilled[] = sqs.remaining(queueUrl).map((m) => ({
+      messageId: m.messageId,
+      keys: (JSON.parse(m.body) as { s3ObjectKey: string[] }).s3ObjectKey,
+    }));
+    expect(messages).toHaveLength(Math.ceil(OBJECTS / KEYS_PER_MESSAGE));
+    expect(messages.flatMap((m) => m.keys).sort()).toEqual([...keys].sort());
     const messageOfKey = new Map(messages.flatMap((m) => m.keys.map((key) => [key, m.messageId] as const)));
     const keysOf = (messageId: string) => messages.find((m) => m.messageId === messageId)?.keys ?? [];
 
@@ -226,12 +213,8 @@ describe("a fleet: three filters on one queue, one killed with SIGKILL mid-work"
           "--stats-interval",
           "0.5",
         ],
-        {
-          AWS_ACCESS_KEY_ID: name,
-          AWS_SECRET_ACCESS_KEY: "x",
-          AWS_REGION: "us-east-1",
-          AWS_EC2_METADATA_DISABLED: "true",
-        },
+        // The queue's URL is on loopback, not an AWS SQS host: the filter sends there only with the endpoint set.
+        { ...AWS_ENV(name), AWS_ENDPOINT_URL_SQS: sqs.endpoint },
       );
       const client = new SQSClient({
         endpoint: sqs.endpoint,
