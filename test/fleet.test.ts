@@ -9,9 +9,7 @@
 // The copies become one document in Elasticsearch through fluent.conf's `id_key eventID` (with `write_operation
 // create`): test/configs.test.ts ("indexes idempotently into daily cloudtrail-* indices") asserts those settings in
 // the elasticsearch <match>, so they are not asserted again here.
-import { readdirSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type Message, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,12 +17,9 @@ import { runCli, type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { waitUntil } from "./support/fluentd.js";
 import { type QueuedMessage, type SqsTest, startSqs } from "./support/sqs-server.js";
-import { trail } from "./support/trail.js";
+import { FIXTURE_NAMES, trail } from "./support/trail.js";
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
-const NAMES = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
+const NAMES = FIXTURE_NAMES;
 const BUCKET = "fleet-trail";
 const OBJECTS = 40;
 const KEYS_PER_MESSAGE = 3;

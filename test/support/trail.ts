@@ -1,9 +1,14 @@
 // Real CloudTrail fixture files as the end-to-end tests use them: events renamed per test phase, and counting.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
+export const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
+
+/** The fixture files' names (`ACCOUNT_CloudTrail_REGION_….json`), sorted. */
+export const FIXTURE_NAMES = readdirSync(FIXTURES)
+  .filter((name) => name.endsWith(".json"))
+  .sort();
 
 export interface TrailEvent {
   eventID: string;
