@@ -782,8 +782,7 @@ function importCommand(program: Command): Command {
       if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
         command.error("error: --since is after --until", { exitCode: 2 });
       }
-      if (options.enqueue !== undefined)
-        checkEnqueue(options.enqueue, source.scheme, options.list === true, command, program);
+      if (options.enqueue !== undefined) checkEnqueue(options.enqueue, source.scheme, command, program);
       else if (command.getOptionValueSource("keysPerMessage") === "cli") {
         command.error("error: --keys-per-message does nothing without --enqueue", { exitCode: 2 });
       }
@@ -840,7 +839,8 @@ function importCommand(program: Command): Command {
 
       const started = Date.now();
       if (source.scheme === "file") await checkDirectory(`/${source.prefix}`).catch(listingFailed);
-      if (options.enqueue !== undefined && source.scheme === "s3") {
+      // With --list, --enqueue is a dry run like any other command line: the files are listed, nothing is sent.
+      if (options.enqueue !== undefined && options.list !== true && source.scheme === "s3") {
         const { enqueue } = await import("./enqueue-command.js");
         const code = await enqueue({
           importer,
@@ -916,15 +916,8 @@ const READING_OPTIONS = [
 ];
 
 /** `--enqueue` needs an S3 source (the filters elsewhere cannot read this machine's files) and no output options. */
-function checkEnqueue(
-  queueUrl: string,
-  scheme: "s3" | "file",
-  list: boolean,
-  command: Command,
-  program: Command,
-): void {
+function checkEnqueue(queueUrl: string, scheme: "s3" | "file", command: Command, program: Command): void {
   const fail = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
-  if (list) fail("--list and --enqueue: choose one (--list is the dry run of either)");
   if (scheme !== "s3")
     fail("--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
   let url: URL | undefined;

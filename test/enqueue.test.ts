@@ -115,6 +115,13 @@ describe("import --enqueue", () => {
     });
   });
 
+  it("--list with --enqueue is the dry run: the files listed, nothing sent", async () => {
+    const run = await runCli(["import", "s3://trail", "--enqueue", sqs.queueUrl, "--list"], "", env);
+    expect(run.code).toBe(0);
+    expect(run.stdout.toString().trim().split("\n").sort()).toEqual(ALL_KEYS.map((key) => `s3://trail/${key}`));
+    expect(sqs.calls).toEqual([]);
+  });
+
   it("enqueues exactly what --list lists, with the same selection options", async () => {
     const selection = ["--since", "2023-07-10", "--accounts", A, "--regions", "us-east-1"];
     const listed = await runCli(["import", "s3://trail/AWSLogs", ...selection, "--list"], "", env);
@@ -275,7 +282,6 @@ describe("import --enqueue", () => {
   it("usage errors exit 2 and send nothing", async () => {
     const cases: [string[], string][] = [
       [["import", "file:///tmp", "--enqueue", sqs.queueUrl], "--enqueue needs an s3:// source"],
-      [["import", "s3://trail", "--enqueue", sqs.queueUrl, "--list"], "--list and --enqueue: choose one"],
       [["import", "s3://trail", "--enqueue", "queue"], "--enqueue expects a queue URL"],
       [["import", "s3://trail", "--enqueue", "ftp://x/1/q"], "--enqueue expects a queue URL"],
       [
