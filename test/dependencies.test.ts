@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, "utf8")) as {
   dependencies: Record<string, string>;
+  bundleDependencies: string[];
   optionalDependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
@@ -57,6 +58,10 @@ describe("dependencies", () => {
 
   it("package.json's dependencies are exactly the packages src/ loads at run time", () => {
     expect(runtimePackages()).toEqual(Object.keys(pkg.dependencies).sort());
+  });
+
+  it("the tarball bundles every one of them (its installs take the lockfile's versions, with no registry)", () => {
+    expect([...pkg.bundleDependencies].sort()).toEqual(Object.keys(pkg.dependencies).sort());
   });
 
   it("README lists exactly those, and names the optional build tools", () => {
