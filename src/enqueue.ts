@@ -72,6 +72,8 @@ interface Message {
 function isPermanent(error: unknown): boolean {
   const shape = (typeof error === "object" && error !== null ? error : {}) as { name?: unknown; $fault?: unknown };
   const name = typeof shape.name === "string" ? shape.name : "";
+  // No credentials anywhere in the chain (it has retried what can be retried, such as instance metadata).
+  if (name === "CredentialsProviderError") return true;
   if (/Throttl/i.test(name)) return false;
   return shape.$fault === "client";
 }
@@ -137,6 +139,9 @@ export class Enqueuer {
       const context = sqsErrorContext(error);
       if (context.error === "QueueDoesNotExist" || context.error === "AWS.SimpleQueueService.NonExistentQueue") {
         throw new Error(`the queue ${this.options.queueUrl} does not exist (${String(context.error)})`);
+      }
+      if (context.error === "CredentialsProviderError") {
+        throw new Error(`no AWS credentials to send to ${this.options.queueUrl}: ${String(context.message)}`);
       }
       this.options.log.info("queue attributes not read: assuming SQS's message size limit", {
         ...context,

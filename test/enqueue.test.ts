@@ -253,6 +253,29 @@ describe("import --enqueue", () => {
     expect(summaryOf(down)).toMatchObject({ objects: 0, failedObjects: 60 });
   });
 
+  it("no AWS credentials at all: exit 1 at once, saying so, before anything is listed", async () => {
+    const home = mkdtempSync(join(tmpdir(), "ctef-no-aws-"));
+    try {
+      const bare = {
+        AWS_ACCESS_KEY_ID: "",
+        AWS_SECRET_ACCESS_KEY: "",
+        AWS_PROFILE: "",
+        AWS_EC2_METADATA_DISABLED: "true",
+        HOME: home,
+        AWS_CONFIG_FILE: join(home, "config"),
+        AWS_SHARED_CREDENTIALS_FILE: join(home, "credentials"),
+        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      };
+      const run = await runCli(["import", "s3://trail", "--enqueue", sqs.queueUrl], "", bare);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain("no AWS credentials");
+      expect(sqs.calls).toEqual([]);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it("keeps each message and each batch within the queue's MaximumMessageSize", async () => {
     const small = sqs.addQueue("small", { maximumMessageSize: 1024 });
     const run = await runCli(["import", "s3://trail", "--enqueue", small, "--keys-per-message", "100"], "", env);
