@@ -23,8 +23,8 @@ export interface SqsAckerOptions {
   /** Attempts for a delete that fails transiently. */
   maxAttempts?: number;
   /**
-   * Origins the operator configured for SQS (AWS_ENDPOINT_URL_SQS, the `sqs` command's --queue-url): a record's
-   * queue_url elsewhere than on them must be on an AWS SQS host, or its message is not acknowledged (names.ts).
+   * The origin the operator configured for SQS (AWS_ENDPOINT_URL_SQS): a record's queue_url elsewhere must be an
+   * SQS queue URL on an AWS SQS host, or its message is not acknowledged (names.ts, parseQueueUrl).
    */
   trustedOrigins?: readonly string[];
   /** Queue URLs the operator gave (the `sqs` command's --queue-url): used as they are. */
