@@ -100,8 +100,9 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
   if (listingError !== undefined) run.listingFailed(listingError);
   if (failure !== undefined || summary.failedObjects > 0) {
     const why = failure?.message ?? "some files fit in no message";
+    const notSent = summary.failedObjects + summary.unsentObjects;
     process.stderr.write(
-      `error: ${why}; ${summary.failedObjects} files not enqueued (not in the checkpoint; run again to send them)\n`,
+      `error: ${why}; ${notSent} files not enqueued (not in the checkpoint; run again to send them)\n`,
     );
     return 1;
   }

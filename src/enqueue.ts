@@ -59,6 +59,8 @@ export interface EnqueueSummary {
   failedObjects: number;
   /** Files whose message was in flight when the run was cut short. */
   abandonedObjects: number;
+  /** Files listed but not sent because the run stopped (a signal, or a failure for good) before their message went. */
+  unsentObjects: number;
   /** The queue's MaximumMessageSize as used. */
   maxMessageBytes: number;
 }
@@ -107,6 +109,7 @@ export class Enqueuer {
       invalidKeys: 0,
       failedObjects: 0,
       abandonedObjects: 0,
+      unsentObjects: 0,
       maxMessageBytes: SQS_MAX_BYTES,
     };
     options.counts.messages = 0;
@@ -197,6 +200,8 @@ export class Enqueuer {
     if (this.failure === undefined && !this.stopped) {
       this.closeMessage();
       this.dispatch();
+    } else {
+      this.summary.unsentObjects += this.keys.length + this.batch.reduce((n, m) => n + m.objects.length, 0);
     }
     while (this.sending.size > 0) await Promise.race(this.sending);
     return { ...this.summary, ...(this.failure === undefined ? {} : { failure: this.failure }) };

@@ -160,6 +160,8 @@ describe("import --enqueue", () => {
     expect(once.length).toBeGreaterThanOrEqual(20); // the call let through, and the held one(s)
     expect(once.length).toBeLessThan(60);
     expect(summaryOf(stopped)).toMatchObject({ interrupted: true, objects: once.length });
+    const counts = summaryOf(stopped) as { objects: number; unsentObjects: number; listed: number };
+    expect(counts.objects + counts.unsentObjects).toBe(counts.listed);
     const recorded = readFileSync(checkpoint, "utf8").trim().split("\n");
     expect(recorded.sort()).toEqual(once.map((key) => `s3://trail/${key}`).sort());
 
@@ -228,7 +230,11 @@ describe("import --enqueue", () => {
     args.push("--checkpoint", checkpoint);
     const run = await runCli(args, "", env);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/error: sending to .* failed: InvalidMessageContents; 1 files not enqueued/);
+    expect(run.stderr).toMatch(/error: sending to .* failed: InvalidMessageContents; \d+ files not enqueued/);
+    // Every listed file is accounted for: sent, refused, or listed and not sent once the run stopped.
+    const summary = summaryOf(run) as { objects: number; failedObjects: number; unsentObjects: number; listed: number };
+    expect(summary.failedObjects).toBe(1);
+    expect(summary.objects + summary.failedObjects + summary.unsentObjects).toBe(summary.listed);
     expect(run.log.find((line) => line.msg === "enqueue failed")).toMatchObject({
       error: "InvalidMessageContents",
       objects: 1,
