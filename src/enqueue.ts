@@ -168,7 +168,10 @@ export class Enqueuer {
     const { counts, log } = this.options;
     counts.listed++;
     counts.bytesListed += object.size;
-    if (this.failure !== undefined || this.stopped) return;
+    if (this.failure !== undefined || this.stopped) {
+      this.summary.unsentObjects++;
+      return;
+    }
     const key = parseObjectKey(object.key);
     if (isInvalid(key)) {
       this.summary.invalidKeys++;
