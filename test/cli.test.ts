@@ -1,19 +1,16 @@
 // The built CLI, spawned with real pipes as fluentd spawns it, against an S3-compatible server on loopback.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
 import { snsNotification } from "./support/messages.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
+import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
-const fixtureNames = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
+const fixtureNames = FIXTURE_NAMES;
 const fixture = (name: string): Buffer => readFileSync(join(FIXTURES, name));
 const recordsOf = (name: string): unknown[] => (JSON.parse(fixture(name).toString()) as { Records: unknown[] }).Records;
 

@@ -2,13 +2,12 @@
 // dead-lettered at once; the spool survives SIGTERM, kill -9, a torn journal and a second process; SQS messages are
 // deleted only once their output is written, kept invisible while worked on, and left to redelivery when an object
 // keeps failing; and, in process, every input record is accounted for whatever the objects do.
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,15 +24,12 @@ import { type CliRun, deadLetters, events, parseOutput, runCli, type Spawned, st
 import { type Fault, type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { inSqsRecord } from "./support/messages.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
+import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures and helpers
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
-const fixtureNames = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
-const fixture = (i: number): Buffer => readFileSync(join(FIXTURES, fixtureNames[i % fixtureNames.length] as string));
+const fixture = (i: number): Buffer => readFileSync(join(FIXTURES, FIXTURE_NAMES[i % FIXTURE_NAMES.length] as string));
 const idsOfFixture = (i: number): string[] =>
   (JSON.parse(fixture(i).toString("utf8")) as { Records: { eventID: string }[] }).Records.map((r) => r.eventID);
 
@@ -102,7 +98,7 @@ function put(key: string, i: number, gzip = false): string[] {
 
 describe("S3 faults: transient ones are retried, permanent ones dead-lettered", () => {
   /** The fixtures by size, largest first: big enough that events come out before a cut in the middle. */
-  const bySize = fixtureNames.map((_, i) => i).sort((a, b) => fixture(b).length - fixture(a).length);
+  const bySize = FIXTURE_NAMES.map((_, i) => i).sort((a, b) => fixture(b).length - fixture(a).length);
   const half = (i: number, gzip: boolean) => Math.floor((gzip ? gzipSync(fixture(i)) : fixture(i)).length / 2);
   const transient: [name: string, faults: Fault[], gzip: boolean][] = [
     [

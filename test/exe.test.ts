@@ -17,12 +17,10 @@ import { forwardServer } from "./support/forward-server.js";
 import { inSqsRecord } from "./support/messages.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
+import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const FIXTURES = join(ROOT, "test/fixtures/invictus-cloudtrail");
-const [nameA, nameB] = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort() as [string, string];
+const [nameA, nameB] = FIXTURE_NAMES as [string, string];
 const recordsIn = (name: string): number =>
   (JSON.parse(readFileSync(join(FIXTURES, name), "utf8")) as { Records: unknown[] }).Records.length;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;

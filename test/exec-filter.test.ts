@@ -1,20 +1,17 @@
 // The built CLI under a stand-in for fluentd's out_exec_filter (test/support/exec-filter-harness.ts): the command
 // string spawned as fluentd spawns it, whole chunks in single writes, stdout read by fluentd's 8 KiB block JSON reader
 // or its msgpack reader, shutdown and respawn as fluentd does them, and `<extract>` applied to what comes back.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { encode } from "@msgpack/msgpack";
 import { afterAll, describe, expect, it } from "vitest";
 import { BIN } from "./support/cli.js";
 import { ExecFilterChild, extract, usesShell } from "./support/exec-filter-harness.js";
 import { findAll, parseFluentConfig, pluginType, section } from "./support/fluent-config.js";
+import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
-const files = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
+const files = FIXTURE_NAMES;
 
 interface CloudTrailEvent {
   eventID: string;

@@ -34,13 +34,9 @@ import {
   waitUntil,
 } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
-import { countOf, type TrailEvent, trail } from "./support/trail.js";
+import { countOf, FIXTURE_NAMES, type TrailEvent, trail } from "./support/trail.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const FIXTURES = join(ROOT, "test/fixtures/invictus-cloudtrail");
-const FIXTURE_NAMES = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
 const BUCKET = "trail";
 /** fluentd's start, a flush of each buffer and the filter's work, on a shared 2-core machine: generous, but bounded. */
 const WAIT_MS = 40_000;

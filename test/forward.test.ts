@@ -15,13 +15,10 @@ import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { Fluentd, fluentdUnavailable, replaceDirective, waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { TEST_CA, TLS_DIR } from "./support/tls.js";
-import { countOf, type TrailEvent, trail } from "./support/trail.js";
+import { countOf, FIXTURE_NAMES, FIXTURES, type TrailEvent, trail } from "./support/trail.js";
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("../examples/fluent-forward.conf", import.meta.url));
-const NAMES = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
+const NAMES = FIXTURE_NAMES;
 const BUCKET = "trail";
 const WAIT_MS = 40_000;
 const SHARED_KEY = "a shared key for the tests";

@@ -1,9 +1,11 @@
 // Tests for the Records scanner: byte-faithful on real CloudTrail files, indifferent to chunking, strict on errors.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RecordsScanner, ScanError, type ScanErrorCode, type ScanLimits } from "../src/scan.js";
 import { cut, seededRandom } from "./support/bytes.js";
 import { LAYOUTS, layOut } from "./support/layout.js";
+import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
 interface Scanned {
   event: string;
@@ -41,11 +43,7 @@ const eventsOf = (text: string | Buffer): string[] => {
   return result.events.map((e) => e.event);
 };
 
-const FIXTURES = new URL("./fixtures/invictus-cloudtrail/", import.meta.url);
-const files = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort()
-  .map((name) => ({ name, data: readFileSync(new URL(name, FIXTURES)) }));
+const files = FIXTURE_NAMES.map((name) => ({ name, data: readFileSync(join(FIXTURES, name)) }));
 const bySize = [...files].sort((a, b) => a.data.length - b.data.length);
 
 describe("real CloudTrail files (invictus-ir)", () => {

@@ -2,20 +2,15 @@
 // notification shape, deletes only after the output is written, dead letters, transient give-ups left to SQS,
 // SIGTERM handing messages back, a consumer killed with SIGKILL whose messages come back to a second one, a queue
 // that does not exist yet, and throttling.
-import { readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
-import { countOf, trail } from "./support/trail.js";
+import { countOf, FIXTURE_NAMES, trail } from "./support/trail.js";
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/invictus-cloudtrail/", import.meta.url));
-const NAMES = readdirSync(FIXTURES)
-  .filter((name) => name.endsWith(".json"))
-  .sort();
+const NAMES = FIXTURE_NAMES;
 const BUCKET = "trail";
 const WAIT_MS = 20_000;
 

@@ -1,9 +1,10 @@
 // What the HTTPS tests share: the test certificate (test/fixtures/tls, for localhost and 127.0.0.1; see its README),
 // credentials that sign without an AWS account, and the first real CloudTrail files gzipped as S3 objects.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { FIXTURE_NAMES, FIXTURES } from "./trail.js";
 
 export const TLS_DIR = fileURLToPath(new URL("../fixtures/tls/", import.meta.url));
 /** The certificate's file: what the child trusts through NODE_EXTRA_CA_CERTS. */
@@ -19,8 +20,6 @@ export const FAKE_AWS_ENV = {
   AWS_EC2_METADATA_DISABLED: "true",
 };
 
-const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
-
 /**
  * The first `count` fixture files (by name), gzipped, keyed by request path `${prefix}${name}.gz`, with the eventIDs
  * they hold.
@@ -33,10 +32,7 @@ export function trailObjects(
   objects: Map<string, Buffer>;
   expectedIds: string[];
 } {
-  const names = readdirSync(FIXTURES)
-    .filter((name) => name.endsWith(".json"))
-    .sort()
-    .slice(0, count);
+  const names = FIXTURE_NAMES.slice(0, count);
   const objects = new Map<string, Buffer>();
   const expectedIds: string[] = [];
   for (const name of names) {
