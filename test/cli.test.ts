@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
-import { snsNotification } from "./support/messages.js";
+import { inSqsRecord, snsNotification } from "./support/messages.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
@@ -23,14 +23,7 @@ const sns = (message: string, subject?: string): string =>
   snsNotification(message, { account: "218007301253", pretty: true, ...(subject === undefined ? {} : { subject }) });
 
 const sqs3 = (body: string, n: number) =>
-  JSON.stringify({
-    body,
-    receipt_handle: `rh-${n}`,
-    message_id: `m-${n}`,
-    md5_of_body: "0",
-    queue_url: "https://sqs.us-east-1.amazonaws.com/218007301253/q",
-    sender_id: "",
-  });
+  inSqsRecord(body, `rh-${n}`, "https://sqs.us-east-1.amazonaws.com/218007301253/q");
 const sqs1 = (body: string, n: number) =>
   JSON.stringify({ body, handle: `h-${n}`, id: `i-${n}`, md5: "0", url: "https://sqs.example/q", sender_id: "" });
 

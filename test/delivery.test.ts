@@ -999,18 +999,7 @@ describe("in process: every input record is accounted for (fast-check)", () => {
               if (spec.digest) keys.push(`AWSLogs/1/CloudTrail-Digest/us-east-1/d${line}.json.gz`);
               const body = JSON.stringify({ s3Bucket: "bkt", s3ObjectKey: keys });
               if (spec.sqs) sqsLines.add(line);
-              texts.push(
-                spec.sqs
-                  ? JSON.stringify({
-                      body,
-                      receipt_handle: `rh-${line}`,
-                      message_id: `m-${line}`,
-                      md5_of_body: "0",
-                      queue_url: "https://sqs.us-east-1.amazonaws.com/1/q",
-                      sender_id: "",
-                    })
-                  : body,
-              );
+              texts.push(spec.sqs ? inSqsRecord(body, `rh-${line}`, "https://sqs.us-east-1.amazonaws.com/1/q") : body);
             } else if (spec.type === "url") {
               texts.push(`s3://bkt/${add(line, spec.object)}`);
             } else if (spec.type === "garbage") {

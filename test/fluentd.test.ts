@@ -33,6 +33,7 @@ import {
   replaceDirective,
   waitUntil,
 } from "./support/fluentd.js";
+import { inSqsRecord } from "./support/messages.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { countOf, FIXTURE_NAMES, type TrailEvent, trail } from "./support/trail.js";
 
@@ -324,14 +325,7 @@ describe.skipIf(unavailable !== undefined)(
       const body = envelope
         ? JSON.stringify({ Type: "Notification", MessageId: `sns-${handle}`, Message: notification })
         : notification;
-      return JSON.stringify({
-        body,
-        receipt_handle: handle,
-        message_id: `id-${handle}`,
-        md5_of_body: "0",
-        queue_url: sqs.queueUrl,
-        sender_id: "",
-      });
+      return inSqsRecord(body, handle, sqs.queueUrl);
     }
 
     /** A message that cannot become events (a missing object, a body that is not JSON): a dead letter. */

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcher, proxyVariable } from "../src/http-handler.js";
 import { deadLetters, events, parseOutput, runCli } from "./support/cli.js";
+import { inSqsRecord } from "./support/messages.js";
 import { type LoopbackProxy, startProxy } from "./support/proxy.js";
 import { s3Env, startS3 } from "./support/s3.js";
 import { fixS3rverDelimiter } from "./support/s3rver-delimiter.js";
@@ -223,14 +224,7 @@ describe("the CLI through an HTTP proxy", () => {
     try {
       proxy.tunnels.length = 0;
       const lines = names.map((name, i) =>
-        JSON.stringify({
-          body: JSON.stringify({ s3Bucket: "trail", s3ObjectKey: [`px/${name}.gz`] }),
-          receipt_handle: `rh-${i}`,
-          message_id: `id-${i}`,
-          md5_of_body: "0",
-          queue_url: sqs.queueUrl,
-          sender_id: "",
-        }),
+        inSqsRecord(JSON.stringify({ s3Bucket: "trail", s3ObjectKey: [`px/${name}.gz`] }), `rh-${i}`, sqs.queueUrl),
       );
       const run = await runCli(
         ["--endpoint", `https://localhost:${httpsPort}`, "--delete-sqs-messages"],
