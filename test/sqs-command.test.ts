@@ -130,6 +130,16 @@ describe("cloudtrail-exec-filter sqs", () => {
       WAIT_MS,
     );
 
+    // A long-running consumer logs its counts as it goes (every 0.5 s here): waited for, not assumed to fit a time.
+    await waitUntil(
+      "two stats lines, the last one with every message",
+      () => {
+        const stats = spawned.log().filter((l) => l.msg === "stats");
+        return stats.length >= 2 && stats.at(-1)?.received === 7 && stats.at(-1)?.deadLetters === 3;
+      },
+      WAIT_MS,
+    );
+
     const asked = Date.now();
     spawned.child.kill("SIGTERM");
     const run = await spawned.done;
@@ -153,7 +163,6 @@ describe("cloudtrail-exec-filter sqs", () => {
     expect(run.stdout.toString("utf8")).not.toMatch(/ {100}/);
     const summary = run.log.find((l) => l.msg === "summary");
     expect(summary).toMatchObject({ received: 7, deleted: 6, leftToSqs: 1, deadLetters: 3 });
-    // A long-running consumer logs its counts as it goes.
     const stats = run.log.filter((l) => l.msg === "stats");
     expect(stats.length).toBeGreaterThanOrEqual(2);
     expect(stats.at(-1)).toMatchObject({ received: 7, events: expected.length, deadLetters: 3 });
