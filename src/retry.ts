@@ -29,6 +29,8 @@ export class RetryPolicy {
 
   /** The wait before attempt `attempt + 1` (attempt counts from 1), or undefined once the budget is spent. */
   delayAfter(attempt: number, firstFailureAt: number): number | undefined {
+    // No budget, no retry: a jittered delay of 0 within the same millisecond would otherwise fit in a budget of 0.
+    if (this.options.retryForMs <= 0) return undefined;
     const cap = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(attempt - 1, 20));
     const delay = Math.round(this.random() * cap);
     const spent = this.now() - firstFailureAt;

@@ -311,6 +311,14 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
 
   // Found by this suite, fixed in 750933c: every throttled response used to raise the shared pause one level, so
   // one burst of `--concurrency` simultaneous 503s paused everything for 10-20 s at the default concurrency 8.
+  it("--retry-for 0 never retries, even when the jittered delay is 0 within the same millisecond", () => {
+    const now = 1_000_000;
+    const none = new RetryPolicy({ retryForMs: 0, random: () => 0, now: () => now });
+    expect(none.delayAfter(1, now)).toBeUndefined();
+    const some = new RetryPolicy({ retryForMs: 1, random: () => 0, now: () => now });
+    expect(some.delayAfter(1, now)).toBe(0);
+  });
+
   it("one burst of 8 simultaneous throttles pauses everyone for at most 2 s, not 20 s", () => {
     let now = 1_000_000;
     const retry = new RetryPolicy({ retryForMs: 300_000, random: () => 1, now: () => now });
