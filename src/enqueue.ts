@@ -88,8 +88,11 @@ function keyJson(key: string): string {
   return JSON.stringify(key).replace(/[\ufffe\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
+/** What the Enqueuer counts itself; messages, objects and bytes are the progress counts' (`EnqueueOptions.counts`). */
+type OwnCounts = Omit<EnqueueSummary, "messages" | "objects" | "bytes">;
+
 export class Enqueuer {
-  private readonly summary: EnqueueSummary;
+  private readonly summary: OwnCounts;
   private keys: { object: ListedObject; json: string }[] = [];
   private keyBytes = 0;
   private batch: Message[] = [];
@@ -101,9 +104,6 @@ export class Enqueuer {
 
   constructor(private readonly options: EnqueueOptions) {
     this.summary = {
-      messages: 0,
-      objects: 0,
-      bytes: 0,
       sendRequests: 0,
       resent: 0,
       invalidKeys: 0,
@@ -207,7 +207,14 @@ export class Enqueuer {
       this.summary.unsentObjects += this.keys.length + this.batch.reduce((n, m) => n + m.objects.length, 0);
     }
     while (this.sending.size > 0) await Promise.race(this.sending);
-    return { ...this.summary, ...(this.failure === undefined ? {} : { failure: this.failure }) };
+    const { messages = 0, objects, bytes } = this.options.counts;
+    return {
+      messages,
+      objects,
+      bytes,
+      ...this.summary,
+      ...(this.failure === undefined ? {} : { failure: this.failure }),
+    };
   }
 
   private closeMessage(): void {
@@ -247,11 +254,8 @@ export class Enqueuer {
 
   private enqueued(message: Message): void {
     const { counts, checkpoint } = this.options;
-    this.summary.messages++;
-    counts.messages = this.summary.messages;
+    counts.messages = (counts.messages ?? 0) + 1;
     for (const object of message.objects) {
-      this.summary.objects++;
-      this.summary.bytes += object.size;
       counts.objects++;
       counts.bytes += object.size;
       checkpoint?.add(object.url);
