@@ -242,6 +242,10 @@ function commonOptions(command: Command): Command {
     );
 }
 
+/** `--tag` and `--forward-ack-timeout` (seconds) when not given. */
+const DEFAULT_TAG = "cloudtrail.event";
+const DEFAULT_ACK_TIMEOUT = 190;
+
 /** Where the `sqs` and `import` commands deliver: stdout, or fluentd's in_forward with acknowledgements. */
 function outputOptions(command: Command): Command {
   return command
@@ -251,7 +255,7 @@ function outputOptions(command: Command): Command {
         "in_forward, each message counted delivered once fluentd acknowledges it",
       (value: string) => parseOutput(command, value),
     )
-    .option("--tag <tag>", "with forward: the tag of events (dead letters have --deadletter-tag)", "cloudtrail.event")
+    .option("--tag <tag>", "with forward: the tag of events (dead letters have --deadletter-tag)", DEFAULT_TAG)
     .option("--forward-tls", "with forward: TLS (as forwards://), for in_forward's <transport tls>")
     .option(
       "--forward-ca <file>",
@@ -267,7 +271,7 @@ function outputOptions(command: Command): Command {
       "with forward: a message unacknowledged this long is sent again on a new connection (fluentd's out_forward " +
         "waits as long)",
       seconds,
-      190,
+      DEFAULT_ACK_TIMEOUT,
     );
 }
 
@@ -493,9 +497,9 @@ async function forwardSink(
       ...(sharedKey === undefined || sharedKey === "" ? {} : { sharedKey }),
       hostname: options.forwardHostname ?? hostname(),
     },
-    tag: options.tag ?? "cloudtrail.event",
+    tag: options.tag ?? DEFAULT_TAG,
     log,
-    ackTimeoutMs: (options.forwardAckTimeout ?? 190) * 1000,
+    ackTimeoutMs: (options.forwardAckTimeout ?? DEFAULT_ACK_TIMEOUT) * 1000,
   });
 }
 
@@ -642,12 +646,11 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   );
 
   const started = Date.now();
-  const counts = () => ({
-    ...filter.counts(),
-    ...(acker === undefined
+  const sqsCounts = () =>
+    acker === undefined
       ? {}
-      : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused }),
-  });
+      : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused };
+  const counts = () => ({ ...filter.counts(), ...sqsCounts() });
   const stats = new Stats(counts(), started);
   const statsTimer =
     options.statsInterval > 0
@@ -671,9 +674,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     newestEventTime: filter.newest.text ?? null,
     leftOver: intake.leftOver,
     ...(spool === undefined ? {} : { spooled: spool.size }),
-    ...(acker === undefined
-      ? {}
-      : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused }),
+    ...sqsCounts(),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -920,13 +921,8 @@ function checkEnqueue(queueUrl: string, scheme: "s3" | "file", command: Command,
   const fail = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
   if (scheme !== "s3")
     fail("--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
-  let url: URL | undefined;
-  try {
-    url = new URL(queueUrl);
-  } catch {
-    // reported below
-  }
-  if (url === undefined || (url.protocol !== "https:" && url.protocol !== "http:") || url.pathname.length <= 1) {
+  // An http(s) URL with a host, as an endpoint is (settings.ts), and a path naming the queue.
+  if (isInvalid(parseEndpoint(queueUrl)) || new URL(queueUrl).pathname.length <= 1) {
     fail(
       `--enqueue expects a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/queue, not ${JSON.stringify(queueUrl)}`,
     );
@@ -1018,6 +1014,8 @@ async function runSqs(
   process.on("SIGTERM", keep);
   process.on("SIGINT", keep);
   const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const forwardCounts = () =>
+    sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
   const { SqsService } = await import("./sqs-command.js");
   const service = new SqsService({
     options: {
@@ -1033,9 +1031,7 @@ async function runSqs(
     source,
     sink,
     log,
-    ...(sink instanceof ForwardSink
-      ? { sinkStats: () => ({ forward: { ...sink.counts, unacknowledged: sink.pending } }) }
-      : {}),
+    sinkStats: forwardCounts,
   });
   process.off("SIGTERM", keep);
   process.off("SIGINT", keep);
@@ -1059,7 +1055,7 @@ async function runSqs(
   await finishOutput(sink, stdout, signalled(), log);
   log.info("summary", {
     ...summary,
-    ...(sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {}),
+    ...forwardCounts(),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
