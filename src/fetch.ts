@@ -125,6 +125,15 @@ function bodyError(error: unknown, where: string, received: number): FetchError 
   return new FetchError("FetchFailed", `Failed to read ${where}: ${why} after ${received} bytes`, true);
 }
 
+/** A body that ended before its Content-Length: transient, like any body cut short. */
+function shortBody(where: string, received: number, expected: number): FetchError {
+  return new FetchError(
+    "FetchFailed",
+    `Failed to read ${where}: the body ended after ${received} of ${expected} bytes`,
+    true,
+  );
+}
+
 /** A body read whole into one buffer with a spare byte after it (the scanner's sentinel goes there, no copy). */
 async function readWhole(body: AsyncIterable<Uint8Array>, size: number, where: string): Promise<Buffer> {
   const buffer = Buffer.allocUnsafeSlow(size + 1);
@@ -138,9 +147,7 @@ async function readWhole(body: AsyncIterable<Uint8Array>, size: number, where: s
   } catch (error) {
     throw bodyError(error, where, at);
   }
-  if (at < size) {
-    throw new FetchError("FetchFailed", `Failed to read ${where}: the body ended after ${at} of ${size} bytes`, true);
-  }
+  if (at < size) throw shortBody(where, at, size);
   return markSpareTail(buffer.subarray(0, at));
 }
 
@@ -159,13 +166,7 @@ async function* readBody(
   } catch (error) {
     throw bodyError(error, where, received);
   }
-  if (expected !== undefined && received < expected) {
-    throw new FetchError(
-      "FetchFailed",
-      `Failed to read ${where}: the body ended after ${received} of ${expected} bytes`,
-      true,
-    );
-  }
+  if (expected !== undefined && received < expected) throw shortBody(where, received, expected);
 }
 
 export async function openFile(path: string): Promise<OpenedObject> {
