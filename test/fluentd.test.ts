@@ -29,6 +29,7 @@ import {
   dryRun,
   editDirective,
   Fluentd,
+  fileOutput,
   fluentdUnavailable,
   replaceDirective,
   waitUntil,
@@ -91,27 +92,13 @@ const tailSource = (paths: Layout, worker?: number, label?: string) => {
 };
 
 /** out_file in place of Elasticsearch, with the tag and the event time fluentd gave each record written into it. */
-const eventsFile = (paths: Layout) => `
-<match cloudtrail.event>
-  @type file
-  @id cloudtrail_events_file
-  path ${paths.events}
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key fluentd_tag
-    time_key fluentd_time
-    time_type float
-  </inject>
-  <buffer>
-    @type file
-    path ${paths.dir}/lib/buffer/cloudtrail-events-file
-    flush_mode interval
-    flush_interval 1s
-  </buffer>
-</match>`;
+const eventsFile = (paths: Layout) =>
+  fileOutput({
+    pattern: "cloudtrail.event",
+    id: "cloudtrail_events_file",
+    path: paths.events,
+    bufferPath: `${paths.dir}/lib/buffer/cloudtrail-events-file`,
+  });
 
 const SHIPPED = readFileSync(join(ROOT, "fluent.conf"), "utf8");
 

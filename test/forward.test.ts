@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
-import { Fluentd, fluentdUnavailable, replaceDirective, waitUntil } from "./support/fluentd.js";
+import { Fluentd, fileOutput, fluentdUnavailable, replaceDirective, waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { TEST_CA, TLS_DIR } from "./support/tls.js";
 import { countOf, FIXTURE_NAMES, FIXTURES, type TrailEvent, trail } from "./support/trail.js";
@@ -60,29 +60,11 @@ interface Mode {
 }
 
 /** out_file standing in for Elasticsearch (or the dead-letter file), with the tag and time fluentd gave each record. */
-const fileOutput = (dir: string, name: string) => `
-<match ${name}>
-  @type file
-  path ${dir}/out/${name}
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key fluentd_tag
-    time_key fluentd_time
-    time_type float
-  </inject>
-  <buffer>
-    @type file
-    path ${dir}/buffer/${name}
-    flush_mode interval
-    flush_interval 1s
-  </buffer>
-</match>`;
+const outFile = (dir: string, name: string) =>
+  fileOutput({ pattern: name, path: `${dir}/out/${name}`, bufferPath: `${dir}/buffer/${name}` });
 
 function config(dir: string, port: number, mode: Mode): string {
-  const file = (name: string) => fileOutput(dir, name);
+  const file = (name: string) => outFile(dir, name);
   return `
 <source>
   @type forward
@@ -444,7 +426,7 @@ describe.skipIf(unavailable !== undefined)(
         .replaceAll("/var/log/fluent", join(dir, "log"))
         .replaceAll("/var/lib/fluent", join(dir, "lib"))
         .replaceAll("flush_interval 10s", "flush_interval 1s");
-      text = replaceDirective(text, (line) => line === "<match cloudtrail.event>", fileOutput(dir, "cloudtrail.event"));
+      text = replaceDirective(text, (line) => line === "<match cloudtrail.event>", outFile(dir, "cloudtrail.event"));
       const file = join(dir, "fluent.conf");
       writeFileSync(file, text);
       const fluentd = await Fluentd.start(file, { ...process.env });

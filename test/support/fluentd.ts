@@ -93,6 +93,33 @@ export function editDirective(text: string, test: DirectiveTest, edit: (block: s
   return [...lines.slice(0, start), edit(lines.slice(start, end + 1).join("\n")), ...lines.slice(end + 1)].join("\n");
 }
 
+/**
+ * An out_file `<match>` standing in for Elasticsearch (or the dead-letter file): each record written as JSON with the
+ * tag and the time fluentd gave it (`fluentd_tag`, `fluentd_time`), flushed every second.
+ */
+export function fileOutput(options: { pattern: string; path: string; bufferPath: string; id?: string }): string {
+  return `
+<match ${options.pattern}>
+  @type file${options.id === undefined ? "" : `\n  @id ${options.id}`}
+  path ${options.path}
+  append true
+  <format>
+    @type json
+  </format>
+  <inject>
+    tag_key fluentd_tag
+    time_key fluentd_time
+    time_type float
+  </inject>
+  <buffer>
+    @type file
+    path ${options.bufferPath}
+    flush_mode interval
+    flush_interval 1s
+  </buffer>
+</match>`;
+}
+
 /** Polls `condition` every 50 ms; throws after `timeoutMs` with `what` and, if given, `detail()` (e.g. a log tail). */
 export async function waitUntil(
   what: string,
