@@ -26,9 +26,10 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
-import { builtinModules, createRequire } from "node:module";
+import { createRequire, isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -54,9 +55,11 @@ const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
 const started = Date.now();
 
 const work = mkdtempSync(join(tmpdir(), "ctef-exe-"));
+// Removed however the build ends: fail() exits from inside the steps below.
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 /** Every module the bundles hold (absolute paths). */
 const bundled = new Set();
-try {
+{
   const workerCode = await bundle(join(dist, "scan-worker.js"), {});
   const entry = join(work, "main.mjs");
   writeFileSync(entry, `import { main } from ${JSON.stringify(join(dist, "cli.js"))};\nmain();\n`);
@@ -87,10 +90,8 @@ try {
   const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
   run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
   writeFileSync(join(out, "THIRD-PARTY-LICENSES.txt"), licenses(bundled));
-  const mb = (readFileSync(exe).length / 2 ** 20).toFixed(1);
+  const mb = (statSync(exe).size / 2 ** 20).toFixed(1);
   process.stderr.write(`${exe}: ${mb} MiB, Node.js ${process.version}, in ${(Date.now() - started) / 1000} s\n`);
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
 
 /**
@@ -118,9 +119,8 @@ async function bundle(input, replaced) {
   const [chunk, ...more] = result.output;
   if (more.some((file) => file.type === "chunk")) fail(`${input} was split into more than one script`);
   for (const id of chunk.moduleIds) bundled.add(id);
-  const builtins = new Set(builtinModules);
   const external = [...chunk.imports, ...chunk.dynamicImports].filter(
-    (id) => id !== chunk.fileName && !id.startsWith("node:") && !builtins.has(id), // an inlined import() names its own chunk
+    (id) => id !== chunk.fileName && !isBuiltin(id), // an inlined import() names its own chunk
   );
   if (external.length > 0) fail(`${input} still loads ${external.join(", ")} at run time`);
   // What `import.meta.url` becomes in CommonJS: a module that looks for a file beside itself, which is not there.
@@ -130,13 +130,9 @@ async function bundle(input, replaced) {
   return chunk.code;
 }
 
-/** The directory of the package a module belongs to (the one whose package.json has a name), or undefined. */
+/** The directory of the package a module belongs to (the innermost node_modules/[@scope/]name), or undefined. */
 function packageOf(id) {
-  for (let dir = dirname(id); dir.includes("/node_modules/"); dir = dirname(dir)) {
-    const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, "utf8")).name !== undefined) return dir;
-  }
-  return undefined;
+  return /^(.*\/node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(id)?.[1];
 }
 
 /** The text of THIRD-PARTY-LICENSES.txt: Node.js, then each bundled package, sorted, with its licence files. */
@@ -150,11 +146,11 @@ function licenses(ids) {
   }
   const rule = `${"=".repeat(78)}\n`;
   const sections = [];
-  // Where Node.js's licence lies in its official builds and in Debian's and NodeSource's packages.
-  const nodeLicense = [
-    join(dirname(process.execPath), "../share/doc/node/LICENSE"),
-    "/usr/share/doc/nodejs/LICENSE",
-  ].find(existsSync);
+  // Where Node.js's licence lies: beside bin/ in the official builds (tarballs, nvm, setup-node), under
+  // /usr/share/doc in Debian's and NodeSource's packages.
+  const nodeLicense = [join(dirname(process.execPath), "../LICENSE"), "/usr/share/doc/nodejs/LICENSE"].find(existsSync);
+  if (nodeLicense === undefined)
+    process.stderr.write("build-exe: warning: Node.js's LICENSE not found; only its URL is given\n");
   sections.push(
     `Node.js ${process.version} (the executable is a copy of it)\n` +
       `https://github.com/nodejs/node/blob/${process.version}/LICENSE\n\n` +
@@ -167,9 +163,10 @@ function licenses(ids) {
       .sort();
     const texts = files.map((file) => `--- ${file}\n\n${readFileSync(join(dir, file), "utf8").trim()}\n`);
     // Some packages ship no licence file: their package.json names the licence, whose text another section has.
+    const stated = license ?? "not stated";
     const body =
-      texts.length > 0 ? texts.join("\n") : `(no licence file in the package; its package.json says ${license})\n`;
-    sections.push(`${key} (${license ?? "see below"})\n\n${body}`);
+      texts.length > 0 ? texts.join("\n") : `(no licence file in the package; its package.json says ${stated})\n`;
+    sections.push(`${key} (${stated})\n\n${body}`);
   }
   return `Third-party software in ${NAME} ${version}\n\n${sections.map((s) => `${rule}${s}`).join("\n")}`;
 }
