@@ -10,11 +10,12 @@ import { ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Enqueuer } from "../src/enqueue.js";
 import type { Logger } from "../src/log.js";
-import { parseBucketName } from "../src/names.js";
 import { emptyCounts, renderProgress } from "../src/progress.js";
 import { RetryPolicy } from "../src/retry.js";
-import { type CliRun, deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
+import { deadLetters, events, parseOutput, runCli, startCli, summaryOf } from "./support/cli.js";
+import { waitUntil } from "./support/fluentd.js";
 import { inSqsRecord } from "./support/messages.js";
+import { bucket } from "./support/names.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { fixS3rverDelimiter } from "./support/s3rver-delimiter.js";
 import { MAX_BODY_BYTES, type SqsTest, startSqs } from "./support/sqs-server.js";
@@ -56,7 +57,6 @@ interface Notification {
   s3ObjectKey: string[];
 }
 
-const summaryOf = (run: CliRun) => run.log.find((line) => line.msg === "summary");
 const bodies = (sqs: SqsTest, queueUrl?: string) =>
   sqs.remaining(queueUrl).map((m) => JSON.parse(m.body) as Notification);
 const keysOn = (sqs: SqsTest, queueUrl?: string) => bodies(sqs, queueUrl).flatMap((b) => b.s3ObjectKey);
@@ -150,9 +150,9 @@ describe("import --enqueue", () => {
     const hold = sqs.holdAfter("SendMessageBatch", 1);
     const first = startCli(args, env);
     first.child.stdin.end();
-    await waitFor(() => hold.held() >= 1);
+    await waitUntil("a held SendMessageBatch", () => hold.held() >= 1, 20_000);
     first.child.kill("SIGTERM");
-    await waitFor(() => first.log().some((line) => line.msg === "stopping"));
+    await waitUntil("the stopping log line", () => first.log().some((line) => line.msg === "stopping"), 20_000);
     hold.release();
     const stopped = await first.done;
     expect(stopped.code).toBe(0);
@@ -346,14 +346,12 @@ describe("Enqueuer", () => {
       info() {},
       warn: (msg, context = {}) => logged.push([msg, context]),
       error: (msg, context = {}) => logged.push([msg, context]),
-    } as Logger;
+    };
     const client = new SQSClient({ endpoint: sqs.endpoint, region: "us-east-1", credentials });
-    const bucket = parseBucketName("trail");
-    if (typeof bucket !== "string") throw new Error("bucket");
     const counts = emptyCounts();
     const enqueuer = new Enqueuer({
       queueUrl: sqs.queueUrl,
-      bucket,
+      bucket: bucket("trail"),
       client: async () => client,
       retry: new RetryPolicy({ retryForMs: 1000 }),
       log,
@@ -396,11 +394,3 @@ describe("the progress line of an enqueue", () => {
     expect(renderProgress(importCounts, 1000)).toContain("events 0");
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

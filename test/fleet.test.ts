@@ -17,6 +17,7 @@ import { runCli, type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { waitUntil } from "./support/fluentd.js";
 import { type QueuedMessage, type SqsTest, startSqs } from "./support/sqs-server.js";
+import { FAKE_AWS_ENV } from "./support/tls.js";
 import { FIXTURE_NAMES, trail } from "./support/trail.js";
 
 const NAMES = FIXTURE_NAMES;
@@ -54,12 +55,7 @@ async function enqueueBackfill(s3Endpoint: string, sqsEndpoint: string, queueUrl
 }
 
 /** A host's AWS environment: its own access key id, by which the S3 stand-in tells the hosts apart. */
-const AWS_ENV = (name: string) => ({
-  AWS_ACCESS_KEY_ID: name,
-  AWS_SECRET_ACCESS_KEY: "x",
-  AWS_REGION: "us-east-1",
-  AWS_EC2_METADATA_DISABLED: "true",
-});
+const AWS_ENV = (name: string) => ({ ...FAKE_AWS_ENV, AWS_ACCESS_KEY_ID: name });
 
 /** fluent-plugin-sqs 3.x's record of one message (its `parse_message`), one JSON line as exec_filter writes it. */
 function inSqsLine(message: Message, queueUrl: string): string {

@@ -20,7 +20,7 @@ import {
   walk,
 } from "../src/layout.js";
 import { emptyCounts, Progress, renderProgress } from "../src/progress.js";
-import { type CliRun, deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
+import { type CliRun, deadLetters, events, parseOutput, runCli, startCli, summaryOf } from "./support/cli.js";
 import { startFaultS3 } from "./support/fault-s3.js";
 import { bucket } from "./support/names.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
@@ -391,7 +391,6 @@ describe("import command against s3rver", () => {
     return byObject;
   }
   const whole = (wanted: string[]) => Object.fromEntries(wanted.map((id) => [id, EVENTS_PER_OBJECT]));
-  const summaryOf = (run: CliRun) => run.log.find((line) => line.msg === "summary");
 
   it("imports every log and Insight file of a bucket, across accounts, an org trail and regions", async () => {
     const run = await runCli(["import", "s3://trail"], "", env);

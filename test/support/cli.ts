@@ -94,5 +94,9 @@ export function parseOutput(stdout: Buffer): Record<string, unknown>[] {
   return records;
 }
 
+/** The run's `summary` log line. */
+export const summaryOf = (run: CliRun): Record<string, unknown> | undefined =>
+  run.log.find((line) => line.msg === "summary");
+
 export const events = (records: Record<string, unknown>[]) => records.filter((r) => r._tag === undefined);
 export const deadLetters = (records: Record<string, unknown>[]) => records.filter((r) => r._tag !== undefined);

@@ -24,8 +24,6 @@ export interface StoredObject {
   body: Buffer;
   contentEncoding?: string;
   contentType?: string;
-  /** More response headers (e.g. `x-amz-checksum-crc32`). */
-  headers?: Record<string, string>;
 }
 
 export interface RecordedRequest {
@@ -220,13 +218,10 @@ export async function startFaultS3(): Promise<FaultS3> {
       sendError(req, res, 403, "AccessDenied");
       return;
     }
-    if (
-      key === "" &&
-      req.method === "GET" &&
-      new URL(req.url ?? "/", "http://x").searchParams.get("list-type") === "2"
-    ) {
+    const params = new URL(req.url ?? "/", "http://x").searchParams;
+    if (key === "" && req.method === "GET" && params.get("list-type") === "2") {
       record.outcome = "ok";
-      list(res, bucket, new URL(req.url ?? "/", "http://x").searchParams);
+      list(res, bucket, params);
       return;
     }
     const object = objects.get(id);
@@ -243,7 +238,6 @@ export async function startFaultS3(): Promise<FaultS3> {
     }
     const body = range === undefined ? object.body : object.body.subarray(range.start, range.end + 1);
     const headers: Record<string, string | number> = {
-      ...object.headers,
       date: new Date(Date.now() + state.clockOffsetMs).toUTCString(),
       "content-type": object.contentType ?? "application/octet-stream",
       "content-length": body.length,
