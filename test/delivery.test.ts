@@ -20,7 +20,16 @@ import { OutputSink } from "../src/output.js";
 import { interpretLine, type ObjectRef } from "../src/records.js";
 import { RetryPolicy } from "../src/retry.js";
 import { seededRandom } from "./support/bytes.js";
-import { type CliRun, deadLetters, events, parseOutput, runCli, type Spawned, startCli } from "./support/cli.js";
+import {
+  type CliRun,
+  completeLines,
+  deadLetters,
+  events,
+  parseOutput,
+  runCli,
+  type Spawned,
+  startCli,
+} from "./support/cli.js";
 import { type Fault, type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { inSqsRecord } from "./support/messages.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
@@ -52,12 +61,6 @@ function counts(values: string[]): Map<string, number> {
 }
 
 /** The complete lines of a run that may have been killed mid-write: every one must be a JSON object. */
-function completeLines(stdout: Buffer): Record<string, unknown>[] {
-  const text = stdout.toString("utf8");
-  const end = text.lastIndexOf("\n");
-  return parseOutput(Buffer.from(end === -1 ? "" : text.slice(0, end + 1)));
-}
-
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

@@ -31,6 +31,7 @@ import {
   Fluentd,
   fileOutput,
   fluentdUnavailable,
+  readLines,
   replaceDirective,
   waitUntil,
 } from "./support/fluentd.js";
@@ -163,24 +164,6 @@ const workerInput = (paths: Layout, id: number) => paths.input.replace(/\.jsonl$
 
 // ---------------------------------------------------------------------------------------------------------------
 // Trails, messages and what comes out
-
-/** Complete JSON lines of every file in `dir` whose name starts with `prefix` (a line being appended is left out). */
-function readLines(dir: string, prefix = ""): Record<string, unknown>[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((name) => name.startsWith(prefix));
-  } catch {
-    return [];
-  }
-  return names.flatMap((name) => {
-    const text = readFileSync(join(dir, name), "utf8");
-    return text
-      .slice(0, text.lastIndexOf("\n") + 1)
-      .split("\n")
-      .filter((line) => line !== "")
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  });
-}
 
 const shippedRoot = parseFluentConfig(SHIPPED);
 

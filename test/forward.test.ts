@@ -3,7 +3,7 @@
 // command reads the loopback SQS and S3 stand-ins; a message is deleted only once fluentd has acknowledged its
 // events; fluentd restarted mid-run, or killed with SIGKILL, loses nothing (a duplicate carries the same eventID);
 // `import` delivers too; examples/fluent-forward.conf runs as shipped.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
-import { Fluentd, fileOutput, fluentdUnavailable, replaceDirective, waitUntil } from "./support/fluentd.js";
+import { Fluentd, fileOutput, fluentdUnavailable, readLines, replaceDirective, waitUntil } from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { TEST_CA, TLS_DIR } from "./support/tls.js";
 import { countOf, FIXTURE_NAMES, FIXTURES, type TrailEvent, trail } from "./support/trail.js";
@@ -25,25 +25,6 @@ const SHARED_KEY = "a shared key for the tests";
 
 const unavailable = fluentdUnavailable();
 if (unavailable !== undefined) console.warn(`test/forward.test.ts: the real fluentd tests are skipped: ${unavailable}`);
-
-/** Complete JSON lines of the files in `dir` whose name starts with `prefix`. */
-function readLines(dir: string, prefix: string): Record<string, unknown>[] {
-  let names: string[];
-  try {
-    // Files only: out_file keeps its buffer in a folder beside them.
-    names = readdirSync(dir).filter((name) => name.startsWith(prefix) && statSync(join(dir, name)).isFile());
-  } catch {
-    return [];
-  }
-  return names.flatMap((name) => {
-    const text = readFileSync(join(dir, name), "utf8");
-    return text
-      .slice(0, text.lastIndexOf("\n") + 1)
-      .split("\n")
-      .filter((line) => line !== "")
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  });
-}
 
 /** A TCP port free now on 127.0.0.1 (in_forward cannot report the port it was given by the system). */
 async function freePort(): Promise<number> {

@@ -14,12 +14,6 @@ const NAMES = FIXTURE_NAMES;
 const BUCKET = "trail";
 const WAIT_MS = 20_000;
 
-/** Complete lines so far (the process may be mid-write). */
-function linesSoFar(spawned: Spawned): Record<string, unknown>[] {
-  const text = Buffer.concat(spawned.stdout).toString("utf8");
-  return parseOutput(Buffer.from(text.slice(0, text.lastIndexOf("\n") + 1)));
-}
-
 describe("cloudtrail-exec-filter sqs", () => {
   let s3: FaultS3;
   let sqs: SqsTest;
@@ -115,7 +109,7 @@ describe("cloudtrail-exec-filter sqs", () => {
     await waitUntil(
       "the events and the dead letters",
       () => {
-        const out = linesSoFar(spawned);
+        const out = spawned.output();
         const have = new Set(events(out).map((e) => String(e.eventID)));
         return expected.every((id) => have.has(id)) && deadLetters(out).length >= 3;
       },
@@ -216,7 +210,7 @@ describe("cloudtrail-exec-filter sqs", () => {
     await waitUntil(
       "everything delivered by the second consumer",
       () => {
-        const have = new Set(events(linesSoFar(second)).map((e) => String(e.eventID)));
+        const have = new Set(events(second.output()).map((e) => String(e.eventID)));
         return slow.ids.every((id) => have.has(id));
       },
       WAIT_MS,
@@ -225,7 +219,7 @@ describe("cloudtrail-exec-filter sqs", () => {
     second.child.kill("SIGTERM");
     const run = await second.done;
     expect(run.code).toBe(0);
-    const delivered = [...events(linesSoFar(first)), ...events(parseOutput(run.stdout))].map((e) => String(e.eventID));
+    const delivered = [...events(first.output()), ...events(parseOutput(run.stdout))].map((e) => String(e.eventID));
     for (const id of expected) expect(delivered, id).toContain(id);
     // The slow message came back only once its visibility timeout (2 s, last extended just before the kill) ran out.
     const received = run.log.filter((l) => l.msg === "message received again");
@@ -251,7 +245,7 @@ describe("cloudtrail-exec-filter sqs", () => {
     await waitUntil(
       "the events once the queue exists",
       () => {
-        const have = new Set(events(linesSoFar(spawned)).map((e) => String(e.eventID)));
+        const have = new Set(events(spawned.output()).map((e) => String(e.eventID)));
         return later.ids.every((id) => have.has(id));
       },
       30_000,
@@ -277,7 +271,7 @@ describe("cloudtrail-exec-filter sqs", () => {
     await waitUntil(
       "the events once allowed",
       () => {
-        const have = new Set(events(linesSoFar(spawned)).map((e) => String(e.eventID)));
+        const have = new Set(events(spawned.output()).map((e) => String(e.eventID)));
         return allowed.ids.every((id) => have.has(id));
       },
       30_000,
@@ -302,7 +296,7 @@ describe("cloudtrail-exec-filter sqs", () => {
     await waitUntil(
       "the events after the throttling",
       () => {
-        const have = new Set(events(linesSoFar(spawned)).map((e) => String(e.eventID)));
+        const have = new Set(events(spawned.output()).map((e) => String(e.eventID)));
         return throttled.ids.every((id) => have.has(id));
       },
       30_000,

@@ -23,6 +23,17 @@ export interface Spawned {
   done: Promise<CliRun>;
   /** The JSON log lines written so far (while it runs; `done` has them all). */
   log(): Record<string, unknown>[];
+  /** The complete stdout lines written so far, as parseOutput reads them (a line being written is left out). */
+  output(): Record<string, unknown>[];
+}
+
+/** The complete JSON lines of a text that may be mid-write: a last line without its newline is left out. */
+export function jsonLines(text: string): Record<string, unknown>[] {
+  return text
+    .slice(0, text.lastIndexOf("\n") + 1)
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 function readLog(logFile: string): Record<string, unknown>[] {
@@ -32,11 +43,7 @@ function readLog(logFile: string): Record<string, unknown>[] {
   } catch {
     return []; // no log file: the run failed before opening it
   }
-  return text
-    .slice(0, text.lastIndexOf("\n") + 1)
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return jsonLines(text);
 }
 
 /** Starts the CLI with a log file of its own; `env` is added to the test's environment. */
@@ -61,7 +68,7 @@ export function startCli(args: string[], env: Record<string, string> = {}): Spaw
       resolve({ code, signal, stdout: Buffer.concat(stdout), stderr, log });
     });
   });
-  return { child, stdout, done, log: () => readLog(logFile) };
+  return { child, stdout, done, log: () => readLog(logFile), output: () => completeLines(Buffer.concat(stdout)) };
 }
 
 /** Runs the CLI on `input` (written in one piece, then stdin is closed) and waits for it to exit. */
@@ -97,6 +104,12 @@ export function parseOutput(stdout: Buffer): Record<string, unknown>[] {
 /** The run's `summary` log line. */
 export const summaryOf = (run: CliRun): Record<string, unknown> | undefined =>
   run.log.find((line) => line.msg === "summary");
+
+/** parseOutput of the complete lines of an output that may have been cut mid-line (a killed process). */
+export function completeLines(stdout: Buffer): Record<string, unknown>[] {
+  const text = stdout.toString("utf8");
+  return parseOutput(Buffer.from(text.slice(0, text.lastIndexOf("\n") + 1)));
+}
 
 export const events = (records: Record<string, unknown>[]) => records.filter((r) => r._tag === undefined);
 export const deadLetters = (records: Record<string, unknown>[]) => records.filter((r) => r._tag !== undefined);

@@ -2,9 +2,10 @@
 // for tests: whether it can run here, configurations cut from the shipped ones, and a running fluentd with its log,
 // its child processes and bounded waits.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { jsonLines } from "./cli.js";
 
 /** Where CI and the development machine keep it: `../shared` beside the checkout. */
 export const FLUENTD_HOME = fileURLToPath(new URL("../../../shared/vendor/fluentd-1.15.3/", import.meta.url));
@@ -91,6 +92,20 @@ export function editDirective(text: string, test: DirectiveTest, edit: (block: s
   const lines = text.split("\n");
   const [start, end] = directiveRange(lines, test);
   return [...lines.slice(0, start), edit(lines.slice(start, end + 1).join("\n")), ...lines.slice(end + 1)].join("\n");
+}
+
+/**
+ * The complete JSON lines of the files in `dir` whose name starts with `prefix` (out_file's outputs; a line being
+ * appended is left out). Files only: out_file keeps its buffer in a folder beside them.
+ */
+export function readLines(dir: string, prefix = ""): Record<string, unknown>[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.startsWith(prefix) && statSync(join(dir, name)).isFile());
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => jsonLines(readFileSync(join(dir, name), "utf8")));
 }
 
 /**
