@@ -37,7 +37,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { CORPUS_ROOT, DEFAULTS, ensureCorpus } from "./corpus.mjs";
-import { killGroup } from "./lib/measure.mjs";
+import { killGroup, median } from "./lib/measure.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -291,12 +291,6 @@ async function runOnce(corpus, workers) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 const corpus = ensureCorpus({
   name: "cpu",

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureCorpus } from "./corpus.mjs";
+import { median } from "./lib/measure.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "bin/cloudtrail-exec-filter");
@@ -284,10 +285,9 @@ for (let round = 1; round <= Number(args.rounds); round++) {
 console.log("median:");
 for (const [path, runs] of Object.entries(results)) {
   const sorted = runs.map((r) => r.eventsPerSecond).sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)];
-  const cpu = (key) => runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+  const cpu = (key) => median(runs.map((r) => r[key]));
   console.log(
-    `  ${path.padEnd(12)} ${median} events/s (runs: ${sorted.join(", ")}); CPU ms per 1000 events: ` +
+    `  ${path.padEnd(12)} ${median(sorted)} events/s (runs: ${sorted.join(", ")}); CPU ms per 1000 events: ` +
       `fluentd ${cpu("fluentdCpuMs")}, filter ${cpu("filterCpuMs")}`,
   );
 }

@@ -135,6 +135,15 @@ export function eventCounter() {
   };
 }
 
+/** The median of `xs`, undefined values left out (undefined if none is left); the mean of the two middle values when
+ * their count is even. */
+export function median(xs) {
+  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
+  if (s.length === 0) return undefined;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Kills a child started with `detached: true` and everything it started (its process group). */
 export function killGroup(child) {
   try {
