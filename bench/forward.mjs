@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureCorpus } from "./corpus.mjs";
-import { median } from "./lib/measure.mjs";
+import { killGroup, median } from "./lib/measure.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "bin/cloudtrail-exec-filter");
@@ -221,19 +221,21 @@ async function once(path, corpus) {
     const deadline = Date.now() + 10 * 60_000;
     // The filter's CPU, read while it runs (the importer exits once fluentd has acknowledged everything).
     const filterCpu = new Map();
+    const sampleFilterCpu = () => {
+      for (const pid of importer === undefined ? childrenOf(fluentd.pid) : [importer.pid]) {
+        filterCpu.set(pid, Math.max(filterCpu.get(pid) ?? 0, cpuSeconds(pid)));
+      }
+    };
     const cpuBefore = cpuSeconds(fluentd.pid);
     for (;;) {
-      const filters = importer === undefined ? childrenOf(fluentd.pid) : [importer.pid];
-      for (const pid of filters) filterCpu.set(pid, Math.max(filterCpu.get(pid) ?? 0, cpuSeconds(pid)));
+      sampleFilterCpu();
       const n = await emitted(ports.monitor);
       if (n >= corpus.events) break;
       if (Date.now() > deadline) throw new Error(`${path}: only ${n} of ${corpus.events} events after 10 minutes`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const seconds = (performance.now() - started) / 1000;
-    for (const pid of importer === undefined ? childrenOf(fluentd.pid) : [importer.pid]) {
-      filterCpu.set(pid, Math.max(filterCpu.get(pid) ?? 0, cpuSeconds(pid)));
-    }
+    sampleFilterCpu();
     const perThousand = (cpu) => Math.round((cpu / corpus.events) * 1e7) / 10;
     return {
       seconds,
@@ -246,9 +248,7 @@ async function once(path, corpus) {
     };
   } finally {
     importer?.kill("SIGKILL");
-    try {
-      process.kill(-fluentd.pid, "SIGKILL");
-    } catch {}
+    killGroup(fluentd);
     if (args.keep) console.log(`  kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
@@ -258,13 +258,13 @@ if (spawnSync("ruby", ["-e", "1"]).status !== 0) {
   console.error("ruby is needed (see ../shared/vendor/README.md)");
   process.exit(1);
 }
-const manifest = ensureCorpus({
+// ensureCorpus gives the manifest with the corpus's absolute dir (bench/.corpus/forward).
+const corpus = ensureCorpus({
   name: "forward",
   objects: Number(args.objects),
   events: Number(args.events),
   seed: args.seed,
 });
-const corpus = { ...manifest, dir: join(ROOT, "bench/.corpus/forward") };
 console.log(
   `corpus: ${corpus.files.length} objects, ${corpus.events} events, ${(corpus.jsonBytes / 2 ** 20).toFixed(1)} MB of JSON; ` +
     `output: out_${args.sink}; cores: ${availableParallelism()}`,
