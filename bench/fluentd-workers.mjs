@@ -20,28 +20,18 @@
 // object): events/s from the first event counted to the last. CPU seconds are read from /proc for fluentd (the
 // supervisor and its workers, ruby) and the filters (node) just before fluentd is stopped. Every wait is bounded.
 
-import { spawn } from "node:child_process";
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { CORPUS_ROOT, DEFAULTS, ensureCorpus } from "./corpus.mjs";
-import { killGroup } from "./lib/measure.mjs";
+import { emitRecords, FLUENTD_HOME, startFluentd } from "./lib/fluentd.mjs";
+import { killGroup, median, processes } from "./lib/measure.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
-const FLUENTD_HOME = join(ROOT, "..", "shared", "vendor", "fluentd-1.15.3");
 const FILTER_BIN = join(ROOT, "bin", "cloudtrail-exec-filter");
 const RUN_TIMEOUT_MS = 10 * 60_000;
 const START_TIMEOUT_MS = 60_000;
@@ -184,37 +174,20 @@ ${out}
 async function counted(port, workers) {
   let total = 0;
   for (let k = 0; k < workers; k++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port + k}/api/plugins.json?@id=out`, {
-        signal: AbortSignal.timeout(5000),
-      });
-      const body = await res.json();
-      total += body.plugins?.[0]?.emit_records ?? 0;
-    } catch {
-      return undefined;
-    }
+    const n = await emitRecords(port + k, "out");
+    if (n === undefined) return undefined;
+    total += n;
   }
   return total;
 }
 
 /** CPU seconds (user + system) of the processes in `pgid`, as fluentd's (ruby) and the filters' (everything else). */
 function cpuOfGroup(pgid) {
-  const tick = 100; // USER_HZ on Linux
   const cpu = { fluentd: 0, filter: 0 };
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) !== pgid) continue;
-    const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
-    if (comm.startsWith("ruby") || comm.includes("fluentd")) cpu.fluentd += seconds;
-    else cpu.filter += seconds;
+  for (const { pgid: group, comm, cpuSeconds } of processes()) {
+    if (group !== pgid) continue;
+    if (comm.startsWith("ruby") || comm.includes("fluentd")) cpu.fluentd += cpuSeconds;
+    else cpu.filter += cpuSeconds;
   }
   return cpu;
 }
@@ -238,23 +211,12 @@ async function runOnce(corpus, workers) {
       config({ dir, workers, port, filterArgs: flags["filter-args"], output: flags.output, format: flags.format }),
     );
 
-    let log = "";
-    child = spawn("ruby", ["-I", join(FLUENTD_HOME, "lib"), join(FLUENTD_HOME, "bin", "fluentd"), "-c", conf], {
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
-    });
-    const keep = (chunk) => {
-      log += chunk;
-    };
-    child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
-    const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
-
     const startBy = Date.now() + START_TIMEOUT_MS;
-    const running = () => Array.from({ length: workers }, (_, k) => `worker is now running worker=${k}`);
-    while (!running().every((line) => log.includes(line)) || (await counted(port, workers)) === undefined) {
-      if (Date.now() > startBy) throw new Error(`fluentd did not start:\n${log.slice(-3000)}`);
+    const fluentd = await startFluentd(conf, { workers, timeoutMs: START_TIMEOUT_MS });
+    child = fluentd.child;
+    const { exited } = fluentd;
+    while ((await counted(port, workers)) === undefined) {
+      if (Date.now() > startBy) throw new Error(`fluentd did not start:\n${fluentd.log().slice(-3000)}`);
       await sleep(100);
     }
 
@@ -291,12 +253,6 @@ async function runOnce(corpus, workers) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 const corpus = ensureCorpus({
   name: "cpu",

@@ -14,17 +14,18 @@
 //   node bench/forward.mjs [--rounds 3] [--objects 200] [--events 75000] [--paths exec-json,exec-msgpack,forward]
 //                          [--sink null|file]
 import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureCorpus } from "./corpus.mjs";
+import { emitRecords, startFluentd } from "./lib/fluentd.mjs";
+import { killGroup, median, processes, procStat } from "./lib/measure.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "bin/cloudtrail-exec-filter");
-const FLUENTD = fileURLToPath(new URL("../../shared/vendor/fluentd-1.15.3/", import.meta.url));
 
 const { values: args } = parseArgs({
   options: {
@@ -134,55 +135,13 @@ ${output}`;
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc; 0 once it is gone. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return 0;
-  }
-}
+const cpuSeconds = (pid) => procStat(pid)?.cpuSeconds ?? 0;
 
 /** The processes whose parent is `pid` (fluentd's exec_filter child). */
-function childrenOf(pid) {
-  const found = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) found.push(Number(entry));
-    } catch {}
-  }
-  return found;
-}
-
-async function emitted(port) {
-  try {
-    const response = await fetch(`http://127.0.0.1:${port}/api/plugins.json`);
-    const { plugins } = await response.json();
-    return plugins.find((p) => p.plugin_id === "events_out")?.emit_records ?? 0;
-  } catch {
-    return 0;
-  }
-}
-
-function waitFor(child, pattern, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}:\n${output}`)), timeoutMs);
-    const onData = (chunk) => {
-      output += chunk;
-      if (pattern.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("exit", () => reject(new Error(`fluentd exited:\n${output}`)));
-  });
-}
+const childrenOf = (pid) =>
+  processes()
+    .filter((p) => p.ppid === pid)
+    .map((p) => p.pid);
 
 async function once(path, corpus) {
   const dir = mkdtempSync(join(tmpdir(), "ctef-forward-bench-"));
@@ -190,14 +149,10 @@ async function once(path, corpus) {
   const ports = { monitor: await freePort(), forward: await freePort() };
   writeFileSync(join(dir, "fluent.conf"), config(path, dir, ports));
   writeFileSync(join(dir, "urls.txt"), "");
-  const fluentd = spawn(
-    "ruby",
-    ["-I", join(FLUENTD, "lib"), join(FLUENTD, "bin/fluentd"), "-c", join(dir, "fluent.conf"), "--no-supervisor"],
-    { stdio: ["ignore", "pipe", "pipe"], detached: true },
-  );
+  let fluentd;
   let importer;
   try {
-    await waitFor(fluentd, /fluentd worker is now running/, 60_000);
+    fluentd = (await startFluentd(join(dir, "fluent.conf"), { args: ["--no-supervisor"] })).child;
     const load = loadavg()[0];
     const started = performance.now();
     if (path === "forward") {
@@ -220,19 +175,21 @@ async function once(path, corpus) {
     const deadline = Date.now() + 10 * 60_000;
     // The filter's CPU, read while it runs (the importer exits once fluentd has acknowledged everything).
     const filterCpu = new Map();
+    const sampleFilterCpu = () => {
+      for (const pid of importer === undefined ? childrenOf(fluentd.pid) : [importer.pid]) {
+        filterCpu.set(pid, Math.max(filterCpu.get(pid) ?? 0, cpuSeconds(pid)));
+      }
+    };
     const cpuBefore = cpuSeconds(fluentd.pid);
     for (;;) {
-      const filters = importer === undefined ? childrenOf(fluentd.pid) : [importer.pid];
-      for (const pid of filters) filterCpu.set(pid, Math.max(filterCpu.get(pid) ?? 0, cpuSeconds(pid)));
-      const n = await emitted(ports.monitor);
+      sampleFilterCpu();
+      const n = (await emitRecords(ports.monitor, "events_out")) ?? 0;
       if (n >= corpus.events) break;
       if (Date.now() > deadline) throw new Error(`${path}: only ${n} of ${corpus.events} events after 10 minutes`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const seconds = (performance.now() - started) / 1000;
-    for (const pid of importer === undefined ? childrenOf(fluentd.pid) : [importer.pid]) {
-      filterCpu.set(pid, Math.max(filterCpu.get(pid) ?? 0, cpuSeconds(pid)));
-    }
+    sampleFilterCpu();
     const perThousand = (cpu) => Math.round((cpu / corpus.events) * 1e7) / 10;
     return {
       seconds,
@@ -245,9 +202,7 @@ async function once(path, corpus) {
     };
   } finally {
     importer?.kill("SIGKILL");
-    try {
-      process.kill(-fluentd.pid, "SIGKILL");
-    } catch {}
+    if (fluentd) killGroup(fluentd);
     if (args.keep) console.log(`  kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
@@ -257,13 +212,13 @@ if (spawnSync("ruby", ["-e", "1"]).status !== 0) {
   console.error("ruby is needed (see ../shared/vendor/README.md)");
   process.exit(1);
 }
-const manifest = ensureCorpus({
+// ensureCorpus gives the manifest with the corpus's absolute dir (bench/.corpus/forward).
+const corpus = ensureCorpus({
   name: "forward",
   objects: Number(args.objects),
   events: Number(args.events),
   seed: args.seed,
 });
-const corpus = { ...manifest, dir: join(ROOT, "bench/.corpus/forward") };
 console.log(
   `corpus: ${corpus.files.length} objects, ${corpus.events} events, ${(corpus.jsonBytes / 2 ** 20).toFixed(1)} MB of JSON; ` +
     `output: out_${args.sink}; cores: ${availableParallelism()}`,
@@ -284,10 +239,9 @@ for (let round = 1; round <= Number(args.rounds); round++) {
 console.log("median:");
 for (const [path, runs] of Object.entries(results)) {
   const sorted = runs.map((r) => r.eventsPerSecond).sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)];
-  const cpu = (key) => runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+  const cpu = (key) => median(runs.map((r) => r[key]));
   console.log(
-    `  ${path.padEnd(12)} ${median} events/s (runs: ${sorted.join(", ")}); CPU ms per 1000 events: ` +
+    `  ${path.padEnd(12)} ${median(sorted)} events/s (runs: ${sorted.join(", ")}); CPU ms per 1000 events: ` +
       `fluentd ${cpu("fluentdCpuMs")}, filter ${cpu("filterCpuMs")}`,
   );
 }

@@ -25,7 +25,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULTS, ensureCorpus, ensureLargeObject, envInt } from "./corpus.mjs";
-import { eventCounter, killGroup, measurementMethod, runPipeline, which } from "./lib/measure.mjs";
+import { eventCounter, killGroup, measurementMethod, median, procStat, runPipeline, which } from "./lib/measure.mjs";
 import { startSlowS3 } from "./slow-s3.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -117,12 +117,6 @@ const num = (n, digits = 0) =>
     ? "-"
     : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const mb = (bytes) => bytes / 1e6;
-function median(xs) {
-  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
-  if (s.length === 0) return undefined;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 const max = (xs) => {
   const s = xs.filter((x) => x !== undefined);
   return s.length ? Math.max(...s) : undefined;
@@ -388,14 +382,7 @@ function warmRun(s3, argv, lines, eventsPerPass, timeoutMs) {
       detached: true,
     });
     const input = `${lines.join("\n")}\n`;
-    const ticks = () => {
-      try {
-        const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ");
-        return Number(fields[11]) + Number(fields[12]); // utime + stime
-      } catch {
-        return undefined;
-      }
-    };
+    const ticks = () => procStat(child.pid)?.cpuTicks; // utime + stime, in clock ticks
     let events = 0;
     const count = eventCounter();
     let pass = 1;

@@ -6,7 +6,7 @@
 // the largest of the pipeline's processes, as reported by wait4 on the shell), consumed by this process.
 
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -133,6 +133,49 @@ export function eventCounter() {
     last = chunk[chunk.length - 1];
     return events;
   };
+}
+
+/** The median of `xs`, undefined values left out (undefined if none is left); the mean of the two middle values when
+ * their count is even. */
+export function median(xs) {
+  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
+  if (s.length === 0) return undefined;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * One process's /proc/PID/stat: { ppid, pgid, comm, cpuTicks (utime + stime, in clock ticks), cpuSeconds (the same
+ * over USER_HZ, 100 on Linux) }; undefined once the process is gone.
+ */
+export function procStat(pid) {
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // comm is in parentheses and may itself hold ") ": the fields start after the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
+  return {
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+    cpuTicks,
+    cpuSeconds: cpuTicks / 100,
+  };
+}
+
+/** Every process in /proc, as { pid, ...procStat(pid) }. */
+export function processes() {
+  const found = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(entry);
+    if (stat) found.push({ pid: Number(entry), ...stat });
+  }
+  return found;
 }
 
 /** Kills a child started with `detached: true` and everything it started (its process group). */
