@@ -12,7 +12,15 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Spawned, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
-import { Fluentd, fileOutput, fluentdUnavailable, readLines, replaceDirective, waitUntil } from "./support/fluentd.js";
+import {
+  expectFaithful,
+  Fluentd,
+  fileOutput,
+  fluentdUnavailable,
+  readLines,
+  replaceDirective,
+  waitUntil,
+} from "./support/fluentd.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { TEST_CA, TLS_DIR } from "./support/tls.js";
 import { countOf, FIXTURE_NAMES, FIXTURES, type TrailEvent, trail } from "./support/trail.js";
@@ -168,16 +176,7 @@ describe.skipIf(unavailable !== undefined)(
     };
 
     /** Each record as exec_filter + fluentd would make it: the event plus @timestamp, tag and time from the event. */
-    function expectFaithful(dir: string, expected: TrailEvent[]): void {
-      const byId = new Map(expected.map((e) => [e.eventID, e]));
-      for (const { fluentd_tag, fluentd_time, ...event } of eventsOut(dir)) {
-        const original = byId.get(String(event.eventID));
-        if (original === undefined) continue;
-        expect(fluentd_tag).toBe("cloudtrail.event");
-        expect(fluentd_time).toBe(Date.parse(original.eventTime) / 1000);
-        expect(event).toEqual({ ...original, "@timestamp": original.eventTime });
-      }
-    }
+    const expectFaithfulOut = (dir: string, expected: TrailEvent[]) => expectFaithful(eventsOut(dir), expected, true);
 
     async function stopConsumer(spawned: Spawned) {
       spawned.child.kill("SIGTERM");
@@ -210,7 +209,7 @@ describe.skipIf(unavailable !== undefined)(
       );
       await new Promise((resolve) => setTimeout(resolve, 1500)); // one more flush: a duplicate would show now
       expect(countOf(eventsOut(dir).map((r) => String(r.eventID)))).toEqual(countOf(expected.map((e) => e.eventID)));
-      expectFaithful(dir, expected);
+      expectFaithfulOut(dir, expected);
       const [letter, ...more] = readLines(join(dir, "out"), "cloudtrail.deadletter");
       expect(more).toEqual([]);
       expect(letter).toMatchObject({ fluentd_tag: "cloudtrail.deadletter", error: { code: "BodyNotJson" } });
@@ -270,7 +269,7 @@ describe.skipIf(unavailable !== undefined)(
         () => fluentd.tail(),
       );
       await waitUntil("the message deleted", () => sqs.remaining(queueUrl).length === 0, WAIT_MS);
-      expectFaithful(dir, expected);
+      expectFaithfulOut(dir, expected);
       await stopConsumer(right);
       expect((await fluentd.stop()).code).toBe(0);
     });
@@ -308,7 +307,7 @@ describe.skipIf(unavailable !== undefined)(
         () => fluentd.tail(),
       );
       await waitUntil("the message deleted", () => sqs.remaining(queueUrl).length === 0, WAIT_MS);
-      expectFaithful(dir, [...first, ...second]);
+      expectFaithfulOut(dir, [...first, ...second]);
       await stopConsumer(viaEnv);
       expect((await fluentd.stop()).code).toBe(0);
     });
@@ -354,7 +353,7 @@ describe.skipIf(unavailable !== undefined)(
       const counts = countOf(eventsOut(dir).map((r) => String(r.eventID)));
       for (const event of all) expect(counts.get(event.eventID), event.eventID).toBeGreaterThanOrEqual(1);
       expect([...counts.keys()].every((id) => all.some((e) => e.eventID === id))).toBe(true);
-      expectFaithful(dir, all);
+      expectFaithfulOut(dir, all);
       expect(spawned.log().some((l) => l.msg === "connected to fluentd")).toBe(true);
       await stopConsumer(spawned);
       expect((await again.fluentd.stop()).code).toBe(0);
@@ -392,7 +391,7 @@ describe.skipIf(unavailable !== undefined)(
       await waitUntil("every message deleted", () => sqs.remaining(queueUrl).length === 0, WAIT_MS);
       const counts = countOf(eventsOut(dir).map((r) => String(r.eventID)));
       for (const event of all) expect(counts.get(event.eventID), event.eventID).toBeGreaterThanOrEqual(1);
-      expectFaithful(dir, all);
+      expectFaithfulOut(dir, all);
       await stopConsumer(spawned);
       expect((await again.fluentd.stop()).code).toBe(0);
     });
@@ -428,7 +427,7 @@ describe.skipIf(unavailable !== undefined)(
         () => readLines(join(dir, "log/cloudtrail-deadletter"), "deadletter").length > 0,
         WAIT_MS,
       );
-      expectFaithful(dir, expected);
+      expectFaithfulOut(dir, expected);
       const [letter] = readLines(join(dir, "log/cloudtrail-deadletter"), "deadletter");
       expect(letter).toMatchObject({ error: { code: "BodyNotJson" } });
       expect(letter).not.toHaveProperty("_tag");

@@ -5,7 +5,9 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { jsonLines } from "./cli.js";
+import type { TrailEvent } from "./trail.js";
 
 /** Where CI and the development machine keep it: `../shared` beside the checkout. */
 export const FLUENTD_HOME = fileURLToPath(new URL("../../../shared/vendor/fluentd-1.15.3/", import.meta.url));
@@ -106,6 +108,25 @@ export function readLines(dir: string, prefix = ""): Record<string, unknown>[] {
     return [];
   }
   return names.flatMap((name) => jsonLines(readFileSync(join(dir, name), "utf8")));
+}
+
+/**
+ * Each event fluentd wrote (`fileOutput`'s records) is its original, byte for byte once parsed, plus `@timestamp`,
+ * tagged cloudtrail.event and timed at its eventTime. An event not in `expected` fails, unless `skipOthers` (a run
+ * that also carries events of earlier phases).
+ */
+export function expectFaithful(records: Record<string, unknown>[], expected: TrailEvent[], skipOthers = false): void {
+  const byId = new Map(expected.map((e) => [e.eventID, e]));
+  for (const { fluentd_tag, fluentd_time, ...event } of records) {
+    const original = byId.get(String(event.eventID));
+    if (original === undefined && skipOthers) continue;
+    expect(original, String(event.eventID)).toBeDefined();
+    if (original === undefined) continue;
+    expect(fluentd_tag).toBe("cloudtrail.event");
+    // <extract> time_key _time: fluentd's event time is eventTime, and _time is gone from the record.
+    expect(fluentd_time).toBe(Date.parse(original.eventTime) / 1000);
+    expect(event).toEqual({ ...original, "@timestamp": original.eventTime });
+  }
 }
 
 /**
