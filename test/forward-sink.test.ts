@@ -9,6 +9,7 @@ import { epochOf, eventWriter, writeEntryHeader } from "../src/format.js";
 import { ForwardSink, parseForwardUrl } from "../src/forward.js";
 import type { LogContext, Logger } from "../src/log.js";
 import { RecordsScanner } from "../src/scan.js";
+import { waitUntil } from "./support/fluentd.js";
 import { forwardServer, type Received } from "./support/forward-server.js";
 
 class ListLogger implements Logger {
@@ -100,7 +101,7 @@ describe("ForwardSink", () => {
     const written = s.written().then((w) => {
       done = w;
     });
-    await until(() => server.received.length === 1);
+    await waitUntil("one message at the server", () => server.received.length === 1, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(done).toBe(false); // sent, not acknowledged: not delivered
     acking = true;
@@ -138,7 +139,11 @@ describe("ForwardSink", () => {
     const s = sink(port, log);
     writeEvents(s, EVENTS.slice(0, 1));
     const written = s.written();
-    await until(() => log.lines.filter((l) => l.msg === "fluentd connection failed").length >= 2);
+    await waitUntil(
+      "two failed connections logged",
+      () => log.lines.filter((l) => l.msg === "fluentd connection failed").length >= 2,
+      10_000,
+    );
     expect(log.lines.find((l) => l.msg === "fluentd connection failed")?.context).toMatchObject({
       code: "ECONNREFUSED",
     });
@@ -153,7 +158,7 @@ describe("ForwardSink", () => {
     const s = sink(server.port, new ListLogger(), { highWaterBytes: 1 });
     writeEvents(s, EVENTS);
     const written = s.written();
-    await until(() => server.received.length === 1);
+    await waitUntil("one message at the server", () => server.received.length === 1, 10_000);
     let ready = false;
     void s.ready().then(() => {
       ready = true;
@@ -182,14 +187,6 @@ async function forwardServerOn(port: number) {
   });
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe("the entry header: [ + EventTime", () => {

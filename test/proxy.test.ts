@@ -142,7 +142,6 @@ describe("the CLI through an HTTP proxy", () => {
   });
 
   it("an https:// endpoint by IP through the tunnel: the certificate is checked against that IP", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ctef-ip-"));
     const ipOnly = {
       key: readFileSync(join(TLS_DIR, "ip-only-key.pem")),
       cert: readFileSync(join(TLS_DIR, "ip-only-cert.pem")),
@@ -166,7 +165,6 @@ describe("the CLI through an HTTP proxy", () => {
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 
