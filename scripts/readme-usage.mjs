@@ -1,5 +1,5 @@
-// Regenerates the usage block of README.md from `--help`, so the README never drifts from the CLI definition.
-// `node scripts/readme-usage.mjs` rewrites it; `--check` exits 1 when it is stale (the test suite runs the check).
+// Regenerates the usage blocks of docs/usage.md (the README links it) from `--help`, so the documentation never drifts
+// from the CLI definition. `node scripts/readme-usage.mjs` rewrites them; `--check` exits 1 when it is stale (the test suite runs the check).
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 
@@ -10,14 +10,18 @@ const blocks = [
   ["usage-import", ["import", "--help"]],
   ["usage-sqs", ["sqs", "--help"]],
 ];
-let readme = readFileSync(`${root}README.md`, "utf8");
+const file = `${root}docs/usage.md`;
+let readme = readFileSync(file, "utf8");
 const original = readme;
 for (const [name, args] of blocks) {
   const start = `<!-- ${name}:start -->`;
   const end = `<!-- ${name}:end -->`;
   const from = readme.indexOf(start);
   const to = readme.indexOf(end);
-  if (from === -1 || to === -1) continue;
+  if (from === -1 || to === -1) {
+    console.error(`${file} has no ${start} … ${end} block`);
+    process.exit(1);
+  }
   const help = execFileSync(bin, args.length > 0 ? args : ["--help"], {
     encoding: "utf8",
     env: { ...process.env, COLUMNS: "110" },
@@ -26,9 +30,9 @@ for (const [name, args] of blocks) {
 }
 if (process.argv.includes("--check")) {
   if (readme !== original) {
-    console.error("README.md usage is stale: run node scripts/readme-usage.mjs");
+    console.error("docs/usage.md is stale: run node scripts/readme-usage.mjs");
     process.exit(1);
   }
 } else {
-  writeFileSync(`${root}README.md`, readme);
+  writeFileSync(file, readme);
 }

@@ -1,6 +1,6 @@
-// package.json's dependencies tell the truth: exactly the packages the program loads at run time, which README
-// "Dependencies" lists with why. What the program loads is read from tsc's output for each module of src/ (type-only
-// imports are gone there), so the test runs after the build, as `npm test` does.
+// package.json's dependencies tell the truth: exactly the packages the program loads at run time, which
+// docs/dependencies.md "Dependencies" lists with why. What the program loads is read from tsc's output for each module
+// of src/ (type-only imports are gone there), so the test runs after the build, as `npm test` does.
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -37,10 +37,10 @@ function runtimePackages(): string[] {
   return [...found].sort();
 }
 
-/** The first column of the table under `### Dependencies`. */
+/** The first column of the table under `## Dependencies` in docs/dependencies.md. */
 function readmePackages(): string[] {
-  const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const section = readme.slice(readme.indexOf("\n### Dependencies\n"));
+  const readme = readFileSync(`${ROOT}docs/dependencies.md`, "utf8");
+  const section = readme.slice(readme.indexOf("\n## Dependencies\n"));
   const table = section.slice(0, section.indexOf("\n\n", section.indexOf("| package |")));
   return [...table.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => match[1] as string).sort();
 }
@@ -64,9 +64,9 @@ describe("dependencies", () => {
     expect([...pkg.bundleDependencies].sort()).toEqual(Object.keys(pkg.dependencies).sort());
   });
 
-  it("README lists exactly those, and names the optional build tools", () => {
+  it("docs/dependencies.md lists exactly those, and names the optional build tools", () => {
     expect(readmePackages()).toEqual(Object.keys(pkg.dependencies).sort());
-    const readme = readFileSync(`${ROOT}README.md`, "utf8");
+    const readme = readFileSync(`${ROOT}docs/dependencies.md`, "utf8");
     for (const tool of Object.keys(pkg.optionalDependencies)) expect(readme).toContain(`\`${tool}\``);
   });
 
