@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Events/s through a real fluentd (1.15.3 from ../shared/vendor, on Debian's Ruby) with 1, 2… workers, laid out as
-// examples/fluent-workers.conf lays them out: a <worker K> block per worker with its own input and its own exec_filter
-// running the filter, the output shared. `npm run build` first; then `node bench/fluentd-workers.mjs [flags]`.
+// Events/s through a real fluentd (FLUENTD_HOME, a fluentd on PATH, or ../shared/vendor's) with 1, 2… workers,
+// laid out as examples/fluent-workers.conf lays them out: a <worker K> block per worker with its own input and its
+// own exec_filter running the filter, the output shared. `npm run build` first; then
+// `node bench/fluentd-workers.mjs [flags]`.
 //
 //   --workers LIST      worker counts to compare (default 1,2)
 //   --rounds N          rounds, the worker counts alternating (default 3)
@@ -27,7 +28,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { CORPUS_ROOT, DEFAULTS, ensureCorpus } from "./corpus.mjs";
-import { emitRecords, FLUENTD_HOME, startFluentd } from "./lib/fluentd.mjs";
+import { emitRecords, fluentdUnavailable, startFluentd } from "./lib/fluentd.mjs";
 import { killGroup, median, processes } from "./lib/measure.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -64,8 +65,8 @@ const workerCounts = flags.workers.split(",").map(Number);
 const rounds = Number(flags.rounds);
 if (!["null", "file"].includes(flags.output)) throw new Error("--output is null or file");
 if (!["json", "msgpack"].includes(flags.format)) throw new Error("--format is json or msgpack");
-if (!existsSync(join(FLUENTD_HOME, "bin", "fluentd"))) {
-  console.error(`no fluentd at ${FLUENTD_HOME} (see ../shared/vendor/README.md)`);
+if (fluentdUnavailable() !== undefined) {
+  console.error(fluentdUnavailable());
   process.exit(2);
 }
 if (!existsSync(join(ROOT, "dist"))) {

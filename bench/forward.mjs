@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Events per second through a real fluentd (1.15.3 from ../shared/vendor), end to end, by the two ways the filter
-// can feed it, on the same corpus and into the same output:
+// Events per second through a real fluentd (FLUENTD_HOME, a fluentd on PATH, or 1.15.3 from ../shared/vendor), end to
+// end, by the two ways the filter can feed it, on the same corpus and into the same output:
 //
 //   exec-json     in_tail of file:// lines -> out_exec_filter (the shipped settings: file buffer, 1 s flush,
 //                 <format> single_value, <parse> json, <extract> _tag/_time) -> out_null (or out_file)
@@ -13,7 +13,7 @@
 //
 //   node bench/forward.mjs [--rounds 3] [--objects 200] [--events 75000] [--paths exec-json,exec-msgpack,forward]
 //                          [--sink null|file]
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureCorpus } from "./corpus.mjs";
-import { emitRecords, startFluentd } from "./lib/fluentd.mjs";
+import { emitRecords, fluentdUnavailable, startFluentd } from "./lib/fluentd.mjs";
 import { killGroup, median, processes, procStat } from "./lib/measure.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -208,8 +208,8 @@ async function once(path, corpus) {
   }
 }
 
-if (spawnSync("ruby", ["-e", "1"]).status !== 0) {
-  console.error("ruby is needed (see ../shared/vendor/README.md)");
+if (fluentdUnavailable() !== undefined) {
+  console.error(fluentdUnavailable());
   process.exit(1);
 }
 // ensureCorpus gives the manifest with the corpus's absolute dir (bench/.corpus/forward).

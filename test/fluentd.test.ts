@@ -1,5 +1,5 @@
-// The filter under a real fluentd: 1.15.3 from ../shared/vendor, run by Debian's Ruby (.ci/run installs it; without
-// it these tests are skipped with a note). The configuration is the shipped fluent.conf with its two plugins that are
+// The filter under a real fluentd: FLUENTD_HOME, a fluentd on PATH, or 1.15.3 from ../shared/vendor (support/
+// fluentd-home.mjs; without one these tests are skipped with a note saying how to get one). The configuration is the shipped fluent.conf with its two plugins that are
 // not in fluentd's core swapped out: in_sqs becomes in_tail of a file of fluent-plugin-sqs 3.x records written by the
 // test, the Elasticsearch output becomes out_file; its paths move into a temporary directory. Everything else (the
 // exec_filter section, the command, relabel, the dead-letter, catch-all and @ERROR outputs) runs as shipped, against

@@ -1,5 +1,5 @@
-// `--output forward://` (issue 16) against the real fluentd 1.15.3 (../shared/vendor; skipped with a note where it
-// cannot run): in_forward → out_file, plain, with `<security>` shared_key, and with `<transport tls>`. The `sqs`
+// `--output forward://` (issue 16) against a real fluentd (support/fluentd-home.mjs; skipped with a note where none
+// can run): in_forward → out_file, plain, with `<security>` shared_key, and with `<transport tls>`. The `sqs`
 // command reads the loopback SQS and S3 stand-ins; a message is deleted only once fluentd has acknowledged its
 // events; fluentd restarted mid-run, or killed with SIGKILL, loses nothing (a duplicate carries the same eventID);
 // `import` delivers too; examples/fluent-forward.conf runs as shipped.

@@ -2,20 +2,23 @@
 // starting it, and reading its output's count from in_monitor_agent.
 
 import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname } from "node:path";
+import { findFluentd, probeFluentd } from "../../test/support/fluentd-home.mjs";
 import { killGroup } from "./measure.mjs";
 
-/** fluentd 1.15.3 from ../shared/vendor (run on Debian's Ruby). */
-export const FLUENTD_HOME = join(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "..",
-  "shared",
-  "vendor",
-  "fluentd-1.15.3",
-);
+/**
+ * The fluentd the benches run: FLUENTD_HOME, else a `fluentd` on PATH, else ../shared/vendor's 1.15.3 source
+ * (test/support/fluentd-home.mjs chooses, for the tests too).
+ */
+const found = findFluentd();
+let unavailable;
+/** Why no fluentd can run here (with how to get one), or undefined when one can; asked once. */
+export function fluentdUnavailable() {
+  unavailable ??= probeFluentd(found) ?? false;
+  return unavailable === false ? undefined : unavailable;
+}
+/** Which fluentd runs, for the report. */
+export const FLUENTD_WHERE = "unavailable" in found ? found.unavailable : found.where;
 
 /**
  * Starts fluentd on `conf` (a path) in its own process group, node's directory first on PATH, and waits until its log
@@ -24,15 +27,13 @@ export const FLUENTD_HOME = join(
  * when it exits first or `timeoutMs` passes.
  */
 export async function startFluentd(conf, { workers = 1, timeoutMs = 60_000, args = [] } = {}) {
-  const child = spawn(
-    "ruby",
-    ["-I", join(FLUENTD_HOME, "lib"), join(FLUENTD_HOME, "bin", "fluentd"), "-c", conf, ...args],
-    {
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
-    },
-  );
+  const why = fluentdUnavailable();
+  if (why !== undefined || "unavailable" in found) throw new Error(`no fluentd: ${why}`);
+  const child = spawn(found.command, [...found.prefix, "-c", conf, ...args], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
+  });
   let log = "";
   const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   const running = Array.from({ length: workers }, (_, k) => `worker is now running worker=${k}`);

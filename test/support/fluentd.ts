@@ -1,50 +1,41 @@
-// The real fluentd 1.15.3 vendored in ../shared/vendor (run from source on Debian's Ruby, ../shared/vendor/README.md)
+// A real fluentd (FLUENTD_HOME, a gem on PATH, or the 1.15.3 source in ../shared/vendor: fluentd-home.mjs chooses)
 // for tests: whether it can run here, configurations cut from the shipped ones, and a running fluentd with its log,
 // its child processes and bounded waits.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { jsonLines } from "./cli.js";
+import { type FoundFluentd, findFluentd, probeFluentd } from "./fluentd-home.mjs";
 import type { TrailEvent } from "./trail.js";
 
-/** Where CI and the development machine keep it: `../shared` beside the checkout. */
-export const FLUENTD_HOME = fileURLToPath(new URL("../../../shared/vendor/fluentd-1.15.3/", import.meta.url));
-
-/** The libraries fluentd loads at start that come from Debian packages (a missing one fails every run). */
-const RUNTIME = ["msgpack", "yajl", "cool.io", "serverengine", "sigdump", "tzinfo", "strptime", "http_parser", "oj"];
-
+let found: FoundFluentd | undefined;
 let unavailable: string | false | undefined;
-/** Why the vendored fluentd cannot run here, or undefined when it can. */
+/** Why no fluentd can run here (with the hint saying how to get one), or undefined when one can. */
 export function fluentdUnavailable(): string | undefined {
   if (unavailable === undefined) {
     if (process.platform !== "linux") {
       unavailable = "the tests find fluentd's children in /proc (Linux only)";
-    } else if (!existsSync(join(FLUENTD_HOME, "bin/fluentd"))) {
-      unavailable = `no fluentd source at ${FLUENTD_HOME} (a bare clone has no ../shared/vendor)`;
     } else {
-      const probe = spawnSync("ruby", ["-e", RUNTIME.map((lib) => `require "${lib}"`).join(";")], {
-        encoding: "utf8",
-        timeout: 30_000,
-      });
-      if (probe.error !== undefined) unavailable = `ruby cannot run (${probe.error.message}): see .ci/run`;
-      else if (probe.status !== 0)
-        unavailable = `fluentd's Ruby libraries are missing (${probe.stderr.trim()}): see .ci/run`;
-      else unavailable = false;
+      const candidate = findFluentd();
+      unavailable = probeFluentd(candidate) ?? false;
+      if (unavailable === false && !("unavailable" in candidate)) found = candidate;
     }
   }
   return unavailable === false ? undefined : unavailable;
 }
 
-/** `ruby -I<lib> bin/fluentd …`: the arguments after `ruby`. */
-export function fluentdArgs(...args: string[]): string[] {
-  return ["-I", join(FLUENTD_HOME, "lib"), join(FLUENTD_HOME, "bin/fluentd"), ...args];
+/** The command and arguments that run fluentd with `args`; only once `fluentdUnavailable()` said it can run. */
+function fluentdCommand(...args: string[]): [string, string[]] {
+  if (fluentdUnavailable() !== undefined || found === undefined)
+    throw new Error("no fluentd: see fluentdUnavailable()");
+  return [found.command, [...found.prefix, ...args]];
 }
 
 /** `fluentd --dry-run -c <config>`: whether fluentd accepts a configuration (plugins and parameters included). */
 export function dryRun(config: string, env: NodeJS.ProcessEnv = process.env): { ok: boolean; output: string } {
-  const run = spawnSync("ruby", fluentdArgs("--dry-run", "-c", config), {
+  const [command, args] = fluentdCommand("--dry-run", "-c", config);
+  const run = spawnSync(command, args, {
     encoding: "utf8",
     timeout: 60_000,
     env,
@@ -218,7 +209,8 @@ export class Fluentd {
 
   private constructor(config: string, env: NodeJS.ProcessEnv, supervised: boolean) {
     const args = supervised ? ["-c", config] : ["-c", config, "--no-supervisor"];
-    this.process = spawn("ruby", fluentdArgs(...args), {
+    const [command, commandArgs] = fluentdCommand(...args);
+    this.process = spawn(command, commandArgs, {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env,
