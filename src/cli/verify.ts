@@ -285,6 +285,10 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     getRequests: verifier.counts.objects,
     mb: Math.round((verifier.counts.bytes / 2 ** 20) * 10) / 10,
     seconds: (Date.now() - started) / 1000,
+    cpuSeconds: (() => {
+      const { user, system } = process.cpuUsage();
+      return Math.round((user + system) / 1000) / 1000;
+    })(),
   });
   process.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
 }
