@@ -3,6 +3,9 @@
 // from a ListPublicKeys stand-in reached through AWS_ENDPOINT_URL_CLOUDTRAIL, the built CLI spawned. Every case checks
 // the file it touched and that no untouched file is reported.
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +136,29 @@ describe("verify: an untouched trail", () => {
     const { run, lines } = await verify(bucket, "--problems-only");
     expect(run.code).toBe(0);
     expect(lines).toEqual([]);
+  });
+});
+
+describe("verify --checkpoint", () => {
+  it("a second run skips the log files found valid and checks the digests again", async () => {
+    const bucket = await newBucket();
+    const trail = buildTrail(trailOptions(bucket, { hours: 2, filesPerHour: 2 }));
+    await store(bucket, trail);
+    const dir = mkdtempSync(join(tmpdir(), "ctef-verify-"));
+    const checkpoint = join(dir, "verify.checkpoint");
+    try {
+      const first = await verify(bucket, "--checkpoint", checkpoint);
+      expect(first.run.code).toBe(0);
+      expect(readFileSync(checkpoint, "utf8").trim().split("\n").sort()).toEqual(
+        trail.logKeys.map((key) => `s3://${bucket}/${key}`).sort(),
+      );
+      const second = await verify(bucket, "--checkpoint", checkpoint);
+      expect(second.run.code).toBe(0);
+      expect(second.lines.map((line) => line.kind)).toEqual(["digest", "digest"]);
+      expect(summaryOf(second.run)).toMatchObject({ alreadyDone: 4 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
