@@ -78,7 +78,7 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     ["an argument the filter does not take", ["extra"], /too many arguments/],
     ["import without its source", ["import"], /missing required argument 'source'/],
     ["verify without its source", ["verify"], /missing required argument 'source'/],
-    ["verify of a source that is not s3://", ["verify", "ftp://bucket"], /^error: expected s3:/],
+    ["verify of a source that is not s3:// or file://", ["verify", "ftp://bucket"], /^error: expected s3:/],
     ["an unknown option of import", ["import", "file:///tmp", "--bogus"], /unknown option '--bogus'/],
     // the program's own
     ["a log file that cannot be opened", ["--log-file", "/nonexistent/filter.log"], /cannot open --log-file/],

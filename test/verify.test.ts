@@ -3,9 +3,9 @@
 // from a ListPublicKeys stand-in reached through AWS_ENDPOINT_URL_CLOUDTRAIL, the built CLI spawned. Every case checks
 // the file it touched and that no untouched file is reported.
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -81,7 +81,13 @@ async function store(bucket: string, trail: Trail): Promise<void> {
   for (const object of trail.objects) await put(bucket, object);
 }
 
-type Line = Record<string, unknown> & { kind: string; s3Object: string; status: string; reason?: string };
+type Line = Record<string, unknown> & {
+  kind: string;
+  s3Object: string;
+  status: string;
+  reason?: string;
+  file?: string;
+};
 
 async function verify(bucket: string, ...args: string[]): Promise<{ run: CliRun; lines: Line[] }> {
   const run = await runCli(["verify", `s3://${bucket}`, "--concurrency", "4", ...args], "", {
@@ -337,6 +343,69 @@ describe("verify: the shapes trails come in, all valid", () => {
     await store(bucket, trail);
     const lines = await allValid(bucket, [trail], "--since", "2024-03-10", "--until", "2024-03-10");
     expect(lines.filter((line) => line.kind === "digest")).toHaveLength(3);
+  });
+});
+
+describe("verify file:///directory: a copy, with each digest's signature in KEY.signature", () => {
+  /** Writes the trail below `dir` as `aws s3 sync s3://BUCKET/PREFIX dir` would, plus the signature files. */
+  function copy(trail: Trail, dir: string, prefix: string, signatures = true): void {
+    for (const object of trail.objects) {
+      const path = join(dir, object.key.slice(prefix.length));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, object.body);
+      if (signatures && object.metadata?.signature !== undefined)
+        writeFileSync(`${path}.signature`, `${object.metadata.signature}\n`);
+    }
+  }
+
+  async function verifyDir(dir: string): Promise<{ run: CliRun; lines: Line[] }> {
+    const run = await runCli(["verify", `file://${dir}`, "--concurrency", "4"], "", {
+      ...s3Env(s3.endpoint),
+      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
+    });
+    return { run, lines: parseOutput(run.stdout) as Line[] };
+  }
+
+  it("a copy of a trail under a custom prefix: all valid, each line with its S3 name and its file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ctef-verify-copy-"));
+    try {
+      const trail = buildTrail(trailOptions("original-bucket", { prefix: "trail-prefix/" }));
+      copy(trail, dir, "trail-prefix/");
+      const { run, lines } = await verifyDir(dir);
+      expect(run.stderr).toBe("");
+      expect(run.code).toBe(0);
+      expect(lines.map((line) => line.s3Object).sort()).toEqual([...trail.digestKeys, ...trail.logKeys].sort());
+      for (const line of lines) {
+        expect(line).toMatchObject({ status: "valid", s3Bucket: "original-bucket" });
+        expect(line.file).toBe(join(dir, line.s3Object.slice("trail-prefix/".length)));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a changed log file and a digest without its signature file are found; nothing else", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ctef-verify-copy-"));
+    try {
+      const trail = buildTrail(trailOptions("original-bucket"));
+      copy(trail, dir, "");
+      const changed = trail.logKeys[1] as string;
+      const plain = gunzipSync(readFileSync(join(dir, changed)));
+      plain[plain.indexOf("GetObject")] = "P".charCodeAt(0);
+      writeFileSync(join(dir, changed), gzipSync(plain));
+      const unsigned = trail.digestKeys[2] as string;
+      rmSync(join(dir, `${unsigned}.signature`));
+      const listedByUnsigned = JSON.parse(gunzipSync(readFileSync(join(dir, unsigned))).toString("utf8")).logFiles.map(
+        (f: { s3Object: string }) => f.s3Object,
+      ) as string[];
+      const { run, lines } = await verifyDir(dir);
+      expect(run.code).toBe(3);
+      const problems = onlyProblems(lines, [changed, unsigned, ...listedByUnsigned]);
+      expect(problems.get(changed)).toMatchObject({ reason: "hash mismatch" });
+      expect(problems.get(unsigned)).toMatchObject({ reason: "bad signature" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -90,17 +90,8 @@ function buckets(value: string, previous: ReadonlySet<BucketName> | undefined): 
   return result;
 }
 
-/** `s3://bucket[/prefix]`: the prefix as a folder (a missing trailing "/" added), as import reads it. */
-function parseS3Source(value: string): { bucket: BucketName; prefix: string } | string {
-  if (!value.startsWith("s3://")) return "expected s3://bucket[/prefix] (file:// is not supported by verify yet)";
-  const rest = value.slice(5);
-  const slash = rest.indexOf("/");
-  const name = slash === -1 ? rest : rest.slice(0, slash);
-  const bucket = parseBucketName(name);
-  if (isInvalid(bucket)) return refusalMessage("the bucket", name, bucket);
-  const prefix = slash === -1 ? "" : rest.slice(slash + 1);
-  return { bucket, prefix: prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/` };
-}
+/** The name a local copy's objects are read under (the store ignores it; lines report the names digests give). */
+const LOCAL_COPY = parseBucketName("local-copy") as BucketName;
 
 /** Builds `verify`; `program` is the root command, whose own options are refused before `verify`. */
 export function verifyCommand(program: Command): Command {
@@ -112,7 +103,11 @@ export function verifyCommand(program: Command): Command {
         "each listed log file's SHA-256; one cloudtrail.integrity JSON line per digest and per log file on stdout, " +
         `a summary in the log; exit 0 when everything checked is valid, ${VERIFY_PROBLEMS_EXIT} when a problem was found`,
     )
-    .argument("<source>", "s3://bucket[/prefix] (the bucket root, a custom prefix, AWSLogs/, an account or deeper)")
+    .argument(
+      "<source>",
+      "s3://bucket[/prefix] (the bucket root, a custom prefix, AWSLogs/, an account or deeper), or file:///directory " +
+        "(a copy, with each digest's signature in a KEY.signature file beside it)",
+    )
     .option("--since <date>", "first day checked, YYYY-MM-DD (UTC, the date in the keys)", day)
     .option("--until <date>", "last day checked, YYYY-MM-DD (inclusive; digests are read one day further)", day)
     .option("--accounts <ids>", "only these accounts, comma-separated", list)
@@ -159,7 +154,8 @@ export function verifyCommand(program: Command): Command {
 
 async function runVerify(argument: string, options: VerifyOptions, command: Command): Promise<void> {
   const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
-  const source = parseS3Source(argument);
+  const { parseSource } = await import("../import.js");
+  const source = parseSource(argument);
   if (typeof source === "string") return usage(source);
   if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
     usage("--since is after --until");
@@ -182,14 +178,19 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
   } catch (error) {
     usage((error as Error).message);
   }
-  const [{ Checkpoint }, { ListError, S3Lister }, { Progress }, integrity, { PublicKeys, sdkListPublicKeys }] =
-    await Promise.all([
-      import("../checkpoint.js"),
-      import("../listing.js"),
-      import("../progress.js"),
-      import("../integrity/verify.js"),
-      import("../integrity/public-keys.js"),
-    ]);
+  const [
+    { Checkpoint },
+    { checkDirectory, FileLister, ListError, S3Lister },
+    { Progress },
+    integrity,
+    { PublicKeys, sdkListPublicKeys },
+  ] = await Promise.all([
+    import("../checkpoint.js"),
+    import("../listing.js"),
+    import("../progress.js"),
+    import("../integrity/verify.js"),
+    import("../integrity/public-keys.js"),
+  ]);
   let checkpoint: Checkpoint | undefined;
   if (options.checkpoint !== undefined) {
     try {
@@ -215,21 +216,26 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
   });
   const abort = new AbortController();
   const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
-  const allowed = new Set<string>([source.bucket, ...(options.buckets ?? [])]);
+  const s3 = source.scheme === "s3" ? source : undefined;
   const verifier = new integrity.Verifier({
-    bucket: source.bucket,
+    bucket: s3?.bucket ?? LOCAL_COPY,
     prefix: source.prefix,
+    ...(s3 === undefined ? { places: integrity.localPlaces(LOCAL_COPY) } : {}),
     selection: {
       ...(options.since === undefined ? {} : { since: options.since }),
       ...(options.until === undefined ? {} : { until: options.until }),
       ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
       ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
     },
-    lister: new S3Lister(() => aws.s3Client(undefined), source.bucket, retry, abort.signal, options.requestPayer),
-    store: new integrity.S3Store(() => aws.getter(), retry, abort.signal),
+    lister:
+      s3 === undefined
+        ? new FileLister()
+        : new S3Lister(() => aws.s3Client(undefined), s3.bucket, retry, abort.signal, options.requestPayer),
+    store:
+      s3 === undefined ? new integrity.FileStore() : new integrity.S3Store(() => aws.getter(), retry, abort.signal),
     keys: new PublicKeys(sdkListPublicKeys((where) => aws.cloudTrailClient(where))),
     concurrency: options.concurrency,
-    allowedBuckets: allowed,
+    allowedBuckets: s3 === undefined ? undefined : new Set<string>([s3.bucket, ...(options.buckets ?? [])]),
     emit: (line) => {
       if (options.problemsOnly && line.status === "valid") return;
       sink.writeJson(line as unknown as Record<string, unknown>);
@@ -259,6 +265,7 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
   progress.start();
   let summary: Awaited<ReturnType<typeof verifier.run>>;
   try {
+    if (s3 === undefined) await checkDirectory(`/${source.prefix}`);
     summary = await verifier.run();
   } catch (error) {
     // A listing that failed, or ListPublicKeys: nothing more can be judged; exit 1 with the reason on stderr.

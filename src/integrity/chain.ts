@@ -65,12 +65,20 @@ function fail(target: CheckedDigest, reason: Reason, detail: string): void {
  * Checks every link between digests that are both here, marking a previous digest that does not match what the
  * next one recorded; returns the previous digests that are not here, for the caller to read.
  */
-export function linkChains(digests: ReadonlyMap<string, CheckedDigest>): OutsideLink[] {
+export function linkChains(
+  digests: ReadonlyMap<string, CheckedDigest>,
+  /** Where an object a digest names is read (a local copy maps S3 keys to its paths); as named by default. */
+  locate: (bucket: BucketName, key: ObjectKey, near: CheckedDigest) => { bucket: BucketName; key: ObjectKey } = (
+    bucket,
+    key,
+  ) => ({ bucket, key }),
+): OutsideLink[] {
   const outside = new Map<string, OutsideLink>();
   for (const next of digests.values()) {
     const content = next.digest;
     if (content?.previous === undefined || content.previousDigestSignature === null) continue;
-    const { bucket, key, hashValue } = content.previous;
+    const { hashValue } = content.previous;
+    const { bucket, key } = locate(content.previous.bucket, content.previous.key, next);
     const recorded = content.previousDigestSignature.toLowerCase();
     const previous = digests.get(objectId(bucket, key));
     if (previous === undefined) {

@@ -6,6 +6,7 @@
 // log files. Digests come first because a log file's verdict depends on its digest's, and whether a digest is valid
 // depends on the next one in its chain; digests are few (one an hour per account, region and trail) next to log files.
 import { createHash } from "node:crypto";
+import { type FileHandle, open, readFile } from "node:fs/promises";
 import type { Checkpoint } from "../checkpoint.js";
 import { classifyS3Error, FetchError } from "../fetch.js";
 import { InflateError, inflate } from "../inflate.js";
@@ -50,8 +51,11 @@ export const VERIFY_KINDS: Kinds = {
 export interface IntegrityLine {
   _tag: typeof INTEGRITY_TAG;
   kind: "digest" | "logFile";
-  s3Bucket: string;
+  /** Where CloudTrail wrote the file (absent for a file of a local copy that no digest names). */
+  s3Bucket?: string;
   s3Object: string;
+  /** file://: where the copy holds it. */
+  file?: string;
   status: Status;
   reason?: Reason;
   detail?: string;
@@ -127,21 +131,104 @@ export class S3Store implements ObjectStore {
   }
 }
 
+/**
+ * Where the objects digests name are read. In S3, where they are named. In a local copy (file://), the keys are
+ * paths below `/`, and an object CloudTrail named `PREFIX/AWSLogs/REST` is read at the copy's `…/AWSLogs/REST` next
+ * to the digest that names it (whatever of the trail's prefix the copy kept).
+ */
+export interface Places {
+  locate(bucket: BucketName, key: ObjectKey, near: ObjectKey): { bucket: BucketName; key: ObjectKey };
+  /** Whether the digest read at `bucket`/`key` is where it says it was written. */
+  isAt(digest: Digest, bucket: BucketName, key: ObjectKey): boolean;
+  /** The local path of an object read at `key` (file:// only), for the lines' `file`. */
+  file(key: ObjectKey): string | undefined;
+}
+
+export const S3_PLACES: Places = {
+  locate: (bucket, key) => ({ bucket, key }),
+  isAt: (digest, bucket, key) => digest.digestS3Bucket === bucket && digest.digestS3Object === key,
+  file: () => undefined,
+};
+
+/** The key from its last `AWSLogs/` segment on, and what comes before it; undefined when it has none. */
+function split(key: string): { root: string; tail: string } | undefined {
+  const segments = key.split("/");
+  const at = segments.lastIndexOf("AWSLogs");
+  if (at === -1) return undefined;
+  return { root: segments.slice(0, at).join("/"), tail: segments.slice(at).join("/") };
+}
+
+/** `copy`: the name the copy's objects are read under (VerifyDeps.bucket). */
+export const localPlaces = (copy: BucketName): Places => ({
+  locate: (bucket, key, near) => {
+    const named = split(key);
+    const here = split(near);
+    if (named === undefined || here === undefined) return { bucket, key };
+    const local = parseObjectKey(here.root === "" ? named.tail : `${here.root}/${named.tail}`);
+    return isInvalid(local) ? { bucket, key } : { bucket: copy, key: local };
+  },
+  isAt: (digest, _bucket, key) => {
+    const named = split(digest.digestS3Object);
+    return named !== undefined && named.tail === split(key)?.tail;
+  },
+  file: (key) => `/${key}`,
+});
+
+/**
+ * A local copy: the keys are paths below `/`. A digest's signature is in `KEY.signature` beside it (hex, as
+ * `aws s3api head-object … --query Metadata.signature --output text` prints it): copies made with `aws s3 sync` or
+ * `aws s3 cp` keep no metadata.
+ */
+export class FileStore implements ObjectStore {
+  async read<T>(_bucket: BucketName, key: ObjectKey, use: (object: StoredObject) => Promise<T>): Promise<T> {
+    const path = `/${key}`;
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+      if (!(await handle.stat()).isFile()) {
+        await handle.close();
+        throw new FetchError("NotAFile", `Failed to read file://${path}: not a file`, false);
+      }
+    } catch (error) {
+      if (error instanceof FetchError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR")
+        throw new FetchError("NotFound", `Failed to read file://${path}: ${code}`, false);
+      const kind = code === "EACCES" || code === "EPERM" ? "AccessDenied" : "FetchFailed";
+      throw new FetchError(kind, `Failed to read file://${path}: ${code ?? String(error)}`, false);
+    }
+    const metadata: Record<string, string> = {};
+    try {
+      metadata.signature = (await readFile(`${path}.signature`, "utf8")).trim();
+    } catch {
+      // no sidecar: the digest is reported with no signature
+    }
+    try {
+      return await use({ body: handle.createReadStream({ autoClose: false }), metadata });
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
 /** ListPublicKeys failed: nothing can be judged without the keys, so the run stops (exit 1) instead of guessing. */
 export class KeysUnavailable extends Error {
   override readonly name = "KeysUnavailable";
 }
 
 export interface VerifyDeps {
+  /** The source's bucket (file://: a name of the copy's, reported nowhere). */
   bucket: BucketName;
+  /** S3_PLACES, or localPlaces(bucket) for a copy. */
+  places?: Places;
   prefix: string;
   selection: Selection;
   lister: Lister & { readonly requests?: number };
   store: ObjectStore;
   keys: PublicKeys;
   concurrency: number;
-  /** Buckets log files may be read from (the source's, and --buckets). */
-  allowedBuckets: ReadonlySet<string>;
+  /** Buckets log files may be read from (the source's, and --buckets); undefined: any (a local copy reads none). */
+  allowedBuckets: ReadonlySet<string> | undefined;
   /** Writes a line (and waits while the output is full). */
   emit(line: IntegrityLine): void | Promise<void>;
   /** Resolves once the lines emitted so far are delivered (true), or never will be (false). */
@@ -201,8 +288,9 @@ interface ListedLog {
 }
 
 interface LogCheck {
-  bucket: BucketName;
-  key: ObjectKey;
+  /** As the digest names it, and where it is read. */
+  named: { bucket: BucketName; key: ObjectKey };
+  at: { bucket: BucketName; key: ObjectKey };
   hashValue: string;
   digest: CheckedDigest;
   content: Digest;
@@ -222,7 +310,11 @@ export class Verifier {
     interrupted: false,
   };
 
-  constructor(private readonly deps: VerifyDeps) {}
+  private readonly places: Places;
+
+  constructor(private readonly deps: VerifyDeps) {
+    this.places = deps.places ?? S3_PLACES;
+  }
 
   async run(): Promise<VerifySummary> {
     const { deps, summary } = this;
@@ -246,25 +338,27 @@ export class Verifier {
       const content = digest.digest;
       if (content === undefined) continue;
       for (const file of content.logFiles) {
-        const id = objectId(file.bucket, file.key);
+        const named = { bucket: file.bucket, key: file.key };
+        const at = this.places.locate(file.bucket, file.key, digest.key);
+        const id = objectId(at.bucket, at.key);
         const once = `${id} ${file.hashValue}`;
         if (listed.has(once)) continue;
         listed.add(once);
         listed.add(id);
         if (digest.status !== "valid") {
-          await this.emitLog(file.bucket, file.key, digest, content, "invalid", {
+          await this.emitLog(named, at, digest, content, "invalid", {
             reason: "not vouched for",
             detail: `its digest is ${digest.status} (${digest.reason ?? ""})`,
           });
-        } else if (!deps.allowedBuckets.has(file.bucket)) {
-          await this.emitLog(file.bucket, file.key, digest, content, "invalid", {
+        } else if (deps.allowedBuckets !== undefined && !deps.allowedBuckets.has(file.bucket)) {
+          await this.emitLog(named, at, digest, content, "invalid", {
             reason: "not checked",
             detail: "the digest lists it in a bucket not among the source's and --buckets",
           });
-        } else if (deps.checkpoint?.has(`s3://${id}`)) {
+        } else if (deps.checkpoint?.has(this.checkpointUrl(at))) {
           summary.alreadyDone++;
         } else {
-          toRead.push({ bucket: file.bucket, key: file.key, hashValue: file.hashValue, digest, content });
+          toRead.push({ named, at, hashValue: file.hashValue, digest, content });
         }
       }
     }
@@ -278,11 +372,11 @@ export class Verifier {
         summary.unjudged++;
         continue;
       }
+      const file = this.places.file(log.key);
       await this.emitLine({
         _tag: INTEGRITY_TAG,
         kind: "logFile",
-        s3Bucket: log.bucket,
-        s3Object: log.key,
+        ...(file === undefined ? { s3Bucket: log.bucket, s3Object: log.key } : { s3Object: log.key, file }),
         status: "unlisted",
         reason: "not listed",
         detail: "no digest lists it, though digests of its account and region cover its delivery time",
@@ -375,11 +469,11 @@ export class Verifier {
     if (refused(digest)) return verdict("invalid", "malformed", `the digest ${digest.reason}`);
     result.digest = digest;
 
-    if (digest.digestS3Bucket !== bucket || digest.digestS3Object !== key) {
+    if (!this.places.isAt(digest, bucket, key)) {
       return verdict(
         "invalid",
         "moved",
-        `it names s3://${quoted(`${digest.digestS3Bucket}/${digest.digestS3Object}`)}`,
+        `it names ${quoted(`s3://${digest.digestS3Bucket}/${digest.digestS3Object}`)}`,
       );
     }
     const metadataAlgorithm = read.metadata["signature-algorithm"];
@@ -391,7 +485,11 @@ export class Verifier {
       return verdict("invalid", "bad signature", `the algorithm ${named} is not ${SIGNATURE_ALGORITHM}`);
     }
     if (result.signature === undefined) {
-      return verdict("invalid", "bad signature", "no hex x-amz-meta-signature in its metadata");
+      return verdict(
+        "invalid",
+        "bad signature",
+        "no hex signature (x-amz-meta-signature; KEY.signature beside a local copy)",
+      );
     }
     let lookup: Awaited<ReturnType<PublicKeys["find"]>>;
     try {
@@ -411,7 +509,9 @@ export class Verifier {
   private async checkOutsideLinks(checked: ReadonlyMap<string, CheckedDigest>): Promise<CheckedDigest[]> {
     const { store, concurrency, signal } = this.deps;
     const lines: CheckedDigest[] = [];
-    await pool(linkChains(checked), concurrency, signal, async (link) => {
+    const locate = (bucket: BucketName, key: ObjectKey, near: CheckedDigest) =>
+      this.places.locate(bucket, key, near.key);
+    await pool(linkChains(checked, locate), concurrency, signal, async (link) => {
       const named = link.namedBy[0] as (typeof link.namedBy)[number];
       const name = parseDigestName(link.key) ?? named.digest.name;
       const line: CheckedDigest = {
@@ -452,11 +552,16 @@ export class Verifier {
     return lines;
   }
 
+  private checkpointUrl(at: { bucket: BucketName; key: ObjectKey }): string {
+    const file = this.places.file(at.key);
+    return file === undefined ? `s3://${objectId(at.bucket, at.key)}` : `file://${file}`;
+  }
+
   private async checkLog(check: LogCheck): Promise<void> {
-    const { bucket, key, hashValue, digest, content } = check;
+    const { named, at, hashValue, digest, content } = check;
     let sha256: string;
     try {
-      sha256 = await this.deps.store.read(bucket, key, async (object) => {
+      sha256 = await this.deps.store.read(at.bucket, at.key, async (object) => {
         const hash = createHash("sha256");
         for await (const chunk of inflate(object.body, { maxBytes: LOG_FILE_MAX_BYTES })) {
           hash.update(chunk);
@@ -466,7 +571,7 @@ export class Verifier {
       });
     } catch (error) {
       if (error instanceof InflateError) {
-        return this.emitLog(bucket, key, digest, content, "invalid", {
+        return this.emitLog(named, at, digest, content, "invalid", {
           reason: "hash mismatch",
           detail: error.message,
         });
@@ -474,33 +579,37 @@ export class Verifier {
       if (!(error instanceof FetchError)) throw error;
       const [status, reason]: [Status, Reason] =
         error.code === "NotFound" ? ["missing", "not found"] : ["invalid", "not checked"];
-      return this.emitLog(bucket, key, digest, content, status, { reason, detail: error.message });
+      return this.emitLog(named, at, digest, content, status, { reason, detail: error.message });
     } finally {
       this.counts.objects++;
     }
     if (sha256 !== hashValue) {
-      return this.emitLog(bucket, key, digest, content, "invalid", {
+      return this.emitLog(named, at, digest, content, "invalid", {
         reason: "hash mismatch",
         detail: `its SHA-256 is ${sha256}, the digest recorded ${hashValue}`,
       });
     }
-    await this.emitLog(bucket, key, digest, content, "valid", {});
+    await this.emitLog(named, at, digest, content, "valid", {});
     const { checkpoint } = this.deps;
     // Into the checkpoint once its line is out, as import does: a kill before that reads it again next time.
     if (checkpoint !== undefined) {
       void this.deps.written().then((written) => {
-        if (written) checkpoint.add(`s3://${objectId(bucket, key)}`);
+        if (written) checkpoint.add(this.checkpointUrl(at));
       });
     }
   }
 
   private emitDigest(digest: CheckedDigest): Promise<void> {
     const content = digest.digest;
+    const file = this.places.file(digest.key);
     return this.emitLine({
       _tag: INTEGRITY_TAG,
       kind: "digest",
-      s3Bucket: digest.bucket,
-      s3Object: digest.key,
+      ...(file === undefined
+        ? { s3Bucket: digest.bucket, s3Object: digest.key }
+        : content === undefined
+          ? { s3Object: digest.key, file }
+          : { s3Bucket: content.digestS3Bucket, s3Object: content.digestS3Object, file }),
       status: digest.status,
       ...(digest.reason === undefined ? {} : { reason: digest.reason }),
       ...(digest.detail === undefined ? {} : { detail: digest.detail }),
@@ -515,18 +624,20 @@ export class Verifier {
   }
 
   private emitLog(
-    bucket: BucketName,
-    key: ObjectKey,
+    named: { bucket: BucketName; key: ObjectKey },
+    at: { bucket: BucketName; key: ObjectKey },
     digest: CheckedDigest,
     content: Digest,
     status: Status,
     why: { reason?: Reason; detail?: string },
   ): Promise<void> {
+    const file = this.places.file(at.key);
     return this.emitLine({
       _tag: INTEGRITY_TAG,
       kind: "logFile",
-      s3Bucket: bucket,
-      s3Object: key,
+      s3Bucket: named.bucket,
+      s3Object: named.key,
+      ...(file === undefined ? {} : { file }),
       status,
       ...why,
       account: digest.name.account,
