@@ -279,6 +279,22 @@ describe("verify: tampering is found, and nothing else is reported", () => {
   });
 });
 
+describe("verify: a run that cannot judge", () => {
+  it("ListPublicKeys unreachable: exit 1 with the reason, no verdict on the digests", async () => {
+    const bucket = await newBucket();
+    await store(bucket, buildTrail(trailOptions(bucket, { hours: 1, filesPerHour: 1 })));
+    const closed = await startPublicKeyServer(() => []);
+    await closed.close(); // a port nobody listens on
+    const run = await runCli(["verify", `s3://${bucket}`], "", {
+      ...s3Env(s3.endpoint),
+      AWS_ENDPOINT_URL_CLOUDTRAIL: closed.endpoint,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^error: ListPublicKeys failed in us-east-1/);
+    expect(parseOutput(run.stdout).filter((line) => line.kind === "digest")).toEqual([]);
+  });
+});
+
 describe("verify: the shapes trails come in, all valid", () => {
   const allValid = async (bucket: string, trails: Trail[], ...args: string[]): Promise<Line[]> => {
     const { run, lines } = await verify(bucket, ...args);

@@ -289,7 +289,7 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
   log.info("summary", {
     ...counts,
     problems,
-    getRequests: verifier.counts.objects,
+    filesRead: verifier.counts.objects,
     mb: Math.round((verifier.counts.bytes / 2 ** 20) * 10) / 10,
     seconds: (Date.now() - started) / 1000,
     cpuSeconds: (() => {
