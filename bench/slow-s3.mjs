@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // A slow, loopback-only, path-style S3 look-alike for the latency scenario: GET/HEAD /BUCKET/KEY serves
 // ROOT/KEY after a fixed delay, with S3's headers and S3's XML errors. Nothing is ever written.
+// For bench/verify.mjs it also lists (ListObjectsV2, with Prefix and Delimiter, one page) and serves user metadata:
+// ROOT/KEY.metadata.json, a JSON object, becomes KEY's x-amz-meta-* headers (the sidecars are never listed).
 //
 // As a module: const s3 = await startSlowS3({ root, bucket: "bench", delayMs: 50 }); ... s3.stats; await s3.close();
 // As a script: node bench/slow-s3.mjs --root DIR [--bucket bench] [--delay-ms 50] [--for 300]
@@ -8,7 +10,7 @@
 
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import { resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -122,6 +124,7 @@ export async function startSlowS3({ root, bucket = "bench", delayMs = 50, port =
     }
     const url = new URL(req.url, "http://localhost");
     const resource = url.pathname;
+    if (req.method === "GET" && url.searchParams.get("list-type") === "2") return list(url, res);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return sendError(
         res,
@@ -156,7 +159,8 @@ export async function startSlowS3({ root, bucket = "bench", delayMs = 50, port =
         stats.notFound++;
         return sendError(res, 404, "NoSuchKey", "The specified key does not exist.", resource, req.method);
       }
-      info = { size: found.size, mtime: found.mtime, mtimeMs: found.mtimeMs, body: undefined };
+      const metadata = await readFile(`${path}.metadata.json`, "utf8").then(JSON.parse, () => ({}));
+      info = { size: found.size, mtime: found.mtime, mtimeMs: found.mtimeMs, body: undefined, metadata };
       if (found.size <= CACHE_MAX) {
         info.body = await readFile(path);
         if (info.body.length === info.size) cache.set(path, info);
@@ -173,6 +177,7 @@ export async function startSlowS3({ root, bucket = "bench", delayMs = 50, port =
       "x-amz-server-side-encryption": "AES256",
       Server: "AmazonS3",
     };
+    for (const [name, value] of Object.entries(info.metadata)) headers[`x-amz-meta-${name}`] = String(value);
     const range = parseRange(req.headers.range, info.size);
     if (range === false) {
       return sendError(res, 416, "InvalidRange", "The requested range is not satisfiable", resource, req.method);
@@ -206,6 +211,47 @@ export async function startSlowS3({ root, bucket = "bench", delayMs = 50, port =
       stats.ok++;
     });
     stream.pipe(res);
+  }
+
+  /** Every file under ROOT as a key, sorted (S3 lists in key order); sidecars left out. */
+  async function keys(dir = base, prefix = "") {
+    const found = [];
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const key = `${prefix}${entry.name}`;
+      if (entry.isDirectory()) found.push(...(await keys(`${dir}/${entry.name}`, `${key}/`)));
+      else if (entry.isFile() && !entry.name.endsWith(".metadata.json")) found.push(key);
+    }
+    return found;
+  }
+
+  /** ListObjectsV2, one page whatever MaxKeys says (the corpus is small enough). */
+  async function list(url, res) {
+    const prefix = url.searchParams.get("prefix") ?? "";
+    const delimiter = url.searchParams.get("delimiter") ?? "";
+    const contents = [];
+    const common = new Set();
+    for (const key of (await keys()).sort()) {
+      if (!key.startsWith(prefix)) continue;
+      const cut = delimiter === "" ? -1 : key.indexOf(delimiter, prefix.length);
+      if (cut !== -1) common.add(key.slice(0, cut + delimiter.length));
+      else contents.push(key);
+    }
+    const items = await Promise.all(
+      contents.map(async (key) => {
+        const { size } = await stat(resolve(base, key));
+        return `<Contents><Key>${xmlEscape(key)}</Key><Size>${size}</Size><StorageClass>STANDARD</StorageClass></Contents>`;
+      }),
+    );
+    const prefixes = [...common].map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p)}</Prefix></CommonPrefixes>`);
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${xmlEscape(bucket)}</Name><Prefix>${xmlEscape(prefix)}</Prefix><KeyCount>${items.length + prefixes.length}</KeyCount><MaxKeys>1000</MaxKeys>${delimiter === "" ? "" : `<Delimiter>${xmlEscape(delimiter)}</Delimiter>`}<IsTruncated>false</IsTruncated>${items.join("")}${prefixes.join("")}</ListBucketResult>`;
+    stats.ok++;
+    res.writeHead(200, {
+      "Content-Type": "application/xml",
+      "Content-Length": Buffer.byteLength(body),
+      "x-amz-request-id": requestId(),
+      Server: "AmazonS3",
+    });
+    res.end(body);
   }
 
   await new Promise((ok, fail) => {

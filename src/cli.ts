@@ -3,6 +3,7 @@ import { fstatSync, openSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
+import { verifyCommand } from "./cli/verify.js";
 import { AwsClients } from "./clients.js";
 import { S3Source } from "./fetch.js";
 import { Filter, type FilterOptions } from "./filter.js";
@@ -321,6 +322,7 @@ export function buildProgram(): Command {
     .action(async () => runFilter(program.opts<CliOptions>(), program));
   program.addCommand(importCommand(program).exitOverride(usageExit));
   program.addCommand(sqsCommand(program).exitOverride(usageExit));
+  program.addCommand(verifyCommand(program).exitOverride(usageExit));
   program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
 }

@@ -1,6 +1,7 @@
 // The AWS clients of one process, made on first use and shared: one HTTP handler (http-handler.ts: the SDK's node:http
 // one, or undici's when a proxy is set), one credential chain, S3 clients per region, SQS clients per endpoint, and the
 // object getter built on them.
+import type { CloudTrailClient } from "@aws-sdk/client-cloudtrail";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
@@ -14,6 +15,8 @@ export interface ClientSettings {
   s3Endpoint?: string;
   /** AWS_ENDPOINT_URL_SQS when set: every queue is reached there. */
   sqsEndpoint?: string;
+  /** AWS_ENDPOINT_URL_CLOUDTRAIL (or AWS_ENDPOINT_URL) when set: ListPublicKeys for every region is asked there. */
+  cloudTrailEndpoint?: string;
   /** Connections per origin. */
   connections: number;
   /** A request or response body silent this long fails. */
@@ -36,6 +39,7 @@ export class AwsClients {
   private credentialsOnce: Promise<AwsCredentialIdentityProvider> | undefined;
   private readonly s3 = new Map<string, Promise<S3Client>>();
   private readonly sqs = new Map<string, Promise<SQSClient>>();
+  private readonly cloudTrail = new Map<string, Promise<CloudTrailClient>>();
   private getterOnce: Promise<S3Getter> | undefined;
 
   constructor(private readonly settings: ClientSettings) {}
@@ -119,6 +123,30 @@ export class AwsClients {
         }),
     );
     return this.getterOnce;
+  }
+
+  /**
+   * The CloudTrail client for a region (`verify` asks ListPublicKeys of the region that signed a digest), made the
+   * way the S3 client is: the shared handler and credentials; the SDK's own retries (ListPublicKeys is a few calls a
+   * run, not worth a policy of ours).
+   */
+  cloudTrailClient(region: string): Promise<CloudTrailClient> {
+    let client = this.cloudTrail.get(region);
+    if (client === undefined) {
+      const { cloudTrailEndpoint } = this.settings;
+      client = Promise.all([import("@aws-sdk/client-cloudtrail"), this.handler(), this.credentials()]).then(
+        ([{ CloudTrailClient }, requestHandler, credentials]) =>
+          new CloudTrailClient({
+            region,
+            credentials,
+            requestHandler,
+            logger: quietSdkLogger,
+            ...(cloudTrailEndpoint === undefined ? {} : { endpoint: cloudTrailEndpoint }),
+          }),
+      );
+      this.cloudTrail.set(region, client);
+    }
+    return client;
   }
 
   /** The SQS origin the operator configured (AWS_ENDPOINT_URL_SQS), where a record's queue_url may point. */

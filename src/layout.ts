@@ -56,11 +56,22 @@ export const SEARCH_DEPTH = 3;
 /** A date range covering at most this many days of a node is listed day by day, without discovering the dates. */
 export const DIRECT_DAYS = 31;
 
-const TRAIL_TYPES = new Set(["CloudTrail", "CloudTrail-Insight"]);
+const TRAIL_TYPES: ReadonlySet<string> = new Set(["CloudTrail", "CloudTrail-Insight"]);
 const ORG = /^o-[a-z0-9]+$/;
 const YEAR = /^\d{4}$/;
 const TWO_DIGITS = /^\d{2}$/;
 const LOG_NAME = /^(\d{12})_CloudTrail(?:-Insight)?_([a-z0-9-]+)_(\d{4})(\d{2})(\d{2})T\d{4}Z_[^/]*\.json(?:\.gz)?$/;
+
+/**
+ * What a walk looks for: the folders under an account it goes into (`CloudTrail/`…), the keys it keeps there, and
+ * the account, region and day a kept key's name carries (for the listing of every key, when no `AWSLogs/` is found).
+ * Import walks LOG_FILES; `verify` walks digests too (integrity/listing.ts).
+ */
+export interface Kinds {
+  types: ReadonlySet<string>;
+  keep(key: string): boolean;
+  nameOf(key: string): { account: string; region: string; day: string } | undefined;
+}
 
 /** `YYYY-MM-DD` if `value` is a real calendar day in that form, else undefined. */
 export function parseDay(value: string): string | undefined {
@@ -83,7 +94,7 @@ export function dayPrefixes(since: string, until: string): string[] {
 }
 
 /** Where `prefix` (ending in "/", or empty for the root) sits in the layout. */
-export function positionOf(prefix: string): Node {
+export function positionOf(prefix: string, kinds: Kinds = LOG_FILES): Node {
   const segments = prefix.split("/").filter((s) => s !== "");
   const at = segments.lastIndexOf("AWSLogs");
   if (at === -1) return { prefix, level: "search", date: [] };
@@ -94,7 +105,7 @@ export function positionOf(prefix: string): Node {
   if (account === undefined) return segments[at + 1] === undefined ? node : { ...node, level: "org" };
   node.account = account;
   if (type === undefined) return { ...node, level: "account" };
-  if (!TRAIL_TYPES.has(type)) return { ...node, level: "none" };
+  if (!kinds.types.has(type)) return { ...node, level: "none" };
   if (region === undefined) return { ...node, level: "trail" };
   node.region = region;
   const levels = ["region", "year", "month", "day"] as const;
@@ -115,6 +126,9 @@ export function parseLogName(key: string): { account: string; region: string; da
   const [, account, region, y, m, d] = match as unknown as [string, string, string, string, string, string];
   return { account, region, day: `${y}-${m}-${d}` };
 }
+
+/** Log and Insight files: what import reads. */
+export const LOG_FILES: Kinds = { types: TRAIL_TYPES, keep: isLogKey, nameOf: parseLogName };
 
 /** The first and last day a node with these date segments covers (string comparison orders them). */
 function span(date: readonly string[]): [string, string] {
@@ -170,10 +184,11 @@ export async function* walk(
   prefix: string,
   selection: Selection,
   onFallback: () => void = () => {},
+  kinds: Kinds = LOG_FILES,
 ): AsyncGenerator<ObjectEntry[]> {
-  const start = positionOf(prefix);
+  const start = positionOf(prefix, kinds);
   if (start.level !== "search") {
-    yield* walkNode(lister, start, selection);
+    yield* walkNode(lister, start, selection, kinds);
     return;
   }
   const found: Node[] = [];
@@ -193,15 +208,14 @@ export async function* walk(
   if (found.length === 0) {
     onFallback();
     for await (const page of lister.objects(start.prefix)) {
-      yield page.filter((entry) => isLogKey(entry.key) && nameWanted(entry.key, selection));
+      yield page.filter((entry) => kinds.keep(entry.key) && nameWanted(kinds.nameOf(entry.key), selection));
     }
     return;
   }
-  for (const node of found) yield* walkNode(lister, node, selection);
+  for (const node of found) yield* walkNode(lister, node, selection, kinds);
 }
 
-function nameWanted(key: string, selection: Selection): boolean {
-  const name = parseLogName(key);
+function nameWanted(name: ReturnType<Kinds["nameOf"]>, selection: Selection): boolean {
   if (name === undefined) return false;
   if (selection.accounts !== undefined && !selection.accounts.has(name.account)) return false;
   if (selection.regions !== undefined && !selection.regions.has(name.region)) return false;
@@ -209,7 +223,12 @@ function nameWanted(key: string, selection: Selection): boolean {
   return selection.until === undefined || name.day <= selection.until;
 }
 
-async function* walkNode(lister: Lister, node: Node, selection: Selection): AsyncGenerator<ObjectEntry[]> {
+async function* walkNode(
+  lister: Lister,
+  node: Node,
+  selection: Selection,
+  kinds: Kinds,
+): AsyncGenerator<ObjectEntry[]> {
   const { accounts, regions } = selection;
   switch (node.level) {
     case "search":
@@ -219,15 +238,16 @@ async function* walkNode(lister: Lister, node: Node, selection: Selection): Asyn
     case "org":
       for (const sub of await lister.children(node.prefix)) {
         const name = lastSegment(sub);
-        if (node.level === "awslogs" && ORG.test(name)) yield* walkNode(lister, child(node, sub, "org"), selection);
+        if (node.level === "awslogs" && ORG.test(name))
+          yield* walkNode(lister, child(node, sub, "org"), selection, kinds);
         else if (accounts === undefined || accounts.has(name))
-          yield* walkNode(lister, child(node, sub, "account", { account: name }), selection);
+          yield* walkNode(lister, child(node, sub, "account", { account: name }), selection, kinds);
       }
       return;
     case "account":
       if (accounts !== undefined && node.account !== undefined && !accounts.has(node.account)) return;
       for (const sub of await lister.children(node.prefix)) {
-        if (TRAIL_TYPES.has(lastSegment(sub))) yield* walkNode(lister, child(node, sub, "trail"), selection);
+        if (kinds.types.has(lastSegment(sub))) yield* walkNode(lister, child(node, sub, "trail"), selection, kinds);
       }
       return;
     case "trail":
@@ -235,38 +255,43 @@ async function* walkNode(lister: Lister, node: Node, selection: Selection): Asyn
       for (const sub of await lister.children(node.prefix)) {
         const region = lastSegment(sub);
         if (regions === undefined || regions.has(region))
-          yield* walkNode(lister, child(node, sub, "region", { region }), selection);
+          yield* walkNode(lister, child(node, sub, "region", { region }), selection, kinds);
       }
       return;
     default:
-      yield* walkDates(lister, node, selection);
+      yield* walkDates(lister, node, selection, kinds);
   }
 }
 
 /** Below a region: the year, month and day levels, pruned to the date range. */
-async function* walkDates(lister: Lister, node: Node, selection: Selection): AsyncGenerator<ObjectEntry[]> {
+async function* walkDates(
+  lister: Lister,
+  node: Node,
+  selection: Selection,
+  kinds: Kinds,
+): AsyncGenerator<ObjectEntry[]> {
   const { accounts, regions } = selection;
   if (accounts !== undefined && node.account !== undefined && !accounts.has(node.account)) return;
   if (regions !== undefined && node.region !== undefined && !regions.has(node.region)) return;
   if (node.date.length > 0 && !overlaps(node.date, selection)) return;
   const bounded = selection.since !== undefined || selection.until !== undefined;
   if (!bounded || node.level === "day" || node.level === "below") {
-    yield* keep(lister.objects(node.prefix));
+    yield* keep(lister.objects(node.prefix), kinds);
     return;
   }
   const direct = directDays(node.date, selection);
   if (direct !== undefined) {
-    for (const day of direct) yield* keep(lister.objects(node.prefix + day));
+    for (const day of direct) yield* keep(lister.objects(node.prefix + day), kinds);
     return;
   }
   const next = node.level === "region" ? "year" : node.level === "year" ? "month" : "day";
   for (const sub of await lister.children(node.prefix)) {
     const segment = lastSegment(sub);
     if (!(next === "year" ? YEAR : TWO_DIGITS).test(segment)) continue;
-    yield* walkDates(lister, child(node, sub, next, { date: [...node.date, segment] }), selection);
+    yield* walkDates(lister, child(node, sub, next, { date: [...node.date, segment] }), selection, kinds);
   }
 }
 
-async function* keep(pages: AsyncIterable<ObjectEntry[]>): AsyncGenerator<ObjectEntry[]> {
-  for await (const page of pages) yield page.filter((entry) => isLogKey(entry.key));
+async function* keep(pages: AsyncIterable<ObjectEntry[]>, kinds: Kinds): AsyncGenerator<ObjectEntry[]> {
+  for await (const page of pages) yield page.filter((entry) => kinds.keep(entry.key));
 }

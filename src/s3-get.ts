@@ -16,10 +16,11 @@ export interface S3GetterOptions {
   abortAll(): void;
 }
 
-/** The body of a 200 response and its stored size, when S3 said. */
+/** The body of a 200 response, its stored size when S3 said, and its user metadata (`x-amz-meta-*`, lowercase). */
 export interface S3Object {
   body: AsyncIterable<Uint8Array>;
   size: number | undefined;
+  metadata?: Record<string, string>;
 }
 
 /**
@@ -97,8 +98,9 @@ export class S3Getter {
           }),
         );
         const body = output.Body as AsyncIterable<Uint8Array> | undefined;
-        if (body === undefined) return { body: (async function* () {})(), size: 0 };
-        return { body, size: output.ContentLength };
+        const metadata = output.Metadata === undefined ? {} : { metadata: output.Metadata };
+        if (body === undefined) return { body: (async function* () {})(), size: 0, ...metadata };
+        return { body, size: output.ContentLength, ...metadata };
       } catch (error) {
         const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
         const moved = redirected ? undefined : bucketRegionOf(shape);

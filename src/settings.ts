@@ -70,6 +70,15 @@ export function awsSettings(
   return settings;
 }
 
+/**
+ * `verify`'s CloudTrail endpoint (ListPublicKeys): AWS_ENDPOINT_URL_CLOUDTRAIL, else AWS_ENDPOINT_URL, as the SDK
+ * reads them; `{ message }` naming the variable when its value is not an endpoint. Read only by `verify`, so that the
+ * other commands never refuse a variable they do not use.
+ */
+export function cloudTrailEndpoint(env: Record<string, string | undefined>): string | { message: string } | undefined {
+  return endpointFromEnv(env, "AWS_ENDPOINT_URL_CLOUDTRAIL", "AWS_ENDPOINT_URL");
+}
+
 function endpointFromEnv(
   env: Record<string, string | undefined>,
   ...names: string[]

@@ -1,5 +1,5 @@
 // The exit codes are a contract (README "Exit codes"): one table here, row for row, run against the built executable.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +41,7 @@ describe("exit code 0: done", () => {
     ["--help", ["--help"], ""],
     ["--version", ["--version"], ""],
     ["import --help", ["import", "--help"], ""],
+    ["verify --help", ["verify", "--help"], ""],
     ["import of a directory", ["import", `file://${FIXTURES}`, "--log-file", "/dev/null"], ""],
     [
       "--no-timestamp with --time-field @timestamp",
@@ -76,6 +77,8 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     ["a value not among the choices", ["--log-level", "loud"], /Allowed choices/],
     ["an argument the filter does not take", ["extra"], /too many arguments/],
     ["import without its source", ["import"], /missing required argument 'source'/],
+    ["verify without its source", ["verify"], /missing required argument 'source'/],
+    ["verify of a source that is not s3:// or file://", ["verify", "ftp://bucket"], /^error: expected s3:/],
     ["an unknown option of import", ["import", "file:///tmp", "--bogus"], /unknown option '--bogus'/],
     // the program's own
     ["a log file that cannot be opened", ["--log-file", "/nonexistent/filter.log"], /cannot open --log-file/],
@@ -181,6 +184,49 @@ describe("exit code 2 at once: a --spool-dir that cannot be created", () => {
     expect(stderr).toMatch(/cannot use --spool-dir \/proc\/cloudtrail-exec-filter\/spool/);
     expect(status).toBe(2);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
+
+describe("exit code 3: verify found a problem", () => {
+  // The verdicts themselves: test/verify.test.ts (a trail signed as CloudTrail signs it, tampered with case by case).
+  it("a log file that no digest vouches for: exit 3, its line on stdout", async () => {
+    const { startS3, s3Env } = await import("./support/s3.js");
+    const { buildTrail, signingKey, startPublicKeyServer } = await import("./support/cloudtrail.js");
+    const s3 = await startS3();
+    const unpublished = signingKey(new Date("2024-01-01T00:00:00Z"), new Date("2025-01-01T00:00:00Z"));
+    const keys = await startPublicKeyServer(() => []);
+    try {
+      await s3.createBucket("exit-three");
+      const trail = buildTrail({
+        bucket: "exit-three",
+        account: "111122223333",
+        region: "us-east-1",
+        trail: "t",
+        start: new Date("2024-03-10T10:00:00Z"),
+        hours: 1,
+        filesPerHour: 1,
+        key: unpublished,
+      });
+      for (const object of trail.objects) {
+        await s3.putObject("exit-three", object.key, object.body);
+      }
+      const env = { ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint };
+      const result = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+        const child = spawn(BIN, ["verify", "s3://exit-three", "--log-file", "/dev/null"], {
+          env: { ...baseEnv, ...env },
+        });
+        let stdout = "";
+        child.stdout.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString();
+        });
+        child.on("close", (status) => resolve({ status, stdout }));
+      });
+      expect(result.stdout).toMatch(/"status":"invalid"/);
+      expect(result.status).toBe(3);
+    } finally {
+      await s3.close();
+      await keys.close();
+    }
   });
 });
 

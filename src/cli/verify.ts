@@ -1,0 +1,301 @@
+// The `verify` command: parse, check (exit 2), build, run, exit. CloudTrail's log-file integrity validation for
+// every digest chain under an S3 prefix (src/integrity/verify.ts does the work); one `cloudtrail.integrity` line per
+// digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
+import { openSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import type { Checkpoint } from "../checkpoint.js";
+import { AwsClients } from "../clients.js";
+import { parseDay } from "../layout.js";
+import { FdLogger, LEVELS, type Level, type Logger } from "../log.js";
+import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "../names.js";
+import { OutputSink } from "../output.js";
+import { RetryPolicy } from "../retry.js";
+import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../settings.js";
+
+/** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
+export const VERIFY_PROBLEMS_EXIT = 3;
+
+interface VerifyOptions {
+  region?: Region;
+  endpoint?: string;
+  requestPayer: boolean;
+  buckets?: ReadonlySet<BucketName>;
+  concurrency: number;
+  since?: string;
+  until?: string;
+  accounts?: string[];
+  regions?: string[];
+  checkpoint?: string;
+  problemsOnly: boolean;
+  logFile?: string;
+  logLevel: Level;
+  retryFor: number;
+  requestTimeout: number;
+}
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function seconds(positive: boolean) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0)) {
+      throw new InvalidArgumentError(positive ? "expected seconds (> 0)" : "expected seconds (>= 0)");
+    }
+    return n;
+  };
+}
+
+function day(value: string): string {
+  const parsed = parseDay(value);
+  if (parsed === undefined) throw new InvalidArgumentError("expected a day as YYYY-MM-DD");
+  return parsed;
+}
+
+function list(value: string): string[] {
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (items.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
+  return items;
+}
+
+function region(value: string): Region {
+  const parsed = parseRegion(value);
+  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
+  return parsed;
+}
+
+function endpoint(value: string): string {
+  const parsed = parseEndpoint(value);
+  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
+  return parsed;
+}
+
+function buckets(value: string, previous: ReadonlySet<BucketName> | undefined): ReadonlySet<BucketName> {
+  const result = new Set<BucketName>(previous);
+  for (const name of list(value)) {
+    const parsed = parseBucketName(name);
+    if (isInvalid(parsed)) throw new InvalidArgumentError(refusalMessage("bucket", name, parsed));
+    result.add(parsed);
+  }
+  return result;
+}
+
+/** The name a local copy's objects are read under (the store ignores it; lines report the names digests give). */
+const LOCAL_COPY = parseBucketName("local-copy") as BucketName;
+
+/** Builds `verify`; `program` is the root command, whose own options are refused before `verify`. */
+export function verifyCommand(program: Command): Command {
+  const command: Command = new Command("verify")
+    .summary("check CloudTrail's digest files and the log files they list (log-file integrity validation)")
+    .description(
+      "check the CloudTrail log files under an S3 prefix against CloudTrail's signed digest files: each digest's " +
+        "signature (with the public key ListPublicKeys gives), its place and its link to the previous digest, and " +
+        "each listed log file's SHA-256; one cloudtrail.integrity JSON line per digest and per log file on stdout, " +
+        `a summary in the log; exit 0 when everything checked is valid, ${VERIFY_PROBLEMS_EXIT} when a problem was found`,
+    )
+    .argument(
+      "<source>",
+      "s3://bucket[/prefix] (the bucket root, a custom prefix, AWSLogs/, an account or deeper), or file:///directory " +
+        "(a copy, with each digest's signature in a KEY.signature file beside it)",
+    )
+    .option("--since <date>", "first day checked, YYYY-MM-DD (UTC, the date in the keys)", day)
+    .option("--until <date>", "last day checked, YYYY-MM-DD (inclusive; digests are read one day further)", day)
+    .option("--accounts <ids>", "only these accounts, comma-separated", list)
+    .option("--regions <regions>", "only these regions, comma-separated", list)
+    .option(
+      "--buckets <names>",
+      "log files a digest lists may be read from these buckets too (besides the source's), comma-separated",
+      buckets,
+    )
+    .option("--concurrency <n>", "objects fetched at once", integer(1, 1024), 16)
+    .option("--checkpoint <file>", "append each log file found valid here, and skip those already in it (resume)")
+    .option("--problems-only", "write only the lines whose status is not valid", false)
+    .option(
+      "--region <region>",
+      "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed",
+      region,
+    )
+    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)", endpoint)
+    .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
+    .option("--log-file <path>", "append JSON log lines here (default: stderr)")
+    .addOption(new Option("--log-level <level>", "least severe level logged").choices(LEVELS).default("info"))
+    .option("--retry-for <seconds>", "keep retrying a request that fails transiently this long", seconds(false), 300)
+    .option(
+      "--request-timeout <seconds>",
+      "a request, or a response body, silent this long is failed",
+      seconds(true),
+      30,
+    )
+    .action(async (argument: string) => {
+      // Options given before `verify` count when verify has them too (`--log-file x verify …`, as import allows),
+      // unless given again after it; the filter's others would be ignored, so they are refused.
+      for (const option of program.options) {
+        const name = option.attributeName();
+        if (program.getOptionValueSource(name) !== "cli") continue;
+        if (!command.options.some((own) => own.attributeName() === name)) {
+          command.error(`error: ${option.long} is an option of the filter; verify does not use it`, { exitCode: 2 });
+        }
+        if (command.getOptionValueSource(name) !== "cli") command.setOptionValue(name, program.getOptionValue(name));
+      }
+      await runVerify(argument, command.opts<VerifyOptions>(), command);
+    });
+  return command;
+}
+
+async function runVerify(argument: string, options: VerifyOptions, command: Command): Promise<void> {
+  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  const { parseSource } = await import("../import.js");
+  const source = parseSource(argument);
+  if (typeof source === "string") return usage(source);
+  if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
+    usage("--since is after --until");
+  }
+  const settings = awsSettings(options, process.env);
+  if (typeof settings === "string") return usage(settings);
+  const cloudTrail = cloudTrailEndpoint(process.env);
+  if (typeof cloudTrail === "object") return usage(cloudTrail.message);
+  const aws = new AwsClients({
+    region: settings.region,
+    ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
+    ...(cloudTrail === undefined ? {} : { cloudTrailEndpoint: cloudTrail }),
+    connections: Math.max(16, options.concurrency * 2),
+    timeoutMs: options.requestTimeout * 1000,
+    requestPayer: options.requestPayer,
+    env: process.env,
+  });
+  try {
+    await aws.check();
+  } catch (error) {
+    usage((error as Error).message);
+  }
+  const [
+    { Checkpoint },
+    { checkDirectory, FileLister, ListError, S3Lister },
+    { Progress },
+    integrity,
+    { PublicKeys, sdkListPublicKeys },
+  ] = await Promise.all([
+    import("../checkpoint.js"),
+    import("../listing.js"),
+    import("../progress.js"),
+    import("../integrity/verify.js"),
+    import("../integrity/public-keys.js"),
+  ]);
+  let checkpoint: Checkpoint | undefined;
+  if (options.checkpoint !== undefined) {
+    try {
+      checkpoint = Checkpoint.open(options.checkpoint);
+    } catch (error) {
+      usage(`cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
+    }
+  }
+  let log: Logger = new FdLogger(2, options.logLevel);
+  if (options.logFile !== undefined) {
+    try {
+      log = new FdLogger(openSync(options.logFile, "a"), options.logLevel);
+    } catch (error) {
+      usage(`cannot open --log-file ${options.logFile}: ${(error as Error).message}`);
+    }
+  }
+  process.removeAllListeners("warning");
+  process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
+
+  const sink = new OutputSink(process.stdout, { padBytes: 0, format: "json" }, (error) => {
+    log.info("stdout closed; exiting", { error: error.message });
+    process.exit(0);
+  });
+  const abort = new AbortController();
+  const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
+  const s3 = source.scheme === "s3" ? source : undefined;
+  const verifier = new integrity.Verifier({
+    bucket: s3?.bucket ?? LOCAL_COPY,
+    prefix: source.prefix,
+    ...(s3 === undefined ? { places: integrity.localPlaces(LOCAL_COPY) } : {}),
+    selection: {
+      ...(options.since === undefined ? {} : { since: options.since }),
+      ...(options.until === undefined ? {} : { until: options.until }),
+      ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
+      ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
+    },
+    lister:
+      s3 === undefined
+        ? new FileLister()
+        : new S3Lister(() => aws.s3Client(undefined), s3.bucket, retry, abort.signal, options.requestPayer),
+    store:
+      s3 === undefined ? new integrity.FileStore() : new integrity.S3Store(() => aws.getter(), retry, abort.signal),
+    keys: new PublicKeys(sdkListPublicKeys((where) => aws.cloudTrailClient(where))),
+    concurrency: options.concurrency,
+    allowedBuckets: s3 === undefined ? undefined : new Set<string>([s3.bucket, ...(options.buckets ?? [])]),
+    emit: (line) => {
+      if (options.problemsOnly && line.status === "valid") return;
+      sink.writeJson(line as unknown as Record<string, unknown>);
+      return sink.ready();
+    },
+    written: () => sink.written(),
+    log,
+    ...(checkpoint === undefined ? {} : { checkpoint }),
+    signal: abort.signal,
+  });
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) process.exit(1);
+    log.info("stopping", { signal });
+    abort.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  const progress = new Progress(
+    verifier.counts,
+    { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+    log,
+  );
+  const started = Date.now();
+  progress.start();
+  let summary: Awaited<ReturnType<typeof verifier.run>>;
+  try {
+    if (s3 === undefined) await checkDirectory(`/${source.prefix}`);
+    summary = await verifier.run();
+  } catch (error) {
+    // A listing that failed, or ListPublicKeys: nothing more can be judged; exit 1 with the reason on stderr.
+    progress.stop();
+    const message = error instanceof Error ? error.message : String(error);
+    const known = error instanceof ListError || error instanceof integrity.KeysUnavailable;
+    log.error(known ? "verify failed" : "fatal", {
+      message,
+      ...(known ? {} : { error: error instanceof Error ? error.stack : message }),
+    });
+    await sink.end();
+    checkpoint?.close();
+    process.stderr.write(`error: ${message}\n`);
+    process.exit(1);
+  }
+  progress.stop();
+  await sink.end();
+  await new Promise((resolve) => setImmediate(resolve)); // the checkpoint's last lines, added once written
+  checkpoint?.close();
+  const { problems, ...counts } = summary;
+  log.info("summary", {
+    ...counts,
+    problems,
+    filesRead: verifier.counts.objects,
+    mb: Math.round((verifier.counts.bytes / 2 ** 20) * 10) / 10,
+    seconds: (Date.now() - started) / 1000,
+    cpuSeconds: (() => {
+      const { user, system } = process.cpuUsage();
+      return Math.round((user + system) / 1000) / 1000;
+    })(),
+  });
+  process.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
+}
