@@ -16,6 +16,7 @@ import type { Region } from "../src/names.js";
 import { partitionRegion } from "../src/s3-get.js";
 import { BIN, completeLines, deadLetters, events, jsonLines, parseOutput, runCli } from "./support/cli.js";
 import { waitUntil } from "./support/fluentd.js";
+import { s3Env, startS3 } from "./support/s3.js";
 import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
 
 const WAIT_MS = 30_000;
@@ -247,6 +248,34 @@ describe("a receive-message response: each message's dead letters carry that mes
     expect(deadLetters(parseOutput(run.stdout))).toMatchObject([
       { error: { code: "InvalidReference" }, input: second },
     ]);
+  });
+
+  it("so does the second message's object that is not found (a dead letter after the request)", async () => {
+    const s3 = await startS3();
+    try {
+      await s3.createBucket(BUCKET);
+      const message = (n: number, key: string) => ({
+        MessageId: `m${n}`,
+        ReceiptHandle: `r${n}`,
+        Body: JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [key] }),
+      });
+      await s3.putObject(BUCKET, "AWSLogs/found.json", JSON.stringify({ Records: [{ eventID: "found" }] }));
+      const first = message(1, "AWSLogs/found.json");
+      const second = message(2, "AWSLogs/missing.json");
+      const run = await runCli(
+        ["--pad-bytes", "0"],
+        `${JSON.stringify({ Messages: [first, second] })}\n`,
+        s3Env(s3.endpoint),
+      );
+      expect(run.code).toBe(0);
+      const records = parseOutput(run.stdout);
+      expect(events(records).map((e) => e.eventID)).toEqual(["found"]);
+      expect(deadLetters(records)).toMatchObject([
+        { error: { code: "NotFound" }, input: second, key: "AWSLogs/missing.json" },
+      ]);
+    } finally {
+      await s3.close();
+    }
   });
 });
 
