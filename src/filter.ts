@@ -260,8 +260,12 @@ export class Filter {
   private heldBytes = 0;
   /** Objects waiting out a backoff between attempts: they hold no fetch slot and leave room for others. */
   private backingOff = 0;
-  /** Wakes `run` when an object starts a backoff (its place in the window is free for another). */
-  private backoffStarted: (() => void) | undefined;
+  /**
+   * Wakes `run` while it waits for room in the window: an object ended or started a backoff. One waiter at a time,
+   * not `Promise.race` over the objects in flight, which left a reaction on each of them per wait: with objects
+   * backing off for minutes, reactions by the million.
+   */
+  private roomMade: (() => void) | undefined;
 
   private pool: Promise<ScanPool | undefined> | undefined;
 
@@ -367,8 +371,9 @@ export class Filter {
             this.backingOff >= BACKING_OFF_MAX ||
             this.heldBytes > HELD_BYTES_MAX
           ) {
-            await Promise.race([...running, new Promise<void>((resolve) => (this.backoffStarted = resolve))]);
-            this.backoffStarted = undefined;
+            await new Promise<void>((resolve) => {
+              this.roomMade = resolve;
+            });
           }
           await this.deps.sink.ready();
           const slot = await this.fetchSlots.take();
@@ -382,6 +387,7 @@ export class Filter {
             slot.free();
             running.delete(task);
             this.release(tracker);
+            this.makeRoom();
           });
           running.add(task);
         }
@@ -392,6 +398,13 @@ export class Filter {
     await Promise.all(this.finishing);
     this.summary.bytesOut = this.deps.sink.bytesOut;
     return { ...this.summary };
+  }
+
+  /** Wakes `run` if it waits for room in the window (it checks again what it waits for). */
+  private makeRoom(): void {
+    const wake = this.roomMade;
+    this.roomMade = undefined;
+    wake?.();
   }
 
   /**
@@ -534,7 +547,7 @@ export class Filter {
         // that keeps failing must not hold capacity that good messages need for up to --retry-for.
         slot.free();
         this.backingOff++;
-        this.backoffStarted?.();
+        this.makeRoom();
         try {
           await sleep(delay, signal);
         } finally {
