@@ -166,6 +166,26 @@ describe("made-up regions: the poison object retries without holding a fetch slo
   );
 });
 
+describe("made-up regions: --retry-for still ends the retries", () => {
+  it.skipIf(!NETNS)(
+    "with --retry-for 2 each poison object is one FetchFailed dead letter once given up; the good events all out",
+    async () => {
+      const good = goodLines(2);
+      const poison = s3EventInRegions(BUCKET, ["zz-fake-a-1", "zz-fake-b-2", "zz-fake-c-3"]);
+      const spawned = spawnFilter(["--retry-for", "2", "--concurrency", "1", "--buckets", BUCKET], { netns: true });
+      spawned.child.stdin.end(`${poison}\n${good.lines.join("\n")}\n`);
+      const run = await spawned.done;
+      expect(run.code).toBe(0);
+      const records = parseOutput(run.stdout);
+      expect(events(records)).toHaveLength(good.events);
+      const dead = deadLetters(records) as { error: { code: string; message: string }; key: string }[];
+      expect(dead.map((d) => d.error.code)).toEqual(["FetchFailed", "FetchFailed", "FetchFailed"]);
+      for (const letter of dead) expect(letter.error.message).toMatch(/EAI_AGAIN .*\(gave up after \d+ attempts\)$/);
+    },
+    60_000,
+  );
+});
+
 describe("many keys in one message", () => {
   const keys = (n: number) => Array.from({ length: n }, (_, i) => `AWSLogs/111122223333/CloudTrail/k/${i}.json.gz`);
   const notification = (bucket: string, n: number) => JSON.stringify({ s3Bucket: bucket, s3ObjectKey: keys(n) });
