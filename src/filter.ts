@@ -79,6 +79,16 @@ export const MAX_OBJECTS_PER_MESSAGE = 1000;
 export const REFUSALS_LISTED_MAX = 100;
 
 /**
+ * Dead letters of one record that carry its input whole (up to DEAD_LETTER_INPUT_MAX, dead-letter.ts); each later one
+ * carries the first LATER_INPUT_CHARS characters of the line, with `inputTruncated` and `inputBytes`, as an input
+ * beyond the maximum does. Objects that fail once requested are one dead letter each, and a message of 1,000 missing
+ * keys in an allowed bucket would otherwise write 1,000 copies of itself (~64 MB for a 110 KB message); this way
+ * ~2 MB. The object's own coordinates are in every one of them.
+ */
+const WHOLE_INPUT_DEAD_LETTERS = 10;
+const LATER_INPUT_CHARS = 1024;
+
+/**
  * Objects that may wait out a backoff at once (they hold no fetch slot and do not count against --concurrency). Past
  * this, input waits: only an outage of S3 or of the resolver makes so many objects fail transiently at once, and then
  * every message fails alike.
@@ -670,7 +680,21 @@ export class Filter {
     extra: Record<string, unknown> = {},
   ): void {
     const { sink, log, options } = this.deps;
-    const lineNumber = tracker.outcome.line.number;
+    const { line } = tracker.outcome;
+    const lineNumber = line.number;
+    if (
+      tracker.outcome.deadLetters >= WHOLE_INPUT_DEAD_LETTERS &&
+      input === tracker.outcome.record.input &&
+      line.kind === "line" &&
+      line.text.length > LATER_INPUT_CHARS
+    ) {
+      // The record's earlier dead letters carry it whole: this one carries its start, as an input cut short does.
+      const cut = /[\ud800-\udbff]/.test(line.text.charAt(LATER_INPUT_CHARS - 1))
+        ? LATER_INPUT_CHARS - 1
+        : LATER_INPUT_CHARS;
+      input = line.text.slice(0, cut);
+      extra = { inputTruncated: true, inputBytes: Buffer.byteLength(line.text, "utf8"), ...extra };
+    }
     this.summary.deadLetters++;
     tracker.outcome.deadLetters++;
     const error: Record<string, unknown> = { code: failure.code, message: failure.message };

@@ -255,6 +255,39 @@ describe("many keys in one message", () => {
   });
 });
 
+describe("many missing keys in an allowed bucket (a dead letter per object, after its request)", () => {
+  it("the first 10 dead letters carry the message (up to 64 KiB), the others its first 1 KiB: output stays near the input", async () => {
+    const s3 = await startS3();
+    try {
+      await s3.createBucket(BUCKET);
+      const keys = Array.from(
+        { length: 1000 },
+        (_, i) => `AWSLogs/111122223333/CloudTrail/us-east-1/2023/07/10/${i}.json.gz`,
+      );
+      const line = `${JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: keys })}\n`;
+      const run = await runCli(["--pad-bytes", "0", "--buckets", BUCKET], line, s3Env(s3.endpoint));
+      expect(run.code).toBe(0);
+      const dead = deadLetters(parseOutput(run.stdout));
+      expect(dead).toHaveLength(keys.length);
+      expect(new Set(dead.map((d) => d.key))).toEqual(new Set(keys));
+      for (const letter of dead) expect((letter.error as { code: string }).code).toBe("NotFound");
+      // The line (67 KB) is beyond the 64 KiB a dead letter's input holds: every input is its start, cut short.
+      for (const letter of dead) {
+        expect(letter).toMatchObject({ inputTruncated: true, inputBytes: Buffer.byteLength(line) - 1 });
+        expect(line.startsWith(String(letter.input))).toBe(true);
+      }
+      const long = dead.filter((d) => String(d.input).length > 1024);
+      expect(long).toHaveLength(10);
+      for (const letter of long) expect(Buffer.byteLength(String(letter.input))).toBeGreaterThan(60_000);
+      // Before: 1,000 copies of the message (64 KiB each once cut), about 65 MB (a ratio near 1,000); now about 2 MB.
+      const ratio = run.stdout.length / Buffer.byteLength(line);
+      expect(ratio, `${run.stdout.length} bytes out`).toBeLessThan(40);
+    } finally {
+      await s3.close();
+    }
+  }, 60_000);
+});
+
 describe("a receive-message response: each message's dead letters carry that message", () => {
   it("the second message's refusal has the second message as input, not the whole response", async () => {
     const first = { MessageId: "m1", ReceiptHandle: "r1", Body: JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [] }) };
