@@ -6,7 +6,7 @@ import type { Checkpoint } from "./checkpoint.js";
 import { verifyCommand } from "./cli/verify.js";
 import { AwsClients } from "./clients.js";
 import { S3Source } from "./fetch.js";
-import { Filter, type FilterOptions } from "./filter.js";
+import { Filter, type FilterOptions, MAX_OBJECTS_PER_MESSAGE } from "./filter.js";
 import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
 import { ForwardSink, type ForwardTarget, parseForwardUrl } from "./forward.js";
 import { type Line, readLines } from "./input.js";
@@ -52,6 +52,8 @@ interface CliOptions {
   visibilityTimeout?: number;
   statsInterval: number;
   buckets?: ReadonlySet<BucketName>;
+  /** The filter and `sqs` (where messages arrive); `import` lists its own objects. */
+  maxObjectsPerMessage?: number;
   /** `sqs` and `import`: where records go. */
   output?: Output;
   tag?: string;
@@ -243,6 +245,17 @@ function commonOptions(command: Command): Command {
     );
 }
 
+/** Where messages arrive (the filter, `sqs`): a cap on what one message may name. */
+function maxObjectsOption(command: Command): Command {
+  return command.option(
+    "--max-objects-per-message <n>",
+    "a message naming more objects than this (read, refused and skipped together) is one TooManyObjects dead " +
+      "letter, and none of them is read",
+    integer(1),
+    MAX_OBJECTS_PER_MESSAGE,
+  );
+}
+
 /** `--tag` and `--forward-ack-timeout` (seconds) when not given. */
 const DEFAULT_TAG = "cloudtrail.event";
 const DEFAULT_ACK_TIMEOUT = 190;
@@ -294,7 +307,7 @@ export function buildProgram(): Command {
     .version(VERSION, "-V, --version")
     .enablePositionalOptions()
     .exitOverride(usageExit);
-  commonOptions(program)
+  maxObjectsOption(commonOptions(program))
     .option("--max-line-bytes <n>", "longest input line kept; longer lines are dead-lettered", integer(1024), 16 << 20)
     .addOption(
       new Option("--input-format <format>", "json: one record per line; msgpack: maps back to back (fluentd's msgpack)")
@@ -381,6 +394,7 @@ function filterOptions(options: CliOptions, leaveTransientToSqs: boolean): Filte
     leaveTransientToSqs,
     scanWorkers: options.scanWorkers ?? defaultScanWorkers(),
     ...(options.buckets === undefined ? {} : { buckets: options.buckets }),
+    ...(options.maxObjectsPerMessage === undefined ? {} : { maxObjectsPerMessage: options.maxObjectsPerMessage }),
   };
 }
 
@@ -947,7 +961,7 @@ function checkEnqueue(queueUrl: string, scheme: "s3" | "file", command: Command,
  * in_forward. Options given before `sqs` count too, unless given again after it.
  */
 function sqsCommand(program: Command): Command {
-  const command: Command = outputOptions(commonOptions(new Command("sqs")))
+  const command: Command = maxObjectsOption(outputOptions(commonOptions(new Command("sqs"))))
     .summary("consume an SQS queue of notifications itself (no fluentd in_sqs): events to stdout or to fluentd")
     .description(
       "receive the notifications from an SQS queue (long polling), read the CloudTrail log files they name, and " +

@@ -84,7 +84,12 @@ export class AwsClients {
     return this.credentialsOnce;
   }
 
-  /** The S3 client for a region; with an explicit endpoint there is one, path-style, signing for --region. */
+  /**
+   * The S3 client for a region; with an explicit endpoint there is one, path-style, signing for --region. Never
+   * freed, and bounded all the same: S3Getter asks only for --region and for regions of its partition in the SDK's
+   * partition data (`partitionRegion` in s3-get.ts), never for a name a message made up (each client holds about
+   * 45 KB of resolved configuration and middleware).
+   */
   s3Client(region: string | undefined): Promise<S3Client> {
     const { s3Endpoint } = this.settings;
     const wanted = s3Endpoint === undefined ? (region ?? this.settings.region) : this.settings.region;

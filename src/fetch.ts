@@ -50,8 +50,14 @@ interface SdkErrorShape {
   $metadata?: { httpStatusCode?: unknown };
 }
 
-/** Errors of the connection rather than of the request: worth trying again. Anything else without an HTTP status
- * (a TypeError from a bad endpoint URL, missing credentials) is a configuration problem and fails at once. */
+/**
+ * Errors of the connection rather than of the request: worth trying again. Anything else without an HTTP status
+ * (a TypeError from a bad endpoint URL, missing credentials) is a configuration problem and fails at once.
+ *
+ * `ENOTFOUND` is not here: the resolver answered that the host name does not exist, which a retry does not change (a
+ * made-up region once kept an object retrying for --retry-for). `EAI_AGAIN` is: the resolver did not answer, as in an
+ * outage that passes.
+ */
 const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkingError"]);
 const NETWORK_CODES = new Set([
   "ECONNRESET",
@@ -59,7 +65,6 @@ const NETWORK_CODES = new Set([
   "ECONNABORTED",
   "ETIMEDOUT",
   "EPIPE",
-  "ENOTFOUND",
   "EAI_AGAIN",
   "EHOSTUNREACH",
   "ENETUNREACH",

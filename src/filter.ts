@@ -1,8 +1,14 @@
 // Runs the filter: input lines in, events and dead-letter records out. Owns concurrency, per-record accounting,
 // the dead-letter contract and shutdown; every stage below it is handed in.
 //
-// Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
-// object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
+// Policy: every input record ends as events, as a logged deliberate skip, or as dead-letter records plus a log line:
+// one per object that failed once requested, one per record for the objects refused before any request (listing
+// them), one for a record naming more objects than --max-objects-per-message. Work abandoned at shutdown is logged
+// with its input so nothing disappears silently.
+//
+// A queue writer must not be able to take capacity from good messages (docs/security.md): no object waiting out a
+// backoff holds a fetch slot, every record waits for stdout's back-pressure before it is started, and the dead letters
+// of one record are bounded whatever it names.
 import { deadLetterRecord } from "./dead-letter.js";
 import { FetchError, type FetchErrorCode, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
@@ -12,7 +18,14 @@ import type { Logger } from "./log.js";
 import type { BucketName } from "./names.js";
 import { NewestTime } from "./newest-time.js";
 import type { Refusal } from "./notifications.js";
-import { describeRef, type Interpreted, interpretLine, type ObjectRef, type RecordErrorCode } from "./records.js";
+import {
+  describeRef,
+  type Interpreted,
+  interpretLine,
+  type ObjectRef,
+  type RecordErrorCode,
+  type RefusedRef,
+} from "./records.js";
 import { RetryPolicy, sleep } from "./retry.js";
 import { RecordsScanner, ScanError, type ScanErrorCode } from "./scan.js";
 import type { ScanPool } from "./scan-pool.js";
@@ -42,7 +55,45 @@ export interface FilterOptions extends FormatOptions {
    * own, to put forged events into the trail. Absent: every bucket.
    */
   buckets?: ReadonlySet<BucketName>;
+  /**
+   * `--max-objects-per-message`: a record naming more objects than this (read, refused and skipped together) is one
+   * `TooManyObjects` dead letter and nothing of it is read. Absent: no cap (`import`, which lists its own objects).
+   * Default MAX_OBJECTS_PER_MESSAGE.
+   */
+  maxObjectsPerMessage?: number;
 }
+
+/**
+ * The default of --max-objects-per-message. CloudTrail's notification lists the log files it delivered together
+ * (test/fixtures/notifications: 3; in practice a few, tens for an organization trail's busy minute), an S3 event
+ * notification carries one record, EventBridge one object. A thousand is far above what AWS sends, and far below the
+ * ~10,000 shortest keys a 1 MiB SQS message can list.
+ */
+export const MAX_OBJECTS_PER_MESSAGE = 1000;
+
+/**
+ * Refused objects listed by name in their record's one dead letter (`refused`, with `refusedCount` for all of them):
+ * enough to find what went wrong, while the dead letter stays a bounded document (each entry is at most a 1 KiB key
+ * and a message that quotes at most 100 characters) whatever the message lists.
+ */
+export const REFUSALS_LISTED_MAX = 100;
+
+/**
+ * Dead letters of one record that carry its input whole (up to DEAD_LETTER_INPUT_MAX, dead-letter.ts); each later one
+ * carries the first LATER_INPUT_CHARS characters of the line, with `inputTruncated` and `inputBytes`, as an input
+ * beyond the maximum does. Objects that fail once requested are one dead letter each, and a message of 1,000 missing
+ * keys in an allowed bucket would otherwise write 1,000 copies of itself (~64 MB for a 110 KB message); this way
+ * ~2 MB. The object's own coordinates are in every one of them.
+ */
+const WHOLE_INPUT_DEAD_LETTERS = 10;
+const LATER_INPUT_CHARS = 1024;
+
+/**
+ * Objects that may wait out a backoff at once (they hold no fetch slot and do not count against --concurrency). Past
+ * this, input waits: only an outage of S3 or of the resolver makes so many objects fail transiently at once, and then
+ * every message fails alike.
+ */
+const BACKING_OFF_MAX = 1024;
 
 export interface Summary {
   records: number;
@@ -102,6 +153,7 @@ export type DeadLetterCode =
   | RecordErrorCode
   | Refusal["code"]
   | "BucketNotAllowed"
+  | "TooManyObjects"
   | FetchErrorCode
   | InflateErrorCode
   | ScanErrorCode
@@ -131,14 +183,64 @@ function refContext(ref: ObjectRef): Record<string, string> {
   return ref.scheme === "s3" ? { bucket: ref.bucket, key: ref.key } : { file: ref.path };
 }
 
+/** What a dead letter is about: an object, a refused reference, or the coordinates of a refused one. */
+type Where = ObjectRef | RefusedRef | { bucket?: string; key?: string };
+
 /** Where a dead letter's object is: a whole ref, the parts of a refused reference that parsed, or nothing. */
-function whereContext(where: ObjectRef | Refusal | undefined): Record<string, string> {
+function whereContext(where: Where | undefined): Record<string, string> {
   if (where === undefined) return {};
   if ("scheme" in where) return refContext(where);
   return {
     ...(where.bucket === undefined ? {} : { bucket: where.bucket }),
     ...(where.key === undefined ? {} : { key: where.key }),
   };
+}
+
+/** One refused object, as listed in its record's dead letter. */
+interface RefusedEntry {
+  message: string;
+  bucket?: string;
+  key?: string;
+}
+
+/** The refused objects of one record that share a code and an input (a receive-message response has one per message). */
+interface RefusedGroup {
+  code: "InvalidReference" | "BucketNotAllowed";
+  /** The input its dead letter carries. */
+  input: unknown;
+  /** The first REFUSALS_LISTED_MAX. */
+  entries: RefusedEntry[];
+  count: number;
+}
+
+/** Collects a record's refusals into groups, in the order their first member came. */
+class Refusals {
+  private readonly groups: RefusedGroup[] = [];
+
+  add(code: RefusedGroup["code"], input: unknown, entry: RefusedEntry): void {
+    let group = this.groups.find((g) => g.code === code && g.input === input);
+    if (group === undefined) {
+      group = { code, input, entries: [], count: 0 };
+      this.groups.push(group);
+    }
+    group.count++;
+    if (group.entries.length < REFUSALS_LISTED_MAX) group.entries.push(entry);
+  }
+
+  [Symbol.iterator](): Iterator<RefusedGroup> {
+    return this.groups[Symbol.iterator]();
+  }
+}
+
+/** What a record names, counted against --max-objects-per-message: its objects, refused or skipped ones included. */
+function objectsNamed(record: Interpreted & { kind: "objects" }): number {
+  return record.refs.length + record.refused.length + record.skips.length;
+}
+
+/** The message of a receive-message response that named `where`, else undefined (the whole record is the input). */
+function messageOf(where: Where | undefined): unknown {
+  if (where === undefined || !("input" in where)) return undefined;
+  return where.input;
 }
 
 export class Filter {
@@ -166,6 +268,14 @@ export class Filter {
   private readonly fetchSlots: FetchSlots;
   /** Stored bytes of objects read whole and not yet finished (they no longer hold a fetch slot). */
   private heldBytes = 0;
+  /** Objects waiting out a backoff between attempts: they hold no fetch slot and leave room for others. */
+  private backingOff = 0;
+  /**
+   * Wakes `run` while it waits for room in the window: an object ended or started a backoff. One waiter at a time,
+   * not `Promise.race` over the objects in flight, which left a reaction on each of them per wait: with objects
+   * backing off for minutes, reactions by the million.
+   */
+  private roomMade: (() => void) | undefined;
 
   private pool: Promise<ScanPool | undefined> | undefined;
 
@@ -218,6 +328,9 @@ export class Filter {
     const running = new Set<Promise<void>>();
     const iterator = lines[Symbol.asyncIterator]();
     for (;;) {
+      // Every record waits for stdout's back-pressure, those that end only in dead letters too: with stdout not being
+      // read, input is not taken (and held in memory) without end.
+      if (!this.stopping) await this.deps.sink.ready();
       const next = this.stopping ? STOP : await this.nextOrStop(iterator);
       if (next === STOP || next.done === true) break;
       const line = next.value;
@@ -227,8 +340,13 @@ export class Filter {
         pending: 1, // held until every object is started, so the record cannot finish early
         outcome: { line, record, events: 0, deadLetters: 0, abandoned: false, retryLater: false },
       };
+      const named = record.kind === "objects" ? objectsNamed(record) : 0;
+      const cap = options.maxObjectsPerMessage;
       if (record.kind === "error") {
         this.deadLetter(tracker, { code: record.code, message: record.message }, undefined);
+      } else if (cap !== undefined && named > cap) {
+        const message = `the message names ${named} objects, more than --max-objects-per-message (${cap}); none was read`;
+        this.deadLetter(tracker, { code: "TooManyObjects", message }, undefined);
       } else {
         for (const skip of record.skips) {
           this.summary.skipped++;
@@ -236,18 +354,36 @@ export class Filter {
         }
         // A message of a receive-message response that names no object: its dead letter holds that message.
         for (const failure of record.failed ?? []) this.deadLetter(tracker, failure, undefined, 0, failure.input);
-        // No request is made for a reference that did not parse, nor for an object outside --buckets.
-        for (const refusal of record.refused) this.deadLetter(tracker, refusal, refusal);
+        // No request is made for a reference that did not parse, nor for an object outside --buckets. They end in one
+        // dead letter per record and code (per message of a receive-message response), listing them: never a copy
+        // of the record per object, which let one message of N keys write N copies of itself.
+        const refusals = new Refusals();
+        for (const refusal of record.refused) {
+          refusals.add("InvalidReference", messageOf(refusal) ?? record.input, {
+            message: refusal.message,
+            ...whereContext(refusal),
+          });
+        }
+        const allowed: ObjectRef[] = [];
         for (const ref of record.refs) {
           if (ref.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(ref.bucket)) {
             const message = `the bucket ${JSON.stringify(ref.bucket)} is not one of --buckets`;
-            this.deadLetter(tracker, { code: "BucketNotAllowed", message }, ref);
-            continue;
-          }
+            refusals.add("BucketNotAllowed", messageOf(ref) ?? record.input, { message, ...refContext(ref) });
+          } else allowed.push(ref);
+        }
+        for (const group of refusals) this.deadLetterGroup(tracker, group);
+        for (const ref of allowed) {
           // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
           // again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts while stdout is backed up.
-          while (running.size >= 2 * options.concurrency || this.heldBytes > HELD_BYTES_MAX) {
-            await Promise.race(running);
+          // Objects waiting out a backoff hold no place (up to BACKING_OFF_MAX of them).
+          while (
+            running.size - this.backingOff >= 2 * options.concurrency ||
+            this.backingOff >= BACKING_OFF_MAX ||
+            this.heldBytes > HELD_BYTES_MAX
+          ) {
+            await new Promise<void>((resolve) => {
+              this.roomMade = resolve;
+            });
           }
           await this.deps.sink.ready();
           const slot = await this.fetchSlots.take();
@@ -261,6 +397,7 @@ export class Filter {
             slot.free();
             running.delete(task);
             this.release(tracker);
+            this.makeRoom();
           });
           running.add(task);
         }
@@ -271,6 +408,13 @@ export class Filter {
     await Promise.all(this.finishing);
     this.summary.bytesOut = this.deps.sink.bytesOut;
     return { ...this.summary };
+  }
+
+  /** Wakes `run` if it waits for room in the window (it checks again what it waits for). */
+  private makeRoom(): void {
+    const wake = this.roomMade;
+    this.roomMade = undefined;
+    wake?.();
   }
 
   /**
@@ -403,7 +547,22 @@ export class Filter {
           attempt,
           delayMs: delay,
         });
-        await sleep(delay, signal);
+        if (failure.throttled) {
+          // S3 asked everyone to slow down (the shared pause): the slot is kept, or the objects behind would go out
+          // into the same throttling and the storm would grow by one request per object.
+          await sleep(delay, signal);
+          continue;
+        }
+        // The slot goes back for the wait (the next attempt takes one again, in turn with new objects): an object
+        // that keeps failing must not hold capacity that good messages need for up to --retry-for.
+        slot.free();
+        this.backingOff++;
+        this.makeRoom();
+        try {
+          await sleep(delay, signal);
+        } finally {
+          this.backingOff--;
+        }
       }
     }
   }
@@ -456,7 +615,7 @@ export class Filter {
       // Workers take objects while they have room; the rest is done here, so this thread works too.
       if (pool?.hasRoom() === true && "whole" in stored) {
         // A small object: inflated and scanned by a worker; its lines come back ready to write.
-        const result = await pool.run(stored.whole, skip, options.maxObjectBytes, ref);
+        const result = await pool.run(stored.whole, skip, options.maxObjectBytes, coordinates(ref));
         if (result !== undefined) {
           if (this.abort.signal.aborted) throw new Error("aborted");
           seen = result.seen;
@@ -492,15 +651,50 @@ export class Filter {
     this.deps.log.warn("abandoned", { ...refContext(ref), why, input: tracker.outcome.record.input });
   }
 
+  /**
+   * The refused objects of one group: one refused alone is its dead letter as any object's (its coordinates at the
+   * top); several are one dead letter that lists the first REFUSALS_LISTED_MAX (`refused`) and counts them all
+   * (`refusedCount`).
+   */
+  private deadLetterGroup(tracker: Tracker, group: RefusedGroup): void {
+    const [first] = group.entries;
+    if (first === undefined) return;
+    if (group.count === 1) {
+      const { message, ...where } = first;
+      this.deadLetter(tracker, { code: group.code, message }, where, 0, group.input);
+      return;
+    }
+    const message = `${group.count} objects of the message were refused; the first: ${first.message}`;
+    this.deadLetter(tracker, { code: group.code, message }, undefined, 0, group.input, {
+      refusedCount: group.count,
+      refused: group.entries,
+    });
+  }
+
   private deadLetter(
     tracker: Tracker,
     failure: Pick<Failure, "code" | "message">,
-    where: ObjectRef | Refusal | undefined,
+    where: Where | undefined,
     emitted = 0,
-    input: unknown = tracker.outcome.record.input,
+    input: unknown = messageOf(where) ?? tracker.outcome.record.input,
+    extra: Record<string, unknown> = {},
   ): void {
     const { sink, log, options } = this.deps;
-    const lineNumber = tracker.outcome.line.number;
+    const { line } = tracker.outcome;
+    const lineNumber = line.number;
+    if (
+      tracker.outcome.deadLetters >= WHOLE_INPUT_DEAD_LETTERS &&
+      input === tracker.outcome.record.input &&
+      line.kind === "line" &&
+      line.text.length > LATER_INPUT_CHARS
+    ) {
+      // The record's earlier dead letters carry it whole: this one carries its start, as an input cut short does.
+      const cut = /[\ud800-\udbff]/.test(line.text.charAt(LATER_INPUT_CHARS - 1))
+        ? LATER_INPUT_CHARS - 1
+        : LATER_INPUT_CHARS;
+      input = line.text.slice(0, cut);
+      extra = { inputTruncated: true, inputBytes: Buffer.byteLength(line.text, "utf8"), ...extra };
+    }
     this.summary.deadLetters++;
     tracker.outcome.deadLetters++;
     const error: Record<string, unknown> = { code: failure.code, message: failure.message };
@@ -510,15 +704,21 @@ export class Filter {
       error.message = `${failure.message}; the ${emitted} event(s) before the failure were emitted`;
     }
     const context = whereContext(where);
-    sink.writeJson(deadLetterRecord(options.deadletterTag, error, input, context));
+    sink.writeJson({ ...deadLetterRecord(options.deadletterTag, error, input, context), ...extra });
     log.warn("dead letter", {
       code: failure.code,
       message: error.message,
       line: lineNumber,
+      ...(typeof extra.refusedCount === "number" ? { refusedCount: extra.refusedCount } : {}),
       ...(where !== undefined && "scheme" in where ? { object: describeRef(where) } : {}),
       ...context,
     });
   }
+}
+
+/** An object's coordinates without the message it came from (what a scan worker is handed, for --source-field). */
+function coordinates(ref: ObjectRef): ObjectRef {
+  return ref.scheme === "s3" ? { scheme: "s3", bucket: ref.bucket, key: ref.key } : ref;
 }
 
 async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {

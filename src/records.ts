@@ -13,7 +13,18 @@ import {
   type Skip,
 } from "./notifications.js";
 
-export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef) | { scheme: "file"; path: string };
+/**
+ * Set only on what one message of an `aws sqs receive-message` response named: that message, which its dead letters
+ * carry as `input` (not the whole response, which holds the other messages too).
+ */
+interface FromMessage {
+  input?: unknown;
+}
+
+export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef & FromMessage) | { scheme: "file"; path: string };
+
+/** A refused reference (notifications.ts), with the message it came from when that is not the whole record. */
+export type RefusedRef = Refusal & FromMessage;
 
 /** SQS coordinates of the message a record came from (fluent-plugin-sqs 2.x/3.x), for deleting it later. */
 export interface SqsMessage {
@@ -44,7 +55,7 @@ export type Interpreted =
       input: unknown;
       refs: ObjectRef[];
       skips: Skip[];
-      refused: Refusal[];
+      refused: RefusedRef[];
       /** Messages of a receive-message response that failed while the others named objects (absent when none). */
       failed?: MessageFailure[];
       sqs?: SqsMessage;
@@ -113,9 +124,9 @@ function fromReceiveResponse(input: Json, messages: unknown[]): Interpreted {
       failed.push({ code: decoded.code, message: `Messages[${i}]: ${decoded.message}`, input: message });
       return;
     }
-    for (const ref of decoded.refs) result.refs.push({ scheme: "s3", ...ref });
+    for (const ref of decoded.refs) result.refs.push({ scheme: "s3", ...ref, input: message });
     result.skips.push(...decoded.skips);
-    result.refused.push(...decoded.refused);
+    for (const refusal of decoded.refused) result.refused.push({ ...refusal, input: message });
   });
   if (failed.length > 0) result.failed = failed;
   return result;

@@ -3,6 +3,7 @@
 // learnt once from a redirect, and one more try with fresh credentials when S3 says they went stale.
 // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { partition } from "@aws-sdk/core/client";
 import { type BucketName, isInvalid, type ObjectKey, parseRegion, type Region } from "./names.js";
 
 export interface S3GetterOptions {
@@ -56,6 +57,26 @@ function bucketRegionOf(error: SdkErrorShape): Region | undefined {
   return isInvalid(region) ? undefined : region;
 }
 
+/**
+ * A region named from outside (a notification's `awsRegion` or EventBridge `region`, a redirect's region) that is a
+ * region of `home`'s partition by the SDK's own partition data (its `partitions.json`, as the endpoint rules see it):
+ * else undefined, and the caller addresses the configured region instead.
+ *
+ * Why not any name that parses: a queue writer who names made-up regions (`zz-fake-0` …) would send each GET to a host
+ * that does not exist (`BUCKET.s3.zz-fake-0.amazonaws.com`), a name lookup that fails, for every object of every such
+ * message, and would make one S3 client per name. Ignored rather than refused: the object is still read, through
+ * `--region` and S3's redirect to the bucket's real region, so a wrong hint costs one request and loses nothing.
+ * The partition's regex (`^(us|eu|…)-\w+-\d+$`) is not enough: `us-fake-1` matches it. A region newer than the
+ * installed SDK is not known here either: set `--region` to it (the operator's region is not checked) or update.
+ */
+export function partitionRegion(named: Region, home: string): Region | undefined {
+  const found = partition(named) as { name: string; description?: unknown };
+  // Only a region listed in the data carries its own fields (`description`); a name matched by no entry gets only the
+  // (default) partition's outputs.
+  if (typeof found.description !== "string") return undefined;
+  return found.name === partition(home).name ? named : undefined;
+}
+
 export class S3Getter {
   /** Regions learnt from redirects, per bucket: later objects go to the right region at once. */
   private readonly regions = new Map<BucketName, string>();
@@ -77,7 +98,8 @@ export class S3Getter {
     signal: AbortSignal,
   ): Promise<S3Object> {
     const { options } = this;
-    let region = this.regions.get(bucket) ?? regionHint ?? options.region;
+    const hinted = regionHint === undefined ? undefined : partitionRegion(regionHint, options.region);
+    let region = this.regions.get(bucket) ?? hinted ?? options.region;
     let redirected = false;
     let refreshed = false;
     if (!this.watched.has(signal)) {
@@ -103,7 +125,10 @@ export class S3Getter {
         return { body, size: output.ContentLength, ...metadata };
       } catch (error) {
         const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
-        const moved = redirected ? undefined : bucketRegionOf(shape);
+        const named = redirected ? undefined : bucketRegionOf(shape);
+        // A redirect names the region of an S3 that answered (or of whatever stands at a custom endpoint): held to the
+        // same partition data as a hint, so that it cannot make clients for names without end either.
+        const moved = named === undefined ? undefined : partitionRegion(named, options.region);
         if (moved !== undefined && moved !== region) {
           redirected = true;
           if (this.regions.size >= 10_000) this.regions.clear();

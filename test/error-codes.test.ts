@@ -16,6 +16,7 @@ const EMITTED: Record<DeadLetterCode, true> = {
   BadUrl: true,
   InvalidReference: true,
   BucketNotAllowed: true,
+  TooManyObjects: true,
   NotFound: true,
   AccessDenied: true,
   NotAFile: true,

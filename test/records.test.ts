@@ -1,6 +1,13 @@
 // Table tests for input lines: fluent-plugin-sqs records of every major version, bare bodies, debugging URLs, errors.
 import { describe, expect, it } from "vitest";
-import { describeRef, type Interpreted, interpretLine, interpretRecord, sqsMessageOfLine } from "../src/records.js";
+import {
+  describeRef,
+  type Interpreted,
+  interpretLine,
+  interpretRecord,
+  type ObjectRef,
+  sqsMessageOfLine,
+} from "../src/records.js";
 import { NATIVE_BUCKET, NATIVE_KEYS, notificationText } from "./support/fixtures.js";
 import { region, s3Ref } from "./support/names.js";
 
@@ -57,6 +64,11 @@ function sqsV2(body: string): string {
 const sqsCoordinates = { queueUrl: QUEUE_URL, receiptHandle: RECEIPT, messageId: MESSAGE_ID };
 
 type Expected = Partial<Interpreted> & Record<string, unknown>;
+
+/** `refs` as one message of a receive-message response names them: each with that message (`input`). */
+function fromMessage(refs: ObjectRef[], from: unknown): ObjectRef[] {
+  return from === undefined ? refs : refs.map((ref) => ({ ...ref, input: from }) as ObjectRef);
+}
 
 describe("interpretLine: fluent-plugin-sqs records", () => {
   it.each<[string, string, Expected]>([
@@ -224,21 +236,25 @@ describe("interpretLine: what `aws sqs receive-message` prints", () => {
     ]) as [string, string, Expected][],
   )("%s", (_name, line, expected) => {
     const result = interpretLine(line);
-    expect(result).toEqual({ kind: "objects", input: JSON.parse(line), refused: [], ...expected });
+    const parsed = JSON.parse(line) as { Messages?: unknown[] };
+    // What a message of a whole response names carries that message, for its dead letters' input.
+    const refs = fromMessage(expected.refs as ObjectRef[], parsed.Messages?.[0]);
+    expect(result).toEqual({ kind: "objects", input: parsed, refused: [], ...expected, refs });
     // Nothing here names its queue: such messages are never deleted.
     expect(result).not.toHaveProperty("sqs");
   });
 
-  it("the whole response with several messages: every message's objects, in order", () => {
-    const line = response(
+  it("the whole response with several messages: every message's objects, in order, each with its message", () => {
+    const messages = [
       message(prettySns(cloudTrailNativeText), 1),
       message(s3EventText, 2),
       message(s3TestEventText, 3),
-    );
+    ];
+    const line = response(...messages);
     expect(interpretLine(line)).toEqual({
       kind: "objects",
       input: JSON.parse(line),
-      refs: [...nativeRefs, ...s3EventRefs],
+      refs: [...fromMessage(nativeRefs, messages[0]), ...fromMessage(s3EventRefs, messages[1])],
       skips: [{ reason: "S3 test event" }],
       refused: [],
     });
@@ -257,11 +273,12 @@ describe("interpretLine: what `aws sqs receive-message` prints", () => {
   it("a message that fails is its own dead letter (itself as input); the others' objects are read", () => {
     const bad = message("not json", 2);
     const unknown = message('{"hello":"world"}', 3);
-    const line = response(message(cloudTrailNativeText, 1), bad, unknown, "not a message");
+    const good = message(cloudTrailNativeText, 1);
+    const line = response(good, bad, unknown, "not a message");
     expect(interpretLine(line)).toEqual({
       kind: "objects",
       input: JSON.parse(line),
-      refs: nativeRefs,
+      refs: fromMessage(nativeRefs, good),
       skips: [],
       refused: [],
       failed: [
@@ -283,10 +300,18 @@ describe("interpretLine: what `aws sqs receive-message` prints", () => {
 
   it("references in a response's messages are parsed as every message's are (names.ts)", () => {
     const hostile = JSON.stringify({ s3Bucket: "x@127.0.0.1:9", s3ObjectKey: ["k.json.gz"] });
-    const line = response(message(hostile, 1), message(cloudTrailNativeText, 2));
+    const first = message(hostile, 1);
+    const second = message(cloudTrailNativeText, 2);
+    const line = response(first, second);
     expect(interpretLine(line)).toMatchObject({
-      refs: nativeRefs,
-      refused: [{ code: "InvalidReference", message: expect.stringContaining('s3Bucket "x@127.0.0.1:9" holds "@"') }],
+      refs: fromMessage(nativeRefs, second),
+      refused: [
+        {
+          code: "InvalidReference",
+          message: expect.stringContaining('s3Bucket "x@127.0.0.1:9" holds "@"'),
+          input: first,
+        },
+      ],
     });
   });
 });

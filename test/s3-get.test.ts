@@ -114,6 +114,10 @@ describe("addressing, by host name", () => {
     ["my-trail", "us-east-1", "eu-west-1", "my-trail.s3.eu-west-1.amazonaws.com", `/${KEY}`],
     ["my.dotted.trail", "eu-west-1", undefined, "s3.eu-west-1.amazonaws.com", `/my.dotted.trail/${KEY}`],
     ["cn-trail", "cn-north-1", undefined, "cn-trail.s3.cn-north-1.amazonaws.com.cn", `/${KEY}`],
+    // Hints that are no region of the partition (the SDK's data) are ignored: --region is asked (issue 20).
+    ["my-trail", "us-east-1", "zz-fake-0", "my-trail.s3.us-east-1.amazonaws.com", `/${KEY}`],
+    ["my-trail", "us-east-1", "us-fake-1", "my-trail.s3.us-east-1.amazonaws.com", `/${KEY}`],
+    ["my-trail", "us-east-1", "cn-north-1", "my-trail.s3.us-east-1.amazonaws.com", `/${KEY}`],
   ])("bucket %s (default region %s, notified %s): %s", async (bucket, region, hint, host, path) => {
     const body = await read(clients(region), s3(bucket, hint));
     expect(body.equals(OBJECT)).toBe(true);
@@ -182,6 +186,25 @@ describe("the bucket's region", () => {
     });
     await expect(read(clients(), s3("my-trail"))).rejects.toBeInstanceOf(FetchError);
     expect(seen.map((s) => s.host)).toEqual(["my-trail.s3.us-east-1.amazonaws.com"]);
+  });
+
+  it("a region that is no region of the partition is not followed either (no lookup of a made-up host)", async () => {
+    answer = () => ({
+      status: 301,
+      headers: { "x-amz-bucket-region": "zz-fake-0" },
+      body: "<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>",
+    });
+    await expect(read(clients(), s3("my-trail"))).rejects.toBeInstanceOf(FetchError);
+    expect(seen.map((s) => s.host)).toEqual(["my-trail.s3.us-east-1.amazonaws.com"]);
+  });
+
+  it("hints of 300 made-up regions make no S3 client beyond --region's (clients per region are bounded)", async () => {
+    const aws = clients();
+    const letters = (n: number) => String.fromCharCode(97 + (n % 26)) + String.fromCharCode(97 + Math.floor(n / 26));
+    for (let i = 0; i < 300; i++) await read(aws, s3("my-trail", `zz-fake${letters(i)}-1`));
+    expect(new Set(seen.map((s) => s.host))).toEqual(new Set(["my-trail.s3.us-east-1.amazonaws.com"]));
+    // Before, each made-up region got a client that was never freed (1,500 regions: +66 MB RSS).
+    expect((aws as unknown as { s3: Map<string, unknown> }).s3.size).toBe(1);
   });
 
   it("a redirect is followed once, never in a loop", async () => {

@@ -255,7 +255,7 @@ describe("hostile references reach no host", () => {
     expect(listener.connections).toBe(0);
   });
 
-  it("a message with a hostile and a valid object: the valid one is read, the hostile one dead-lettered", async () => {
+  it("a message with hostile and valid objects: the valid one is read, the hostile ones listed in one dead letter", async () => {
     const body = JSON.stringify({
       Records: [
         ...(JSON.parse(s3Event(`x@127.0.0.1:${listener.port}/#`, "us-east-1")) as { Records: unknown[] }).Records,
@@ -267,25 +267,25 @@ describe("hostile references reach no host", () => {
     expect(run.code).toBe(0);
     const records = parseOutput(run.stdout);
     expect(events(records).map((e) => e.eventID)).toEqual(["from-trail"]);
+    // One dead letter per message for its refused objects, listing them (issue 20: never a copy per object).
+    const bucketRefusal = `s3.bucket.name "x@127.0.0.1:${listener.port}/#" holds "@" (only lowercase letters, digits, "." and "-")`;
     expect(deadLetters(records)).toEqual([
       {
         _tag: "cloudtrail.deadletter",
         error: {
           code: "InvalidReference",
-          message: `s3.bucket.name "x@127.0.0.1:${listener.port}/#" holds "@" (only lowercase letters, digits, "." and "-")`,
+          message: `2 objects of the message were refused; the first: ${bucketRefusal}`,
         },
         input: JSON.parse(sqsRecord(sns(body))),
-        key: KEY,
-      },
-      {
-        _tag: "cloudtrail.deadletter",
-        error: {
-          code: "InvalidReference",
-          message: `awsRegion "x@127.0.0.1:${listener.port}/#" is not an AWS region name (like us-east-1)`,
-        },
-        input: JSON.parse(sqsRecord(sns(body))),
-        bucket: "trail-bucket",
-        key: KEY,
+        refusedCount: 2,
+        refused: [
+          { message: bucketRefusal, key: KEY },
+          {
+            message: `awsRegion "x@127.0.0.1:${listener.port}/#" is not an AWS region name (like us-east-1)`,
+            bucket: "trail-bucket",
+            key: KEY,
+          },
+        ],
       },
     ]);
     expect(listener.connections).toBe(0);
