@@ -7,21 +7,10 @@
 // and dropped (so fluentd's writes do not block), and the reader then fails with what was dropped.
 import { decodeMultiStream } from "@msgpack/msgpack";
 import type { Line } from "./input.js";
+import { jsonText } from "./json-text.js";
 
 export class MsgpackInputError extends Error {
   override readonly name = "MsgpackInputError";
-}
-
-/** Binary (bin) values become UTF-8 strings: msgpack-ruby packs strings with the ASCII-8BIT encoding as bin. */
-function toJsonValue(value: unknown): unknown {
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.length).toString("utf8");
-  if (Array.isArray(value)) return value.map(toJsonValue);
-  if (typeof value === "object" && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(value)) out[key] = toJsonValue(inner);
-    return out;
-  }
-  return value;
 }
 
 export async function* readMsgpackLines(source: AsyncIterable<Buffer>, maxRecordBytes: number): AsyncGenerator<Line> {
@@ -46,8 +35,10 @@ export async function* readMsgpackLines(source: AsyncIterable<Buffer>, maxRecord
       maxArrayLength: maxRecordBytes,
     })) {
       number++;
-      const text = typeof value === "string" ? value : JSON.stringify(toJsonValue(value));
-      yield { kind: "line", number, text: text ?? "null" };
+      // Binary (bin) values become UTF-8 strings: msgpack-ruby packs strings with the ASCII-8BIT encoding as bin.
+      // jsonText, not JSON.stringify: a map nested 100,000 deep (the decoder does not recurse) must not end the reader.
+      const text = typeof value === "string" ? value : jsonText(value).text;
+      yield { kind: "line", number, text };
     }
   } catch (error) {
     let dropped = 0;
