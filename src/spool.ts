@@ -262,6 +262,7 @@ export class Spool {
   close(): void {
     if (this.fd >= 0) {
       try {
+        if (this.pending.size === 0 && this.end > 0) ftruncateSync(this.fd, 0); // nothing to replay: an empty journal
         fsyncSync(this.fd);
       } catch {
         // nothing more to do on a failing disk
