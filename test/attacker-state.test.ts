@@ -58,11 +58,11 @@ const eventsIn = (i: number): number =>
   (JSON.parse(fixture(i).toString("utf8")) as { Records: unknown[] }).Records.length;
 const logsNamed = (run: CliRun, msg: string) => run.log.filter((line) => line.msg === msg);
 
-/** The message the issue found: a body of 256 KiB of `"`, stored by the first journal format as 512 KiB of `\"`. */
+/** The message the issue found: a body of 256 KiB of `"` (a 512 KiB line; the first journal format stored 1 MiB). */
 const bloating = (i: number): string => inSqsRecord('"'.repeat(256 * 1024), `bloat-${i}`, QUEUE);
 
 /**
- * The bound on the child's peak RSS in these runs. Measured: about 150 MB (load average ~9 on 2 cores); the records
+ * The bound on the child's peak RSS in these runs. Measured: 165 MiB (load average 12 on 2 cores); the records
  * are 0.5 MB each and at most --concurrency × 4 wait, so anything near this bound means records pile up in memory.
  */
 const PEAK_RSS_MAX = 400 * MiB;

@@ -83,6 +83,8 @@ const GOOD = `file://${join(FIXTURES, FIXTURE)}`;
 const GOOD_EVENTS = (JSON.parse(readFileSync(join(FIXTURES, FIXTURE), "utf8")) as { Records: unknown[] }).Records
   .length;
 const QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/trail";
+/** Each run below moves tens of MB through the CLI: about 20 s on 2 loaded cores. */
+const CLI_TIMEOUT = 180_000;
 
 // Every bucket is refused (--buckets names one no record names) and S3 is a closed loopback port: no hostile record
 // can make a request, whatever it names.
@@ -124,60 +126,84 @@ function expectSurvived(run: CliRun, hostile: number, numbered: boolean): void {
 // Through the built CLI, every way in
 
 describe("every hostile shape, every way in, through the built CLI", () => {
-  it("stdin JSON lines", async () => {
-    const run = await runCli(ARGS, interleaved(JSON_CORPUS.map(([, line]) => line)), ENV);
-    expectSurvived(run, JSON_CORPUS.length, true);
-    const tooLong = deadLetters(parseOutput(run.stdout)).filter(
-      (letter) => (letter.error as { code: string }).code === "LineTooLong",
-    );
-    expect(tooLong).toHaveLength(1); // the line at the limit is kept (and refused as what it is)
-  });
+  it(
+    "stdin JSON lines",
+    async () => {
+      const run = await runCli(ARGS, interleaved(JSON_CORPUS.map(([, line]) => line)), ENV);
+      expectSurvived(run, JSON_CORPUS.length, true);
+      const tooLong = deadLetters(parseOutput(run.stdout)).filter(
+        (letter) => (letter.error as { code: string }).code === "LineTooLong",
+      );
+      expect(tooLong).toHaveLength(1); // the line at the limit is kept (and refused as what it is)
+    },
+    CLI_TIMEOUT,
+  );
 
-  it("SQS bodies (fluent-plugin-sqs records)", async () => {
-    const lines = BODY_CORPUS.map(([, body], i) => Buffer.from(inSqsRecord(body, `handle-${i}`, QUEUE)));
-    expectSurvived(await runCli(ARGS, interleaved(lines), ENV), lines.length, true);
-  });
+  it(
+    "SQS bodies (fluent-plugin-sqs records)",
+    async () => {
+      const lines = BODY_CORPUS.map(([, body], i) => Buffer.from(inSqsRecord(body, `handle-${i}`, QUEUE)));
+      expectSurvived(await runCli(ARGS, interleaved(lines), ENV), lines.length, true);
+    },
+    CLI_TIMEOUT,
+  );
 
-  it("SNS envelopes whose Message is the hostile text, in SQS bodies", async () => {
-    const lines = BODY_CORPUS.map(([, body], i) => Buffer.from(inSqsRecord(snsNotification(body), `h${i}`, QUEUE)));
-    expectSurvived(await runCli(ARGS, interleaved(lines), ENV), lines.length, true);
-  });
+  it(
+    "SNS envelopes whose Message is the hostile text, in SQS bodies",
+    async () => {
+      const lines = BODY_CORPUS.map(([, body], i) => Buffer.from(inSqsRecord(snsNotification(body), `h${i}`, QUEUE)));
+      expectSurvived(await runCli(ARGS, interleaved(lines), ENV), lines.length, true);
+    },
+    CLI_TIMEOUT,
+  );
 
-  it("msgpack input", async () => {
-    const records = MSGPACK_CORPUS.map(([, record]) => record);
-    const input = Buffer.concat(records.flatMap((record) => [record, Buffer.from(encode(GOOD))]));
-    const run = await runCli([...ARGS, "--input-format", "msgpack"], input, ENV);
-    expectSurvived(run, records.length, true);
-  });
+  it(
+    "msgpack input",
+    async () => {
+      const records = MSGPACK_CORPUS.map(([, record]) => record);
+      const input = Buffer.concat(records.flatMap((record) => [record, Buffer.from(encode(GOOD))]));
+      const run = await runCli([...ARGS, "--input-format", "msgpack"], input, ENV);
+      expectSurvived(run, records.length, true);
+    },
+    CLI_TIMEOUT,
+  );
 
-  it("a spool replayed after kill -9 (the records journaled, none done)", async () => {
-    const spool = join(tempDir(), "spool");
-    mkdirSync(spool);
-    const texts = [...JSON_CORPUS.map(([, line]) => line.toString("utf8")), ...BODY_CORPUS.map(([, body]) => body)];
-    // What the spool would hold: only lines within --max-line-bytes are journaled.
-    const journaled = texts.filter((text) => Buffer.byteLength(text) <= MAX_LINE_BYTES);
-    writeFileSync(
-      journalPath(spool),
-      Buffer.concat(journaled.flatMap((text, i) => [acceptEntry(2 * i + 1, text), acceptEntry(2 * i + 2, GOOD)])),
-    );
-    const run = await runCli([...ARGS, "--spool-dir", spool], "", ENV);
-    expectSurvived(run, journaled.length, false);
-    const again = await runCli([...ARGS, "--spool-dir", spool], "", ENV);
-    expect(again.code).toBe(0);
-    expect(again.log.find((line) => line.msg === "summary")).toMatchObject({ records: 0, spooled: 0 });
-  });
+  it(
+    "a spool replayed after kill -9 (the records journaled, none done)",
+    async () => {
+      const spool = join(tempDir(), "spool");
+      mkdirSync(spool);
+      const texts = [...JSON_CORPUS.map(([, line]) => line.toString("utf8")), ...BODY_CORPUS.map(([, body]) => body)];
+      // What the spool would hold: only lines within --max-line-bytes are journaled.
+      const journaled = texts.filter((text) => Buffer.byteLength(text) <= MAX_LINE_BYTES);
+      writeFileSync(
+        journalPath(spool),
+        Buffer.concat(journaled.flatMap((text, i) => [acceptEntry(2 * i + 1, text), acceptEntry(2 * i + 2, GOOD)])),
+      );
+      const run = await runCli([...ARGS, "--spool-dir", spool], "", ENV);
+      expectSurvived(run, journaled.length, false);
+      const again = await runCli([...ARGS, "--spool-dir", spool], "", ENV);
+      expect(again.code).toBe(0);
+      expect(again.log.find((line) => line.msg === "summary")).toMatchObject({ records: 0, spooled: 0 });
+    },
+    CLI_TIMEOUT,
+  );
 
-  it("a first-format journal (journal.jsonl) full of them, migrated and replayed", async () => {
-    const spool = join(tempDir(), "spool");
-    mkdirSync(spool);
-    const texts = BODY_CORPUS.map(([, body]) => body);
-    writeFileSync(
-      oldJournalPath(spool),
-      texts.flatMap((text, i) => [oldAccept(2 * i + 1, text), oldAccept(2 * i + 2, GOOD)]).join(""),
-    );
-    const run = await runCli([...ARGS, "--spool-dir", spool], "", ENV);
-    expectSurvived(run, texts.length, false);
-  });
+  it(
+    "a first-format journal (journal.jsonl) full of them, migrated and replayed",
+    async () => {
+      const spool = join(tempDir(), "spool");
+      mkdirSync(spool);
+      const texts = BODY_CORPUS.map(([, body]) => body);
+      writeFileSync(
+        oldJournalPath(spool),
+        texts.flatMap((text, i) => [oldAccept(2 * i + 1, text), oldAccept(2 * i + 2, GOOD)]).join(""),
+      );
+      const run = await runCli([...ARGS, "--spool-dir", spool], "", ENV);
+      expectSurvived(run, texts.length, false);
+    },
+    CLI_TIMEOUT,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
