@@ -45,11 +45,13 @@ export class Intake implements AsyncIterable<Line> {
   private async pump(): Promise<void> {
     try {
       // Read from the journal one at a time, as the filter takes them: the spool may hold more than memory should.
+      let toReplay = this.spool?.size ?? 0;
       for (const { id, text } of this.spool?.unfinished() ?? []) {
         if (this.stopped) {
-          this.leftOver++; // still in the journal
-          continue;
+          this.leftOver += toReplay; // still in the journal (not read back just to be counted)
+          break;
         }
+        toReplay--;
         await this.enqueue({ kind: "line", number: 0, text, id });
       }
       for await (const read of this.source) {

@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Checkpoint } from "../src/checkpoint.js";
 import { Spool } from "../src/spool.js";
-import { type CliRun, deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
+import { type CliRun, completeLines, deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
 import { type FaultS3, startFaultS3 } from "./support/fault-s3.js";
 import { acceptedIn, journalBytes, journalEntries, journalPath } from "./support/journal.js";
 import { inSqsRecord } from "./support/messages.js";
@@ -165,6 +165,33 @@ describe("the spool under messages made to bloat it (the built CLI)", () => {
     expect(new Set(done.log.filter((l) => l.msg === "dead letter").map((l) => l.line)).size).toBe(total);
     expect(logsNamed(done, "summary")[0]).toMatchObject({ records: total, spooled: 0 });
     expect(logsNamed(done, "the spool has room again; reading stdin").length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("SIGTERM with the spool full: what is still in the pipe is journaled anyway, and the restart writes it", async () => {
+    const spool = join(tempDir(), "spool");
+    const args = ["--endpoint", s3.endpoint, "--spool-dir", spool, "--spool-max-bytes", String(1 * MiB)];
+    const run = startCli([...args, "--shutdown-timeout", "1"], ENV);
+    run.child.stdout.pause();
+    const total = 40;
+    const line = (i: number) => `${String(i).padStart(6, "0")}${"x".repeat(100_000)}\n`;
+    for (let i = 0; i < total; i++) run.child.stdin.write(line(i));
+    run.child.stdin.end();
+    await waitFor("the spool full", () =>
+      run.log().some((l) => l.msg === "the spool is full; stdin waits until records finish"),
+    );
+    run.child.kill("SIGTERM");
+    setTimeout(() => run.child.stdout.resume(), 3000);
+    const first = await run.done;
+    expect(first.code).toBe(0);
+    const second = await runCli(args, "", ENV);
+    expect(second.code).toBe(0);
+    // Every record is written by one run or the other (a record written but not yet marked done when the first run
+    // stopped is written again: at least once).
+    const written = new Set(
+      [...completeLines(first.stdout), ...parseOutput(second.stdout)].map((r) => String(r.input).slice(0, 6)),
+    );
+    expect(written.size).toBe(total);
+    expect(logsNamed(second, "summary")[0]).toMatchObject({ spooled: 0 });
   }, 120_000);
 });
 
