@@ -163,3 +163,29 @@ class ByteWriter {
     this.buffer = grown;
   }
 }
+
+/**
+ * Whether the JSON text `text` nests arrays and objects deeper than `limit`, by counting brackets outside strings
+ * (escapes skipped), without parsing. For refusing a record before JSON.parse builds it: V8 parses any depth, but a
+ * 16 MiB line of 8 million `[` takes about 870 MB to hold, and everything that walks it afterwards needs a frame per
+ * level. Text that is not JSON may answer either way; JSON.parse still judges it.
+ */
+export function textNestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: to its closing quote, passing over escaped characters.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}

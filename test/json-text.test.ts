@@ -1,7 +1,7 @@
 // json-text.ts: the JSON text of any parsed or decoded value, however deep, as JSON.stringify would write it.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { jsonText, nestsDeeperThan } from "../src/json-text.js";
+import { jsonText, nestsDeeperThan, textNestsDeeperThan } from "../src/json-text.js";
 
 describe("jsonText", () => {
   it("writes what JSON.stringify writes, and counts its bytes", () => {
@@ -65,5 +65,27 @@ describe("nestsDeeperThan", () => {
   it("answers for 1,000,000 levels without recursing", () => {
     const deep = JSON.parse(`${'{"a":'.repeat(1e6)}1${"}".repeat(1e6)}`) as unknown;
     expect(nestsDeeperThan(deep, 64)).toBe(true);
+  });
+});
+
+describe("textNestsDeeperThan", () => {
+  it("agrees with parsing, for any JSON value and any limit", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.nat(6), (value, limit) => {
+        const text = JSON.stringify(value, null, 1);
+        expect(textNestsDeeperThan(text, limit)).toBe(nestsDeeperThan(JSON.parse(text), limit));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it.each([
+    ['"[[[["', 0, false],
+    ['["\\"]', 1, false],
+    ['["\\"[[", []]', 1, true],
+    ['{"a":[{"b":"}}}"}]}', 2, true],
+    ['{"a":[{"b":"}}}"}]}', 3, false],
+  ])("%s deeper than %d: %s", (text, limit, deeper) => {
+    expect(textNestsDeeperThan(text, limit)).toBe(deeper);
   });
 });
