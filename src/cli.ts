@@ -19,7 +19,7 @@ import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
 import { awsSettings, parseEndpoint } from "./settings.js";
 import type { Sink } from "./sink.js";
-import type { Spool } from "./spool.js";
+import { SPOOL_MAX_BYTES_DEFAULT, type Spool } from "./spool.js";
 import type { SqsAcker } from "./sqs.js";
 import { Stats } from "./stats.js";
 import { VERSION } from "./version.js";
@@ -48,6 +48,7 @@ interface CliOptions {
   requestTimeout: number;
   scanWorkers?: number;
   spoolDir?: string;
+  spoolMaxBytes: number;
   deleteSqsMessages: boolean;
   visibilityTimeout?: number;
   statsInterval: number;
@@ -316,6 +317,12 @@ export function buildProgram(): Command {
     )
     .option("--spool-dir <dir>", "journal accepted records here and replay unfinished ones on start (survives kill -9)")
     .option(
+      "--spool-max-bytes <n>",
+      "with --spool-dir: most bytes of records read and not yet finished; when full, stdin waits until records finish",
+      integer(1024),
+      SPOOL_MAX_BYTES_DEFAULT,
+    )
+    .option(
       "--delete-sqs-messages",
       "delete each SQS message (fluent-plugin-sqs 2.x/3.x records) once its events are written",
       false,
@@ -519,15 +526,19 @@ async function forwardSink(
   });
 }
 
-async function openSpool(options: CliOptions, program: Command): Promise<Spool | undefined> {
+/** Opened after the log, so that a start that fails here (unreadable, locked) says why in --log-file too. */
+async function openSpool(options: CliOptions, program: Command, log: Logger): Promise<Spool | undefined> {
   if (options.spoolDir === undefined) return undefined;
   const { Spool } = await import("./spool.js");
   try {
-    return Spool.open(options.spoolDir);
+    return Spool.open(options.spoolDir, options.spoolMaxBytes);
   } catch (error) {
-    return program.error(`error: cannot use --spool-dir ${options.spoolDir}: ${(error as Error).message}`, {
-      exitCode: 2,
-    });
+    const message = `cannot use --spool-dir ${options.spoolDir}: ${(error as Error).message}`;
+    // Without --log-file the log is stderr, where the message below goes anyway.
+    if (options.logFile !== undefined) {
+      log.error(message, { code: (error as NodeJS.ErrnoException).code ?? (error as Error).name });
+    }
+    return program.error(`error: ${message}`, { exitCode: 2 });
   }
 }
 
@@ -595,8 +606,8 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
     program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
   }
-  const spool = await openSpool(options, program);
   const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const spool = await openSpool(options, program, log);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
         log,

@@ -2,7 +2,7 @@
 // dead-lettered at once; the spool survives SIGTERM, kill -9, a torn journal and a second process; SQS messages are
 // deleted only once their output is written, kept invisible while worked on, and left to redelivery when an object
 // keeps failing; and, in process, every input record is accounted for whatever the objects do.
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -31,6 +31,16 @@ import {
   startCli,
 } from "./support/cli.js";
 import { type Fault, type FaultS3, startFaultS3 } from "./support/fault-s3.js";
+import {
+  acceptEntry,
+  acceptedIn,
+  journalBytes,
+  journalEntries,
+  journalPath,
+  oldAccept,
+  oldDone,
+  oldJournalPath,
+} from "./support/journal.js";
 import { inSqsRecord } from "./support/messages.js";
 import { type SqsTest, startSqs } from "./support/sqs-server.js";
 import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
@@ -382,11 +392,6 @@ async function startThrottlingS3(windowMs: number): Promise<ThrottlingS3> {
 // 2. The spool
 
 describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn journal", () => {
-  const journalOf = (spool: string) => join(spool, "journal.jsonl");
-  const journalBytes = (spool: string) => (existsSync(journalOf(spool)) ? statSync(journalOf(spool)).size : 0);
-  const acceptedIn = (spool: string) =>
-    existsSync(journalOf(spool)) ? (readFileSync(journalOf(spool), "utf8").match(/"a":/g) ?? []).length : 0;
-
   /** Stores `n` objects under `prefix`; returns the input lines and every expected eventID. */
   function objects(prefix: string, n: number): { keys: string[]; input: string; expected: Set<string> } {
     const keys = Array.from({ length: n }, (_, i) => `${prefix}/${i}.json.gz`);
@@ -597,10 +602,13 @@ describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn jour
     const expected = put(key, 3);
     const first = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], `s3://${BUCKET}/${key}\n`, ENV);
     expect(first.code).toBe(0);
-    // A record accepted, its done mark cut by kill -9, then an accept cut in half.
-    const accepted = JSON.stringify({ a: 7777, t: `s3://${BUCKET}/${key}` });
-    const half = JSON.stringify({ a: 7778, t: `s3://${BUCKET}/torn/never.json` });
-    appendFileSync(join(spool, "journal.jsonl"), `${accepted}\n{"d":77${half.slice(0, half.length >> 1)}`);
+    // A record accepted, its done mark cut by kill -9 (`d 77` of `d 7777`), then an accept cut in half.
+    const accepted = acceptEntry(7777, `s3://${BUCKET}/${key}`);
+    const half = acceptEntry(7778, `s3://${BUCKET}/torn/never.json`);
+    appendFileSync(
+      journalPath(spool),
+      Buffer.concat([accepted, Buffer.from("d 77"), half.subarray(0, half.length >> 1)]),
+    );
     const second = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
     expect(second.code).toBe(0);
     expect(second.stderr).toBe("");
@@ -611,6 +619,52 @@ describe("--spool-dir: nothing accepted is lost to SIGTERM, kill -9, a torn jour
     const third = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
     expect(parseOutput(third.stdout)).toEqual([]);
     expect(summaryOf(third)).toMatchObject({ records: 0 });
+  });
+
+  it("an upgrade keeps the records the first journal format (journal.jsonl) left pending, once", async () => {
+    const spool = join(tempDir(), "spool");
+    mkdirSync(spool);
+    const pending = "upgrade/0.json";
+    const finished = "upgrade/1.json";
+    const expected = put(pending, 5);
+    put(finished, 6);
+    // Pending, done, pending with escapes the old format doubled, and a torn last entry.
+    const odd = JSON.stringify({ Event: "s3:TestEvent", note: '"quoted" \\ back\nslash' });
+    const torn = oldAccept(9, `s3://${BUCKET}/upgrade/never.json`);
+    writeFileSync(
+      oldJournalPath(spool),
+      oldAccept(3, `s3://${BUCKET}/${pending}`) +
+        oldAccept(4, `s3://${BUCKET}/${finished}`) +
+        oldDone(4) +
+        oldAccept(5, odd) +
+        torn.slice(0, 20),
+    );
+    const run = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(run.code).toBe(0);
+    expect(logsNamed(run, "replaying the spool")).toEqual([expect.objectContaining({ records: 2 })]);
+    const out = parseOutput(run.stdout);
+    expect(deadLetters(out)).toEqual([]);
+    expect(idsOf(out).sort()).toEqual([...expected].sort());
+    expect(summaryOf(run)).toMatchObject({ records: 2, skipped: 1, spooled: 0 });
+    expect(s3.requestsFor(BUCKET, finished)).toEqual([]);
+    expect(s3.requestsFor(BUCKET, "upgrade/never.json")).toEqual([]);
+    expect(existsSync(oldJournalPath(spool))).toBe(false);
+    const again = await runCli(["--endpoint", s3.endpoint, "--spool-dir", spool], "", ENV);
+    expect(summaryOf(again)).toMatchObject({ records: 0 });
+  });
+
+  it("each record is stored once, as its own bytes: a record of quotes takes its length, not twice", async () => {
+    const spool = join(tempDir(), "spool");
+    const body = '"'.repeat(256 * 1024);
+    const line = JSON.stringify({ body, receipt_handle: "h", queue_url: "https://sqs.us-east-1.amazonaws.com/1/q" });
+    const run = spawnCli(["--spool-dir", spool]);
+    run.child.stdin.write(`${line}\n`);
+    await waitFor("the record journaled", () => acceptedIn(spool) >= 1);
+    run.child.kill("SIGKILL");
+    await run.done;
+    const entries = journalEntries(spool);
+    expect(entries[0]).toEqual({ kind: "a", id: 1, text: line });
+    expect(journalBytes(spool)).toBeLessThan(Buffer.byteLength(line) + 64);
   });
 
   it("a second process on the same spool exits non-zero with a clear error", async () => {
@@ -1205,7 +1259,9 @@ describe("in process: the journal after any sequence of accepts, done marks, kil
         let spool = Spool.open(dir);
         const model = new Map<number, string>();
         const check = () => {
-          expect(spool.unfinished()).toEqual([...model].sort(([a], [b]) => a - b).map(([id, text]) => ({ id, text })));
+          expect([...spool.unfinished()]).toEqual(
+            [...model].sort(([a], [b]) => a - b).map(([id, text]) => ({ id, text })),
+          );
           expect(spool.size).toBe(model.size);
         };
         for (const op of ops) {
@@ -1223,8 +1279,8 @@ describe("in process: the journal after any sequence of accepts, done marks, kil
             if (op.op === "tear") {
               // kill -9 in the middle of an entry: a prefix of one more accept (or done mark) is on disk.
               const entry =
-                op.cut % 2 === 0 ? JSON.stringify({ a: 1e9, t: "torn" }) : `{"d":${[...model.keys()][0] ?? 1}}`;
-              appendFileSync(join(dir, "journal.jsonl"), entry.slice(0, op.cut % entry.length));
+                op.cut % 2 === 0 ? acceptEntry(1e9, "torn") : Buffer.from(`d ${[...model.keys()][0] ?? 1}\n`);
+              appendFileSync(journalPath(dir), entry.subarray(0, op.cut % entry.length));
             }
             // No close(): the process is gone, its lock (our own pid here) is taken over.
             spool = Spool.open(dir);
