@@ -28,7 +28,10 @@ function loadedBy(code: string): string[] {
 }
 
 function runtimePackages(): string[] {
-  const modules = readdirSync(`${ROOT}src`).filter((name) => name.endsWith(".ts"));
+  // src/ and its folders (src/observe/, and the stages' folders to come).
+  const modules = readdirSync(`${ROOT}src`, { recursive: true, encoding: "utf8" }).filter((name) =>
+    name.endsWith(".ts"),
+  );
   const found = new Set<string>();
   for (const name of modules) {
     const compiled = readFileSync(`${ROOT}dist/${name.replace(/\.ts$/, ".js")}`, "utf8");
