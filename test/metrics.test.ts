@@ -159,6 +159,20 @@ describe("--metrics-listen", () => {
     expect([...now.keys()].filter((name) => /sqs_|spool_|forward_/.test(name))).toEqual([]);
   });
 
+  it("answers while the output is blocked (nobody reads stdout)", async () => {
+    const spawned = startCli(["--metrics-listen", "127.0.0.1:0", "--stats-interval", "0"]);
+    spawned.child.stdout.pause();
+    const port = await listeningPort(spawned);
+    // More output than the pipe holds: it waits in the filter for stdout, and the listener answers meanwhile.
+    spawned.child.stdin.write(INPUT.repeat(3));
+    await poll("every record read", async () => samples(await scrape(port)).get(`${P}records_total`) === 21);
+    expect(spawned.stdout.length).toBe(0);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200); // blocked for less than the bound
+    spawned.child.stdout.resume();
+    expect((await finish(spawned)).records).toBe(21);
+  });
+
   it("without the option nothing listens", async () => {
     const run = await runCli([], INPUT);
     expect(run.code).toBe(0);
