@@ -9,7 +9,8 @@
 //   --latency-ms N      delay of the slow S3 server (default 50)
 //   --small-objects N   objects in the latency corpus (default 300)
 //   --concurrency LIST  filter concurrencies of the latency scenario (default 1,4,8,16,32)
-//   --contenders LIST   CPU contenders (default filter,filter-spaced,filter-pretty,node-floor,jq,ruby,inflate)
+//   --contenders LIST   CPU contenders (default filter,filter-spaced,filter-pretty,node-floor,jq,ruby,inflate;
+//                       also filter-metrics: the filter with --metrics-listen)
 //   --filter-args "..." extra arguments for the filter in every scenario (e.g. "--concurrency 2")
 //   --seed S            corpus seed
 //   --keep-extra-ca-certs  leave NODE_EXTRA_CA_CERTS set for the contenders (by default it is removed: see below)
@@ -192,6 +193,14 @@ async function scenarioCpu(work) {
     filter: {
       label: "filter (file://)",
       stages: [[NODE, FILTER_BIN, "--log-file", "/dev/null", ...filterArgs]],
+      stdin: stdinFile,
+      skip: filterReady(),
+    },
+    // What --metrics-listen costs (issue 24: at most 2%): the same filter serving /metrics, unscraped; a scrape
+    // reads counters only, every 15 s or so.
+    "filter-metrics": {
+      label: "filter (file://, --metrics-listen)",
+      stages: [[NODE, FILTER_BIN, "--log-file", "/dev/null", "--metrics-listen", "127.0.0.1:0", ...filterArgs]],
       stdin: stdinFile,
       skip: filterReady(),
     },

@@ -1,8 +1,8 @@
 // Bundles the compiled program (dist/*.js, from tsc) into dist/cli.cjs, which bin/cloudtrail-exec-filter loads: one
 // CommonJS file (plus a chunk per module that only some paths load, such as SQS or the spool) starts about 30 ms
 // sooner on Node 20 than the graph of ES modules, and fluentd pays the start-up at every start of the child.
-// commander is bundled in (always loaded); the AWS SDK and the other dependencies stay external, loaded from
-// node_modules when a path needs them. dist/*.js stays as tsc wrote it (scan workers load dist/scan-worker.js).
+// commander is bundled in (always loaded), and so is prom-client (in --metrics-listen's chunk); the AWS SDK and the
+// other dependencies stay external, loaded from node_modules when a path needs them. dist/*.js stays as tsc wrote it (scan workers load dist/scan-worker.js).
 // Run by `npm run build` after tsc.
 // The bundle only saves start-up time: when it cannot be made (no rolldown binary for this platform, say), the build
 // warns and goes on, and the executable runs dist/cli.js instead.
@@ -21,7 +21,13 @@ try {
   await build({
     input: { cli: new URL("cli.js", dist).pathname },
     platform: "node",
-    external: (id) => !id.startsWith(".") && !id.startsWith("/") && !/^commander(\/|$)/.test(id),
+    // commander, and prom-client with everything it loads (in the chunk --metrics-listen loads): as one file it loads
+    // in about a third of the CPU time its 30-odd modules take from node_modules (bench/README.md).
+    external: (id, importer) =>
+      !id.startsWith(".") &&
+      !id.startsWith("/") &&
+      !/^(commander|prom-client)(\/|$)/.test(id) &&
+      !(importer?.includes("/node_modules/prom-client/") || importer?.includes("/node_modules/tdigest/")),
     logLevel: "warn",
     output: {
       dir: dist.pathname,

@@ -14,6 +14,8 @@ import { Intake } from "./intake.js";
 import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "./names.js";
+import { type ListenAddress, parseListenAddress } from "./observe/address.js";
+import type { MetricsListener } from "./observe/listener.js";
 import { OutputSink } from "./output.js";
 import { sqsMessageOfLine } from "./records.js";
 import { RetryPolicy } from "./retry.js";
@@ -63,6 +65,7 @@ interface CliOptions {
   forwardSharedKey?: string;
   forwardHostname?: string;
   forwardAckTimeout?: number;
+  metricsListen?: ListenAddress;
 }
 
 /** `--output`: stdout, or a fluentd's in_forward. */
@@ -82,6 +85,13 @@ function seconds(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected seconds (>= 0)");
   return n;
+}
+
+/** `--metrics-listen [HOST:]PORT` (observe/address.ts). */
+function listenAddress(value: string): ListenAddress {
+  const parsed = parseListenAddress(value);
+  if (typeof parsed === "string") throw new InvalidArgumentError(parsed);
+  return parsed;
 }
 
 /** A value that must not be empty: a field name or a tag. */
@@ -243,6 +253,12 @@ function commonOptions(command: Command): Command {
       "on SIGTERM/SIGINT, time given to work in flight before it is abandoned",
       seconds,
       5,
+    )
+    .option(
+      "--metrics-listen <[host:]port>",
+      "serve Prometheus /metrics, /healthz and /readyz over HTTP here (host: 127.0.0.1 unless given; port 0: any, " +
+        "logged); docs/operations.md",
+      listenAddress,
     );
 }
 
@@ -462,7 +478,15 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 async function startRuntime(
   options: CliOptions,
   program: Command,
-): Promise<{ log: Logger; sink: Sink; stdout: OutputSink | undefined; source: S3Source; aws: AwsClients }> {
+  command = "filter",
+): Promise<{
+  log: Logger;
+  sink: Sink;
+  stdout: OutputSink | undefined;
+  source: S3Source;
+  aws: AwsClients;
+  metrics: MetricsListener | undefined;
+}> {
   const aws = awsClients(options, program);
   try {
     await aws.check();
@@ -479,10 +503,12 @@ async function startRuntime(
     process.exit(1);
   });
 
-  const source = new S3Source(() => aws.getter());
+  const metrics =
+    options.metricsListen === undefined ? undefined : await openMetrics(options.metricsListen, command, log, program);
+  const source = new S3Source(() => aws.getter(), metrics?.observer);
   if (options.output?.kind === "forward") {
     const sink = await forwardSink(options, options.output, log, program);
-    return { log, sink, stdout: undefined, source, aws };
+    return { log, sink, stdout: undefined, source, aws, metrics };
   }
   const format = options.outputFormat === "msgpack" ? "msgpack" : "json";
   const sinkOptions = { padBytes: padBytesFor(options), format } as const;
@@ -491,7 +517,25 @@ async function startRuntime(
     log.info("stdout closed; exiting", { error: error.message });
     process.exit(0);
   });
-  return { log, sink, stdout: sink, source, aws };
+  return { log, sink, stdout: sink, source, aws, metrics };
+}
+
+/** --metrics-listen: the listener, loaded only then; an address it cannot bind is a configuration error (exit 2). */
+async function openMetrics(
+  address: ListenAddress,
+  command: string,
+  log: Logger,
+  program: Command,
+): Promise<MetricsListener> {
+  const { MetricsListener } = await import("./observe/listener.js");
+  try {
+    return await MetricsListener.open(address, command, VERSION, log);
+  } catch (error) {
+    return program.error(
+      `error: cannot listen on --metrics-listen ${address.host}:${address.port}: ${(error as Error).message}`,
+      { exitCode: 2 },
+    );
+  }
 }
 
 async function forwardSink(
@@ -606,7 +650,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
     program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
   }
-  const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const { log, sink, stdout, source, aws, metrics } = await startRuntime(options, program);
   const spool = await openSpool(options, program, log);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
@@ -637,6 +681,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     sink,
     log,
     options: filterOptions(options, options.deleteSqsMessages),
+    ...(metrics === undefined ? {} : { observe: metrics.observer }),
     hooks: {
       recordDone(outcome) {
         const sqs = outcome.record.sqs;
@@ -650,6 +695,12 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     },
   });
 
+  metrics?.serve({
+    filter: () => filter,
+    sink,
+    ...(acker === undefined ? {} : { acker }),
+    ...(spool === undefined ? {} : { spool }),
+  });
   process.off("SIGTERM", keep);
   process.off("SIGINT", keep);
   const signalled = onShutdownSignals(
@@ -828,6 +879,7 @@ function importCommand(program: Command): Command {
       const runtime = await startRuntime(
         listOnly ? { ...options, padBytes: 0, outputFormat: "json", output: { kind: "stdout" } } : options,
         program,
+        "import",
       );
       const { log, sink } = runtime;
       const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
@@ -907,11 +959,13 @@ function importCommand(program: Command): Command {
         log,
       );
       progress.start();
+      runtime.metrics?.serve({ filter: () => importer.running, sink, listed: () => importer.counts.listed });
       const { listingError, ...summary } = await importer.run({
         source: runtime.source,
         sink,
         log,
         options: filterOptions(options, false),
+        ...(runtime.metrics === undefined ? {} : { observe: runtime.metrics.observer }),
       });
       progress.stop();
       await sink.end();
@@ -1040,17 +1094,18 @@ async function runSqs(
   };
   process.on("SIGTERM", keep);
   process.on("SIGINT", keep);
-  const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const { log, sink, stdout, source, aws, metrics } = await startRuntime(options, program, "sqs");
   const forwardCounts = () =>
     sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
   const { SqsService } = await import("./sqs-command.js");
+  const maxInFlight = options.maxInFlight ?? Math.max(4 * options.concurrency, 10 * options.receivers);
   const service = new SqsService({
     options: {
       queueUrl: options.queueUrl,
       receivers: options.receivers,
       ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
       waitTimeSeconds: options.waitTime,
-      maxInFlight: options.maxInFlight ?? Math.max(4 * options.concurrency, 10 * options.receivers),
+      maxInFlight,
       statsIntervalMs: options.statsInterval * 1000,
       filter: filterOptions(options, true),
     },
@@ -1059,6 +1114,13 @@ async function runSqs(
     sink,
     log,
     sinkStats: forwardCounts,
+    ...(metrics === undefined ? {} : { observe: metrics.observer }),
+  });
+  metrics?.serve({
+    filter: () => service.filter,
+    sink,
+    acker: service.acker,
+    receiver: { source: service.input, maxInFlight, waitTimeSeconds: options.waitTime },
   });
   process.off("SIGTERM", keep);
   process.off("SIGINT", keep);

@@ -102,17 +102,28 @@ export function classifyS3Error(error: unknown, where: string): FetchError {
 }
 
 export class S3Source implements ObjectSource {
-  /** `getter()` gives the GET client, created on first use (it loads the SDK). */
-  constructor(private readonly getter: () => Promise<S3Getter>) {}
+  /**
+   * `getter()` gives the GET client, created on first use (it loads the SDK). `observe` is told how long each GET took
+   * to its response headers, failed ones too (--metrics-listen's histogram).
+   */
+  constructor(
+    private readonly getter: () => Promise<S3Getter>,
+    private readonly observe?: { getSeconds(seconds: number): void },
+  ) {}
 
   async open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject> {
     if (ref.scheme === "file") return openFile(ref.path);
     const where = `s3://${ref.bucket}/${ref.key}`;
     let object: S3Object;
+    let startedAt: number | undefined;
     try {
-      object = await (await this.getter()).get(ref.bucket, ref.key, ref.region, signal);
+      const getter = await this.getter();
+      if (this.observe !== undefined) startedAt = performance.now();
+      object = await getter.get(ref.bucket, ref.key, ref.region, signal);
     } catch (error) {
       throw classifyS3Error(error, where);
+    } finally {
+      if (startedAt !== undefined) this.observe?.getSeconds((performance.now() - startedAt) / 1000);
     }
     const { size } = object;
     if (size !== undefined && size <= WHOLE_STORED_MAX)

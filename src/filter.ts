@@ -136,6 +136,20 @@ export interface FilterDeps {
   retry?: RetryPolicy;
   /** Scan workers for whole small objects; without it everything is scanned on this thread. */
   pool?: ScanPool;
+  /** Told how long each object took, start to end with its retries (--metrics-listen's histogram). */
+  observe?: { objectSeconds(seconds: number): void };
+}
+
+/** How an object the Filter started ended (the metrics' `objects_total{outcome}`). */
+export interface ObjectOutcomes {
+  /** Every event written. */
+  read: number;
+  /** A dead-letter record written for it. */
+  deadLetter: number;
+  /** Kept failing transiently; its SQS message is left to come back. */
+  leftToSqs: number;
+  /** Given up at shutdown. */
+  abandoned: number;
 }
 
 /** An input record whose objects are still being worked on. */
@@ -263,6 +277,9 @@ export class Filter {
   };
   /** The newest eventTime written, for the stats line's lag. */
   readonly newest = new NewestTime();
+  /** `summary.deadLetters` by code; the codes are DeadLetterCode's few, so the map stays small. */
+  private readonly deadLetterCodes = new Map<DeadLetterCode, number>();
+  private readonly outcomes: ObjectOutcomes = { read: 0, deadLetter: 0, leftToSqs: 0, abandoned: 0 };
 
   private readonly retry: RetryPolicy;
   private readonly fetchSlots: FetchSlots;
@@ -321,6 +338,11 @@ export class Filter {
   /** The counts so far (the summary `run` returns at the end), for the periodic stats line. */
   counts(): Summary {
     return { ...this.summary, bytesOut: this.deps.sink.bytesOut };
+  }
+
+  /** What the counts do not say: dead letters by code, and how the objects started so far ended. */
+  breakdown(): { deadLetters: ReadonlyMap<DeadLetterCode, number>; objects: Readonly<ObjectOutcomes> } {
+    return { deadLetters: this.deadLetterCodes, objects: this.outcomes };
   }
 
   async run(lines: AsyncIterable<Line>): Promise<Summary> {
@@ -393,10 +415,13 @@ export class Filter {
             continue;
           }
           tracker.pending++;
+          const observe = this.deps.observe;
+          const startedAt = observe === undefined ? 0 : performance.now();
           const task = this.processObject(ref, tracker, slot).finally(() => {
             slot.free();
             running.delete(task);
             this.release(tracker);
+            observe?.objectSeconds((performance.now() - startedAt) / 1000);
             this.makeRoom();
           });
           running.add(task);
@@ -491,11 +516,13 @@ export class Filter {
           seen = n;
         });
         retry.succeeded();
+        this.outcomes.read++;
         log.debug("object done", { ...refContext(ref), events: seen, attempts: attempt });
         return;
       } catch (error) {
         written = Math.max(written, seen);
         if (signal.aborted) {
+          this.outcomes.abandoned++;
           this.abandon(ref, tracker, `shutdown after ${written} of its events were written`);
           return;
         }
@@ -506,10 +533,12 @@ export class Filter {
             ...refContext(ref),
             error: error instanceof Error ? error.stack : String(error),
           });
+          this.outcomes.deadLetter++;
           this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref, written);
           return;
         }
         if (!failure.transient) {
+          this.outcomes.deadLetter++;
           this.deadLetter(tracker, failure, ref, written);
           return;
         }
@@ -518,11 +547,13 @@ export class Filter {
         const delay = this.stopping ? undefined : retry.delayAfter(attempt, firstFailureAt);
         if (delay === undefined) {
           if (this.stopping) {
+            this.outcomes.abandoned++;
             this.abandon(ref, tracker, `shutdown while retrying: ${failure.message}`);
           } else if (options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
             // The SQS message is not deleted, so SQS delivers it again (its redrive policy bounds how often).
             tracker.outcome.retryLater = true;
             this.summary.leftToSqs++;
+            this.outcomes.leftToSqs++;
             log.warn("left to SQS redelivery", {
               ...refContext(ref),
               code: failure.code,
@@ -530,6 +561,7 @@ export class Filter {
               attempts: attempt,
             });
           } else {
+            this.outcomes.deadLetter++;
             this.deadLetter(
               tracker,
               { ...failure, message: `${failure.message} (gave up after ${attempt} attempts)` },
@@ -696,6 +728,7 @@ export class Filter {
       extra = { inputTruncated: true, inputBytes: Buffer.byteLength(line.text, "utf8"), ...extra };
     }
     this.summary.deadLetters++;
+    this.deadLetterCodes.set(failure.code, (this.deadLetterCodes.get(failure.code) ?? 0) + 1);
     tracker.outcome.deadLetters++;
     const error: Record<string, unknown> = { code: failure.code, message: failure.message };
     if (emitted > 0) {

@@ -277,6 +277,11 @@ export class ForwardSink implements Sink {
     return this.unacked.size;
   }
 
+  /** A connection to fluentd is established (/readyz). */
+  get connected(): boolean {
+    return this.established;
+  }
+
   private close(): void {
     if (this.closed) return;
     this.closed = true;

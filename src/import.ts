@@ -127,6 +127,11 @@ export class Importer {
     this.filter?.stop();
   }
 
+  /** The Filter once `run` has made it (--metrics-listen reads its counts). */
+  get running(): Filter | undefined {
+    return this.filter;
+  }
+
   abortInFlight(): void {
     this.stop();
     this.filter?.abortInFlight();

@@ -8,7 +8,7 @@
 // deleted only after delivery, so a crash at any point leaves the message to be received again.
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { ObjectSource } from "./fetch.js";
-import { Filter, type FilterOptions, type Summary } from "./filter.js";
+import { Filter, type FilterDeps, type FilterOptions, type Summary } from "./filter.js";
 import type { Logger } from "./log.js";
 import type { Sink } from "./sink.js";
 import { SqsAcker } from "./sqs.js";
@@ -35,6 +35,8 @@ export interface SqsServiceDeps {
   log: Logger;
   /** The sink's own counts for the stats (forward: messages acknowledged, resent, unacknowledged). */
   sinkStats?(): Record<string, unknown>;
+  /** --metrics-listen's histogram of time per object. */
+  observe?: FilterDeps["observe"];
 }
 
 export interface SqsSummary extends Summary {
@@ -46,9 +48,10 @@ export interface SqsSummary extends Summary {
 }
 
 export class SqsService {
-  private readonly acker: SqsAcker;
-  private readonly input: SqsSource;
-  private readonly filter: Filter;
+  readonly acker: SqsAcker;
+  /** The receive loops and the Filter, public for --metrics-listen, which reads their counts. */
+  readonly input: SqsSource;
+  readonly filter: Filter;
 
   constructor(private readonly deps: SqsServiceDeps) {
     const { options, log } = deps;
@@ -74,6 +77,7 @@ export class SqsService {
       sink: deps.sink,
       log,
       options: { ...options.filter, leaveTransientToSqs: true },
+      ...(deps.observe === undefined ? {} : { observe: deps.observe }),
       hooks: {
         recordDone: (outcome) => {
           const sqs = outcome.record.sqs;

@@ -65,8 +65,10 @@ export class SqsSource implements AsyncIterable<Line> {
   private roomWaiters: (() => void)[] = [];
   private number = 0;
   private loops: Promise<void>[] = [];
-  /** Counts for the summary. */
-  readonly counts = { received: 0, receives: 0, receiveFailures: 0, handedBack: 0 };
+  /** Counts for the summary; `finished`: messages the Filter is done with (in flight: received less these). */
+  readonly counts = { received: 0, receives: 0, receiveFailures: 0, handedBack: 0, finished: 0 };
+  /** When a receive last succeeded, empty or not (ms since the epoch; 0: never), for /readyz. */
+  lastReceiveAt = 0;
 
   constructor(private readonly options: SqsSourceOptions) {}
 
@@ -103,6 +105,7 @@ export class SqsSource implements AsyncIterable<Line> {
   /** A message is finished (deleted, left to redelivery or handed back): room for another. */
   done(): void {
     this.inFlight--;
+    this.counts.finished++;
     const wake = this.roomWaiters.shift();
     wake?.();
   }
@@ -140,6 +143,7 @@ export class SqsSource implements AsyncIterable<Line> {
           { abortSignal: this.abort.signal },
         );
         messages = output.Messages ?? [];
+        this.lastReceiveAt = Date.now();
         if (failures > 0) log.info("SQS receive works again", { queueUrl, receiver: index, after: failures });
         failures = 0;
       } catch (error) {

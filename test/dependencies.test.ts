@@ -28,7 +28,7 @@ function loadedBy(code: string): string[] {
 }
 
 function runtimePackages(): string[] {
-  // Every folder of src/ (integrity/, cli/, and the stages of issue 22).
+  // Every folder of src/ (integrity/, cli/, observe/, and the stages of issue 22).
   const modules = readdirSync(`${ROOT}src`, { recursive: true, encoding: "utf8" }).filter((name) =>
     name.endsWith(".ts"),
   );

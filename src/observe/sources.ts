@@ -1,0 +1,81 @@
+// Where /metrics and /readyz read from: the parts a command has built (its Filter, its SQS receive loops and acker,
+// its spool, its sink). Every value is one the stats line or the summary already reads from the same object, so a
+// scrape and the summary cannot disagree.
+import type { Filter } from "../filter.js";
+import { ForwardSink } from "../forward.js";
+import type { Sink } from "../sink.js";
+import type { Spool } from "../spool.js";
+import type { SqsAcker } from "../sqs.js";
+import type { SqsSource } from "../sqs-source.js";
+import type { Reading } from "./metrics.js";
+import { type Check, forwardCheck, OutputWatch, receiveCheck } from "./readiness.js";
+
+export interface Parts {
+  /** The Filter, once made (`import` makes it after its listing starts). */
+  filter(): Filter | undefined;
+  sink: Sink;
+  /** The filter's --delete-sqs-messages, or the `sqs` command's. */
+  acker?: SqsAcker;
+  /** The `sqs` command's receive loops, with the limits its readiness depends on. */
+  receiver?: { source: SqsSource; maxInFlight: number; waitTimeSeconds: number };
+  spool?: Spool;
+  /** `import`: files listed so far. */
+  listed?(): number;
+}
+
+export function readingOf(parts: Parts): () => Reading {
+  const { sink, acker, receiver, spool, listed } = parts;
+  return () => {
+    const filter = parts.filter();
+    const source = receiver?.source;
+    return {
+      ...(filter === undefined
+        ? {}
+        : { filter: { counts: filter.counts(), ...filter.breakdown(), newestEventTime: filter.newest.text } }),
+      ...(acker === undefined
+        ? {}
+        : {
+            sqs: {
+              deleted: acker.deletes,
+              deleteFailures: acker.failures,
+              ...(source === undefined
+                ? { refused: acker.refused }
+                : {
+                    received: source.counts.received,
+                    receiveFailures: source.counts.receiveFailures,
+                    handedBack: acker.handedBack,
+                    inFlight: messagesInFlight(source),
+                  }),
+            },
+          }),
+      ...(spool === undefined ? {} : { spool: spool.size }),
+      ...(sink instanceof ForwardSink
+        ? { forward: { ...sink.counts, unacknowledged: sink.pending, connected: sink.connected } }
+        : {}),
+      ...(listed === undefined ? {} : { listed: listed() }),
+    };
+  };
+}
+
+/** Received, less those finished and those handed back unstarted. */
+function messagesInFlight(source: SqsSource): number {
+  return source.counts.received - source.counts.finished - source.counts.handedBack;
+}
+
+/** What /readyz asks: the output is taken (stdout) or connected (forward), and the queue answers (`sqs`). */
+export function checksOf(parts: Parts): Check[] {
+  const checks: Check[] = [new OutputWatch(parts.sink).check];
+  if (parts.sink instanceof ForwardSink) checks.push(forwardCheck(parts.sink, "the --output address"));
+  const receiver = parts.receiver;
+  if (receiver !== undefined) {
+    const { source } = receiver;
+    const progress = {
+      get lastReceiveAt() {
+        return source.lastReceiveAt;
+      },
+      inFlight: () => messagesInFlight(source),
+    };
+    checks.push(receiveCheck(progress, receiver.maxInFlight, receiver.waitTimeSeconds));
+  }
+  return checks;
+}
