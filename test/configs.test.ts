@@ -1,14 +1,21 @@
 // Checks the shipped fluentd configurations and index templates without running fluentd or Elasticsearch:
 // syntax, the exec_filter command line against the filter's own --help, routing (no loop, no unmatched tag),
 // the settings the pipeline depends on, and the mappings of the fields whose shape changes per API call.
+// The integrity template is checked against real `verify` lines: the built CLI run on signed trails (some tampered
+// with) served by s3rver and a ListPublicKeys stand-in on loopback, as test/verify.test.ts does.
 //
 // Install assumption: the configs refer to this repository as installed at /opt/cloudtrail-exec-filter
 // (README/docs say so); paths under that prefix are checked against this checkout.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parseOutput, runCli } from "./support/cli.js";
+import { buildTrail, signingKey, startPublicKeyServer, type Trail, type TrailObject } from "./support/cloudtrail.js";
 import {
   ConfigSyntaxError,
   type Directive,
@@ -21,6 +28,7 @@ import {
   workerIds,
   workerView,
 } from "./support/fluent-config.js";
+import { s3Env, startS3 } from "./support/s3.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const INSTALL_PREFIX = "/opt/cloudtrail-exec-filter/";
@@ -465,5 +473,299 @@ describe("the two templates", () => {
     const os =
       readTemplate("examples/elasticsearch/cloudtrail-template.opensearch.json").template.mappings.properties ?? {};
     expect(Object.keys(os).sort()).toEqual(Object.keys(es).sort());
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The integrity lines (`verify`): their template, their fluentd route, and the Kibana queries on them
+
+const INTEGRITY_TEMPLATE = "examples/elasticsearch/cloudtrail-integrity-template.json";
+const EVENT_TEMPLATES = [
+  "examples/elasticsearch/cloudtrail-template.json",
+  "examples/elasticsearch/cloudtrail-template.opensearch.json",
+];
+/** Field types that mean the same in Elasticsearch and OpenSearch: one integrity template serves both. */
+const COMMON_TYPES = new Set(["keyword", "text", "date", "boolean", "long", "double"]);
+/** What Elasticsearch's default date format (strict_date_optional_time) reads, as CloudTrail writes times. */
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)$/;
+
+/** Whether a JSON value indexes into a field of this mapping type without being refused or dropped. */
+function compatible(type: string | undefined, value: unknown): boolean {
+  switch (type) {
+    case "keyword":
+    case "text":
+      return typeof value === "string";
+    case "date":
+      return typeof value === "string" && ISO_TIME.test(value) && !Number.isNaN(Date.parse(value));
+    case "boolean":
+      return typeof value === "boolean";
+    case "long":
+      return Number.isInteger(value);
+    case "double":
+      return typeof value === "number";
+    default:
+      return false;
+  }
+}
+
+/** The JSON blocks of a Markdown text, without a leading `GET index/_search`-style request line. */
+function jsonBlocks(markdown: string): unknown[] {
+  return [...markdown.matchAll(/```json\n([\s\S]*?)```/g)].map((m) =>
+    JSON.parse((m[1] ?? "").replace(/^(?:GET|POST|PUT) \S+\n/, "")),
+  );
+}
+
+/**
+ * The fields a query or aggregation names: every `field` value (aggregations, `exists`) and the keys of a
+ * `range`/`term`/`terms`/`match` clause (a `terms` aggregation has a `field` of its own instead).
+ */
+function fieldsNamed(query: unknown): string[] {
+  if (Array.isArray(query)) return query.flatMap(fieldsNamed);
+  if (query === null || typeof query !== "object") return [];
+  return Object.entries(query).flatMap(([key, value]) => {
+    const clause =
+      ["range", "term", "terms", "match", "match_phrase"].includes(key) &&
+      value !== null &&
+      typeof value === "object" &&
+      !("field" in value);
+    const named = key === "field" && typeof value === "string" ? [value] : clause ? Object.keys(value) : [];
+    return [...named, ...fieldsNamed(value)];
+  });
+}
+
+describe(`${INTEGRITY_TEMPLATE} against the lines verify writes`, () => {
+  const template = readTemplate(INTEGRITY_TEMPLATE);
+  const properties = template.template.mappings.properties ?? {};
+  const lines: Record<string, unknown>[] = [];
+
+  beforeAll(async () => {
+    const s3 = await startS3();
+    const published = signingKey(new Date("2024-01-01T00:00:00Z"), new Date("2025-01-01T00:00:00Z"));
+    const keys = await startPublicKeyServer(() => [published]);
+    const dir = mkdtempSync(join(tmpdir(), "ctef-integrity-template-"));
+    try {
+      const env = { ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint };
+      const options = {
+        account: "111122223333",
+        region: "us-east-1",
+        trail: "management_events",
+        start: new Date("2024-03-10T10:00:00Z"),
+        hours: 4,
+        filesPerHour: 2,
+        key: published,
+      };
+      const store = async (bucket: string, trail: Trail) => {
+        await s3.createBucket(bucket);
+        for (const o of trail.objects) await put(bucket, o);
+      };
+      const put = (bucket: string, o: TrailObject) =>
+        s3.client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: o.key,
+            Body: o.body,
+            ContentLength: o.body.length,
+            ...(o.metadata === undefined ? {} : { Metadata: o.metadata }),
+          }),
+        );
+      const verify = async (source: string) => {
+        const run = await runCli(["verify", source, "--concurrency", "4"], "", env);
+        expect(run.code, run.stderr).toBe(3);
+        lines.push(...parseOutput(run.stdout));
+      };
+
+      // Log files: one changed (hash mismatch), one deleted (missing), one planted (unlisted); a backfill digest.
+      const logs = buildTrail({ ...options, bucket: "integrity-logs", backfillHour: 1 });
+      await store("integrity-logs", logs);
+      const changed = logs.objects.find((o) => o.key === logs.logKeys[0]) as TrailObject;
+      await put("integrity-logs", {
+        key: changed.key,
+        body: gzipSync(Buffer.concat([gunzipSync(changed.body), Buffer.from(" ")])),
+      });
+      await s3.client.send(new DeleteObjectCommand({ Bucket: "integrity-logs", Key: logs.logKeys[3] }));
+      const planted =
+        "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/10/111122223333_CloudTrail_us-east-1_20240310T1133Z_planted0000000000.json.gz";
+      await put("integrity-logs", { key: planted, body: gzipSync('{"Records":[]}') });
+      await verify("s3://integrity-logs");
+
+      // Digests: one edited after signing (bad signature, its log files not vouched for), one deleted (missing).
+      const digests = buildTrail({ ...options, bucket: "integrity-digests" });
+      await store("integrity-digests", digests);
+      const edited = digests.objects.find((o) => o.key === digests.digestKeys[0]) as TrailObject;
+      const fields = JSON.parse(gunzipSync(edited.body).toString("utf8"));
+      fields.newestEventTime = "2024-03-10T10:59:00Z";
+      await put("integrity-digests", { ...edited, body: gzipSync(JSON.stringify(fields)) });
+      await s3.client.send(new DeleteObjectCommand({ Bucket: "integrity-digests", Key: digests.digestKeys[2] }));
+      await verify("s3://integrity-digests");
+
+      // A local copy (file://): the lines name where the copy holds each file; one log file changed again.
+      for (const o of logs.objects) {
+        const path = join(dir, o.key);
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, o.key === changed.key ? gzipSync("{}") : o.body);
+        if (o.metadata?.signature !== undefined) writeFileSync(`${path}.signature`, o.metadata.signature);
+      }
+      await verify(`file://${dir}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await s3.close();
+      await keys.close();
+    }
+  }, 120_000);
+
+  it("covers what the template is for: both kinds, every status, digest and log-file reasons", () => {
+    expect(new Set(lines.map((l) => l.kind))).toEqual(new Set(["digest", "logFile"]));
+    expect(new Set(lines.map((l) => l.status))).toEqual(new Set(["valid", "invalid", "missing", "unlisted"]));
+    const reasons = new Set(lines.map((l) => l.reason));
+    for (const reason of ["hash mismatch", "bad signature", "not found", "not listed", "not vouched for"]) {
+      expect(reasons, reason).toContain(reason);
+    }
+    expect(lines.some((l) => l.backfill === true)).toBe(true);
+    expect(lines.some((l) => typeof l.file === "string")).toBe(true);
+  });
+
+  it("maps every field of every line with a type its value fits: none is left to dynamic mapping", () => {
+    const misfits = lines.flatMap((line) =>
+      Object.entries(line)
+        .filter(([name, value]) => !compatible(properties[name]?.type, value))
+        .map(([name, value]) => `${name}: ${JSON.stringify(value)} (mapped ${properties[name]?.type ?? "not at all"})`),
+    );
+    expect([...new Set(misfits)]).toEqual([]);
+  });
+
+  it("maps no field the lines never have, bar the @timestamp the Elasticsearch output adds", () => {
+    const seen = new Set(lines.flatMap((line) => Object.keys(line)));
+    expect(Object.keys(properties).filter((name) => !seen.has(name))).toEqual(["@timestamp"]);
+    expect(properties["@timestamp"]?.type).toBe("date");
+  });
+
+  it("maps statuses, reasons, kinds, names and places as keyword, the window as date", () => {
+    for (const name of ["status", "reason", "kind", "account", "region", "trail", "s3Bucket", "s3Object", "file"]) {
+      expect(properties[name]?.type, name).toBe("keyword");
+    }
+    expect(properties.digestS3Object?.type).toBe("keyword");
+    expect(properties.digestStartTime?.type).toBe("date");
+    expect(properties.digestEndTime?.type).toBe("date");
+    expect(properties.backfill?.type).toBe("boolean");
+  });
+
+  it("serves Elasticsearch and OpenSearch alike, on indices the events' templates never match", () => {
+    for (const [name, mapping] of fields(properties)) {
+      expect(COMMON_TYPES.has(mapping.type ?? ""), `${name}: ${mapping.type}`).toBe(true);
+    }
+    expect(template.template.mappings.date_detection).toBe(false);
+    const index = "cloudtrail_integrity-2024.01.31";
+    expect(template.index_patterns.some((p) => indexPatternMatches(p, index))).toBe(true);
+    for (const path of EVENT_TEMPLATES) {
+      const events = readTemplate(path);
+      expect(
+        events.index_patterns.some((p) => indexPatternMatches(p, index)),
+        path,
+      ).toBe(false);
+      expect(
+        template.index_patterns.some((p) => indexPatternMatches(p, "cloudtrail-2024.01.31")),
+        path,
+      ).toBe(false);
+    }
+  });
+});
+
+describe("examples/fluent-integrity.conf (verify's lines into Elasticsearch), included from fluent.conf", () => {
+  const text = readRepoFile("examples/fluent-integrity.conf");
+  const own = parseFluentConfig(text);
+  const root = parseFluentConfig(`${readRepoFile("fluent.conf")}\n${text}`);
+  const source = only(findAll(own, "source"), "one <source>");
+  const output = only(matchesOfType(own, "elasticsearch"), "one elasticsearch output");
+
+  it("says why on every line", () => {
+    const lines = text.split("\n");
+    const bare = lines.flatMap((line, i) => {
+      const t = line.trim();
+      if (t === "" || t.startsWith("#") || t.startsWith("</")) return [];
+      return (lines[i - 1] ?? "").trim().startsWith("#") ? [] : [`line ${i + 1}: ${t}`];
+    });
+    expect(bare).toEqual([]);
+  });
+
+  it("tails verify's JSON lines under the cloudtrail.integrity tag, to its own Elasticsearch output", () => {
+    expect(pluginType(source)).toBe("tail");
+    expect(source.params.tag).toBe("cloudtrail.integrity");
+    expect(pluginType(section(source, "parse")!)).toBe("json");
+    expect(source.params.pos_file).toMatch(/^\//);
+    const paths = route(root, source.params["@label"], source.params.tag ?? "", () => []);
+    expect(paths.map((p) => p[p.length - 1]!.match.params["@id"])).toEqual([output.params["@id"]]);
+    expect(output.arg).toBe("cloudtrail.integrity");
+  });
+
+  it("installs the integrity template and writes daily indices it matches, apart from the events'", () => {
+    expect(output.params).toMatchObject({
+      logstash_format: "true",
+      use_legacy_template: "false",
+      template_overwrite: "true",
+    });
+    expect(output.params.id_key).toBeUndefined();
+    expect(checkoutPath(output.params.template_file ?? "")).toBe(join(ROOT, INTEGRITY_TEMPLATE));
+    const index = `${output.params.logstash_prefix}-2024.01.31`;
+    expect(readTemplate(INTEGRITY_TEMPLATE).index_patterns.some((p) => indexPatternMatches(p, index))).toBe(true);
+    expect(indexPatternMatches("cloudtrail-*", index)).toBe(false);
+  });
+
+  it("buffers on disk, blocks when full, and shares no id or buffer path with fluent.conf", () => {
+    expect(section(output, "buffer")?.params).toMatchObject({ "@type": "file", overflow_action: "block" });
+    const ids = [...findAll(root, "source"), ...findAll(root, "match")].map((d) => d.params["@id"]).filter(Boolean);
+    expect(new Set(ids).size).toBe(ids.length);
+    const paths = findAll(root, "buffer").map((b) => b.params.path);
+    expect(new Set(paths).size).toBe(paths.length);
+  });
+});
+
+describe("docs/kibana.md: the integrity search and alert", () => {
+  const markdown = readRepoFile("docs/kibana.md");
+  const start = markdown.indexOf("## Integrity");
+  const end = markdown.indexOf("\n## ", start + 1);
+  const integrity = markdown.slice(start, end < 0 ? undefined : end);
+  const template = readTemplate(INTEGRITY_TEMPLATE);
+  const mapped = fields(template.template.mappings.properties ?? {});
+  type Rule = { rule_type_id: string; params: Record<string, unknown> };
+
+  it("has its JSON as valid JSON: a search and a rule for any status not valid in the last day, on mapped fields", () => {
+    expect(start).toBeGreaterThan(0);
+    const blocks = jsonBlocks(integrity);
+    const rules = blocks.filter((b): b is Rule => typeof (b as Rule).rule_type_id === "string");
+    const searches = blocks.filter((b) => !rules.includes(b as Rule));
+    expect(rules.length).toBeGreaterThan(0);
+    expect(searches.length).toBeGreaterThan(0);
+    const queries: unknown[] = [...searches];
+    for (const { rule_type_id, params } of rules) {
+      // Kibana's Elasticsearch query rule: the window is its own (timeField, timeWindow*), the query a JSON string.
+      expect(rule_type_id).toBe(".es-query");
+      expect(params).toMatchObject({
+        timeWindowSize: 1,
+        timeWindowUnit: "d",
+        threshold: [0],
+        thresholdComparator: ">",
+      });
+      expect(mapped.get(String(params.timeField))?.type).toBe("date");
+      const index = (params.index as string[]).map((p) => p.replace("*", "2024.01.31"));
+      expect(index.every((i) => template.index_patterns.some((p) => indexPatternMatches(p, i)))).toBe(true);
+      queries.push(JSON.parse(String(params.esQuery)));
+    }
+    for (const search of searches) {
+      expect(JSON.stringify(search)).toContain('{"range":{"@timestamp":{"gte":"now-1d"}}}');
+    }
+    for (const query of queries) {
+      const named = fieldsNamed(query);
+      expect(named.length).toBeGreaterThan(0);
+      expect(named.filter((name) => !mapped.has(name))).toEqual([]);
+      expect(JSON.stringify(query)).toContain('"must_not":[{"term":{"status":"valid"}}]');
+    }
+  });
+
+  it("uses KQL on mapped fields", () => {
+    const kql = [...integrity.matchAll(/`((?:not )?[a-zA-Z@]+: [^`]+)`/g)].map((m) => m[1] ?? "");
+    expect(kql).toContain("not status: valid");
+    for (const query of kql) {
+      for (const [, name] of query.matchAll(/([a-zA-Z@]+):/g)) expect(mapped.has(name ?? ""), query).toBe(true);
+    }
   });
 });
