@@ -436,10 +436,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 }
 
 /** What every command needs: the log, stdout as a sink, and where objects come from. */
-async function startRuntime(
-  options: CliOptions,
-  program: Command,
-): Promise<{ log: Logger; sink: Sink; stdout: OutputSink | undefined; source: S3Source; aws: AwsClients }> {
+async function startRuntime(options: CliOptions, program: Command): Promise<Runtime> {
   const aws = awsClients(options, program);
   try {
     await aws.check();
@@ -457,18 +454,46 @@ async function startRuntime(
   });
 
   const source = new S3Source(() => aws.getter());
+  let sink: Sink;
+  let stdout: OutputSink | undefined;
   if (options.output?.kind === "forward") {
-    const sink = await forwardSink(options, options.output, log, program);
-    return { log, sink, stdout: undefined, source, aws };
+    sink = await forwardSink(options, options.output, log, program);
+  } else {
+    const format = options.outputFormat === "msgpack" ? "msgpack" : "json";
+    const sinkOptions = { padBytes: padBytesFor(options), format } as const;
+    stdout = new OutputSink(process.stdout, sinkOptions, (error) => runtime.onStdoutClosed(error));
+    sink = stdout;
   }
-  const format = options.outputFormat === "msgpack" ? "msgpack" : "json";
-  const sinkOptions = { padBytes: padBytesFor(options), format } as const;
-  const sink = new OutputSink(process.stdout, sinkOptions, (error) => {
-    // EPIPE: the reader is gone; nothing more can be delivered.
-    log.info("stdout closed; exiting", { error: error.message });
-    process.exit(0);
-  });
-  return { log, sink, stdout: sink, source, aws };
+  const runtime: Runtime = {
+    log,
+    sink,
+    stdout,
+    source,
+    aws,
+    // EPIPE: the reader is gone; nothing more can be delivered. The filter and `sqs` replace this with their ending.
+    onStdoutClosed: (error) => {
+      log.info("stdout closed; exiting", describeStdoutError(error));
+      process.exit(0);
+    },
+  };
+  return runtime;
+}
+
+/** What every command needs (startRuntime). */
+interface Runtime {
+  log: Logger;
+  sink: Sink;
+  stdout: OutputSink | undefined;
+  source: S3Source;
+  aws: AwsClients;
+  /** Called once when stdout fails (EPIPE): by default logs and exits 0; the filter and `sqs` end their own way. */
+  onStdoutClosed: (error: Error) => void;
+}
+
+/** A stdout failure for the log: its code (EPIPE) when it has one, never more than the message. */
+function describeStdoutError(error: Error): Record<string, unknown> {
+  const code = (error as NodeJS.ErrnoException).code;
+  return { ...(typeof code === "string" ? { code } : {}), message: error.message };
 }
 
 async function forwardSink(
@@ -580,7 +605,8 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
   }
   const spool = await openSpool(options, program);
-  const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const runtime = await startRuntime(options, program);
+  const { log, sink, stdout, source, aws } = runtime;
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
         log,
@@ -663,13 +689,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
           log.info("stats", stats.line(Date.now(), reading));
         }, options.statsInterval * 1000).unref()
       : undefined;
-  const summary = await filter.run(intake);
-  await intake.finished;
-  await finishOutput(sink, stdout, signalled(), log);
-  await acker?.close(signalled() ? 1000 : 10_000);
-  spool?.close();
-  clearInterval(statsTimer);
-  log.info("summary", {
+  const summaryLine = (summary: Record<string, unknown>) => ({
     ...summary,
     newestEventTime: filter.newest.text ?? null,
     leftOver: intake.leftOver,
@@ -679,6 +699,21 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
+  // stdout closed under fluentd: fluentd is gone (stopping, or restarting its child), so the counts so far are the
+  // summary and the exit is 0, as for a stop. Nothing more is deleted (the acker's pending deletes die with the
+  // process); records not finished stay in the spool, and their SQS messages come back after their visibility timeout.
+  runtime.onStdoutClosed = (error) => {
+    log.info("stdout closed; exiting", describeStdoutError(error));
+    log.info("summary", { ...summaryLine(counts()), stdoutClosed: true });
+    process.exit(0);
+  };
+  const summary = await filter.run(intake);
+  await intake.finished;
+  await finishOutput(sink, stdout, signalled(), log);
+  await acker?.close(signalled() ? 1000 : 10_000);
+  spool?.close();
+  clearInterval(statsTimer);
+  log.info("summary", summaryLine({ ...summary }));
   process.exit(0);
 }
 
@@ -1013,7 +1048,8 @@ async function runSqs(
   };
   process.on("SIGTERM", keep);
   process.on("SIGINT", keep);
-  const { log, sink, stdout, source, aws } = await startRuntime(options, program);
+  const runtime = await startRuntime(options, program);
+  const { log, sink, stdout, source, aws } = runtime;
   const forwardCounts = () =>
     sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
   const { SqsService } = await import("./sqs-command.js");
@@ -1050,15 +1086,27 @@ async function runSqs(
     () => service.abandon(),
     early,
   );
+  // stdout's reader is gone: what it had not read is lost with it, so nothing more is deleted and every message not
+  // finished is handed back; then the summary, and exit 1, for this consumer did not end by a signal.
+  let outputLost = false;
+  runtime.onStdoutClosed = (error) => {
+    if (outputLost) return;
+    outputLost = true;
+    log.error("stdout closed: handing back the messages not finished, deleting nothing more", {
+      ...describeStdoutError(error),
+    });
+    service.outputLost();
+  };
   const started = Date.now();
   const summary = await service.run(() => Math.max(100, Math.min(10_000, deadline - Date.now())));
-  await finishOutput(sink, stdout, signalled(), log);
+  await finishOutput(sink, stdout, signalled() || outputLost, log);
   log.info("summary", {
     ...summary,
     ...forwardCounts(),
+    ...(outputLost ? { stdoutClosed: true } : {}),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
-  process.exit(0);
+  process.exit(outputLost ? 1 : 0);
 }

@@ -66,6 +66,8 @@ export class SqsAcker {
   /** Records whose queue_url was refused: their messages are not acknowledged (they come back, and are read again). */
   refused = 0;
   private readonly goodQueues = new Set<string>();
+  /** False once the output is lost (stdout's reader is gone): from then on nothing is deleted, everything handed back. */
+  private deleting = true;
 
   constructor(private readonly options: SqsAckerOptions) {
     for (const url of options.trustedUrls ?? []) this.goodQueues.add(url);
@@ -112,6 +114,10 @@ export class SqsAcker {
     clearTimeout(this.extending.get(message.receiptHandle));
     this.extending.delete(message.receiptHandle);
     if (!remove || !this.usable(message)) return;
+    if (!this.deleting) {
+      this.handBack(message);
+      return;
+    }
     if (this.deleted.has(message.receiptHandle)) return; // never twice
     this.remember(message.receiptHandle);
     this.enqueue({ message, attempts: 0 });
@@ -136,6 +142,24 @@ export class SqsAcker {
         }
       })(),
     );
+  }
+
+  /**
+   * The output these messages went to is lost (stdout's reader died: what it had not read of the pipe is gone with
+   * it). Deletes not sent yet become hand-backs, and so does every message settled from now on: another consumer
+   * delivers them again, a duplicate at worst. Deletes already sent cannot be taken back: that is the at-most-once
+   * window of stdout (docs/output.md).
+   */
+  handBackInsteadOfDeleting(): void {
+    this.deleting = false;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    const pending = [...this.queues.values()].flat();
+    this.queues.clear();
+    for (const { message } of pending) {
+      this.deleted.delete(message.receiptHandle);
+      this.handBack(message);
+    }
   }
 
   /** Sends every pending delete and waits for the calls, for at most `withinMs`. */
@@ -192,6 +216,11 @@ export class SqsAcker {
 
   private retryOrDrop(entry: PendingDelete, why: string, permanent: boolean): void {
     const { log } = this.options;
+    if (!this.deleting) {
+      this.deleted.delete(entry.message.receiptHandle);
+      this.handBack(entry.message);
+      return;
+    }
     const context = { queueUrl: entry.message.queueUrl, messageId: entry.message.messageId, error: why };
     if (permanent || entry.attempts + 1 >= (this.options.maxAttempts ?? 8)) {
       this.failures++;
