@@ -432,6 +432,7 @@ function checkCombinations(options: CliOptions, program: Command): void {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  listenForShutdownSignals();
   await buildProgram().parseAsync(argv);
 }
 
@@ -541,17 +542,33 @@ async function openSpool(options: CliOptions, program: Command): Promise<Spool |
 }
 
 /**
- * SIGTERM and SIGINT (fluentd's shutdown, Ctrl-C): the first stops taking work and gives what is in flight
- * --shutdown-timeout before `abandon`; another one abandons at once. A signal that came during start-up (`early`)
- * is handled now. Returns whether a signal has come.
+ * SIGTERM and SIGINT are listened to by one pair of listeners, installed first thing in `main` and never removed: a
+ * signal at any moment of start-up is kept until a runner says how to stop (`onShutdownSignals`), then handled.
+ * Swapping listeners instead loses signals: when the last listener of a signal goes, Node closes its watcher, and a
+ * signal caught but not yet delivered (it arrived during synchronous work) goes with it (issue 20: a SIGTERM 100-150
+ * ms after start was lost in 3 runs of 6). Before `main` runs (the bundle loading) the default action applies: the
+ * process dies of the signal, which stops it too.
  */
-function onShutdownSignals(
-  options: CliOptions,
-  log: Logger,
-  stop: () => void,
-  abandon: () => void,
-  early?: NodeJS.Signals,
-): () => boolean {
+const shutdownSignals: { early: NodeJS.Signals | undefined; handlers: ((signal: NodeJS.Signals) => void)[] } = {
+  early: undefined,
+  handlers: [],
+};
+
+function listenForShutdownSignals(): void {
+  const listener = (signal: NodeJS.Signals): void => {
+    if (shutdownSignals.handlers.length === 0) shutdownSignals.early ??= signal;
+    for (const handler of shutdownSignals.handlers) handler(signal);
+  };
+  process.on("SIGTERM", listener);
+  process.on("SIGINT", listener);
+}
+
+/**
+ * SIGTERM and SIGINT (fluentd's shutdown, Ctrl-C): the first stops taking work and gives what is in flight
+ * --shutdown-timeout before `abandon`; another one abandons at once. A signal that came during start-up is handled
+ * now. Returns whether a signal has come.
+ */
+function onShutdownSignals(options: CliOptions, log: Logger, stop: () => void, abandon: () => void): () => boolean {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
@@ -563,8 +580,9 @@ function onShutdownSignals(
     stop();
     setTimeout(abandon, options.shutdownTimeout * 1000).unref();
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  shutdownSignals.handlers.push(onSignal);
+  const early = shutdownSignals.early;
+  shutdownSignals.early = undefined;
   if (early !== undefined) onSignal(early);
   return () => signals > 0;
 }
@@ -592,13 +610,6 @@ async function finishOutput(sink: Sink, stdout: OutputSink | undefined, stopping
 }
 
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
-  // A signal during start-up is kept and handled once everything is in place (not the default: death by signal).
-  let early: NodeJS.Signals | undefined;
-  const keep = (signal: NodeJS.Signals): void => {
-    early ??= signal;
-  };
-  process.on("SIGTERM", keep);
-  process.on("SIGINT", keep);
   checkCombinations(options, program);
   if (options.visibilityTimeout !== undefined && !options.deleteSqsMessages) {
     // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
@@ -649,8 +660,6 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     },
   });
 
-  process.off("SIGTERM", keep);
-  process.off("SIGINT", keep);
   const signalled = onShutdownSignals(
     options,
     log,
@@ -668,7 +677,6 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       intake.abandon();
       sink.abandon();
     },
-    early,
   );
 
   const started = Date.now();
@@ -1042,12 +1050,6 @@ async function runSqs(
   },
   program: Command,
 ): Promise<void> {
-  let early: NodeJS.Signals | undefined;
-  const keep = (signal: NodeJS.Signals): void => {
-    early ??= signal;
-  };
-  process.on("SIGTERM", keep);
-  process.on("SIGINT", keep);
   const runtime = await startRuntime(options, program);
   const { log, sink, stdout, source, aws } = runtime;
   const forwardCounts = () =>
@@ -1069,8 +1071,6 @@ async function runSqs(
     log,
     sinkStats: forwardCounts,
   });
-  process.off("SIGTERM", keep);
-  process.off("SIGINT", keep);
   // The whole shutdown fits in --shutdown-timeout: work in flight gets it less a reserve for the last SQS calls
   // (deletes of what finished, hand-backs of what did not).
   const shutdownMs = options.shutdownTimeout * 1000;
@@ -1084,7 +1084,6 @@ async function runSqs(
       service.stop();
     },
     () => service.abandon(),
-    early,
   );
   // stdout's reader is gone: what it had not read is lost with it, so nothing more is deleted and every message not
   // finished is handed back; then the summary, and exit 1, for this consumer did not end by a signal.
