@@ -7,6 +7,7 @@
 // Deletes are batched (DeleteMessageBatch, up to 10 per call); SQS errors are logged and retried, never fatal.
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessageBatch.html
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
+import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "./log.js";
 import { isInvalid, parseQueueUrl, refusalMessage } from "./names.js";
@@ -63,8 +64,14 @@ export class SqsAcker {
   deletes = 0;
   failures = 0;
   handedBack = 0;
-  /** Records whose queue_url was refused: their messages are not acknowledged (they come back, and are read again). */
+  /** Messages whose queue_url was refused: not acknowledged (they come back, and are read again). */
   refused = 0;
+  /**
+   * Messages refused already (a digest of queue URL and receipt handle, oldest forgotten first): a message is asked
+   * about when it is tracked and again when it is settled, and is counted and logged once. Digests, because both
+   * strings come from the record and may be long; as many as REMEMBERED, at 44 bytes each.
+   */
+  private readonly refusedMessages = new Set<string>();
   private readonly goodQueues = new Set<string>();
   /** False once the output is lost (stdout's reader is gone): from then on nothing is deleted, everything handed back. */
   private deleting = true;
@@ -81,6 +88,13 @@ export class SqsAcker {
     if (!isInvalid(parsed)) {
       if (this.goodQueues.size < QUEUES_REMEMBERED) this.goodQueues.add(url);
       return true;
+    }
+    const digest = createHash("sha256").update(url).update("\0").update(message.receiptHandle).digest("base64");
+    if (this.refusedMessages.has(digest)) return false;
+    this.refusedMessages.add(digest);
+    if (this.refusedMessages.size > REMEMBERED) {
+      const oldest = this.refusedMessages.values().next().value;
+      if (oldest !== undefined) this.refusedMessages.delete(oldest);
     }
     this.refused++;
     if (this.refused <= REFUSALS_LOGGED || this.refused % REFUSALS_EVERY === 0) {
