@@ -513,6 +513,17 @@ async function forwardSink(
       });
     }
   }
+  // Node's own NODE_EXTRA_CA_CERTS stays trusted besides --forward-ca (forward.ts, trustedCas). Unreadable, Node has
+  // warned about it at start and trusts it nowhere; nor does this.
+  let envCa: Buffer | undefined;
+  const extraCerts = process.env.NODE_EXTRA_CA_CERTS;
+  if (ca !== undefined && extraCerts !== undefined && extraCerts !== "") {
+    try {
+      envCa = readFileSync(extraCerts);
+    } catch {
+      envCa = undefined;
+    }
+  }
   const sharedKey = options.forwardSharedKey ?? process.env.CTEF_FORWARD_SHARED_KEY;
   return new ForwardSink({
     target: {
@@ -520,6 +531,7 @@ async function forwardSink(
       port: output.port,
       tls: output.tls || options.forwardTls === true,
       ...(ca === undefined ? {} : { ca }),
+      ...(envCa === undefined ? {} : { envCa }),
       ...(sharedKey === undefined || sharedKey === "" ? {} : { sharedKey }),
       hostname: options.forwardHostname ?? hostname(),
     },

@@ -14,6 +14,7 @@
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { isIP } from "node:net";
+import { rootCertificates } from "node:tls";
 import type { FluentAuthSocket } from "@fluent-org/logger/build/src/auth.js";
 import type { FluentSocket, FluentSocketOptions } from "@fluent-org/logger/build/src/socket.js";
 import { ENTRY_HEADER_BYTES, writeEntryHeader } from "./format.js";
@@ -26,8 +27,10 @@ export interface ForwardTarget {
   port: number;
   /** TLS (in_forward's `<transport tls>`); the server's certificate is checked against Node's CAs and `ca`. */
   tls: boolean;
-  /** Extra certificate authorities (PEM) besides Node's and NODE_EXTRA_CA_CERTS. */
+  /** Extra certificate authorities (PEM), trusted besides Node's own and NODE_EXTRA_CA_CERTS's (`trustedCas`). */
   ca?: Buffer;
+  /** NODE_EXTRA_CA_CERTS's file (PEM), read by the caller: kept trusted when `ca` is given. */
+  envCa?: Buffer;
   /** in_forward's `<security> shared_key`; the handshake runs only when it is set. */
   sharedKey?: string;
   /** Our name in the handshake (in_forward checks it against `<client>` entries when it has any). */
@@ -54,6 +57,17 @@ export function parseForwardUrl(value: string): Pick<ForwardTarget, "host" | "po
   }
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   return { host, port: url.port === "" ? 24224 : Number(url.port), tls: url.protocol === "forwards:" };
+}
+
+/**
+ * The certificate authorities a TLS connection to fluentd trusts with `--forward-ca`: Node's own (Mozilla's), those of
+ * NODE_EXTRA_CA_CERTS, and the extra ones. Node's `ca` option *replaces* its defaults (and drops NODE_EXTRA_CA_CERTS),
+ * so an operator adding a private CA would otherwise lose the public ones. Undefined without extra ones: Node's
+ * defaults, NODE_EXTRA_CA_CERTS included, as for any connection.
+ */
+export function trustedCas(target: Pick<ForwardTarget, "ca" | "envCa">): (string | Buffer)[] | undefined {
+  if (target.ca === undefined) return undefined;
+  return [...rootCertificates, ...(target.envCa === undefined ? [] : [target.envCa]), target.ca];
 }
 
 export interface ForwardOptions {
@@ -301,7 +315,7 @@ export class ForwardSink implements Sink {
       ...(target.tls
         ? {
             tls: {
-              ...(target.ca === undefined ? {} : { ca: target.ca }),
+              ...(target.ca === undefined ? {} : { ca: trustedCas(target) }),
               ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
             },
           }

@@ -2,15 +2,22 @@
 // acknowledges as the test says: the PackedForward message (tag, entries, size, chunk), EventTime from eventTime,
 // written() only after the ack, every unacknowledged message sent again on a new connection after a close or an
 // ack timeout, a late ack harmless, abandon() answering false. And the entry header, table-tested.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import { decodeMultiStream, Encoder } from "@msgpack/msgpack";
 import { afterEach, describe, expect, it } from "vitest";
 import { epochOf, eventWriter, writeEntryHeader } from "../src/format.js";
-import { ForwardSink, parseForwardUrl } from "../src/forward.js";
+import { ForwardSink, parseForwardUrl, trustedCas } from "../src/forward.js";
 import type { LogContext, Logger } from "../src/log.js";
 import { RecordsScanner } from "../src/scan.js";
+import { startCli } from "./support/cli.js";
 import { waitUntil } from "./support/fluentd.js";
 import { forwardServer, type Received } from "./support/forward-server.js";
+import { TEST_CA, TEST_CERTIFICATE } from "./support/tls.js";
+import { FIXTURE_NAMES, FIXTURES, trail } from "./support/trail.js";
 
 class ListLogger implements Logger {
   lines: { level: string; msg: string; context?: LogContext }[] = [];
@@ -230,4 +237,42 @@ describe("--output forward:// URLs", () => {
       expect(typeof parseForwardUrl(url)).toBe("string");
     },
   );
+});
+
+describe("--forward-ca adds to the certificate authorities trusted, never replaces them", () => {
+  it("trustedCas: Node's own, NODE_EXTRA_CA_CERTS's, then the extra ones; Node's defaults without extra ones", () => {
+    const extra = Buffer.from("-----BEGIN CERTIFICATE-----\nextra\n-----END CERTIFICATE-----\n");
+    const env = Buffer.from("-----BEGIN CERTIFICATE-----\nenv\n-----END CERTIFICATE-----\n");
+    expect(trustedCas({})).toBeUndefined();
+    expect(trustedCas({ envCa: env })).toBeUndefined();
+    expect(trustedCas({ ca: extra })).toEqual([...rootCertificates, extra]);
+    expect(trustedCas({ ca: extra, envCa: env })).toEqual([...rootCertificates, env, extra]);
+  });
+
+  it("import to forwards:// with --forward-ca naming another CA still trusts NODE_EXTRA_CA_CERTS's", async () => {
+    const server = await forwardServer(() => true, TEST_CERTIFICATE);
+    cleanup.push(() => server.close());
+    // Some other authority (one of Node's own): were it to replace the defaults, the test CA would not be trusted
+    // and the import would reconnect for ever.
+    const dir = mkdtempSync(join(tmpdir(), "ctef-forward-ca-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const other = join(dir, "other-ca.pem");
+    writeFileSync(other, rootCertificates[0] as string);
+    const imported = startCli(
+      ["import", `file://${FIXTURES}`, "--output", `forwards://127.0.0.1:${server.port}`, "--forward-ca", other],
+      { NODE_EXTRA_CA_CERTS: TEST_CA },
+    );
+    cleanup.push(() => {
+      imported.child.kill("SIGKILL");
+    });
+    const expected = FIXTURE_NAMES.reduce((n, name) => n + trail(name, "x").length, 0);
+    await waitUntil(
+      "every event acknowledged over TLS",
+      () => server.received.reduce((n, m) => n + m.entries.length, 0) >= expected,
+      30_000,
+    );
+    const run = await imported.done;
+    expect(run.code).toBe(0);
+    expect(run.log.some((l) => l.msg === "connected to fluentd" && l.tls === true)).toBe(true);
+  });
 });
