@@ -3,7 +3,7 @@
 //
 // Policy: every input record ends as events, as a logged deliberate skip, or as one dead-letter record per failed
 // object plus a log line. Work abandoned at shutdown is logged with its input so nothing disappears silently.
-import { deadLetterRecord } from "./dead-letter.js";
+import { deadLetterRecord, redactReceiptHandles } from "./dead-letter.js";
 import { FetchError, type FetchErrorCode, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, type InflateErrorCode, inflateStored, readStored, type Stored } from "./inflate.js";
@@ -489,7 +489,8 @@ export class Filter {
   private abandon(ref: ObjectRef, tracker: Tracker, why: string): void {
     this.summary.abandoned++;
     tracker.outcome.abandoned = true;
-    this.deps.log.warn("abandoned", { ...refContext(ref), why, input: tracker.outcome.record.input });
+    const input = redactReceiptHandles(tracker.outcome.record.input);
+    this.deps.log.warn("abandoned", { ...refContext(ref), why, input });
   }
 
   private deadLetter(

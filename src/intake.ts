@@ -4,6 +4,8 @@
 // At shutdown fluentd v1 closes the child's stdin and sends SIGTERM at once. Records still in the pipe were counted
 // as delivered by fluentd, so with a spool they are read and journaled (to be replayed by the next run) rather than
 // left in a pipe that is about to disappear.
+
+import { redactReceiptHandles } from "./dead-letter.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { Spool } from "./spool.js";
@@ -86,7 +88,7 @@ export class Intake implements AsyncIterable<Line> {
     if (this.spool !== undefined && line.id !== undefined) return; // journaled: the next run replays it
     this.log.warn("abandoned", {
       why: "shutdown before the record was started",
-      input: line.kind === "line" ? line.text : line.prefix,
+      input: redactReceiptHandles(line.kind === "line" ? line.text : line.prefix),
     });
   }
 
