@@ -362,6 +362,18 @@ function openLog(options: CliOptions, program: Command): Logger {
   return new FdLogger(fd, options.logLevel);
 }
 
+/**
+ * Without --buckets, a queue writer can point the filter at any bucket its role (or the world) can read, and have
+ * files there read as CloudTrail's (README, Security). Said at every start, not only in the docs: a warning in the
+ * log is what an operator sees. (`import` is not warned: it reads only the bucket its source names.)
+ */
+function warnWithoutBuckets(options: CliOptions, log: Logger): void {
+  if (options.buckets !== undefined) return;
+  log.warn(
+    "--buckets is not set: objects are read from any bucket a message names; set it in production (README, Security)",
+  );
+}
+
 /** The Filter's settings from the command line (the filter and the import command share them). */
 function filterOptions(options: CliOptions, leaveTransientToSqs: boolean): FilterOptions {
   return {
@@ -630,6 +642,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   const spool = await openSpool(options, program);
   const runtime = await startRuntime(options, program);
   const { log, sink, stdout, source, aws } = runtime;
+  warnWithoutBuckets(options, log);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
         log,
@@ -1064,6 +1077,7 @@ async function runSqs(
 ): Promise<void> {
   const runtime = await startRuntime(options, program);
   const { log, sink, stdout, source, aws } = runtime;
+  warnWithoutBuckets(options, log);
   const forwardCounts = () =>
     sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
   const { SqsService } = await import("./sqs-command.js");

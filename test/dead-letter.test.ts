@@ -1,12 +1,7 @@
 // The dead-letter record's `input` stays small enough to index: cut to DEAD_LETTER_INPUT_MAX bytes at a character
 // boundary, saying so, in process and through the built CLI.
 import { describe, expect, it } from "vitest";
-import {
-  DEAD_LETTER_INPUT_MAX,
-  deadLetterInput,
-  deadLetterRecord,
-  redactReceiptHandles,
-} from "../src/dead-letter.js";
+import { DEAD_LETTER_INPUT_MAX, deadLetterInput, deadLetterRecord, redactReceiptHandles } from "../src/dead-letter.js";
 import { deadLetters, parseOutput, runCli } from "./support/cli.js";
 
 const MAX = DEAD_LETTER_INPUT_MAX;
