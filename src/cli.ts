@@ -318,11 +318,51 @@ export function buildProgram(): Command {
       statsInterval,
       60,
     )
-    .action(async () => runFilter(program.opts<CliOptions>(), program));
+    // The filter takes no arguments: a word after its options is a command, mistyped or unknown (checked below, so
+    // that it gets a "did you mean" rather than commander's "too many arguments").
+    .allowExcessArguments(true)
+    .action(async () => {
+      if (program.args.length > 0) unknownCommand(program, String(program.args[0]));
+      await runFilter(program.opts<CliOptions>(), program);
+    });
   program.addCommand(importCommand(program).exitOverride(usageExit));
   program.addCommand(sqsCommand(program).exitOverride(usageExit));
   program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
+}
+
+/** `cloudtrail-exec-filter improt`: a usage error (exit 2) naming the command meant, when one is close. */
+function unknownCommand(program: Command, word: string): never {
+  const names = program.commands.map((command) => command.name());
+  const near = names
+    .map((name) => ({ name, distance: editDistance(word.toLowerCase(), name) }))
+    .filter(({ name, distance }) => distance <= Math.max(1, Math.floor(name.length / 3)))
+    .sort((a, b) => a.distance - b.distance)[0];
+  const hint = near === undefined ? `(the commands: ${names.join(", ")})` : `(Did you mean ${near.name}?)`;
+  return program.error(`error: unknown command ${JSON.stringify(word.slice(0, 100))}\n${hint}`, { exitCode: 2 });
+}
+
+/**
+ * Edits (insert, delete, replace, swap two neighbours) from `a` to `b`: a swap counts as one, so `improt` is one
+ * edit from `import`. Only ever run on a word of the command line against the command names.
+ */
+function editDistance(a: string, b: string): number {
+  if (a.length > 64) return Number.POSITIVE_INFINITY; // no command name is anywhere near that long
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      }
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
 }
 
 /**
@@ -805,7 +845,10 @@ function importCommand(program: Command): Command {
     .option("--until <date>", "last day imported, YYYY-MM-DD (inclusive)", day)
     .option("--accounts <ids>", "only these accounts, comma-separated", names)
     .option("--regions <regions>", "only these regions, comma-separated", names)
-    .option("--list", "print the URLs of the files that would be imported, then their count and size; import nothing")
+    .option(
+      "--list",
+      "print the URLs of the files that would be imported on stdout (their count and size go to the log); import nothing",
+    )
     .option("--checkpoint <file>", "append each finished file here, and skip the files already in it (resume)")
     .option(
       "--enqueue <queue-url>",
@@ -984,17 +1027,23 @@ const READING_OPTIONS = [
   "scanWorkers",
 ];
 
+/**
+ * A queue URL given on the command line (`sqs --queue-url`, `import --enqueue`): an http(s) URL with a host, as an
+ * endpoint is (settings.ts), and a path naming the queue. The operator's own, so any origin is taken (an SQS-compatible
+ * service), but only a URL: `foo` or `''` would otherwise be polled for ever, each receive failing.
+ */
+function isQueueUrl(value: string): boolean {
+  return !isInvalid(parseEndpoint(value)) && new URL(value).pathname.length > 1;
+}
+
+const QUEUE_URL_EXAMPLE = "a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/queue";
+
 /** `--enqueue` needs an S3 source (the filters elsewhere cannot read this machine's files) and no output options. */
 function checkEnqueue(queueUrl: string, scheme: "s3" | "file", command: Command, program: Command): void {
   const fail = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
   if (scheme !== "s3")
     fail("--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
-  // An http(s) URL with a host, as an endpoint is (settings.ts), and a path naming the queue.
-  if (isInvalid(parseEndpoint(queueUrl)) || new URL(queueUrl).pathname.length <= 1) {
-    fail(
-      `--enqueue expects a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/queue, not ${JSON.stringify(queueUrl)}`,
-    );
-  }
+  if (!isQueueUrl(queueUrl)) fail(`--enqueue expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(queueUrl)}`);
   // How files are read and events written: the filters behind the queue do that, with their own options.
   const readers = new Set([...outputOptions(new Command()).options.map((o) => o.attributeName()), ...READING_OPTIONS]);
   for (const option of [...command.options, ...program.options]) {
@@ -1057,6 +1106,11 @@ function sqsCommand(program: Command): Command {
       // A long poll must not be cut by the request timeout.
       if (options.requestTimeout <= options.waitTime) {
         command.error(`error: --request-timeout must be longer than --wait-time (${options.waitTime} s)`, {
+          exitCode: 2,
+        });
+      }
+      if (!isQueueUrl(options.queueUrl)) {
+        command.error(`error: --queue-url expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(options.queueUrl)}`, {
           exitCode: 2,
         });
       }
