@@ -276,3 +276,40 @@ describe("--forward-ca adds to the certificate authorities trusted, never replac
     expect(run.log.some((l) => l.msg === "connected to fluentd" && l.tls === true)).toBe(true);
   });
 });
+
+describe("back-pressure: memory bounded by the connection, not by a high-water mark on a socket that takes anything", () => {
+  it("a fluentd that stops reading: producers wait once the socket pushes back, far below the 16 MiB mark", async () => {
+    // A server that accepts the connection and never reads it: the kernel's buffers fill, then the socket's write
+    // says "no more".
+    const sockets = new Set<import("node:net").Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.pause();
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanup.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const { port } = server.address() as { port: number };
+    const log = new ListLogger();
+    const s = sink(port, log, { ackTimeoutMs: 60_000 });
+    await waitUntil("connected", () => log.lines.some((l) => l.msg === "connected to fluentd"), 10_000);
+    const entry = Buffer.alloc(64 * 1024, 0x61);
+    let written = 0;
+    for (;;) {
+      s.writeBytes(entry, 1);
+      written += entry.length;
+      await new Promise((resolve) => setImmediate(resolve)); // a producer yields between chunks (the flush runs)
+      const waited = await Promise.race([
+        s.ready().then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 500)),
+      ]);
+      if (waited) break;
+      if (written > 64 * 2 ** 20) break; // never stopped: fails below
+    }
+    // What is held: the kernel's socket buffers (a few MiB on loopback) plus one message waiting for the socket.
+    expect(written).toBeLessThan(16 * 2 ** 20);
+  });
+});
