@@ -2,6 +2,7 @@
 // acknowledges as the test says: the PackedForward message (tag, entries, size, chunk), EventTime from eventTime,
 // written() only after the ack, every unacknowledged message sent again on a new connection after a close or an
 // ack timeout, a late ack harmless, abandon() answering false. And the entry header, table-tested.
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -311,5 +312,97 @@ describe("back-pressure: memory bounded by the connection, not by a high-water m
     }
     // What is held: the kernel's socket buffers (a few MiB on loopback) plus one message waiting for the socket.
     expect(written).toBeLessThan(16 * 2 ** 20);
+  });
+});
+
+describe("the <security> handshake (forward-connection.ts), against a stand-in of in_forward's side", () => {
+  const KEY = "s3cret";
+  const sha512 = (...parts: (string | Uint8Array)[]) => {
+    const hash = createHash("sha512");
+    for (const part of parts) hash.update(part);
+    return hash.digest("hex");
+  };
+
+  /** HELO with a binary nonce, checks the PING's digest, answers PONG as `pong` says, then acks every message. */
+  async function securedServer(pong: "prove" | "wrong digest" | "refuse") {
+    const pings: unknown[][] = [];
+    const acked: string[] = [];
+    const sockets = new Set<import("node:net").Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      const nonce = randomBytes(16);
+      socket.write(new Encoder().encode(["HELO", { nonce, auth: "", keepalive: true }]));
+      void (async () => {
+        let authenticated = false;
+        try {
+          for await (const value of decodeMultiStream(socket)) {
+            const message = value as unknown[];
+            if (!authenticated) {
+              pings.push(message);
+              const [, hostname, salt, digest] = message as string[];
+              const ok = digest === sha512(salt as string, hostname as string, nonce, KEY) && pong !== "refuse";
+              const proof = sha512(salt as string, "fluentd-host", nonce, pong === "wrong digest" ? "other" : KEY);
+              socket.write(
+                new Encoder().encode(ok ? ["PONG", true, "", "fluentd-host", proof] : ["PONG", false, "nope", "", ""]),
+              );
+              authenticated = ok;
+              continue;
+            }
+            const option = message[2] as { chunk: string };
+            acked.push(option.chunk);
+            socket.write(new Encoder().encode({ ack: option.chunk }));
+          }
+        } catch {
+          // the client went away
+        }
+      })();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanup.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    return { port: (server.address() as { port: number }).port, pings, acked };
+  }
+
+  it("with the key: PING carries hostname, salt and sha512(salt + hostname + nonce + key); then messages are acked", async () => {
+    const server = await securedServer("prove");
+    const log = new ListLogger();
+    const s = sink(server.port, log, {
+      target: { host: "127.0.0.1", port: server.port, tls: false, sharedKey: KEY, hostname: "filter-host" },
+    });
+    writeEvents(s, EVENTS);
+    expect(await s.written()).toBe(true);
+    expect(server.pings[0]).toEqual([
+      "PING",
+      "filter-host",
+      expect.stringMatching(/^[0-9a-f]{32}$/),
+      expect.any(String),
+      "",
+      "",
+    ]);
+    expect(server.acked).toHaveLength(1);
+  });
+
+  it.each([
+    ["wrong digest", "does not prove the shared key"],
+    ["refuse", "refused the handshake: nope"],
+  ] as const)("a PONG that %s: never established, logged, retried", async (pong, why) => {
+    const server = await securedServer(pong);
+    const log = new ListLogger();
+    const s = sink(server.port, log, {
+      target: { host: "127.0.0.1", port: server.port, tls: false, sharedKey: KEY, hostname: "filter-host" },
+    });
+    writeEvents(s, EVENTS);
+    await waitUntil(
+      "two failed handshakes",
+      () => log.lines.filter((l) => l.msg === "fluentd connection failed").length >= 2,
+      10_000,
+    );
+    const failure = log.lines.find((l) => l.msg === "fluentd connection failed");
+    expect(failure?.context).toMatchObject({ error: "ForwardProtocolError", message: expect.stringContaining(why) });
+    expect(log.lines.some((l) => l.msg === "connected to fluentd")).toBe(false);
+    expect(server.acked).toEqual([]);
   });
 });
