@@ -355,12 +355,52 @@ export function buildProgram(): Command {
       statsInterval,
       60,
     )
-    .action(async () => runFilter(program.opts<CliOptions>(), program));
+    // The filter takes no arguments: a word after its options is a command, mistyped or unknown (checked below, so
+    // that it gets a "did you mean" rather than commander's "too many arguments").
+    .allowExcessArguments(true)
+    .action(async () => {
+      if (program.args.length > 0) unknownCommand(program, String(program.args[0]));
+      await runFilter(program.opts<CliOptions>(), program);
+    });
   program.addCommand(importCommand(program).exitOverride(usageExit));
   program.addCommand(sqsCommand(program).exitOverride(usageExit));
   program.addCommand(verifyCommand(program).exitOverride(usageExit));
   program.addHelpText("after", ENVIRONMENT_HELP);
   return program;
+}
+
+/** `cloudtrail-exec-filter improt`: a usage error (exit 2) naming the command meant, when one is close. */
+function unknownCommand(program: Command, word: string): never {
+  const names = program.commands.map((command) => command.name());
+  const near = names
+    .map((name) => ({ name, distance: editDistance(word.toLowerCase(), name) }))
+    .filter(({ name, distance }) => distance <= Math.max(1, Math.floor(name.length / 3)))
+    .sort((a, b) => a.distance - b.distance)[0];
+  const hint = near === undefined ? `(the commands: ${names.join(", ")})` : `(Did you mean ${near.name}?)`;
+  return program.error(`error: unknown command ${JSON.stringify(word.slice(0, 100))}\n${hint}`, { exitCode: 2 });
+}
+
+/**
+ * Edits (insert, delete, replace, swap two neighbours) from `a` to `b`: a swap counts as one, so `improt` is one
+ * edit from `import`. Only ever run on a word of the command line against the command names.
+ */
+function editDistance(a: string, b: string): number {
+  if (a.length > 64) return Number.POSITIVE_INFINITY; // no command name is anywhere near that long
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      }
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
 }
 
 /**
@@ -398,6 +438,18 @@ function openLog(options: CliOptions, program: Command): Logger {
     }
   }
   return new FdLogger(fd, options.logLevel);
+}
+
+/**
+ * Without --buckets, a queue writer can point the filter at any bucket its role (or the world) can read, and have
+ * files there read as CloudTrail's (README, Security). Said at every start, not only in the docs: a warning in the
+ * log is what an operator sees. (`import` is not warned: it reads only the bucket its source names.)
+ */
+function warnWithoutBuckets(options: CliOptions, log: Logger): void {
+  if (options.buckets !== undefined) return;
+  log.warn(
+    "--buckets is not set: objects are read from any bucket a message names; set it in production (README, Security)",
+  );
 }
 
 /** The Filter's settings from the command line (the filter and the import command share them). */
@@ -471,22 +523,12 @@ function checkCombinations(options: CliOptions, program: Command): void {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  listenForShutdownSignals();
   await buildProgram().parseAsync(argv);
 }
 
 /** What every command needs: the log, stdout as a sink, and where objects come from. */
-async function startRuntime(
-  options: CliOptions,
-  program: Command,
-  command = "filter",
-): Promise<{
-  log: Logger;
-  sink: Sink;
-  stdout: OutputSink | undefined;
-  source: S3Source;
-  aws: AwsClients;
-  metrics: MetricsListener | undefined;
-}> {
+async function startRuntime(options: CliOptions, program: Command, command = "filter"): Promise<Runtime> {
   const aws = awsClients(options, program);
   try {
     await aws.check();
@@ -506,18 +548,30 @@ async function startRuntime(
   const metrics =
     options.metricsListen === undefined ? undefined : await openMetrics(options.metricsListen, command, log, program);
   const source = new S3Source(() => aws.getter(), metrics?.observer);
+  let sink: Sink;
+  let stdout: OutputSink | undefined;
   if (options.output?.kind === "forward") {
-    const sink = await forwardSink(options, options.output, log, program);
-    return { log, sink, stdout: undefined, source, aws, metrics };
+    sink = await forwardSink(options, options.output, log, program);
+  } else {
+    const format = options.outputFormat === "msgpack" ? "msgpack" : "json";
+    const sinkOptions = { padBytes: padBytesFor(options), format } as const;
+    stdout = new OutputSink(process.stdout, sinkOptions, (error) => runtime.onStdoutClosed(error));
+    sink = stdout;
   }
-  const format = options.outputFormat === "msgpack" ? "msgpack" : "json";
-  const sinkOptions = { padBytes: padBytesFor(options), format } as const;
-  const sink = new OutputSink(process.stdout, sinkOptions, (error) => {
-    // EPIPE: the reader is gone; nothing more can be delivered.
-    log.info("stdout closed; exiting", { error: error.message });
-    process.exit(0);
-  });
-  return { log, sink, stdout: sink, source, aws, metrics };
+  const runtime: Runtime = {
+    log,
+    sink,
+    stdout,
+    source,
+    aws,
+    metrics,
+    // EPIPE: the reader is gone; nothing more can be delivered. The filter and `sqs` replace this with their ending.
+    onStdoutClosed: (error) => {
+      log.info("stdout closed; exiting", describeStdoutError(error));
+      process.exit(0);
+    },
+  };
+  return runtime;
 }
 
 /** --metrics-listen: the listener, loaded only then; an address it cannot bind is a configuration error (exit 2). */
@@ -538,6 +592,24 @@ async function openMetrics(
   }
 }
 
+/** What every command needs (startRuntime). */
+interface Runtime {
+  log: Logger;
+  sink: Sink;
+  stdout: OutputSink | undefined;
+  source: S3Source;
+  aws: AwsClients;
+  metrics: MetricsListener | undefined;
+  /** Called once when stdout fails (EPIPE): by default logs and exits 0; the filter and `sqs` end their own way. */
+  onStdoutClosed: (error: Error) => void;
+}
+
+/** A stdout failure for the log: its code (EPIPE) when it has one, never more than the message. */
+function describeStdoutError(error: Error): Record<string, unknown> {
+  const code = (error as NodeJS.ErrnoException).code;
+  return { ...(typeof code === "string" ? { code } : {}), message: error.message };
+}
+
 async function forwardSink(
   options: CliOptions,
   output: Extract<Output, { kind: "forward" }>,
@@ -554,6 +626,17 @@ async function forwardSink(
       });
     }
   }
+  // Node's own NODE_EXTRA_CA_CERTS stays trusted besides --forward-ca (forward.ts, trustedCas). Unreadable, Node has
+  // warned about it at start and trusts it nowhere; nor does this.
+  let envCa: Buffer | undefined;
+  const extraCerts = process.env.NODE_EXTRA_CA_CERTS;
+  if (ca !== undefined && extraCerts !== undefined && extraCerts !== "") {
+    try {
+      envCa = readFileSync(extraCerts);
+    } catch {
+      envCa = undefined;
+    }
+  }
   const sharedKey = options.forwardSharedKey ?? process.env.CTEF_FORWARD_SHARED_KEY;
   return new ForwardSink({
     target: {
@@ -561,6 +644,7 @@ async function forwardSink(
       port: output.port,
       tls: output.tls || options.forwardTls === true,
       ...(ca === undefined ? {} : { ca }),
+      ...(envCa === undefined ? {} : { envCa }),
       ...(sharedKey === undefined || sharedKey === "" ? {} : { sharedKey }),
       hostname: options.forwardHostname ?? hostname(),
     },
@@ -587,17 +671,33 @@ async function openSpool(options: CliOptions, program: Command, log: Logger): Pr
 }
 
 /**
- * SIGTERM and SIGINT (fluentd's shutdown, Ctrl-C): the first stops taking work and gives what is in flight
- * --shutdown-timeout before `abandon`; another one abandons at once. A signal that came during start-up (`early`)
- * is handled now. Returns whether a signal has come.
+ * SIGTERM and SIGINT are listened to by one pair of listeners, installed first thing in `main` and never removed: a
+ * signal at any moment of start-up is kept until a runner says how to stop (`onShutdownSignals`), then handled.
+ * Swapping listeners instead loses signals: when the last listener of a signal goes, Node closes its watcher, and a
+ * signal caught but not yet delivered (it arrived during synchronous work) goes with it (issue 20: a SIGTERM 100-150
+ * ms after start was lost in 3 runs of 6). Before `main` runs (the bundle loading) the default action applies: the
+ * process dies of the signal, which stops it too.
  */
-function onShutdownSignals(
-  options: CliOptions,
-  log: Logger,
-  stop: () => void,
-  abandon: () => void,
-  early?: NodeJS.Signals,
-): () => boolean {
+const shutdownSignals: { early: NodeJS.Signals | undefined; handlers: ((signal: NodeJS.Signals) => void)[] } = {
+  early: undefined,
+  handlers: [],
+};
+
+function listenForShutdownSignals(): void {
+  const listener = (signal: NodeJS.Signals): void => {
+    if (shutdownSignals.handlers.length === 0) shutdownSignals.early ??= signal;
+    for (const handler of shutdownSignals.handlers) handler(signal);
+  };
+  process.on("SIGTERM", listener);
+  process.on("SIGINT", listener);
+}
+
+/**
+ * SIGTERM and SIGINT (fluentd's shutdown, Ctrl-C): the first stops taking work and gives what is in flight
+ * --shutdown-timeout before `abandon`; another one abandons at once. A signal that came during start-up is handled
+ * now. Returns whether a signal has come.
+ */
+function onShutdownSignals(options: CliOptions, log: Logger, stop: () => void, abandon: () => void): () => boolean {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
@@ -609,8 +709,9 @@ function onShutdownSignals(
     stop();
     setTimeout(abandon, options.shutdownTimeout * 1000).unref();
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  shutdownSignals.handlers.push(onSignal);
+  const early = shutdownSignals.early;
+  shutdownSignals.early = undefined;
   if (early !== undefined) onSignal(early);
   return () => signals > 0;
 }
@@ -638,20 +739,15 @@ async function finishOutput(sink: Sink, stdout: OutputSink | undefined, stopping
 }
 
 async function runFilter(options: CliOptions, program: Command): Promise<void> {
-  // A signal during start-up is kept and handled once everything is in place (not the default: death by signal).
-  let early: NodeJS.Signals | undefined;
-  const keep = (signal: NodeJS.Signals): void => {
-    early ??= signal;
-  };
-  process.on("SIGTERM", keep);
-  process.on("SIGINT", keep);
   checkCombinations(options, program);
   if (options.visibilityTimeout !== undefined && !options.deleteSqsMessages) {
     // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
     program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
   }
-  const { log, sink, stdout, source, aws, metrics } = await startRuntime(options, program);
+  const runtime = await startRuntime(options, program);
+  const { log, sink, stdout, source, aws, metrics } = runtime;
   const spool = await openSpool(options, program, log);
+  warnWithoutBuckets(options, log);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./sqs.js")).SqsAcker({
         log,
@@ -701,8 +797,6 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     ...(acker === undefined ? {} : { acker }),
     ...(spool === undefined ? {} : { spool }),
   });
-  process.off("SIGTERM", keep);
-  process.off("SIGINT", keep);
   const signalled = onShutdownSignals(
     options,
     log,
@@ -720,7 +814,6 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
       intake.abandon();
       sink.abandon();
     },
-    early,
   );
 
   const started = Date.now();
@@ -741,13 +834,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
           log.info("stats", stats.line(Date.now(), reading));
         }, options.statsInterval * 1000).unref()
       : undefined;
-  const summary = await filter.run(intake);
-  await intake.finished;
-  await finishOutput(sink, stdout, signalled(), log);
-  await acker?.close(signalled() ? 1000 : 10_000);
-  spool?.close();
-  clearInterval(statsTimer);
-  log.info("summary", {
+  const summaryLine = (summary: Record<string, unknown>) => ({
     ...summary,
     newestEventTime: filter.newest.text ?? null,
     leftOver: intake.leftOver,
@@ -757,6 +844,21 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
+  // stdout closed under fluentd: fluentd is gone (stopping, or restarting its child), so the counts so far are the
+  // summary and the exit is 0, as for a stop. Nothing more is deleted (the acker's pending deletes die with the
+  // process); records not finished stay in the spool, and their SQS messages come back after their visibility timeout.
+  runtime.onStdoutClosed = (error) => {
+    log.info("stdout closed; exiting", describeStdoutError(error));
+    log.info("summary", { ...summaryLine(counts()), stdoutClosed: true });
+    process.exit(0);
+  };
+  const summary = await filter.run(intake);
+  await intake.finished;
+  await finishOutput(sink, stdout, signalled(), log);
+  await acker?.close(signalled() ? 1000 : 10_000);
+  spool?.close();
+  clearInterval(statsTimer);
+  log.info("summary", summaryLine({ ...summary }));
   process.exit(0);
 }
 
@@ -815,7 +917,10 @@ function importCommand(program: Command): Command {
     .option("--until <date>", "last day imported, YYYY-MM-DD (inclusive)", day)
     .option("--accounts <ids>", "only these accounts, comma-separated", names)
     .option("--regions <regions>", "only these regions, comma-separated", names)
-    .option("--list", "print the URLs of the files that would be imported, then their count and size; import nothing")
+    .option(
+      "--list",
+      "print the URLs of the files that would be imported on stdout (their count and size go to the log); import nothing",
+    )
     .option("--checkpoint <file>", "append each finished file here, and skip the files already in it (resume)")
     .option(
       "--enqueue <queue-url>",
@@ -997,17 +1102,23 @@ const READING_OPTIONS = [
   "scanWorkers",
 ];
 
+/**
+ * A queue URL given on the command line (`sqs --queue-url`, `import --enqueue`): an http(s) URL with a host, as an
+ * endpoint is (settings.ts), and a path naming the queue. The operator's own, so any origin is taken (an SQS-compatible
+ * service), but only a URL: `foo` or `''` would otherwise be polled for ever, each receive failing.
+ */
+function isQueueUrl(value: string): boolean {
+  return !isInvalid(parseEndpoint(value)) && new URL(value).pathname.length > 1;
+}
+
+const QUEUE_URL_EXAMPLE = "a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/queue";
+
 /** `--enqueue` needs an S3 source (the filters elsewhere cannot read this machine's files) and no output options. */
 function checkEnqueue(queueUrl: string, scheme: "s3" | "file", command: Command, program: Command): void {
   const fail = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
   if (scheme !== "s3")
     fail("--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
-  // An http(s) URL with a host, as an endpoint is (settings.ts), and a path naming the queue.
-  if (isInvalid(parseEndpoint(queueUrl)) || new URL(queueUrl).pathname.length <= 1) {
-    fail(
-      `--enqueue expects a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/queue, not ${JSON.stringify(queueUrl)}`,
-    );
-  }
+  if (!isQueueUrl(queueUrl)) fail(`--enqueue expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(queueUrl)}`);
   // How files are read and events written: the filters behind the queue do that, with their own options.
   const readers = new Set([...outputOptions(new Command()).options.map((o) => o.attributeName()), ...READING_OPTIONS]);
   for (const option of [...command.options, ...program.options]) {
@@ -1073,6 +1184,11 @@ function sqsCommand(program: Command): Command {
           exitCode: 2,
         });
       }
+      if (!isQueueUrl(options.queueUrl)) {
+        command.error(`error: --queue-url expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(options.queueUrl)}`, {
+          exitCode: 2,
+        });
+      }
       await runSqs(options, program);
     });
   return command;
@@ -1088,13 +1204,9 @@ async function runSqs(
   },
   program: Command,
 ): Promise<void> {
-  let early: NodeJS.Signals | undefined;
-  const keep = (signal: NodeJS.Signals): void => {
-    early ??= signal;
-  };
-  process.on("SIGTERM", keep);
-  process.on("SIGINT", keep);
-  const { log, sink, stdout, source, aws, metrics } = await startRuntime(options, program, "sqs");
+  const runtime = await startRuntime(options, program, "sqs");
+  const { log, sink, stdout, source, aws, metrics } = runtime;
+  warnWithoutBuckets(options, log);
   const forwardCounts = () =>
     sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
   const { SqsService } = await import("./sqs-command.js");
@@ -1122,8 +1234,6 @@ async function runSqs(
     acker: service.acker,
     receiver: { source: service.input, maxInFlight, waitTimeSeconds: options.waitTime },
   });
-  process.off("SIGTERM", keep);
-  process.off("SIGINT", keep);
   // The whole shutdown fits in --shutdown-timeout: work in flight gets it less a reserve for the last SQS calls
   // (deletes of what finished, hand-backs of what did not).
   const shutdownMs = options.shutdownTimeout * 1000;
@@ -1137,17 +1247,28 @@ async function runSqs(
       service.stop();
     },
     () => service.abandon(),
-    early,
   );
+  // stdout's reader is gone: what it had not read is lost with it, so nothing more is deleted and every message not
+  // finished is handed back; then the summary, and exit 1, for this consumer did not end by a signal.
+  let outputLost = false;
+  runtime.onStdoutClosed = (error) => {
+    if (outputLost) return;
+    outputLost = true;
+    log.error("stdout closed: handing back the messages not finished, deleting nothing more", {
+      ...describeStdoutError(error),
+    });
+    service.outputLost();
+  };
   const started = Date.now();
   const summary = await service.run(() => Math.max(100, Math.min(10_000, deadline - Date.now())));
-  await finishOutput(sink, stdout, signalled(), log);
+  await finishOutput(sink, stdout, signalled() || outputLost, log);
   log.info("summary", {
     ...summary,
     ...forwardCounts(),
+    ...(outputLost ? { stdoutClosed: true } : {}),
     bytesOut: sink.bytesOut,
     seconds: (Date.now() - started) / 1000,
     maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
-  process.exit(0);
+  process.exit(outputLost ? 1 : 0);
 }

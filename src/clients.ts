@@ -6,6 +6,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import type { HttpHandlerSettings, SdkHttpHandler } from "./http-handler.js";
+import { sqsHostRegion } from "./names.js";
 import type { S3Getter } from "./s3-get.js";
 
 export interface ClientSettings {
@@ -165,14 +166,18 @@ export class AwsClients {
     }
   }
 
-  /** One SQS client per endpoint: AWS_ENDPOINT_URL_SQS, else the queue URL's own host when it is not AWS's. */
+  /**
+   * One SQS client per region and endpoint. On an AWS SQS host (every shape names.ts accepts: FIPS, dual-stack, VPC
+   * endpoints, the legacy ones) requests are signed for the host's region, and the SDK sends them to the queue URL's
+   * host; elsewhere they go to AWS_ENDPOINT_URL_SQS, else to the queue URL's own origin, signed for --region.
+   */
   sqsClient(queueUrl: string): Promise<SQSClient> {
     let region = this.settings.region;
     let endpoint = this.settings.sqsEndpoint;
     try {
       const url = new URL(queueUrl);
-      const aws = /^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?$/.exec(url.hostname);
-      if (aws !== null) region = aws[1] ?? aws[2] ?? region;
+      const hostRegion = sqsHostRegion(url.hostname);
+      if (hostRegion !== undefined) region = hostRegion;
       else if (endpoint === undefined) endpoint = url.origin;
     } catch {
       // not a URL: the SDK will say so on the first call, and the failure is logged

@@ -35,6 +35,45 @@ export function deadLetterInput(input: unknown): { input: unknown; inputTruncate
   return { input: encoded.subarray(0, cut).toString("utf8"), inputTruncated: true, inputBytes: bytes };
 }
 
+/**
+ * Characters of an SQS receipt handle kept in dead letters and logs: enough to tell handles apart when reading them,
+ * too few to use one. A handle is what deletes a message or hides it again (with credentials for the queue), and
+ * dead letters and logs travel further than the queue's own permissions (an index, a ticket, a support bundle).
+ */
+const HANDLE_SHOWN = 12;
+/** fluent-plugin-sqs 2.x/3.x, 1.x and `aws sqs receive-message` spell it these ways. */
+const HANDLE_FIELDS = ["receipt_handle", "handle", "ReceiptHandle"] as const;
+/** The same fields in JSON text (a line that is not parsed, or a log's raw line): the value's first characters kept. */
+const HANDLE_IN_TEXT = /("(?:receipt_handle|handle|ReceiptHandle)"\s*:\s*")((?:[^"\\]|\\.){12})(?:[^"\\]|\\.)+"/g;
+
+function shortHandles(record: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const field of HANDLE_FIELDS) {
+    const value = record[field];
+    if (typeof value !== "string" || value.length <= HANDLE_SHOWN || !Object.hasOwn(record, field)) continue;
+    copy ??= { ...record };
+    copy[field] = `${value.slice(0, HANDLE_SHOWN)}…`;
+  }
+  return copy ?? record;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * A dead letter's or a log line's `input` with its receipt handles cut to their first HANDLE_SHOWN characters: a
+ * record's own (top level) and those of a receive-message response's `Messages`, never deeper (no recursion on what
+ * a message nests). Text is redacted where it spells one of the fields.
+ */
+export function redactReceiptHandles(input: unknown): unknown {
+  if (typeof input === "string") return input.replace(HANDLE_IN_TEXT, '$1$2…"');
+  if (!isRecord(input)) return input;
+  const record = shortHandles(input);
+  const messages = record.Messages;
+  if (!Array.isArray(messages)) return record;
+  return { ...record, Messages: messages.map((message) => (isRecord(message) ? shortHandles(message) : message)) };
+}
+
 /** `{"_tag", "error", "input", ["inputTruncated", "inputBytes",] …where}`: the object's coordinates come last. */
 export function deadLetterRecord(
   tag: string,
@@ -42,5 +81,5 @@ export function deadLetterRecord(
   input: unknown,
   where: Record<string, string>,
 ): Record<string, unknown> {
-  return { _tag: tag, error, ...deadLetterInput(input), ...where };
+  return { _tag: tag, error, ...deadLetterInput(redactReceiptHandles(input)), ...where };
 }

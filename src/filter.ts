@@ -9,7 +9,7 @@
 // A queue writer must not be able to take capacity from good messages (docs/security.md): no object waiting out a
 // backoff holds a fetch slot, every record waits for stdout's back-pressure before it is started, and the dead letters
 // of one record are bounded whatever it names.
-import { deadLetterRecord } from "./dead-letter.js";
+import { deadLetterRecord, redactReceiptHandles } from "./dead-letter.js";
 import { FetchError, type FetchErrorCode, type ObjectSource, type OpenedObject } from "./fetch.js";
 import { eventWriter, type FormatOptions, scannedFields } from "./format.js";
 import { InflateError, type InflateErrorCode, inflateStored, readStored, type Stored } from "./inflate.js";
@@ -680,7 +680,8 @@ export class Filter {
   private abandon(ref: ObjectRef, tracker: Tracker, why: string): void {
     this.summary.abandoned++;
     tracker.outcome.abandoned = true;
-    this.deps.log.warn("abandoned", { ...refContext(ref), why, input: tracker.outcome.record.input });
+    const input = redactReceiptHandles(tracker.outcome.record.input);
+    this.deps.log.warn("abandoned", { ...refContext(ref), why, input });
   }
 
   /**

@@ -5,18 +5,19 @@
 // Duplicates are possible by design (they carry the same eventID: Elasticsearch's `id_key eventID` folds them).
 // https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1
 //
-// The connection (TCP or TLS, the shared-key handshake of `<security>`, acks read back) is @fluent-org/logger's
-// FluentSocket / FluentAuthSocket, the fluent project's own client. Its event queue is not used: it encodes each
-// event again from an object with a new encoder per entry and keeps no message to send again after a reconnect,
-// while here the entries arrive already encoded (format.ts, possibly from a scan worker) and every unacknowledged
-// message is kept until acked. Reconnecting, with backoff, is ours too: the library gives up for good after an
-// authentication failure, and a wrong key fixed on fluentd's side must not need a restart here.
+// The connection (TCP or TLS, the shared-key handshake of `<security>`, acks read back) is forward-connection.ts, a
+// small client of our own on node:net, node:tls, node:crypto and @msgpack/msgpack (that file says why not the fluent
+// project's @fluent-org/logger, which this used before). Reconnecting, with backoff, is here: a wrong key fixed on
+// fluentd's side must not need a restart here.
+//
+// Memory while fluentd is slow is bounded by the connection's own back-pressure: a message is handed to the socket
+// only while its `write` says it can take more (else at its 'drain'), and producers wait (`ready()`) while messages
+// wait for the socket, as they do while there is no connection at all. Messages handed to the socket stay until
+// fluentd acknowledges them (to be sent again otherwise), and `highWaterBytes` bounds those.
 import { randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
-import { isIP } from "node:net";
-import type { FluentAuthSocket } from "@fluent-org/logger/build/src/auth.js";
-import type { FluentSocket, FluentSocketOptions } from "@fluent-org/logger/build/src/socket.js";
+import { rootCertificates } from "node:tls";
 import { ENTRY_HEADER_BYTES, writeEntryHeader } from "./format.js";
+import { ForwardConnection } from "./forward-connection.js";
 import type { Logger } from "./log.js";
 import { msgpack } from "./msgpack.js";
 import type { Sink } from "./sink.js";
@@ -26,8 +27,10 @@ export interface ForwardTarget {
   port: number;
   /** TLS (in_forward's `<transport tls>`); the server's certificate is checked against Node's CAs and `ca`. */
   tls: boolean;
-  /** Extra certificate authorities (PEM) besides Node's and NODE_EXTRA_CA_CERTS. */
+  /** Extra certificate authorities (PEM), trusted besides Node's own and NODE_EXTRA_CA_CERTS's (`trustedCas`). */
   ca?: Buffer;
+  /** NODE_EXTRA_CA_CERTS's file (PEM), read by the caller: kept trusted when `ca` is given. */
+  envCa?: Buffer;
   /** in_forward's `<security> shared_key`; the handshake runs only when it is set. */
   sharedKey?: string;
   /** Our name in the handshake (in_forward checks it against `<client>` entries when it has any). */
@@ -54,6 +57,17 @@ export function parseForwardUrl(value: string): Pick<ForwardTarget, "host" | "po
   }
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   return { host, port: url.port === "" ? 24224 : Number(url.port), tls: url.protocol === "forwards:" };
+}
+
+/**
+ * The certificate authorities a TLS connection to fluentd trusts with `--forward-ca`: Node's own (Mozilla's), those of
+ * NODE_EXTRA_CA_CERTS, and the extra ones. Node's `ca` option *replaces* its defaults (and drops NODE_EXTRA_CA_CERTS),
+ * so an operator adding a private CA would otherwise lose the public ones. Undefined without extra ones: Node's
+ * defaults, NODE_EXTRA_CA_CERTS included, as for any connection.
+ */
+export function trustedCas(target: Pick<ForwardTarget, "ca" | "envCa">): (string | Buffer)[] | undefined {
+  if (target.ca === undefined) return undefined;
+  return [...rootCertificates, ...(target.envCa === undefined ? [] : [target.envCa]), target.ca];
 }
 
 export interface ForwardOptions {
@@ -89,25 +103,6 @@ interface Batch {
   entries: number;
 }
 
-type Connection = FluentSocket;
-
-let library: typeof import("@fluent-org/logger/build/src/auth.js") &
-  typeof import("@fluent-org/logger/build/src/socket.js");
-
-/** The library, loaded on first use (stdout runs never need it). */
-function fluentSockets(): typeof library {
-  // Spelled `createRequire(import.meta.url)(id)` for the single executable's build, which rewrites it to require(id).
-  library ??= {
-    ...(createRequire(import.meta.url)(
-      "@fluent-org/logger/build/src/socket.js",
-    ) as typeof import("@fluent-org/logger/build/src/socket.js")),
-    ...(createRequire(import.meta.url)(
-      "@fluent-org/logger/build/src/auth.js",
-    ) as typeof import("@fluent-org/logger/build/src/auth.js")),
-  };
-  return library;
-}
-
 function describeError(error: unknown): Record<string, unknown> {
   if (typeof error !== "object" || error === null) return { error: String(error) };
   const { name, code, message } = error as { name?: unknown; code?: unknown; message?: unknown };
@@ -124,7 +119,11 @@ export class ForwardSink implements Sink {
   private toSend: Message[] = [];
   private unackedBytes = 0;
   private seq = 0;
-  private connection: Connection | undefined;
+  private connection: ForwardConnection | undefined;
+  /** False from a `write` the socket said it could not take more after, until its 'drain'. */
+  private writable = false;
+  /** Bytes of messages waiting for the socket (not handed to it yet). */
+  private waitingBytes = 0;
   /** Bumped for each connection, so that events of a retired one are ignored. */
   private generation = 0;
   private established = false;
@@ -212,22 +211,35 @@ export class ForwardSink implements Sink {
       this.unacked.set(chunk, message);
       this.unackedBytes += packet.length;
       this.toSend.push(message);
+      this.waitingBytes += packet.length;
     }
     this.sealed = [];
     this.pump();
   }
 
+  /** Hands messages to the socket while it takes them; the rest wait for its 'drain'. */
   private pump(): void {
     const connection = this.connection;
     if (!this.established || connection === undefined) return;
-    while (this.toSend.length > 0 && connection.writable()) {
+    while (this.toSend.length > 0 && this.writable) {
       const message = this.toSend.shift() as Message;
+      this.waitingBytes -= message.packet.length;
       if (message.sentOn !== 0) this.counts.resent++;
       message.sentOn = this.generation;
       message.sentAt = Date.now();
       // A failed write closes the connection; the close sends every unacknowledged message again.
-      connection.write(message.packet).catch(() => {});
+      this.writable = connection.write(message.packet);
     }
+    this.releaseProducers();
+  }
+
+  /** Producers wait while messages wait for the socket, or while too much is unacknowledged. */
+  private full(): boolean {
+    return this.waitingBytes > this.chunkBytes || this.unackedBytes > this.highWaterBytes;
+  }
+
+  private releaseProducers(): void {
+    if (!this.full()) for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   private acked(chunk: unknown): void {
@@ -241,11 +253,11 @@ export class ForwardSink implements Sink {
     while (this.waiters.length > 0 && (this.waiters[0] as { target: number }).target < oldest) {
       this.waiters.shift()?.resolve(true);
     }
-    if (this.unackedBytes <= this.highWaterBytes) for (const resolve of this.drainWaiters.splice(0)) resolve();
+    this.releaseProducers();
   }
 
   ready(): Promise<void> {
-    if (this.abandoned || this.closed || this.unackedBytes <= this.highWaterBytes) return Promise.resolve();
+    if (this.abandoned || this.closed || !this.full()) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -295,71 +307,64 @@ export class ForwardSink implements Sink {
     if (this.closed) return;
     const { target, log } = this.options;
     const generation = ++this.generation;
-    const { FluentSocket, FluentAuthSocket, FluentSocketEvent } = fluentSockets();
-    const socketOptions: FluentSocketOptions = {
-      host: target.host,
-      port: target.port,
-      // No idle timeout (the library would end an idle connection and wait for a write to open another), and our
-      // own reconnecting.
-      timeout: -1,
-      disableReconnect: true,
-      ...(target.tls
-        ? {
-            tls: {
-              ...(target.ca === undefined ? {} : { ca: target.ca }),
-              ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
-            },
-          }
-        : {}),
-    };
-    const connection: Connection =
-      target.sharedKey === undefined
-        ? new FluentSocket(socketOptions)
-        : (new FluentAuthSocket(
-            { clientHostname: target.hostname, sharedKey: target.sharedKey },
-            socketOptions,
-          ) as FluentAuthSocket);
-    this.connection = connection;
     const current = (): boolean => generation === this.generation && !this.closed;
-    connection.on(FluentSocketEvent.ESTABLISHED, () => {
-      if (!current()) return;
-      clearTimeout(this.connectTimer);
-      this.established = true;
-      this.failures = 0;
-      this.counts.connections++;
-      log.info("connected to fluentd", {
+    const ca = trustedCas(target);
+    const connection = new ForwardConnection(
+      {
         host: target.host,
         port: target.port,
         tls: target.tls,
-        resending: this.toSend.filter((m) => m.sentOn !== 0).length,
-      });
-      this.pump();
-    });
-    connection.on(FluentSocketEvent.WRITABLE, () => {
-      if (current()) this.pump();
-    });
-    connection.on(FluentSocketEvent.ACK, (chunk: unknown) => {
-      if (current()) this.acked(chunk);
-    });
-    connection.on(FluentSocketEvent.ERROR, (error: unknown) => {
-      if (current())
-        log.warn("fluentd connection failed", { host: target.host, port: target.port, ...describeError(error) });
-    });
-    connection.on(FluentSocketEvent.CLOSE, () => {
-      if (current()) this.lost("closed");
-    });
+        ...(ca === undefined ? {} : { ca }),
+        ...(target.sharedKey === undefined ? {} : { sharedKey: target.sharedKey }),
+        hostname: target.hostname,
+      },
+      {
+        established: () => {
+          if (!current()) return;
+          clearTimeout(this.connectTimer);
+          this.established = true;
+          this.writable = true;
+          this.failures = 0;
+          this.counts.connections++;
+          log.info("connected to fluentd", {
+            host: target.host,
+            port: target.port,
+            tls: target.tls,
+            resending: this.toSend.filter((m) => m.sentOn !== 0).length,
+          });
+          this.pump();
+        },
+        drain: () => {
+          if (!current()) return;
+          this.writable = true;
+          this.pump();
+        },
+        ack: (chunk) => {
+          if (current()) this.acked(chunk);
+        },
+        failed: (error) => {
+          if (current())
+            log.warn("fluentd connection failed", { host: target.host, port: target.port, ...describeError(error) });
+        },
+        closed: () => {
+          if (current()) this.lost("closed");
+        },
+      },
+    );
+    this.connection = connection;
     this.connectTimer = setTimeout(() => {
       if (current() && !this.established) this.lost(`not established within ${this.options.ackTimeoutMs} ms`);
     }, this.options.ackTimeoutMs);
     this.connectTimer.unref();
-    connection.connect().catch(() => {}); // reported by the ERROR and CLOSE events
   }
 
   /** The connection is gone or given up: every unacknowledged message goes again on the next one. */
   private lost(why: string): void {
     this.retire();
     this.established = false;
+    this.writable = false;
     this.toSend = [...this.unacked.values()];
+    this.waitingBytes = this.unackedBytes;
     const delay = Math.round(
       Math.min(this.options.reconnectMaxMs ?? 30_000, (this.options.reconnectBaseMs ?? 250) * 2 ** this.failures) *
         (0.5 + Math.random() / 2),
@@ -379,14 +384,8 @@ export class ForwardSink implements Sink {
     const connection = this.connection;
     this.connection = undefined;
     this.generation++;
-    if (connection === undefined) return;
-    connection.removeAllListeners();
-    connection.on("error", () => {}); // a late socket error must not become an unhandled 'error' event
-    void connection.disconnect().catch(() => {});
-    // disconnect() ends the socket politely; one that does not answer (a half-open connection) is destroyed. The
-    // raw socket is the library's private field: there is no public way to drop a connection at once.
-    const raw = (connection as unknown as { socket?: { destroy(): void } | null }).socket;
-    setTimeout(() => raw?.destroy(), 1000).unref();
+    // Ended politely; one that does not answer (a half-open connection) is destroyed a second later.
+    connection?.end();
   }
 
   /** A message sent and unanswered for the ack timeout: the connection is presumed dead. */

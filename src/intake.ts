@@ -9,6 +9,8 @@
 // byte bound (spool.ts): when the next record does not fit, stdin is not read until records finish, so fluentd's
 // writes block and its buffer holds the rest. At shutdown the bound is set aside: what is still in the pipe (at most
 // the chunk fluentd is writing) is journaled rather than lost.
+
+import { redactReceiptHandles } from "./dead-letter.js";
 import type { Line } from "./input.js";
 import type { Logger } from "./log.js";
 import type { Spool } from "./spool.js";
@@ -131,7 +133,7 @@ export class Intake implements AsyncIterable<Line> {
     if (this.spool !== undefined && line.id !== undefined) return; // journaled: the next run replays it
     this.log.warn("abandoned", {
       why: "shutdown before the record was started",
-      input: line.kind === "line" ? line.text : line.prefix,
+      input: redactReceiptHandles(line.kind === "line" ? line.text : line.prefix),
     });
   }
 

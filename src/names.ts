@@ -114,6 +114,23 @@ export function parseObjectKey(value: string): ObjectKey | Invalid {
 
 const SQS_HOST =
   /^(?:(?:sqs|sqs-fips)\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com|queue\.amazonaws\.com|sqs\.([a-z0-9-]+)\.api\.aws|vpce-[a-z0-9-]+\.sqs\.([a-z0-9-]+)\.vpce\.amazonaws\.com(?:\.cn)?)$/;
+/**
+ * The region an AWS SQS host name is in, from every host shape parseQueueUrl accepts: `sqs.REGION.amazonaws.com[.cn]`,
+ * `sqs-fips.REGION…`, `REGION.queue.amazonaws.com`, the legacy `queue.amazonaws.com` (us-east-1, SQS's first region),
+ * dual-stack `sqs.REGION.api.aws` and interface endpoints `vpce-….sqs.REGION.vpce.amazonaws.com[.cn]`. Requests to the
+ * queue are signed for this region, whatever --region says. Undefined for a host of another shape, or one whose
+ * region is not a region name.
+ */
+export function sqsHostRegion(hostname: string): Region | undefined {
+  const host = SQS_HOST.exec(hostname);
+  if (host === null) return undefined;
+  const region = parseRegion(host[1] ?? host[2] ?? host[3] ?? host[4] ?? LEGACY_QUEUE_REGION);
+  return isInvalid(region) ? undefined : region;
+}
+
+/** `queue.amazonaws.com`, with no region in it, is us-east-1's legacy endpoint. */
+const LEGACY_QUEUE_REGION = "us-east-1";
+
 const QUEUE_PATH = /^\/\d{12}\/(?:[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)$/;
 
 /** `trustedOrigins`: origins (`http://host:port`) the operator configured, where any queue may be. */
@@ -141,12 +158,11 @@ export function parseQueueUrl(value: string, trustedOrigins: readonly string[] =
   }
   if (!QUEUE_PATH.test(url.pathname)) return { reason: "is not /ACCOUNT/QUEUE-NAME" };
   if (url.protocol !== "https:") return { reason: "is not https (and not the configured SQS endpoint)" };
-  const host = SQS_HOST.exec(url.hostname);
-  if (host === null || url.port !== "") {
+  if (!SQS_HOST.test(url.hostname) || url.port !== "") {
     return { reason: "is not on an AWS SQS host (set AWS_ENDPOINT_URL_SQS for another SQS-compatible service)" };
   }
-  const region = host[1] ?? host[2] ?? host[3] ?? host[4];
-  if (region !== undefined && isInvalid(parseRegion(region))) return { reason: "names no AWS region in its host" };
+  // The region its requests are signed for (clients.ts): a queue URL with none is refused, so none is ever guessed.
+  if (sqsHostRegion(url.hostname) === undefined) return { reason: "names no AWS region in its host" };
   return value as QueueUrl;
 }
 

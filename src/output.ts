@@ -68,12 +68,24 @@ export class OutputSink implements Sink {
     this.batch = Buffer.allocUnsafe(this.batchBytes);
     this.pad = options.padBytes > 0 ? Buffer.alloc(options.padBytes, 0x20) : Buffer.alloc(0);
     if (this.pad.length > 0) this.pad[this.pad.length - 1] = NEWLINE;
-    out.on("error", (error: Error) => {
-      if (this.failed) return;
-      this.failed = true;
-      this.releaseDrain();
-      this.onError(error);
-    });
+    out.on("error", (error: Error) => this.fail(error));
+  }
+
+  /**
+   * stdout failed (EPIPE: the reader is gone): nothing more is written, and everyone waiting for their lines hears
+   * "not written", including for the hand-off that was in the pipe's hands when it failed. Their records are
+   * unfinished: their SQS messages are handed back, their spool entries stay.
+   */
+  private fail(error: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.inFlight = undefined;
+    this.releaseDrain();
+    for (const waiter of this.waiters.splice(0)) waiter.resolve(false);
+    const settled = this.settled;
+    this.settled = undefined;
+    settled?.();
+    this.onError(error);
   }
 
   /** True once stdout failed (EPIPE: the reader is gone). */
@@ -274,7 +286,13 @@ export class OutputSink implements Sink {
     }
     this.queuedBytes -= bytes;
     this.inFlight = parts;
-    const done = (): void => {
+    const done = (error?: Error | null): void => {
+      // A write that failed was not written: Node calls back with its error (then emits it), never "done".
+      if (error !== undefined && error !== null) {
+        this.fail(error);
+        return;
+      }
+      if (this.failed) return;
       this.inFlight = undefined;
       this.pendingWrites -= parts.length;
       this.completed += parts.length;

@@ -206,6 +206,29 @@ function withDecoded(input: unknown, decoded: BodyDecoded, sqs: SqsMessage | und
   };
 }
 
+/**
+ * What a parsed input object is, decided once: the one classification both `sqsMessageOfLine` (which message to keep
+ * invisible while the record waits) and `interpretRecord` (what the record means) read, so that a record is tracked
+ * exactly when it will be settled (issue 20: a fluent-plugin-sqs record that also held `"Messages": []` was tracked
+ * by one test and read as a receive-message response by another, and its visibility was extended for ever).
+ */
+type RecordShape =
+  /** The whole response of `aws sqs receive-message`. */
+  | { kind: "receive-response"; messages: unknown[] }
+  /** A record holding an SQS body: fluent-plugin-sqs's (with its message when it names one), or the CLI's message. */
+  | { kind: "body"; body: string; sqs: SqsMessage | undefined }
+  /** Anything else: read as a notification itself (an SQS body's JSON, fluentd in_s3's records…). */
+  | { kind: "notification" };
+
+function classifyRecord(record: Json): RecordShape {
+  if (Array.isArray(record.Messages)) return { kind: "receive-response", messages: record.Messages };
+  const pluginBody = sqsRecordBody(record);
+  if (pluginBody !== undefined) return { kind: "body", body: pluginBody, sqs: sqsMessage(record) };
+  const cliBody = cliMessageBody(record);
+  if (cliBody !== undefined) return { kind: "body", body: cliBody, sqs: sqsMessage(record) };
+  return { kind: "notification" };
+}
+
 /** Interprets one input line (already without its line ending, not blank). */
 export function interpretLine(line: string): Interpreted {
   const text = line.trim();
@@ -227,8 +250,10 @@ export function sqsMessageOfLine(line: string): SqsMessage | undefined {
   if (!line.includes("receipt_handle")) return undefined; // URLs, bare bodies, 1.x records: nothing to parse
   try {
     const parsed: unknown = JSON.parse(line);
-    // The same test as interpretRecord's: a message tracked here is settled when the filter finishes the record.
-    return isObject(parsed) && sqsRecordBody(parsed) !== undefined ? sqsMessage(parsed) : undefined;
+    if (!isObject(parsed)) return undefined;
+    // interpretRecord's own classification: a message tracked here is settled when the filter finishes the record.
+    const shape = classifyRecord(parsed);
+    return shape.kind === "body" ? shape.sqs : undefined;
   } catch {
     return undefined;
   }
@@ -239,10 +264,10 @@ export function interpretRecord(parsed: unknown): Interpreted {
   if (!isObject(parsed)) {
     return { kind: "error", input: parsed, code: "NotAnObject", message: "the record is not a JSON object" };
   }
-  if (Array.isArray(parsed.Messages)) return fromReceiveResponse(parsed, parsed.Messages);
-  const body = sqsRecordBody(parsed) ?? cliMessageBody(parsed);
-  if (body === undefined) return withDecoded(parsed, decodeBody(parsed), undefined);
-  return withDecoded(parsed, decodeBodyText(body), sqsMessage(parsed));
+  const shape = classifyRecord(parsed);
+  if (shape.kind === "receive-response") return fromReceiveResponse(parsed, shape.messages);
+  if (shape.kind === "notification") return withDecoded(parsed, decodeBody(parsed), undefined);
+  return withDecoded(parsed, decodeBodyText(shape.body), shape.sqs);
 }
 
 /** `s3://bucket/key` or `file:///path`, for logs and dead-letter records. */

@@ -116,6 +116,15 @@ export class SqsService {
     this.deps.sink.abandon();
   }
 
+  /**
+   * The output is lost (stdout's reader is gone): stop, hand back every message not finished, and delete nothing
+   * more (sqs.ts, `handBackInsteadOfDeleting`). `run` then ends as after `abandon`.
+   */
+  outputLost(): void {
+    this.acker.handBackInsteadOfDeleting();
+    this.abandon();
+  }
+
   /** Runs until stopped; then sends the last deletes and hand-backs, for at most `closeWithinMs`. */
   async run(closeWithinMs: () => number): Promise<SqsSummary> {
     this.deps.log.info("receiving", {

@@ -7,6 +7,7 @@
 // Deletes are batched (DeleteMessageBatch, up to 10 per call); SQS errors are logged and retried, never fatal.
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessageBatch.html
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
+import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "./log.js";
 import { isInvalid, parseQueueUrl, refusalMessage } from "./names.js";
@@ -63,9 +64,17 @@ export class SqsAcker {
   deletes = 0;
   failures = 0;
   handedBack = 0;
-  /** Records whose queue_url was refused: their messages are not acknowledged (they come back, and are read again). */
+  /** Messages whose queue_url was refused: not acknowledged (they come back, and are read again). */
   refused = 0;
+  /**
+   * Messages refused already (a digest of queue URL and receipt handle, oldest forgotten first): a message is asked
+   * about when it is tracked and again when it is settled, and is counted and logged once. Digests, because both
+   * strings come from the record and may be long; as many as REMEMBERED, at 44 bytes each.
+   */
+  private readonly refusedMessages = new Set<string>();
   private readonly goodQueues = new Set<string>();
+  /** False once the output is lost (stdout's reader is gone): from then on nothing is deleted, everything handed back. */
+  private deleting = true;
 
   constructor(private readonly options: SqsAckerOptions) {
     for (const url of options.trustedUrls ?? []) this.goodQueues.add(url);
@@ -79,6 +88,13 @@ export class SqsAcker {
     if (!isInvalid(parsed)) {
       if (this.goodQueues.size < QUEUES_REMEMBERED) this.goodQueues.add(url);
       return true;
+    }
+    const digest = createHash("sha256").update(url).update("\0").update(message.receiptHandle).digest("base64");
+    if (this.refusedMessages.has(digest)) return false;
+    this.refusedMessages.add(digest);
+    if (this.refusedMessages.size > REMEMBERED) {
+      const oldest = this.refusedMessages.values().next().value;
+      if (oldest !== undefined) this.refusedMessages.delete(oldest);
     }
     this.refused++;
     if (this.refused <= REFUSALS_LOGGED || this.refused % REFUSALS_EVERY === 0) {
@@ -112,6 +128,10 @@ export class SqsAcker {
     clearTimeout(this.extending.get(message.receiptHandle));
     this.extending.delete(message.receiptHandle);
     if (!remove || !this.usable(message)) return;
+    if (!this.deleting) {
+      this.handBack(message);
+      return;
+    }
     if (this.deleted.has(message.receiptHandle)) return; // never twice
     this.remember(message.receiptHandle);
     this.enqueue({ message, attempts: 0 });
@@ -136,6 +156,24 @@ export class SqsAcker {
         }
       })(),
     );
+  }
+
+  /**
+   * The output these messages went to is lost (stdout's reader died: what it had not read of the pipe is gone with
+   * it). Deletes not sent yet become hand-backs, and so does every message settled from now on: another consumer
+   * delivers them again, a duplicate at worst. Deletes already sent cannot be taken back: that is the at-most-once
+   * window of stdout (docs/output.md).
+   */
+  handBackInsteadOfDeleting(): void {
+    this.deleting = false;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    const pending = [...this.queues.values()].flat();
+    this.queues.clear();
+    for (const { message } of pending) {
+      this.deleted.delete(message.receiptHandle);
+      this.handBack(message);
+    }
   }
 
   /** Sends every pending delete and waits for the calls, for at most `withinMs`. */
@@ -192,6 +230,11 @@ export class SqsAcker {
 
   private retryOrDrop(entry: PendingDelete, why: string, permanent: boolean): void {
     const { log } = this.options;
+    if (!this.deleting) {
+      this.deleted.delete(entry.message.receiptHandle);
+      this.handBack(entry.message);
+      return;
+    }
     const context = { queueUrl: entry.message.queueUrl, messageId: entry.message.messageId, error: why };
     if (permanent || entry.attempts + 1 >= (this.options.maxAttempts ?? 8)) {
       this.failures++;

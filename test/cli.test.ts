@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadLetters, events, parseOutput, runCli, startCli } from "./support/cli.js";
+import { waitUntil } from "./support/fluentd.js";
 import { inSqsRecord, snsNotification } from "./support/messages.js";
 import { type S3Test, s3Env, startS3 } from "./support/s3.js";
 import { FIXTURE_NAMES, FIXTURES } from "./support/trail.js";
@@ -349,5 +350,29 @@ describe("--stats-interval", () => {
     const run = await runCli(["--stats-interval", "0"], `file://${join(FIXTURES, nameA)}\n`, env);
     expect(run.code).toBe(0);
     expect(run.log.filter((l) => l.msg === "stats")).toEqual([]);
+  });
+});
+
+describe("a warning at start without --buckets", () => {
+  const warned = (log: Record<string, unknown>[]) =>
+    log.filter((l) => l.level === "warn" && String(l.msg).startsWith("--buckets is not set"));
+
+  it("the filter warns once without --buckets, and not with it", async () => {
+    const without = await runCli([], "");
+    expect(without.code).toBe(0);
+    expect(warned(without.log)).toHaveLength(1);
+    expect(String(warned(without.log)[0]?.msg)).toContain("Security");
+    const withBuckets = await runCli(["--buckets", "trail-bucket"], "");
+    expect(withBuckets.code).toBe(0);
+    expect(warned(withBuckets.log)).toEqual([]);
+  });
+
+  it("the sqs command warns too", async () => {
+    const env = { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "x", AWS_REGION: "us-east-1" };
+    // A queue nobody answers for: the warning comes before the first receive.
+    const spawned = startCli(["sqs", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--wait-time", "1"], env);
+    await waitUntil("the warning", () => warned(spawned.log()).length > 0, 20_000);
+    spawned.child.kill("SIGTERM");
+    expect((await spawned.done).code).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 // The dead-letter record's `input` stays small enough to index: cut to DEAD_LETTER_INPUT_MAX bytes at a character
 // boundary, saying so, in process and through the built CLI.
 import { describe, expect, it } from "vitest";
-import { DEAD_LETTER_INPUT_MAX, deadLetterInput, deadLetterRecord } from "../src/dead-letter.js";
+import { DEAD_LETTER_INPUT_MAX, deadLetterInput, deadLetterRecord, redactReceiptHandles } from "../src/dead-letter.js";
 import { deadLetters, parseOutput, runCli } from "./support/cli.js";
 
 const MAX = DEAD_LETTER_INPUT_MAX;
@@ -54,6 +54,46 @@ describe("deadLetterInput", () => {
   it("puts the fields in the record after error, before the object's coordinates", () => {
     const record = deadLetterRecord("dl", { code: "NotJson", message: "m" }, "z".repeat(MAX + 5), { bucket: "bkt" });
     expect(Object.keys(record)).toEqual(["_tag", "error", "input", "inputTruncated", "inputBytes", "bucket"]);
+  });
+});
+
+describe("redactReceiptHandles: a receipt handle keeps its first 12 characters in dead letters and logs", () => {
+  const handle = "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a";
+  const short = "AQEBwJnKyrHi…";
+  it.each<[string, unknown, unknown]>([
+    [
+      "a fluent-plugin-sqs 2.x/3.x record",
+      { body: "{}", receipt_handle: handle, queue_url: "q" },
+      { body: "{}", receipt_handle: short, queue_url: "q" },
+    ],
+    ["a 1.x record", { body: "{}", handle, url: "q" }, { body: "{}", handle: short, url: "q" }],
+    ["a receive-message message", { Body: "{}", ReceiptHandle: handle }, { Body: "{}", ReceiptHandle: short }],
+    [
+      "a receive-message response",
+      { Messages: [{ Body: "{}", ReceiptHandle: handle }, "odd", { Body: "x" }] },
+      { Messages: [{ Body: "{}", ReceiptHandle: short }, "odd", { Body: "x" }] },
+    ],
+    ["a handle of 12 characters or fewer", { receipt_handle: "AQEBwJnKyrHi" }, { receipt_handle: "AQEBwJnKyrHi" }],
+    ["a handle that is not a string", { receipt_handle: 42 }, { receipt_handle: 42 }],
+    ["deeper nesting (never walked)", { a: { receipt_handle: handle } }, { a: { receipt_handle: handle } }],
+    ["an array", [{ receipt_handle: handle }], [{ receipt_handle: handle }]],
+    [
+      "a line's JSON text",
+      `{"body":"x","receipt_handle" : "${handle}","queue_url":"q"}`,
+      `{"body":"x","receipt_handle" : "${short}","queue_url":"q"}`,
+    ],
+    ["text with an escaped quote in the handle", `{"handle":"${handle}\\"x"}`, `{"handle":"${short}"}`],
+    ["text cut inside the handle (truncated input)", `{"ReceiptHandle":"${handle}`, `{"ReceiptHandle":"${handle}`],
+    ["plain text", "not json", "not json"],
+  ])("%s", (_what, input, expected) => {
+    const before = JSON.stringify(input);
+    expect(redactReceiptHandles(input)).toEqual(expected);
+    expect(JSON.stringify(input)).toBe(before); // the record itself is not changed: the SQS acker still needs it
+  });
+
+  it("deadLetterRecord redacts its input", () => {
+    const record = deadLetterRecord("dl", { code: "X" }, { body: "x", receipt_handle: handle }, {});
+    expect(record.input).toEqual({ body: "x", receipt_handle: short });
   });
 });
 

@@ -1,7 +1,7 @@
 // The single executable (scripts/build-exe.mjs): built once here, into a directory of its own, then run as fluentd runs
 // it on a host without Node.js: an empty environment (no PATH, no HOME, no node_modules near it) plus what a test
 // names. Its output must be the bin's, byte for byte; S3 through the SDK's credential chain, the S3 client the import
-// command lists with, the SQS client, the scan workers (embedded), msgpack and @fluent-org/logger (bundled) all have to
+// command lists with, the SQS client, the scan workers (embedded), msgpack and the Forward client (bundled) all have to
 // work from inside.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -102,7 +102,7 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
   it("ships the licences of what it bundles beside it: every package, Node.js's own", () => {
     const text = readFileSync(join(dir, "THIRD-PARTY-LICENSES.txt"), "utf8");
     const packages = [...text.matchAll(/^(@?[a-z0-9-]+(?:\/[a-z0-9.-]+)?)@\d[^ ]* \(/gm)].map((m) => m[1]);
-    for (const name of ["@aws-sdk/client-s3", "@aws-sdk/client-sqs", "@fluent-org/logger", "commander", "undici"]) {
+    for (const name of ["@aws-sdk/client-s3", "@aws-sdk/client-sqs", "@msgpack/msgpack", "commander", "undici"]) {
       expect(packages).toContain(name);
     }
     expect(text).toContain(`Node.js ${process.version}`);
@@ -172,7 +172,7 @@ describe.skipIf(skipReason !== undefined)("the single executable", () => {
     expect(events(parseOutput(result.stdout))).toHaveLength(recordsIn(nameB));
   });
 
-  it("runs the sqs command, delivering to a Forward server (the bundled @fluent-org/logger) and deleting after the ack", async () => {
+  it("runs the sqs command, delivering to a Forward server (the bundled Forward client and msgpack) and deleting after the ack", async () => {
     const server = await forwardServer();
     try {
       sqs.send(JSON.stringify({ s3Bucket: BUCKET, s3ObjectKey: [`${PREFIX}${nameA}.gz`] }));

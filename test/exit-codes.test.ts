@@ -75,7 +75,10 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     ["an option without its value", ["--concurrency"], /argument missing/],
     ["a value out of range", ["--concurrency", "0"], /expected a whole number/],
     ["a value not among the choices", ["--log-level", "loud"], /Allowed choices/],
-    ["an argument the filter does not take", ["extra"], /too many arguments/],
+    // The filter takes no argument: a word is a command, unknown, with the close one named (issue 22).
+    ["an argument the filter does not take", ["extra"], /unknown command "extra"\n\(the commands: import, sqs\)/],
+    ["a mistyped command", ["improt"], /unknown command "improt"\n\(Did you mean import\?\)/],
+    ["a mistyped command after options", ["--log-level", "warn", "sqz"], /Did you mean sqs\?/],
     ["import without its source", ["import"], /missing required argument 'source'/],
     ["verify without its source", ["verify"], /missing required argument 'source'/],
     ["verify of a source that is not s3:// or file://", ["verify", "ftp://bucket"], /^error: expected s3:/],
@@ -138,8 +141,24 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     ],
     [
       "an unreadable --forward-ca",
-      ["sqs", "--queue-url", "q", "--output", "forwards://x:1", "--forward-ca", "/nonexistent"],
+      [
+        "sqs",
+        "--queue-url",
+        "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+        "--output",
+        "forwards://x:1",
+        "--forward-ca",
+        "/nonexistent",
+      ],
       /--forward-ca/,
+    ],
+    // Polled for ever, each receive failing, before issue 22.
+    ["sqs --queue-url that is not a URL", ["sqs", "--queue-url", "foo"], /--queue-url expects a queue URL/],
+    ["sqs --queue-url ''", ["sqs", "--queue-url", ""], /--queue-url expects a queue URL/],
+    [
+      "sqs --queue-url without a queue",
+      ["sqs", "--queue-url", "https://sqs.us-east-1.amazonaws.com/"],
+      /--queue-url expects a queue URL/,
     ],
   ])("%s", (_, args, message) => {
     const { status, stdout, stderr } = run(args, `file://${fixture}\n`);

@@ -2,15 +2,23 @@
 // acknowledges as the test says: the PackedForward message (tag, entries, size, chunk), EventTime from eventTime,
 // written() only after the ack, every unacknowledged message sent again on a new connection after a close or an
 // ack timeout, a late ack harmless, abandon() answering false. And the entry header, table-tested.
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import { decodeMultiStream, Encoder } from "@msgpack/msgpack";
 import { afterEach, describe, expect, it } from "vitest";
 import { epochOf, eventWriter, writeEntryHeader } from "../src/format.js";
-import { ForwardSink, parseForwardUrl } from "../src/forward.js";
+import { ForwardSink, parseForwardUrl, trustedCas } from "../src/forward.js";
 import type { LogContext, Logger } from "../src/log.js";
 import { RecordsScanner } from "../src/scan.js";
+import { startCli } from "./support/cli.js";
 import { waitUntil } from "./support/fluentd.js";
 import { forwardServer, type Received } from "./support/forward-server.js";
+import { TEST_CA, TEST_CERTIFICATE } from "./support/tls.js";
+import { FIXTURE_NAMES, FIXTURES, trail } from "./support/trail.js";
 
 class ListLogger implements Logger {
   lines: { level: string; msg: string; context?: LogContext }[] = [];
@@ -230,4 +238,171 @@ describe("--output forward:// URLs", () => {
       expect(typeof parseForwardUrl(url)).toBe("string");
     },
   );
+});
+
+describe("--forward-ca adds to the certificate authorities trusted, never replaces them", () => {
+  it("trustedCas: Node's own, NODE_EXTRA_CA_CERTS's, then the extra ones; Node's defaults without extra ones", () => {
+    const extra = Buffer.from("-----BEGIN CERTIFICATE-----\nextra\n-----END CERTIFICATE-----\n");
+    const env = Buffer.from("-----BEGIN CERTIFICATE-----\nenv\n-----END CERTIFICATE-----\n");
+    expect(trustedCas({})).toBeUndefined();
+    expect(trustedCas({ envCa: env })).toBeUndefined();
+    expect(trustedCas({ ca: extra })).toEqual([...rootCertificates, extra]);
+    expect(trustedCas({ ca: extra, envCa: env })).toEqual([...rootCertificates, env, extra]);
+  });
+
+  it("import to forwards:// with --forward-ca naming another CA still trusts NODE_EXTRA_CA_CERTS's", async () => {
+    const server = await forwardServer(() => true, TEST_CERTIFICATE);
+    cleanup.push(() => server.close());
+    // Some other authority (one of Node's own): were it to replace the defaults, the test CA would not be trusted
+    // and the import would reconnect for ever.
+    const dir = mkdtempSync(join(tmpdir(), "ctef-forward-ca-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const other = join(dir, "other-ca.pem");
+    writeFileSync(other, rootCertificates[0] as string);
+    const imported = startCli(
+      ["import", `file://${FIXTURES}`, "--output", `forwards://127.0.0.1:${server.port}`, "--forward-ca", other],
+      { NODE_EXTRA_CA_CERTS: TEST_CA },
+    );
+    cleanup.push(() => {
+      imported.child.kill("SIGKILL");
+    });
+    const expected = FIXTURE_NAMES.reduce((n, name) => n + trail(name, "x").length, 0);
+    await waitUntil(
+      "every event acknowledged over TLS",
+      () => server.received.reduce((n, m) => n + m.entries.length, 0) >= expected,
+      30_000,
+    );
+    const run = await imported.done;
+    expect(run.code).toBe(0);
+    expect(run.log.some((l) => l.msg === "connected to fluentd" && l.tls === true)).toBe(true);
+  });
+});
+
+describe("back-pressure: memory bounded by the connection, not by a high-water mark on a socket that takes anything", () => {
+  it("a fluentd that stops reading: producers wait once the socket pushes back, far below the 16 MiB mark", async () => {
+    // A server that accepts the connection and never reads it: the kernel's buffers fill, then the socket's write
+    // says "no more".
+    const sockets = new Set<import("node:net").Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.pause();
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanup.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const { port } = server.address() as { port: number };
+    const log = new ListLogger();
+    const s = sink(port, log, { ackTimeoutMs: 60_000 });
+    await waitUntil("connected", () => log.lines.some((l) => l.msg === "connected to fluentd"), 10_000);
+    const entry = Buffer.alloc(64 * 1024, 0x61);
+    let written = 0;
+    for (;;) {
+      s.writeBytes(entry, 1);
+      written += entry.length;
+      await new Promise((resolve) => setImmediate(resolve)); // a producer yields between chunks (the flush runs)
+      const waited = await Promise.race([
+        s.ready().then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 500)),
+      ]);
+      if (waited) break;
+      if (written > 64 * 2 ** 20) break; // never stopped: fails below
+    }
+    // What is held: the kernel's socket buffers (a few MiB on loopback) plus one message waiting for the socket.
+    expect(written).toBeLessThan(16 * 2 ** 20);
+  });
+});
+
+describe("the <security> handshake (forward-connection.ts), against a stand-in of in_forward's side", () => {
+  const KEY = "s3cret";
+  const sha512 = (...parts: (string | Uint8Array)[]) => {
+    const hash = createHash("sha512");
+    for (const part of parts) hash.update(part);
+    return hash.digest("hex");
+  };
+
+  /** HELO with a binary nonce, checks the PING's digest, answers PONG as `pong` says, then acks every message. */
+  async function securedServer(pong: "prove" | "wrong digest" | "refuse") {
+    const pings: unknown[][] = [];
+    const acked: string[] = [];
+    const sockets = new Set<import("node:net").Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      const nonce = randomBytes(16);
+      socket.write(new Encoder().encode(["HELO", { nonce, auth: "", keepalive: true }]));
+      void (async () => {
+        let authenticated = false;
+        try {
+          for await (const value of decodeMultiStream(socket)) {
+            const message = value as unknown[];
+            if (!authenticated) {
+              pings.push(message);
+              const [, hostname, salt, digest] = message as string[];
+              const ok = digest === sha512(salt as string, hostname as string, nonce, KEY) && pong !== "refuse";
+              const proof = sha512(salt as string, "fluentd-host", nonce, pong === "wrong digest" ? "other" : KEY);
+              socket.write(
+                new Encoder().encode(ok ? ["PONG", true, "", "fluentd-host", proof] : ["PONG", false, "nope", "", ""]),
+              );
+              authenticated = ok;
+              continue;
+            }
+            const option = message[2] as { chunk: string };
+            acked.push(option.chunk);
+            socket.write(new Encoder().encode({ ack: option.chunk }));
+          }
+        } catch {
+          // the client went away
+        }
+      })();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanup.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    return { port: (server.address() as { port: number }).port, pings, acked };
+  }
+
+  it("with the key: PING carries hostname, salt and sha512(salt + hostname + nonce + key); then messages are acked", async () => {
+    const server = await securedServer("prove");
+    const log = new ListLogger();
+    const s = sink(server.port, log, {
+      target: { host: "127.0.0.1", port: server.port, tls: false, sharedKey: KEY, hostname: "filter-host" },
+    });
+    writeEvents(s, EVENTS);
+    expect(await s.written()).toBe(true);
+    expect(server.pings[0]).toEqual([
+      "PING",
+      "filter-host",
+      expect.stringMatching(/^[0-9a-f]{32}$/),
+      expect.any(String),
+      "",
+      "",
+    ]);
+    expect(server.acked).toHaveLength(1);
+  });
+
+  it.each([
+    ["wrong digest", "does not prove the shared key"],
+    ["refuse", "refused the handshake: nope"],
+  ] as const)("a PONG that %s: never established, logged, retried", async (pong, why) => {
+    const server = await securedServer(pong);
+    const log = new ListLogger();
+    const s = sink(server.port, log, {
+      target: { host: "127.0.0.1", port: server.port, tls: false, sharedKey: KEY, hostname: "filter-host" },
+    });
+    writeEvents(s, EVENTS);
+    await waitUntil(
+      "two failed handshakes",
+      () => log.lines.filter((l) => l.msg === "fluentd connection failed").length >= 2,
+      10_000,
+    );
+    const failure = log.lines.find((l) => l.msg === "fluentd connection failed");
+    expect(failure?.context).toMatchObject({ error: "ForwardProtocolError", message: expect.stringContaining(why) });
+    expect(log.lines.some((l) => l.msg === "connected to fluentd")).toBe(false);
+    expect(server.acked).toEqual([]);
+  });
 });

@@ -145,7 +145,7 @@ describe.skipIf(files === undefined)("installing", () => {
     ).toEqual([]);
     // Bundled: the run-time dependencies and what they need, never a build or test tool.
     const bundled = new Set(packed?.bundled);
-    // (Top-level ones: a nested one, such as @fluent-org/logger's own @msgpack/msgpack, comes inside its parent.)
+    // (Top-level ones: a nested one comes inside its parent.)
     for (const path of lockedRuntime().keys()) {
       const name = path.slice("node_modules/".length);
       if (!name.includes("/node_modules/")) expect(bundled, path).toContain(name);

@@ -8,7 +8,10 @@ import {
   parseQueueUrl,
   parseRegion,
   refusalMessage,
+  sqsHostRegion,
 } from "../src/names.js";
+
+import { QUEUE_URL_REGIONS } from "./support/names.js";
 
 describe("parseRegion", () => {
   it.each([
@@ -207,6 +210,18 @@ describe("parseQueueUrl", () => {
     const parsed = parseQueueUrl(url);
     expect(isInvalid(parsed) ? parsed.reason : parsed).toContain(reason);
   });
+
+  it.each(QUEUE_URL_REGIONS)("accepts %s, whose host is in %s", (url, region) => {
+    expect(parseQueueUrl(url)).toBe(url);
+    expect(sqsHostRegion(new URL(url).hostname)).toBe(region);
+  });
+
+  it.each(["127.0.0.1", "sqs.us-east-1.amazonaws.com.evil.example", "sqs.nowhere.amazonaws.com", "example.com"])(
+    "sqsHostRegion(%j) is undefined: not an AWS SQS host in a region",
+    (host) => {
+      expect(sqsHostRegion(host)).toBeUndefined();
+    },
+  );
 
   it("takes any plain path on a configured origin (an SQS-compatible service), and nothing odd even there", () => {
     const trusted = ["http://127.0.0.1:9324"];

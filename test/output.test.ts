@@ -361,6 +361,22 @@ describe("OutputSink", () => {
   });
 
   describe("a broken pipe", () => {
+    it("a write that fails was not written: written() answers false, for lines before the failure too", async () => {
+      const epipe = Object.assign(new Error("write EPIPE"), { code: "EPIPE" });
+      const out = new Writable({
+        write(_chunk, _encoding, callback) {
+          setTimeout(() => callback(epipe), 2);
+        },
+      });
+      out.on("error", () => {});
+      const sink = new OutputSink(out, { padBytes: 0 }, () => {});
+      sink.writeBytes(Buffer.from('{"a":1}\n'));
+      const first = sink.written();
+      sink.writeBytes(Buffer.from('{"b":2}\n'));
+      await expect(first).resolves.toBe(false);
+      await expect(sink.written()).resolves.toBe(false);
+    });
+
     it("reports the first error once, stops writing, and end() still resolves", async () => {
       const out = new Recorder(16);
       out.hold = true;

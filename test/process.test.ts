@@ -165,5 +165,7 @@ describe("the CLI as a process", () => {
     const run = await spawned.done;
     expect(run.code).toBe(0);
     expect(run.stderr).toBe("");
+    // fluentd is gone: exit 0 as for a stop, with the counts so far as the summary.
+    expect(run.log.find((l) => l.msg === "summary")).toMatchObject({ stdoutClosed: true, records: 1 });
   }, 60_000);
 });

@@ -183,6 +183,37 @@ describe("cloudtrail-exec-filter sqs", () => {
     expect(sqs.visibilityChanges.some(([handle, seconds]) => handle === message?.handle && seconds === 0)).toBe(true);
   });
 
+  it("stdout's reader quits: unfinished messages are handed back, nothing more deleted, a summary, exit 1", async () => {
+    const queueUrl = sqs.addQueue("reader-quits");
+    const first = store("rq1", NAMES.slice(0, 1));
+    const slow = store("rq2", NAMES.slice(1, 2));
+    // Still being read from S3 when the reader leaves: its events meet the closed pipe (or are never written).
+    s3.failKey(BUCKET, slow.keys[0] as string, { delay: 3000 });
+    const slowId = sqs.send(cloudTrailBody(slow.keys), queueUrl);
+    sqs.send(cloudTrailBody(first.keys), queueUrl);
+    const spawned = consumer(queueUrl, "--visibility-timeout", "60");
+    // The reader takes a few hundred bytes, then closes its end of the pipe.
+    await waitUntil("300 bytes on stdout", () => spawned.stdout.reduce((n, c) => n + c.length, 0) >= 300, WAIT_MS);
+    spawned.child.stdout.destroy();
+    const run = await spawned.done;
+    expect(run.code).toBe(1);
+    expect(run.log.some((l) => l.level === "error" && String(l.msg).startsWith("stdout closed"))).toBe(true);
+    const summary = run.log.find((l) => l.msg === "summary");
+    expect(summary).toMatchObject({ stdoutClosed: true, received: 2 });
+    // What is left on the queue (the slow message at least) is visible at once, handed back, never deleted.
+    const left = sqs.remaining(queueUrl);
+    expect(left.map((m) => m.messageId)).toContain(slowId);
+    for (const message of left) {
+      expect(message.invisibleUntil).toBeLessThanOrEqual(Date.now());
+      expect(sqs.visibilityChanges).toContainEqual([message.handle, 0]);
+      expect(sqs.deleted).not.toContain(message.handle);
+    }
+    expect(summary?.handedBack).toBe(left.length);
+    // The first message is deleted only if all its events went to the pipe before the reader left (the at-most-once
+    // window of stdout, docs/output.md); else it is handed back too.
+    expect(summary?.deleted).toBe(2 - left.length);
+  });
+
   it("a consumer killed with SIGKILL: its messages come back after the visibility timeout and a second one delivers them", async () => {
     const queueUrl = sqs.addQueue("killed");
     const slow = store("k", NAMES.slice(8, 9));

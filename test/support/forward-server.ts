@@ -3,6 +3,7 @@
 // when the test says so.
 // https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { Decoder, decodeMultiStream, Encoder, ExtensionCodec } from "@msgpack/msgpack";
 
 export interface Received {
@@ -22,12 +23,18 @@ codec.register({
   },
 });
 
-/** A Forward server: decodes each message, and acks it when `ack(message)` says so (default: always). */
-export async function forwardServer(ack: (message: Received) => boolean = () => true) {
+/**
+ * A Forward server: decodes each message, and acks it when `ack(message)` says so (default: always). With `tls`
+ * (a key and certificate), in_forward's `<transport tls>`.
+ */
+export async function forwardServer(
+  ack: (message: Received) => boolean = () => true,
+  tls?: { key: Buffer; cert: Buffer },
+) {
   const received: Received[] = [];
   const sockets = new Set<Socket>();
   let connections = 0;
-  const server: Server = createServer((socket) => {
+  const serve = (socket: Socket): void => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
@@ -46,7 +53,9 @@ export async function forwardServer(ack: (message: Received) => boolean = () => 
         // the client went away mid-message
       }
     })();
-  });
+  };
+  const server: Server = tls === undefined ? createServer(serve) : createTlsServer(tls, serve);
+  if (tls !== undefined) server.on("tlsClientError", () => {}); // a client that does not trust us hangs up
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
   return {
