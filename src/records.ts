@@ -1,5 +1,6 @@
 // Reads one input line: a fluent-plugin-sqs record, what `aws sqs receive-message` prints, an SQS message body, or a
 // debugging URL (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
+import { textNestsDeeperThan } from "./json-text.js";
 import { fileURLToPath } from "node:url";
 import {
   type Decoded,
@@ -40,7 +41,8 @@ export type RecordErrorCode =
   | "BodyNotJson"
   | "BadUrl"
   | "UnknownShape"
-  | "MessageNotJson";
+  | "MessageNotJson"
+  | "TooDeep";
 
 /** One message of an `aws sqs receive-message` response that names no object: its own dead letter, with itself as input. */
 export interface MessageFailure {
@@ -88,10 +90,22 @@ function cliMessageBody(record: Json): string | undefined {
   return message || Object.keys(record).length === 1 ? record.Body : undefined;
 }
 
-type BodyDecoded = Decoded | { kind: "error"; code: "BodyNotJson"; message: string };
+type BodyDecoded = Decoded | { kind: "error"; code: "BodyNotJson" | "TooDeep"; message: string };
+
+/**
+ * The deepest nesting a record's text may have before it is parsed. Real notifications nest a few levels (an S3 event
+ * in an SNS envelope: 6); JSON.parse would build any depth (a 16 MiB line of `[` takes about 870 MB to hold), and what
+ * walks the result afterwards needs a frame per level. The msgpack reader's bound (input-msgpack.ts) is the same.
+ */
+const RECORD_DEPTH_MAX = 512;
+
+const TOO_DEEP = `nests deeper than ${RECORD_DEPTH_MAX} levels`;
 
 /** An SQS message body (text): JSON, then one of the notifications notifications.ts knows. */
 function decodeBodyText(body: string): BodyDecoded {
+  if (textNestsDeeperThan(body, RECORD_DEPTH_MAX)) {
+    return { kind: "error", code: "TooDeep", message: `the SQS body ${TOO_DEEP}` };
+  }
   let inner: unknown;
   try {
     inner = JSON.parse(body);
@@ -233,6 +247,10 @@ function classifyRecord(record: Json): RecordShape {
 export function interpretLine(line: string): Interpreted {
   const text = line.trim();
   if (text.startsWith("s3://") || text.startsWith("file:")) return fromUrl(text);
+  // Refused before it is parsed (and by sqsMessageOfLine too: one classification decides tracking and meaning).
+  if (textNestsDeeperThan(text, RECORD_DEPTH_MAX)) {
+    return { kind: "error", input: line, code: "TooDeep", message: `the line ${TOO_DEEP}` };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -248,6 +266,7 @@ export function interpretLine(line: string): Interpreted {
  */
 export function sqsMessageOfLine(line: string): SqsMessage | undefined {
   if (!line.includes("receipt_handle")) return undefined; // URLs, bare bodies, 1.x records: nothing to parse
+  if (textNestsDeeperThan(line, RECORD_DEPTH_MAX)) return undefined; // interpretLine refuses it whole
   try {
     const parsed: unknown = JSON.parse(line);
     if (!isObject(parsed)) return undefined;

@@ -12,6 +12,7 @@ const EMITTED: Record<DeadLetterCode, true> = {
   LineTooLong: true,
   BodyNotJson: true,
   MessageNotJson: true,
+  TooDeep: true,
   UnknownShape: true,
   BadUrl: true,
   InvalidReference: true,

@@ -455,3 +455,31 @@ describe("sqsMessageOfLine: the SQS message of a line as it arrives", () => {
     });
   });
 });
+
+describe("records nested deeper than 512 levels: refused before they are parsed", () => {
+  const deep = (depth: number): string => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+  const record = (body: string) =>
+    JSON.stringify({
+      body,
+      receipt_handle: "AQEBhandle",
+      queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+    });
+
+  it("a line: TooDeep with the raw line as input, and its message is not tracked either", () => {
+    const line = `{"receipt_handle":"AQEB","queue_url":"https://sqs.us-east-1.amazonaws.com/1/q","x":${deep(600)}}`;
+    expect(interpretLine(line)).toMatchObject({ kind: "error", code: "TooDeep", input: line });
+    expect(sqsMessageOfLine(line)).toBeUndefined();
+    // Strings hold brackets that are not nesting.
+    expect(interpretLine(JSON.stringify({ s3Bucket: "b", s3ObjectKey: "[".repeat(600) }))).not.toMatchObject({
+      code: "TooDeep",
+    });
+  });
+
+  it("a body: TooDeep, and the record's message is settled as for any body error", () => {
+    const line = record(deep(600));
+    const interpreted = interpretLine(line);
+    expect(interpreted).toMatchObject({ kind: "error", code: "TooDeep" });
+    expect(interpreted.sqs).toEqual(sqsMessageOfLine(line));
+    expect(interpretLine(record(deep(500)))).toMatchObject({ kind: "error", code: "UnknownShape" });
+  });
+});
