@@ -442,7 +442,7 @@ async function startRuntime(
 ): Promise<{ log: Logger; sink: Sink; stdout: OutputSink | undefined; source: S3Source; aws: AwsClients }> {
   const aws = awsClients(options, program);
   try {
-    await aws.check();
+    aws.check(); // the proxy variables, read without loading the network stack (it loads on the first request)
   } catch (error) {
     program.error(`error: ${(error as Error).message}`, { exitCode: 2 });
   }
