@@ -1,7 +1,11 @@
-// Builds the single executable, dist/exe/cloudtrail-exec-filter: a copy of the Node.js that runs this script with the
-// program injected into it (Node's Single Executable Applications), for hosts without Node.js.
+// Builds the single executable, dist/exe/cloudtrail-exec-filter: a copy of Node.js with the program injected into it
+// (Node's Single Executable Applications), for hosts without Node.js. That Node.js is the current LTS at a pinned
+// release (scripts/node-runtime.mjs: installed from the npm registry into a cache outside the repository, its tarball
+// checked against the pinned integrity, its binary's SHA-256 checked at every build), not whatever Node runs this
+// script: every host that installs the executable runs the Node.js it embeds, so that one must be getting fixes.
 // Run by `npm run build:exe` after `npm run build` (it bundles dist/*.js, as tsc wrote them);
-// `node scripts/build-exe.mjs --out DIR` writes DIR/cloudtrail-exec-filter instead (the tests build one of their own).
+// `node scripts/build-exe.mjs --out DIR` writes DIR/cloudtrail-exec-filter instead (the tests build one of their own,
+// with `--offline`: the pinned Node.js must then be in the cache already).
 //
 // A SEA runs one CommonJS script whose `require` loads Node's built-in modules only, and it has no files beside it. So:
 // - everything is bundled: every package in node_modules (whatever package.json lists, now and later) and every
@@ -15,7 +19,7 @@
 //   its licence and NOTICE texts, and Node.js's own (the executable is a copy of it). Apache-2.0 (the AWS SDK) asks
 //   that a redistribution carry them.
 // Not minified: a bug's stack in the log keeps its names, and with V8's code cache minifying saved no start-up time.
-// The executable is for the platform and Node.js version it is built with: Linux (x64 or arm64), glibc as Node.js needs.
+// The executable is for the platform it is built on: Linux (x64 or arm64), glibc as Node.js needs.
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -31,9 +35,10 @@ import {
 } from "node:fs";
 import { createRequire, isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "rolldown";
+import { EXE_RUNTIME, nodeRuntime } from "./node-runtime.mjs";
 
 const NAME = "cloudtrail-exec-filter";
 // The sentinel Node.js builds carry to mark a SEA blob as present (the same in every version that has SEAs).
@@ -41,15 +46,24 @@ const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 const root = new URL("..", import.meta.url).pathname;
 const dist = join(root, "dist");
-const { values } = parseArgs({ options: { out: { type: "string", default: join(dist, "exe") } } });
+const { values } = parseArgs({
+  options: { out: { type: "string", default: join(dist, "exe") }, offline: { type: "boolean", default: false } },
+});
 const out = resolve(values.out);
 
 if (process.platform !== "linux") {
   // macOS needs a Mach-O segment name and a new signature, Windows a PE resource and signtool: neither is built or tested.
   fail(`the executable is built on Linux only (this is ${process.platform})`);
 }
-if (!readFileSync(process.execPath).includes(SEA_FUSE)) {
-  fail(`${process.execPath} has no single-executable support (its build lacks ${SEA_FUSE})`);
+/** The Node.js the executable is a copy of. */
+let runtime;
+try {
+  runtime = nodeRuntime(EXE_RUNTIME, { offline: values.offline });
+} catch (error) {
+  fail(`the pinned Node.js ${EXE_RUNTIME}: ${error.message}`);
+}
+if (!readFileSync(runtime.node).includes(SEA_FUSE)) {
+  fail(`${runtime.node} has no single-executable support (its build lacks ${SEA_FUSE})`);
 }
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const started = Date.now();
@@ -78,12 +92,13 @@ const bundled = new Set();
   };
   writeFileSync(config.main, mainCode);
   writeFileSync(join(work, "sea-config.json"), JSON.stringify(config, null, 2));
-  run(process.execPath, ["--experimental-sea-config", join(work, "sea-config.json")]);
+  // The blob and its code cache are made by the Node.js that will run them.
+  run(runtime.node, ["--experimental-sea-config", join(work, "sea-config.json")]);
 
   mkdirSync(out, { recursive: true });
   const exe = join(out, NAME);
   rmSync(exe, { force: true });
-  copyFileSync(process.execPath, exe);
+  copyFileSync(runtime.node, exe);
   chmodSync(exe, 0o755);
   // postject's command line, not its API: its ELF reader prints warnings about note sections that are harmless here,
   // shown only if the injection fails.
@@ -91,7 +106,10 @@ const bundled = new Set();
   run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
   writeFileSync(join(out, "THIRD-PARTY-LICENSES.txt"), licenses(bundled));
   const mb = (statSync(exe).size / 2 ** 20).toFixed(1);
-  process.stderr.write(`${exe}: ${mb} MiB, Node.js ${process.version}, in ${(Date.now() - started) / 1000} s\n`);
+  process.stderr.write(
+    `${exe}: ${mb} MiB, Node.js v${runtime.version} (bin/node SHA-256 ${runtime.sha256}), ` +
+      `in ${(Date.now() - started) / 1000} s\n`,
+  );
 }
 
 /**
@@ -146,14 +164,13 @@ function licenses(ids) {
   }
   const rule = `${"=".repeat(78)}\n`;
   const sections = [];
-  // Where Node.js's licence lies: beside bin/ in the official builds (tarballs, nvm, setup-node), under
-  // /usr/share/doc in Debian's and NodeSource's packages.
-  const nodeLicense = [join(dirname(process.execPath), "../LICENSE"), "/usr/share/doc/nodejs/LICENSE"].find(existsSync);
+  // The official build's LICENSE, beside bin/ in the package.
+  const nodeLicense = [join(runtime.dir, "LICENSE")].find(existsSync);
   if (nodeLicense === undefined)
     process.stderr.write("build-exe: warning: Node.js's LICENSE not found; only its URL is given\n");
   sections.push(
-    `Node.js ${process.version} (the executable is a copy of it)\n` +
-      `https://github.com/nodejs/node/blob/${process.version}/LICENSE\n\n` +
+    `Node.js v${runtime.version} (the executable is a copy of it)\n` +
+      `https://github.com/nodejs/node/blob/v${runtime.version}/LICENSE\n\n` +
       (nodeLicense === undefined ? "" : readFileSync(nodeLicense, "utf8")),
   );
   for (const key of [...packages.keys()].sort()) {
