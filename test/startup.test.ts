@@ -1,7 +1,8 @@
 // What a run loads before its first request: nothing of the network stack. undici (130 files) and the AWS SDK cost a
 // file:// run about 0.1 s of start-up for no request at all (issue 21), and fluentd pays the start-up at every start of
-// the child. The built CLI is spawned with a preload that lists, at exit, every CommonJS module the process loaded (the
-// bundle, dist/cli.cjs, loads its dependencies with require).
+// the child. The built CLI is spawned with a preload that lists, at exit, every CommonJS module the process loaded; a
+// package counts as loaded when one of them is a file of it in node_modules, or a chunk of the bundle that holds it
+// (rolldown heads each bundled module with a comment naming its path).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,9 +31,12 @@ async function packagesLoaded(
   const run = await runCli([], input, { NODE_OPTIONS: `--require ${PRELOAD}`, LOADED_LIST: list, ...env });
   expect(run.code).toBe(0);
   const packages = new Set<string>();
+  const noted = (text: string): void => {
+    for (const match of text.matchAll(/node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\//g)) packages.add(match[1] as string);
+  };
   for (const path of readFileSync(list, "utf8").split("\n")) {
-    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path);
-    if (match?.[1] !== undefined) packages.add(match[1]);
+    noted(path);
+    if (path.includes("/dist/")) noted(readFileSync(path, "utf8"));
   }
   return { packages: [...packages], events: events(parseOutput(run.stdout)).length };
 }
