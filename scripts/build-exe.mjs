@@ -6,6 +6,8 @@
 // Run by `npm run build:exe` after `npm run build` (it bundles dist/*.js, as tsc wrote them);
 // `node scripts/build-exe.mjs --out DIR` writes DIR/cloudtrail-exec-filter instead (the tests build one of their own,
 // with `--offline`: the pinned Node.js must then be in the cache already).
+// `--arch arm64` (or x64, or `all` for both) builds DIR/cloudtrail-exec-filter-linux-ARCH from that architecture's
+// official build of the same release instead, e.g. the executable for a Graviton host built on x64.
 //
 // A SEA runs one CommonJS script whose `require` loads Node's built-in modules only, and it has no files beside it. So:
 // - everything is bundled: every package in node_modules (whatever package.json lists, now and later) and every
@@ -19,7 +21,14 @@
 //   its licence and NOTICE texts, and Node.js's own (the executable is a copy of it). Apache-2.0 (the AWS SDK) asks
 //   that a redistribution carry them.
 // Not minified: a bug's stack in the log keeps its names, and with V8's code cache minifying saved no start-up time.
-// The executable is for the platform it is built on: Linux (x64 or arm64), glibc as Node.js needs.
+// The executable is for Linux (x64 or arm64, glibc as Node.js needs), by default this machine's architecture.
+//
+// Another architecture's executable (a cross build) is the same blob injected into that architecture's Node.js. Node.js
+// makes the blob itself, and its format depends on the release, not on the architecture; but a code cache (and a
+// snapshot) is V8's for the machine that made it, and Node's documentation says a cross build must turn both off, or
+// the executable may crash at start-up. So the cross blob is made by this machine's build of the same pinned release,
+// without the code cache: that executable parses its script when it starts (a few tens of ms more on real hardware)
+// and needs no emulator to be built. test/exe-arm64.test.ts runs it under qemu.
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -38,7 +47,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "rolldown";
-import { EXE_RUNTIME, nodeRuntime } from "./node-runtime.mjs";
+import { EXE_RUNTIME, nodeRuntime, RUNTIMES } from "./node-runtime.mjs";
 
 const NAME = "cloudtrail-exec-filter";
 // The sentinel Node.js builds carry to mark a SEA blob as present (the same in every version that has SEAs).
@@ -46,25 +55,47 @@ const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 const root = new URL("..", import.meta.url).pathname;
 const dist = join(root, "dist");
+/** The architectures the executable is built for: the keys of the pinned integrity (node-runtime.mjs). */
+const ARCHES = Object.keys(RUNTIMES[EXE_RUNTIME].integrity);
 const { values } = parseArgs({
-  options: { out: { type: "string", default: join(dist, "exe") }, offline: { type: "boolean", default: false } },
+  options: {
+    out: { type: "string", default: join(dist, "exe") },
+    offline: { type: "boolean", default: false },
+    arch: { type: "string" },
+  },
 });
 const out = resolve(values.out);
+if (values.arch !== undefined && values.arch !== "all" && !ARCHES.includes(values.arch)) {
+  fail(`--arch ${values.arch}: one of ${ARCHES.join(", ")} or all`);
+}
+/**
+ * What is built: [architecture, file name]. Without --arch, this machine's executable under the plain name, as before;
+ * with it, each one named by its platform, so that both can stand side by side.
+ */
+const targets =
+  values.arch === undefined
+    ? [[process.arch, NAME]]
+    : (values.arch === "all" ? ARCHES : [values.arch]).map((arch) => [arch, `${NAME}-linux-${arch}`]);
 
 if (process.platform !== "linux") {
   // macOS needs a Mach-O segment name and a new signature, Windows a PE resource and signtool: neither is built or tested.
   fail(`the executable is built on Linux only (this is ${process.platform})`);
 }
-/** The Node.js the executable is a copy of. */
-let runtime;
-try {
-  runtime = nodeRuntime(EXE_RUNTIME, { offline: values.offline });
-} catch (error) {
-  fail(`the pinned Node.js ${EXE_RUNTIME}: ${error.message}`);
+/** The pinned Node.js of `arch`, checked (node-runtime.mjs) and able to be a SEA. */
+function runtimeFor(arch) {
+  let found;
+  try {
+    found = nodeRuntime(EXE_RUNTIME, { offline: values.offline, arch });
+  } catch (error) {
+    fail(`the pinned Node.js ${EXE_RUNTIME} for ${arch}: ${error.message}`);
+  }
+  if (!readFileSync(found.node).includes(SEA_FUSE)) {
+    fail(`${found.node} has no single-executable support (its build lacks ${SEA_FUSE})`);
+  }
+  return found;
 }
-if (!readFileSync(runtime.node).includes(SEA_FUSE)) {
-  fail(`${runtime.node} has no single-executable support (its build lacks ${SEA_FUSE})`);
-}
+/** This machine's build of the release: it makes every blob (it is the only one that runs here). */
+const runtime = runtimeFor(process.arch);
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const started = Date.now();
 
@@ -83,33 +114,38 @@ const bundled = new Set();
       `export function scanWorkerScript() { return { script: ${JSON.stringify(workerCode)}, eval: true }; }\n`,
   });
 
-  const config = {
-    main: join(work, `${NAME}.cjs`),
-    output: join(work, "sea-prep.blob"),
-    disableExperimentalSEAWarning: true,
-    // V8's compile cache for the script, made now: the executable starts without parsing 3 MB of JavaScript.
-    useCodeCache: true,
-  };
-  writeFileSync(config.main, mainCode);
-  writeFileSync(join(work, "sea-config.json"), JSON.stringify(config, null, 2));
-  // The blob and its code cache are made by the Node.js that will run them.
-  run(runtime.node, ["--experimental-sea-config", join(work, "sea-config.json")]);
-
+  const main = join(work, `${NAME}.cjs`);
+  writeFileSync(main, mainCode);
   mkdirSync(out, { recursive: true });
-  const exe = join(out, NAME);
-  rmSync(exe, { force: true });
-  copyFileSync(runtime.node, exe);
-  chmodSync(exe, 0o755);
-  // postject's command line, not its API: its ELF reader prints warnings about note sections that are harmless here,
-  // shown only if the injection fails.
-  const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
-  run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
+  for (const [arch, name] of targets) {
+    const target = arch === process.arch ? runtime : runtimeFor(arch);
+    const config = {
+      main,
+      output: join(work, `sea-prep-${arch}.blob`),
+      disableExperimentalSEAWarning: true,
+      // V8's compile cache for the script, made now: the executable starts without parsing 3 MB of JavaScript. Only
+      // for the machine that makes it (see the top of this file).
+      useCodeCache: arch === process.arch,
+    };
+    writeFileSync(join(work, `sea-config-${arch}.json`), JSON.stringify(config, null, 2));
+    run(runtime.node, ["--experimental-sea-config", join(work, `sea-config-${arch}.json`)]);
+
+    const exe = join(out, name);
+    rmSync(exe, { force: true });
+    copyFileSync(target.node, exe);
+    chmodSync(exe, 0o755);
+    // postject's command line, not its API: its ELF reader prints warnings about note sections that are harmless
+    // here, shown only if the injection fails. It reads the ELF headers, whatever the machine they are for.
+    const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
+    run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
+    const mb = (statSync(exe).size / 2 ** 20).toFixed(1);
+    process.stderr.write(
+      `${exe}: ${mb} MiB, Node.js v${target.version} linux-${arch} (bin/node SHA-256 ${target.sha256}), ` +
+        `in ${(Date.now() - started) / 1000} s\n`,
+    );
+  }
+  // One file for every architecture: the same packages are bundled, and Node.js's LICENSE is the release's.
   writeFileSync(join(out, "THIRD-PARTY-LICENSES.txt"), licenses(bundled));
-  const mb = (statSync(exe).size / 2 ** 20).toFixed(1);
-  process.stderr.write(
-    `${exe}: ${mb} MiB, Node.js v${runtime.version} (bin/node SHA-256 ${runtime.sha256}), ` +
-      `in ${(Date.now() - started) / 1000} s\n`,
-  );
 }
 
 /**

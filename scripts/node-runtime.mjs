@@ -6,6 +6,8 @@
 //
 //   node scripts/node-runtime.mjs 24            prints the path of that release's bin/node, installing it first
 //   node scripts/node-runtime.mjs 24 --offline  the same from the cache only: fails when it is not there
+//   node scripts/node-runtime.mjs 24 --arch arm64  that release's build for another architecture (x64 or arm64;
+//                                               default: this machine's), e.g. for the arm64 executable built on x64
 //
 // Used by .ci/run (the test suite under each release), scripts/build-exe.mjs (the executable embeds the LTS) and
 // test/exe.test.ts (offline). The cache is outside the repository: $CTEF_NODE_CACHE, else
@@ -65,16 +67,20 @@ function sha(algorithm, file, encoding) {
 }
 
 /**
- * The installed release `major` of RUNTIMES: { node, dir, version, sha256 } (bin/node's SHA-256), installed from the
- * registry first unless `offline`. Throws a RuntimeError saying why it cannot be had.
+ * The installed release `major` of RUNTIMES for `arch` (default: this machine's): { node, dir, version, sha256 }
+ * (bin/node's SHA-256), installed from the registry first unless `offline`. Throws a RuntimeError saying why it cannot
+ * be had. Another architecture's build is only installed and checked here, never run.
  */
-export function nodeRuntime(major, { offline = false } = {}) {
+export function nodeRuntime(major, { offline = false, arch = process.arch } = {}) {
   const pin = RUNTIMES[major];
   if (pin === undefined) throw new RuntimeError(`no pinned Node.js ${major} (pinned: ${Object.keys(RUNTIMES)})`);
   if (process.platform !== "linux") throw new RuntimeError(`Linux builds only (this is ${process.platform})`);
-  const integrity = pin.integrity[process.arch];
-  if (integrity === undefined) throw new RuntimeError(`no pinned build for ${process.arch}`);
-  const name = `node-linux-${process.arch}`;
+  // Own keys only: `arch` comes from a command line, and "constructor" must not find Object's.
+  if (!Object.hasOwn(pin.integrity, arch)) {
+    throw new RuntimeError(`no pinned build for ${arch} (pinned: ${Object.keys(pin.integrity)})`);
+  }
+  const integrity = pin.integrity[arch];
+  const name = `node-linux-${arch}`;
   const dir = join(cacheRoot(), `${name}-${pin.version}`);
   const node = join(dir, "package", "bin", "node");
   const record = join(dir, "bin-node.sha256");
@@ -116,10 +122,13 @@ function install(name, version, integrity, dir) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ options: { offline: { type: "boolean" } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { offline: { type: "boolean" }, arch: { type: "string", default: process.arch } },
+    allowPositionals: true,
+  });
   const major = positionals[0] ?? String(EXE_RUNTIME);
   try {
-    process.stdout.write(`${nodeRuntime(major, { offline: values.offline === true }).node}\n`);
+    process.stdout.write(`${nodeRuntime(major, { offline: values.offline === true, arch: values.arch }).node}\n`);
   } catch (error) {
     process.stderr.write(`node-runtime: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
