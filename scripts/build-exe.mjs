@@ -1,7 +1,13 @@
-// Builds the single executable, dist/exe/cloudtrail-exec-filter: a copy of the Node.js that runs this script with the
-// program injected into it (Node's Single Executable Applications), for hosts without Node.js.
+// Builds the single executable, dist/exe/cloudtrail-exec-filter: a copy of Node.js with the program injected into it
+// (Node's Single Executable Applications), for hosts without Node.js. That Node.js is the current LTS at a pinned
+// release (scripts/node-runtime.mjs: installed from the npm registry into a cache outside the repository, its tarball
+// checked against the pinned integrity, its binary's SHA-256 checked at every build), not whatever Node runs this
+// script: every host that installs the executable runs the Node.js it embeds, so that one must be getting fixes.
 // Run by `npm run build:exe` after `npm run build` (it bundles dist/*.js, as tsc wrote them);
-// `node scripts/build-exe.mjs --out DIR` writes DIR/cloudtrail-exec-filter instead (the tests build one of their own).
+// `node scripts/build-exe.mjs --out DIR` writes DIR/cloudtrail-exec-filter instead (the tests build one of their own,
+// with `--offline`: the pinned Node.js must then be in the cache already).
+// `--arch arm64` (or x64, or `all` for both) builds DIR/cloudtrail-exec-filter-linux-ARCH from that architecture's
+// official build of the same release instead, e.g. the executable for a Graviton host built on x64.
 //
 // A SEA runs one CommonJS script whose `require` loads Node's built-in modules only, and it has no files beside it. So:
 // - everything is bundled: every package in node_modules (whatever package.json lists, now and later) and every
@@ -15,7 +21,17 @@
 //   its licence and NOTICE texts, and Node.js's own (the executable is a copy of it). Apache-2.0 (the AWS SDK) asks
 //   that a redistribution carry them.
 // Not minified: a bug's stack in the log keeps its names, and with V8's code cache minifying saved no start-up time.
-// The executable is for the platform and Node.js version it is built with: Linux (x64 or arm64), glibc as Node.js needs.
+// The executable is for Linux (x64 or arm64, glibc as Node.js needs), by default this machine's architecture.
+//
+// Another architecture's executable (a cross build) is the same blob injected into that architecture's Node.js. Node.js
+// makes the blob itself, and its format depends on the release, not on the architecture; but a code cache (and a
+// snapshot) is V8's for the machine that made it, and Node's documentation says a cross build must turn both off, or
+// the executable may crash at start-up. So the cross blob is made by this machine's build of the same pinned release,
+// without the code cache: that executable compiles its script when it starts (on x64, the same build without the
+// cache took 0.44 instead of 0.30 CPU-s for one file:// line, median of 10; a fluentd child pays it once per start),
+// and it needs no emulator to be built. test/exe-arm64.test.ts runs it under qemu. (A blob made by the arm64 Node.js
+// under qemu, with its code cache, also works there; not done, so that the build needs no emulator and gives the same
+// file wherever it runs.)
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -31,9 +47,10 @@ import {
 } from "node:fs";
 import { createRequire, isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "rolldown";
+import { EXE_RUNTIME, nodeRuntime, RUNTIMES } from "./node-runtime.mjs";
 
 const NAME = "cloudtrail-exec-filter";
 // The sentinel Node.js builds carry to mark a SEA blob as present (the same in every version that has SEAs).
@@ -41,16 +58,47 @@ const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 const root = new URL("..", import.meta.url).pathname;
 const dist = join(root, "dist");
-const { values } = parseArgs({ options: { out: { type: "string", default: join(dist, "exe") } } });
+/** The architectures the executable is built for: the keys of the pinned integrity (node-runtime.mjs). */
+const ARCHES = Object.keys(RUNTIMES[EXE_RUNTIME].integrity);
+const { values } = parseArgs({
+  options: {
+    out: { type: "string", default: join(dist, "exe") },
+    offline: { type: "boolean", default: false },
+    arch: { type: "string" },
+  },
+});
 const out = resolve(values.out);
+if (values.arch !== undefined && values.arch !== "all" && !ARCHES.includes(values.arch)) {
+  fail(`--arch ${values.arch}: one of ${ARCHES.join(", ")} or all`);
+}
+/**
+ * What is built: [architecture, file name]. Without --arch, this machine's executable under the plain name, as before;
+ * with it, each one named by its platform, so that both can stand side by side.
+ */
+const targets =
+  values.arch === undefined
+    ? [[process.arch, NAME]]
+    : (values.arch === "all" ? ARCHES : [values.arch]).map((arch) => [arch, `${NAME}-linux-${arch}`]);
 
 if (process.platform !== "linux") {
   // macOS needs a Mach-O segment name and a new signature, Windows a PE resource and signtool: neither is built or tested.
   fail(`the executable is built on Linux only (this is ${process.platform})`);
 }
-if (!readFileSync(process.execPath).includes(SEA_FUSE)) {
-  fail(`${process.execPath} has no single-executable support (its build lacks ${SEA_FUSE})`);
+/** The pinned Node.js of `arch`, checked (node-runtime.mjs) and able to be a SEA. */
+function runtimeFor(arch) {
+  let found;
+  try {
+    found = nodeRuntime(EXE_RUNTIME, { offline: values.offline, arch });
+  } catch (error) {
+    fail(`the pinned Node.js ${EXE_RUNTIME} for ${arch}: ${error.message}`);
+  }
+  if (!readFileSync(found.node).includes(SEA_FUSE)) {
+    fail(`${found.node} has no single-executable support (its build lacks ${SEA_FUSE})`);
+  }
+  return found;
 }
+/** This machine's build of the release: it makes every blob (it is the only one that runs here). */
+const runtime = runtimeFor(process.arch);
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const started = Date.now();
 
@@ -69,29 +117,38 @@ const bundled = new Set();
       `export function scanWorkerScript() { return { script: ${JSON.stringify(workerCode)}, eval: true }; }\n`,
   });
 
-  const config = {
-    main: join(work, `${NAME}.cjs`),
-    output: join(work, "sea-prep.blob"),
-    disableExperimentalSEAWarning: true,
-    // V8's compile cache for the script, made now: the executable starts without parsing 3 MB of JavaScript.
-    useCodeCache: true,
-  };
-  writeFileSync(config.main, mainCode);
-  writeFileSync(join(work, "sea-config.json"), JSON.stringify(config, null, 2));
-  run(process.execPath, ["--experimental-sea-config", join(work, "sea-config.json")]);
-
+  const main = join(work, `${NAME}.cjs`);
+  writeFileSync(main, mainCode);
   mkdirSync(out, { recursive: true });
-  const exe = join(out, NAME);
-  rmSync(exe, { force: true });
-  copyFileSync(process.execPath, exe);
-  chmodSync(exe, 0o755);
-  // postject's command line, not its API: its ELF reader prints warnings about note sections that are harmless here,
-  // shown only if the injection fails.
-  const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
-  run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
+  for (const [arch, name] of targets) {
+    const target = arch === process.arch ? runtime : runtimeFor(arch);
+    const config = {
+      main,
+      output: join(work, `sea-prep-${arch}.blob`),
+      disableExperimentalSEAWarning: true,
+      // V8's compile cache for the script, made now: the executable starts without parsing 3 MB of JavaScript. Only
+      // for the machine that makes it (see the top of this file).
+      useCodeCache: arch === process.arch,
+    };
+    writeFileSync(join(work, `sea-config-${arch}.json`), JSON.stringify(config, null, 2));
+    run(runtime.node, ["--experimental-sea-config", join(work, `sea-config-${arch}.json`)]);
+
+    const exe = join(out, name);
+    rmSync(exe, { force: true });
+    copyFileSync(target.node, exe);
+    chmodSync(exe, 0o755);
+    // postject's command line, not its API: its ELF reader prints warnings about note sections that are harmless
+    // here, shown only if the injection fails. It reads the ELF headers, whatever the machine they are for.
+    const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
+    run(process.execPath, [postject, exe, "NODE_SEA_BLOB", config.output, "--sentinel-fuse", SEA_FUSE]);
+    const mb = (statSync(exe).size / 2 ** 20).toFixed(1);
+    process.stderr.write(
+      `${exe}: ${mb} MiB, Node.js v${target.version} linux-${arch} (bin/node SHA-256 ${target.sha256}), ` +
+        `in ${(Date.now() - started) / 1000} s\n`,
+    );
+  }
+  // One file for every architecture: the same packages are bundled, and Node.js's LICENSE is the release's.
   writeFileSync(join(out, "THIRD-PARTY-LICENSES.txt"), licenses(bundled));
-  const mb = (statSync(exe).size / 2 ** 20).toFixed(1);
-  process.stderr.write(`${exe}: ${mb} MiB, Node.js ${process.version}, in ${(Date.now() - started) / 1000} s\n`);
 }
 
 /**
@@ -146,14 +203,13 @@ function licenses(ids) {
   }
   const rule = `${"=".repeat(78)}\n`;
   const sections = [];
-  // Where Node.js's licence lies: beside bin/ in the official builds (tarballs, nvm, setup-node), under
-  // /usr/share/doc in Debian's and NodeSource's packages.
-  const nodeLicense = [join(dirname(process.execPath), "../LICENSE"), "/usr/share/doc/nodejs/LICENSE"].find(existsSync);
+  // The official build's LICENSE, beside bin/ in the package.
+  const nodeLicense = [join(runtime.dir, "LICENSE")].find(existsSync);
   if (nodeLicense === undefined)
     process.stderr.write("build-exe: warning: Node.js's LICENSE not found; only its URL is given\n");
   sections.push(
-    `Node.js ${process.version} (the executable is a copy of it)\n` +
-      `https://github.com/nodejs/node/blob/${process.version}/LICENSE\n\n` +
+    `Node.js v${runtime.version} (the executable is a copy of it)\n` +
+      `https://github.com/nodejs/node/blob/v${runtime.version}/LICENSE\n\n` +
       (nodeLicense === undefined ? "" : readFileSync(nodeLicense, "utf8")),
   );
   for (const key of [...packages.keys()].sort()) {

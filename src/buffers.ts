@@ -1,18 +1,44 @@
-// Buffers with a spare byte after their end, which the scanner may use as its sentinel: marked by whoever allocates
-// them (the fetch layer, the inflater), read by the scanner. Its own module so that transport does not import the
-// parser for it.
+// Where the scanner may put its sentinel (the quote after the last byte that lets its loops run without a bounds test)
+// instead of copying an object's bytes: in a spare byte of memory this program allocated itself, or, for a buffer it
+// holds the only view of, in the buffer's own last byte for the time of the scan. Whoever allocates says which (the
+// fetch layer, the inflater); the scanner asks. Its own module so that transport does not import the parser for it.
+//
+// Nothing here infers ownership from sizes or offsets: Node's pools change between releases (Node 24 hands out
+// `Buffer.from` and `allocUnsafe` from a 64 KiB pool, where Node 20's was 8 KiB), so memory counts as this program's
+// only when this module allocated it or its allocator said so.
+
+/** The memory of buffers made by allocWithSpareTail: dedicated allocations that no other view is made of. */
+const OWN_MEMORY = new WeakSet<ArrayBufferLike>();
 
 /**
- * Buffers whose memory has at least one more byte after their end that nobody else uses (a dedicated allocation
- * made one byte larger, or zlib's output buffer of a finished one-shot inflate). The scanner writes its sentinel
- * there rather than copying the buffer.
+ * `size` bytes in an allocation of their own, one byte larger: the byte after them is nobody's, and the scanner writes
+ * its sentinel there (hasSpareTail). A view of the first bytes (`subarray(0, n)`) has the same property.
  */
-export const SPARE_TAIL = new WeakSet<Uint8Array>();
+export function allocWithSpareTail(size: number): Buffer {
+  const memory = Buffer.allocUnsafeSlow(size + 1);
+  OWN_MEMORY.add(memory.buffer);
+  return memory.subarray(0, size);
+}
 
-/** Marks `buffer` as having a spare byte after it, when it provably has (see SPARE_TAIL); returns it. */
-export function markSpareTail(buffer: Buffer): Buffer {
-  const end = buffer.byteOffset + buffer.length;
-  // Small allocations share Node's 8 KiB pool: only a dedicated ArrayBuffer can be trusted past the end.
-  if (buffer.buffer.byteLength >= 64 * 1024 && end < buffer.buffer.byteLength) SPARE_TAIL.add(buffer);
+/** True when the byte after `buffer` is in memory allocWithSpareTail made and outside every view it handed out. */
+export function hasSpareTail(buffer: Uint8Array): boolean {
+  return OWN_MEMORY.has(buffer.buffer) && buffer.byteOffset + buffer.length < buffer.buffer.byteLength;
+}
+
+/**
+ * Buffers this program holds the only view of, though their memory may be shared (zlib's result of a one-shot
+ * inflate: a view of the engine's output buffer or of a pooled slab, whose other bytes belong to others). The scanner
+ * may borrow their last byte for its sentinel while it reads and puts it back before it returns: it never writes past
+ * their end.
+ */
+const EXCLUSIVE = new WeakSet<Uint8Array>();
+
+/** Marks `buffer` as held by this view alone (see EXCLUSIVE); returns it. */
+export function markExclusive(buffer: Buffer): Buffer {
+  EXCLUSIVE.add(buffer);
   return buffer;
+}
+
+export function isExclusive(buffer: Uint8Array): boolean {
+  return EXCLUSIVE.has(buffer);
 }

@@ -531,7 +531,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 async function startRuntime(options: CliOptions, program: Command, command = "filter"): Promise<Runtime> {
   const aws = awsClients(options, program);
   try {
-    await aws.check();
+    aws.check(); // the proxy variables, read without loading the network stack (it loads on the first request)
   } catch (error) {
     program.error(`error: ${(error as Error).message}`, { exitCode: 2 });
   }

@@ -1,13 +1,15 @@
-// The AWS clients of one process, made on first use and shared: one HTTP handler (http-handler.ts: the SDK's node:http
-// one, or undici's when a proxy is set), one credential chain, S3 clients per region, SQS clients per endpoint, and the
-// object getter built on them.
+// The AWS clients of one process, made on first use and shared: one HTTP handler (sdk-handler.ts: the SDK's node:http
+// one, or http-handler.ts: undici's when a proxy is set), one credential chain, S3 clients per region, SQS clients per
+// endpoint, and the object getter built on them. Nothing here loads the SDK or undici before the first request: a
+// run that reads only file:// objects never does.
 import type { CloudTrailClient } from "@aws-sdk/client-cloudtrail";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
-import type { HttpHandlerSettings, SdkHttpHandler } from "./http-handler.js";
 import { sqsHostRegion } from "./names.js";
+import { proxySettings, proxyVariable } from "./proxy-env.js";
 import type { S3Getter } from "./s3-get.js";
+import type { HttpHandlerSettings, SdkHttpHandler } from "./sdk-handler.js";
 
 export interface ClientSettings {
   /** --region, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1. */
@@ -46,28 +48,28 @@ export class AwsClients {
   constructor(private readonly settings: ClientSettings) {}
 
   /**
-   * Builds the dispatcher now, so that a proxy variable undici cannot use is a configuration error at start (it
-   * throws a TypeError naming the variable).
+   * Checks the proxy variables as undici will read them, so that one it cannot use is a configuration error at start
+   * (a TypeError naming the variable), without loading undici for a run that may make no request at all.
    */
-  async check(): Promise<void> {
-    await this.handler();
+  check(): void {
+    proxySettings(this.settings.env);
   }
 
   /** node:http (the SDK's own handler) for direct connections; undici when a proxy variable is set or for tests. */
   private handler(): Promise<SdkHttpHandler> {
-    this.handlerOnce ??= import("./http-handler.js").then(
-      ({ createDispatcher, nodeHandler, proxyVariable, UndiciHttpHandler }) => {
-        const { connections, timeoutMs, env, connect } = this.settings;
-        if (connect === undefined && proxyVariable(env) === undefined) return nodeHandler({ connections, timeoutMs });
-        const dispatcher = createDispatcher({ connections, timeoutMs, env, ...(connect ? { connect } : {}) });
-        return new UndiciHttpHandler(dispatcher, timeoutMs);
-      },
-    );
+    const { connections, timeoutMs, env, connect } = this.settings;
+    this.handlerOnce ??=
+      connect === undefined && proxyVariable(env) === undefined
+        ? import("./sdk-handler.js").then(({ nodeHandler }) => nodeHandler({ connections, timeoutMs }))
+        : import("./http-handler.js").then(({ createDispatcher, UndiciHttpHandler }) => {
+            const dispatcher = createDispatcher({ connections, timeoutMs, env, ...(connect ? { connect } : {}) });
+            return new UndiciHttpHandler(dispatcher, timeoutMs);
+          });
     return this.handlerOnce;
   }
 
   private s3Handler(): Promise<SdkHttpHandler> {
-    this.s3HandlerOnce ??= Promise.all([import("./http-handler.js"), this.handler()]).then(([{ withSignal }, shared]) =>
+    this.s3HandlerOnce ??= Promise.all([import("./sdk-handler.js"), this.handler()]).then(([{ withSignal }, shared]) =>
       withSignal(shared, this.s3Abort.signal),
     );
     return this.s3HandlerOnce;

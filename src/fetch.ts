@@ -1,7 +1,7 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { close, constants, createReadStream, fstat, open, read, type Stats } from "node:fs";
-import { markSpareTail } from "./buffers.js";
+import { allocWithSpareTail } from "./buffers.js";
 import { WHOLE_STORED_MAX } from "./inflate.js";
 import type { ObjectRef } from "./records.js";
 import type { S3Getter, S3Object } from "./s3-get.js";
@@ -152,7 +152,7 @@ function shortBody(where: string, received: number, expected: number): FetchErro
 
 /** A body read whole into one buffer with a spare byte after it (the scanner's sentinel goes there, no copy). */
 async function readWhole(body: AsyncIterable<Uint8Array>, size: number, where: string): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafeSlow(size + 1);
+  const buffer = allocWithSpareTail(size);
   let at = 0;
   try {
     for await (const chunk of body) {
@@ -164,7 +164,7 @@ async function readWhole(body: AsyncIterable<Uint8Array>, size: number, where: s
     throw bodyError(error, where, at);
   }
   if (at < size) throw shortBody(where, at, size);
-  return markSpareTail(buffer.subarray(0, at));
+  return at === size ? buffer : buffer.subarray(0, at);
 }
 
 /** Yields the response body; failures as `bodyError` says, and a body shorter than its Content-Length too. */
@@ -203,14 +203,14 @@ export async function openFile(path: string): Promise<OpenedObject> {
         return { body: createReadStream(path, { fd, highWaterMark: 256 * 1024 }), size: stat.size };
       }
       // A small file in one read, into a buffer one byte larger (the scanner's sentinel goes there, no copy).
-      const buffer = Buffer.allocUnsafeSlow(stat.size + 1);
+      const buffer = allocWithSpareTail(stat.size);
       let got = 0;
       while (got < stat.size) {
         const bytesRead = await fsCall<number>((done) => read(fd, buffer, got, stat.size - got, got, done));
         if (bytesRead === 0) break;
         got += bytesRead;
       }
-      return { whole: markSpareTail(buffer.subarray(0, got)), size: got };
+      return { whole: got === stat.size ? buffer : buffer.subarray(0, got), size: got };
     } finally {
       if (!streamed) close(fd, () => {});
     }

@@ -7,7 +7,7 @@
 import { pipeline, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { createGunzip, gunzip as gunzipCallback, gunzipSync, type ZlibOptions } from "node:zlib";
-import { markSpareTail } from "./buffers.js";
+import { markExclusive } from "./buffers.js";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
 
@@ -127,7 +127,9 @@ function giveUp(error: unknown, maxBytes: number): undefined {
 
 function finished(data: Buffer, stored: Buffer, maxBytes: number): Buffer {
   if (data.length > maxBytes) throw new InflateError("TooLarge", `the object inflates to more than ${maxBytes} bytes`);
-  return data === stored ? data : markSpareTail(data);
+  // zlib's result is held by nothing else once the one-shot call returns (its memory may be a pooled slab: only this
+  // view's own bytes are ours).
+  return data === stored ? data : markExclusive(data);
 }
 
 /** Inflates every gzip layer of a small object in one call each; undefined when it must be streamed instead. */

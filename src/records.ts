@@ -1,7 +1,8 @@
 // Reads one input line: a fluent-plugin-sqs record, what `aws sqs receive-message` prints, an SQS message body, or a
 // debugging URL (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
-import { textNestsDeeperThan } from "./json-text.js";
+
 import { fileURLToPath } from "node:url";
+import { textNestsDeeperThan } from "./json-text.js";
 import {
   type Decoded,
   decodeBody,

@@ -15,7 +15,7 @@
 // Whitespace (`json.dumps`'s `", "`, pretty-printing) is noted where the validator meets it, and an event that has
 // some leaves as one copy of the bytes between the runs (`squeeze`).
 import { isUtf8 } from "node:buffer";
-import { SPARE_TAIL } from "./buffers.js";
+import { hasSpareTail, isExclusive } from "./buffers.js";
 
 export type ScanErrorCode = "InvalidJson" | "Truncated" | "NoRecords" | "InvalidEvent" | "EventTooLarge";
 
@@ -486,11 +486,25 @@ export class RecordsScanner {
    * boundary waits until the bytes after it are at least as many as its own (so a huge value is re-read rarely).
    */
   push(chunk: Buffer): void {
-    if (this.carryBytes === 0 && SPARE_TAIL.has(chunk)) {
+    if (this.carryBytes === 0 && hasSpareTail(chunk)) {
       // The byte after the chunk is ours: put the sentinel there instead of copying the chunk.
       const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length + 1);
       b[chunk.length] = 0x22;
       this.read(b, false);
+      return;
+    }
+    if (this.carryBytes === 0 && chunk.length > 1 && isExclusive(chunk)) {
+      // Only this view holds the chunk: its last byte lends its place to the sentinel while the rest is read, then
+      // is put back and read after them (a document's last byte is `}` or a newline, so nothing is read twice).
+      const n = chunk.length - 1;
+      const last = chunk[n] as number;
+      chunk[n] = 0x22;
+      try {
+        this.read(chunk, false);
+      } finally {
+        chunk[n] = last;
+      }
+      this.push(chunk.subarray(n));
       return;
     }
     this.carry.push(chunk);

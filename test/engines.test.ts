@@ -1,7 +1,8 @@
-// The Node.js support policy (README "Supported Node.js versions"), kept true: package.json's `engines` admits only Node
-// versions every run-time dependency in the lockfile admits; every package in the lockfile runs on the Node the tests
-// run on (20 here), so an update that needs Node 22 (the AWS SDK's releases after the first week of January 2027) fails
-// here until `engines` is raised; and the code uses no API that Node 22 or 24 removed.
+// The Node.js support policy (docs/node-support.md), kept true: `engines` starts at the oldest release line that still
+// gets security fixes and that CI tests (22; CI runs the suite on the pinned 22 and 24 of scripts/node-runtime.mjs);
+// it admits only Node versions every run-time dependency in the lockfile admits; every package in the lockfile runs on
+// the Node the tests run on, so an update that needs a newer Node fails here until `engines` is raised; and the code
+// uses no API that Node 22 or 24 removed.
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -121,8 +122,19 @@ describe("Node.js versions", () => {
     expect(refusing).toEqual([]);
   });
 
-  it("engines still admits Node 20, which README says is tested", () => {
-    expect(lowest(pkg.engines.node)[0]).toBe(20);
+  it("engines starts at Node 22: Node 20 gets no security fixes since 2026-04-30 (docs/node-support.md)", () => {
+    expect(lowest(pkg.engines.node)[0]).toBe(22);
+  });
+
+  it("CI tests the release line engines starts at, and every pinned release satisfies engines", async () => {
+    const { RUNTIMES } = (await import(`${ROOT}scripts/node-runtime.mjs`)) as {
+      RUNTIMES: Record<string, { version: string }>;
+    };
+    const floor = lowest(pkg.engines.node);
+    expect(Object.keys(RUNTIMES)).toContain(String(floor[0]));
+    for (const { version: pinned } of Object.values(RUNTIMES)) {
+      expect(satisfies(version(pinned), pkg.engines.node)).toBe(true);
+    }
   });
 });
 
