@@ -76,7 +76,11 @@ describe("exit code 2: usage or configuration error, before any input is read", 
     ["a value out of range", ["--concurrency", "0"], /expected a whole number/],
     ["a value not among the choices", ["--log-level", "loud"], /Allowed choices/],
     // The filter takes no argument: a word is a command, unknown, with the close one named (issue 22).
-    ["an argument the filter does not take", ["extra"], /unknown command "extra"\n\(the commands: import, sqs, verify\)/],
+    [
+      "an argument the filter does not take",
+      ["extra"],
+      /unknown command "extra"\n\(the commands: import, sqs, verify\)/,
+    ],
     ["a mistyped command", ["improt"], /unknown command "improt"\n\(Did you mean import\?\)/],
     ["a mistyped command after options", ["--log-level", "warn", "sqz"], /Did you mean sqs\?/],
     ["import without its source", ["import"], /missing required argument 'source'/],
