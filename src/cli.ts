@@ -3,6 +3,17 @@ import { fstatSync, openSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
+import {
+  day,
+  endpoint,
+  integer,
+  list,
+  nonEmpty,
+  positiveSeconds,
+  region,
+  seconds,
+  statsInterval,
+} from "./cli/options.js";
 import { verifyCommand } from "./cli/verify.js";
 import { AwsClients } from "./clients.js";
 import { S3Source } from "./fetch.js";
@@ -11,7 +22,6 @@ import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.j
 import { ForwardSink, type ForwardTarget, parseForwardUrl } from "./forward.js";
 import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
-import { parseDay } from "./layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "./names.js";
 import { type ListenAddress, parseListenAddress } from "./observe/address.js";
@@ -71,60 +81,10 @@ interface CliOptions {
 /** `--output`: stdout, or a fluentd's in_forward. */
 type Output = { kind: "stdout" } | ({ kind: "forward" } & Pick<ForwardTarget, "host" | "port" | "tls">);
 
-function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    }
-    return n;
-  };
-}
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected seconds (>= 0)");
-  return n;
-}
-
 /** `--metrics-listen [HOST:]PORT` (observe/address.ts). */
 function listenAddress(value: string): ListenAddress {
   const parsed = parseListenAddress(value);
   if (typeof parsed === "string") throw new InvalidArgumentError(parsed);
-  return parsed;
-}
-
-/** A value that must not be empty: a field name or a tag. */
-function nonEmpty(value: string): string {
-  if (value === "") throw new InvalidArgumentError("expected a non-empty value");
-  return value;
-}
-
-/** `--stats-interval`: 0 (off), or at least a tenth of a second (shorter would flood the log). */
-function statsInterval(value: string): number {
-  const n = seconds(value);
-  if (n > 0 && n < 0.1) throw new InvalidArgumentError("expected 0 (off) or at least 0.1 seconds");
-  return n;
-}
-
-/** Seconds above 0: a timeout of 0 would fail every request at once. */
-function positiveSeconds(value: string): number {
-  const n = seconds(value);
-  if (n === 0) throw new InvalidArgumentError("expected seconds (> 0)");
-  return n;
-}
-
-/** `--region`: parsed as a region a message names is (names.ts); it becomes part of every AWS host name. */
-function region(value: string): Region {
-  const parsed = parseRegion(value);
-  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
-  return parsed;
-}
-
-/** `--endpoint`: an http(s) URL (settings.ts). */
-function endpoint(value: string): string {
-  const parsed = parseEndpoint(value);
-  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
   return parsed;
 }
 
@@ -890,19 +850,6 @@ function subcommandOptions(program: Command, command: Command): Record<string, u
  * same Filter (same output, same dead letters). Options given before `import` count too, unless given again after it.
  */
 function importCommand(program: Command): Command {
-  const day = (value: string): string => {
-    const parsed = parseDay(value);
-    if (parsed === undefined) throw new InvalidArgumentError("expected a day as YYYY-MM-DD");
-    return parsed;
-  };
-  const names = (value: string): string[] => {
-    const list = value
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s !== "");
-    if (list.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
-    return list;
-  };
   const command: Command = outputOptions(commonOptions(new Command("import")))
     .summary("import the CloudTrail log files already in S3 (or in a directory)")
     .description(
@@ -915,8 +862,8 @@ function importCommand(program: Command): Command {
     )
     .option("--since <date>", "first day imported, YYYY-MM-DD (UTC, the date in the log file's key)", day)
     .option("--until <date>", "last day imported, YYYY-MM-DD (inclusive)", day)
-    .option("--accounts <ids>", "only these accounts, comma-separated", names)
-    .option("--regions <regions>", "only these regions, comma-separated", names)
+    .option("--accounts <ids>", "only these accounts, comma-separated", list)
+    .option("--regions <regions>", "only these regions, comma-separated", list)
     .option(
       "--list",
       "print the URLs of the files that would be imported on stdout (their count and size go to the log); import nothing",

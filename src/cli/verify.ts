@@ -11,6 +11,7 @@ import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, 
 import { OutputSink } from "../output.js";
 import { RetryPolicy } from "../retry.js";
 import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../settings.js";
+import { day, endpoint, integer, list, positiveSeconds, region, seconds } from "./options.js";
 
 /** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
 export const VERIFY_PROBLEMS_EXIT = 3;
@@ -31,53 +32,6 @@ interface VerifyOptions {
   logLevel: Level;
   retryFor: number;
   requestTimeout: number;
-}
-
-function integer(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    }
-    return n;
-  };
-}
-
-function seconds(positive: boolean) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0)) {
-      throw new InvalidArgumentError(positive ? "expected seconds (> 0)" : "expected seconds (>= 0)");
-    }
-    return n;
-  };
-}
-
-function day(value: string): string {
-  const parsed = parseDay(value);
-  if (parsed === undefined) throw new InvalidArgumentError("expected a day as YYYY-MM-DD");
-  return parsed;
-}
-
-function list(value: string): string[] {
-  const items = value
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  if (items.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
-  return items;
-}
-
-function region(value: string): Region {
-  const parsed = parseRegion(value);
-  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
-  return parsed;
-}
-
-function endpoint(value: string): string {
-  const parsed = parseEndpoint(value);
-  if (isInvalid(parsed)) throw new InvalidArgumentError(`${JSON.stringify(value)} ${parsed.reason}`);
-  return parsed;
 }
 
 function buckets(value: string, previous: ReadonlySet<BucketName> | undefined): ReadonlySet<BucketName> {
@@ -129,11 +83,11 @@ export function verifyCommand(program: Command): Command {
     .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
     .option("--log-file <path>", "append JSON log lines here (default: stderr)")
     .addOption(new Option("--log-level <level>", "least severe level logged").choices(LEVELS).default("info"))
-    .option("--retry-for <seconds>", "keep retrying a request that fails transiently this long", seconds(false), 300)
+    .option("--retry-for <seconds>", "keep retrying a request that fails transiently this long", seconds, 300)
     .option(
       "--request-timeout <seconds>",
       "a request, or a response body, silent this long is failed",
-      seconds(true),
+      positiveSeconds,
       30,
     )
     .action(async (argument: string) => {
