@@ -167,8 +167,11 @@ async function readWhole(body: AsyncIterable<Uint8Array>, size: number, where: s
   return at === size ? buffer : buffer.subarray(0, at);
 }
 
-/** Yields the response body; failures as `bodyError` says, and a body shorter than its Content-Length too. */
-async function* readBody(
+/**
+ * Yields the response body; failures as `bodyError` says (transient: retried, never a verdict on the object), and a
+ * body shorter than its Content-Length too. `verify` reads its bodies through it as well.
+ */
+export async function* readBody(
   body: AsyncIterable<Uint8Array>,
   where: string,
   expected: number | undefined,

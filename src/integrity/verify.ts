@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import type { Checkpoint } from "../checkpoint.js";
-import { classifyS3Error, FetchError } from "../fetch.js";
+import { classifyS3Error, FetchError, readBody } from "../fetch.js";
 import { InflateError, inflate } from "../inflate.js";
 import { type Kinds, type Lister, type ObjectEntry, parseLogName, type Selection, walk } from "../layout.js";
 import type { Logger } from "../log.js";
@@ -80,20 +80,6 @@ export interface ObjectStore {
   read<T>(bucket: BucketName, key: ObjectKey, use: (object: StoredObject) => Promise<T>): Promise<T>;
 }
 
-/** A body that fails mid-way is a transient failure of the GET (retried), never a verdict on the object. */
-async function* guarded(body: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Buffer> {
-  let received = 0;
-  try {
-    for await (const chunk of body) {
-      received += chunk.length;
-      yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    }
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new FetchError("FetchFailed", `Failed to read ${where}: ${why} after ${received} bytes`, true);
-  }
-}
-
 /** GETs through S3Getter (regions, redirects, fresh credentials), retrying transient failures as import does. */
 export class S3Store implements ObjectStore {
   /** GET requests sent (retries included). */
@@ -114,7 +100,7 @@ export class S3Store implements ObjectStore {
       let failure: FetchError;
       try {
         const object = await (await this.getter()).get(bucket, key, undefined, this.signal);
-        const result = await use({ body: guarded(object.body, where), metadata: object.metadata ?? {} });
+        const result = await use({ body: readBody(object.body, where, undefined), metadata: object.metadata ?? {} });
         this.retry.succeeded();
         return result;
       } catch (error) {
