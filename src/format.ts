@@ -6,6 +6,7 @@
 // the program's work. Everything optional takes the general path below it.
 import { msgpack } from "./msgpack.js";
 import { JsonToMsgpack, numberSize, stringHeaderSize, writeNumber, writeStringHeader } from "./msgpack-json.js";
+import { SCAN_DEPTH_MAX } from "./scan.js";
 import type { Sink } from "./sink.js";
 
 /** Where formatted records go: the sink, or a worker's buffer. */
@@ -235,7 +236,9 @@ function shapingWriter(sink: LineSink, options: FormatOptions, ref: ObjectRef | 
   if (options.outputFormat === "msgpack" || options.outputFormat === "forward") {
     // With stringified fields or the source object: the record is built as an object, then encoded.
     const entry = options.outputFormat === "forward";
-    const encoder = new (msgpack().Encoder)();
+    // As deep as the scanner lets an event nest (SCAN_DEPTH_MAX, counted from the file): the encoder's own default of
+    // 100 would fail an object whose event nests 101-512 levels, as an InternalError.
+    const encoder = new (msgpack().Encoder)({ maxDepth: SCAN_DEPTH_MAX });
     const names = scannedFields(options) ?? [];
     const sourceValue = source === undefined ? undefined : (JSON.parse(source) as unknown);
     return (event, eventTime, hasTimestamp, fields) => {

@@ -51,7 +51,8 @@ export interface ScanLimits {
 
 /** Returned by the readers below when the bytes at hand end inside the value. */
 const MORE = -1;
-const MAX_DEPTH = 512;
+/** The deepest nesting accepted, counted from the file's root (format.ts's msgpack encoder follows it). */
+export const SCAN_DEPTH_MAX = 512;
 
 // Bytes that end the fast run inside a string: '"', '\', and control bytes (not allowed raw in JSON strings).
 const STRING_STOP = new Uint8Array(256);
@@ -318,7 +319,7 @@ const RECORDS = Buffer.from("Records");
  * whether `@timestamp` exists.
  */
 function readObject(b: Buffer, i: number, n: number, depth: number, event: boolean): number {
-  if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
+  if (depth > SCAN_DEPTH_MAX) return invalid(i, `nesting deeper than ${SCAN_DEPTH_MAX}`);
   if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
   if (i >= n) return MORE;
   if (b[i] === 0x7d) return i + 1;
@@ -365,7 +366,7 @@ function readObject(b: Buffer, i: number, n: number, depth: number, event: boole
 
 /** Reads an array whose '[' is at i - 1. */
 function readArray(b: Buffer, i: number, n: number, depth: number): number {
-  if (depth > MAX_DEPTH) return invalid(i, `nesting deeper than ${MAX_DEPTH}`);
+  if (depth > SCAN_DEPTH_MAX) return invalid(i, `nesting deeper than ${SCAN_DEPTH_MAX}`);
   if ((b[i] as number) <= 0x20) i = skipSpace(b, i);
   if (i >= n) return MORE;
   if (b[i] === 0x5d) return i + 1;

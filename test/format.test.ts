@@ -430,3 +430,20 @@ describe("shaping never breaks a line (property)", () => {
     );
   });
 });
+
+describe("msgpack output of a deeply nested event, built as an object (--source-field, --stringify)", () => {
+  it("an event nesting 300 levels (the scanner takes up to 512) is encoded, not failed", async () => {
+    const deep = `${"[".repeat(300)}1${"]".repeat(300)}`;
+    const file = logFile(`{"eventTime":"2023-07-10T11:47:39Z","deep":${deep}}`);
+    const out = await shape(file, { outputFormat: "msgpack", sourceField: "src" });
+    const [record] = [...decodeMulti(out)] as Record<string, unknown>[];
+    let value: unknown = record?.deep;
+    let depth = 0;
+    while (Array.isArray(value)) {
+      value = value[0];
+      depth++;
+    }
+    expect(depth).toBe(300);
+    expect(record?.src).toEqual({ bucket: "trail-bucket", key: "AWSLogs/1/CloudTrail/x.json.gz" });
+  });
+});
