@@ -11,7 +11,10 @@ import type { Status } from "../integrity/chain.js";
 
 const PREFIX = "cloudtrail_exec_filter_";
 
-/** What one scrape reads: the Filter's counts and what the command has around it. Absent parts have no metrics. */
+/**
+ * What one scrape reads: the Filter's counts and what the command has around it, or `verify`'s verdicts (it has no
+ * Filter). Absent parts have no metrics.
+ */
 export interface Reading {
   /** The Filter's (undefined while `import` lists before its Filter starts: its counters are 0 then). */
   filter?: {
