@@ -1,13 +1,14 @@
 // The command line: the only module that touches `process` (argv, signals, exit codes, stdin, stdout).
 import { fstatSync, openSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
-import { Command, type CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, type CommanderError, Option } from "commander";
 import type { Checkpoint } from "./checkpoint.js";
 import {
   day,
   endpoint,
   integer,
   list,
+  listenAddress,
   nonEmpty,
   positiveSeconds,
   region,
@@ -24,7 +25,7 @@ import { type Line, readLines } from "./input.js";
 import { Intake } from "./intake.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
 import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "./names.js";
-import { type ListenAddress, parseListenAddress } from "./observe/address.js";
+import type { ListenAddress } from "./observe/address.js";
 import type { MetricsListener } from "./observe/listener.js";
 import { OutputSink } from "./output.js";
 import { sqsMessageOfLine } from "./records.js";
@@ -80,13 +81,6 @@ interface CliOptions {
 
 /** `--output`: stdout, or a fluentd's in_forward. */
 type Output = { kind: "stdout" } | ({ kind: "forward" } & Pick<ForwardTarget, "host" | "port" | "tls">);
-
-/** `--metrics-listen [HOST:]PORT` (observe/address.ts). */
-function listenAddress(value: string): ListenAddress {
-  const parsed = parseListenAddress(value);
-  if (typeof parsed === "string") throw new InvalidArgumentError(parsed);
-  return parsed;
-}
 
 /**
  * `--buckets a,b`: each name parsed as a message's bucket is; a bad one is a usage error (exit 2). Given more than

@@ -4,6 +4,7 @@
 import { InvalidArgumentError } from "commander";
 import { parseDay } from "../layout.js";
 import { isInvalid, parseRegion, type Region } from "../names.js";
+import { type ListenAddress, parseListenAddress } from "../observe/address.js";
 import { parseEndpoint } from "../settings.js";
 
 /** A whole number from `min` to `max`. */
@@ -73,4 +74,11 @@ export function list(value: string): string[] {
     .filter((s) => s !== "");
   if (items.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
   return items;
+}
+
+/** `--metrics-listen [HOST:]PORT` (observe/address.ts). */
+export function listenAddress(value: string): ListenAddress {
+  const parsed = parseListenAddress(value);
+  if (typeof parsed === "string") throw new InvalidArgumentError(parsed);
+  return parsed;
 }

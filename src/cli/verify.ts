@@ -8,10 +8,13 @@ import { AwsClients } from "../clients.js";
 import { parseDay } from "../layout.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "../log.js";
 import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "../names.js";
+import type { ListenAddress } from "../observe/address.js";
+import type { MetricsListener } from "../observe/listener.js";
 import { OutputSink } from "../output.js";
 import { RetryPolicy } from "../retry.js";
 import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../settings.js";
-import { day, endpoint, integer, list, positiveSeconds, region, seconds } from "./options.js";
+import { VERSION } from "../version.js";
+import { day, endpoint, integer, list, listenAddress, positiveSeconds, region, seconds } from "./options.js";
 
 /** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
 export const VERIFY_PROBLEMS_EXIT = 3;
@@ -32,6 +35,7 @@ interface VerifyOptions {
   logLevel: Level;
   retryFor: number;
   requestTimeout: number;
+  metricsListen?: ListenAddress;
 }
 
 function buckets(value: string, previous: ReadonlySet<BucketName> | undefined): ReadonlySet<BucketName> {
@@ -89,6 +93,12 @@ export function verifyCommand(program: Command): Command {
       "a request, or a response body, silent this long is failed",
       positiveSeconds,
       30,
+    )
+    .option(
+      "--metrics-listen <[host:]port>",
+      "serve Prometheus /metrics (the verdicts by kind and status), /healthz and /readyz over HTTP here while it " +
+        "runs (host: 127.0.0.1 unless given; port 0: any, logged); docs/operations.md",
+      listenAddress,
     )
     .action(async (argument: string) => {
       // Options given before `verify` count when verify has them too (`--log-file x verify …`, as import allows),
@@ -163,6 +173,8 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
   }
   process.removeAllListeners("warning");
   process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
+  const metrics =
+    options.metricsListen === undefined ? undefined : await openMetrics(options.metricsListen, log, usage);
 
   const sink = new OutputSink(process.stdout, { padBytes: 0, format: "json" }, (error) => {
     log.info("stdout closed; exiting", { error: error.message });
@@ -200,6 +212,8 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     ...(checkpoint === undefined ? {} : { checkpoint }),
     signal: abort.signal,
   });
+
+  metrics?.serve({ sink, integrity: () => verifier.verdicts });
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -252,4 +266,18 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     })(),
   });
   process.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
+}
+
+/** --metrics-listen: the listener, loaded only then; an address it cannot bind is a usage error (exit 2). */
+async function openMetrics(
+  address: ListenAddress,
+  log: Logger,
+  usage: (message: string) => never,
+): Promise<MetricsListener> {
+  const { MetricsListener } = await import("../observe/listener.js");
+  try {
+    return await MetricsListener.open(address, "verify", VERSION, log, false);
+  } catch (error) {
+    return usage(`cannot listen on --metrics-listen ${address.host}:${address.port}: ${(error as Error).message}`);
+  }
 }

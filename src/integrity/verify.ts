@@ -298,6 +298,11 @@ export class Verifier {
 
   private readonly places: Places;
 
+  /** The verdicts so far, by kind and status: the very counts `run` returns (--metrics-listen reads them live). */
+  get verdicts(): { readonly digest: Readonly<StatusCounts>; readonly logFile: Readonly<StatusCounts> } {
+    return { digest: this.summary.digests, logFile: this.summary.logFiles };
+  }
+
   constructor(private readonly deps: VerifyDeps) {
     this.places = deps.places ?? S3_PLACES;
   }

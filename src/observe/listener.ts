@@ -29,9 +29,18 @@ export class MetricsListener {
     readonly address: ListenAddress,
   ) {}
 
-  /** Starts listening; rejects when the address cannot be bound (in use, not ours). */
-  static async open(address: ListenAddress, command: string, version: string, log: Logger): Promise<MetricsListener> {
-    const metrics = await Metrics.create(command, version);
+  /**
+   * Starts listening; rejects when the address cannot be bound (in use, not ours). `objects`: the command reads
+   * objects through S3Source (the histograms); `verify` does not.
+   */
+  static async open(
+    address: ListenAddress,
+    command: string,
+    version: string,
+    log: Logger,
+    objects = true,
+  ): Promise<MetricsListener> {
+    const metrics = await Metrics.create(command, version, objects);
     let listener: MetricsListener | undefined;
     const server = createServer((request, response) => {
       if (listener === undefined) response.writeHead(503).end();
@@ -63,7 +72,7 @@ export class MetricsListener {
 
   /** From now on /metrics has the counts of the command's parts, and /readyz asks about them. */
   serve(parts: Parts): void {
-    this.metrics.attach(readingOf(parts));
+    this.metrics.attach(readingOf(parts), parts.filter !== undefined);
     this.checks = checksOf(parts);
   }
 

@@ -7,10 +7,14 @@
 // work is the histograms' `observe`, once per object and once per GET; a scrape reads each count once (`Reading`).
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { DeadLetterCode, ObjectOutcomes, Summary } from "../filter.js";
+import type { Status } from "../integrity/chain.js";
 
 const PREFIX = "cloudtrail_exec_filter_";
 
-/** What one scrape reads: the Filter's counts and what the command has around it. Absent parts have no metrics. */
+/**
+ * What one scrape reads: the Filter's counts and what the command has around it, or `verify`'s verdicts (it has no
+ * Filter). Absent parts have no metrics.
+ */
 export interface Reading {
   /** The Filter's (undefined while `import` lists before its Filter starts: its counters are 0 then). */
   filter?: {
@@ -43,12 +47,19 @@ export interface Reading {
   };
   /** `import`: files listed so far. */
   listed?: number;
+  /** `verify`: its verdicts so far, by kind of file and status (the summary's `digests` and `logFiles`). */
+  integrity?: Readonly<Record<IntegrityKind, Readonly<Record<Status, number>>>>;
 }
+
+/** The `kind` of a `cloudtrail.integrity` line, as the integrity counter's label says it. */
+export type IntegrityKind = "digest" | "logFile";
+const INTEGRITY_KINDS: readonly IntegrityKind[] = ["digest", "logFile"];
+const STATUSES: readonly Status[] = ["valid", "invalid", "missing", "unlisted"];
 
 type Read = (reading: Reading) => number | undefined;
 
-/** The counters read from the counts, by name (after the prefix), with their help and where their value is. */
-const COUNTERS: readonly (readonly [string, string, Read])[] = [
+/** The Filter's counters, by name (after the prefix), with their help and where their value is. */
+const FILTER_COUNTERS: readonly (readonly [string, string, Read])[] = [
   [
     "records_total",
     "Input records read: lines on stdin, SQS messages, listed files",
@@ -64,6 +75,10 @@ const COUNTERS: readonly (readonly [string, string, Read])[] = [
   ["input_bytes_total", "Bytes of objects read as stored (compressed)", (r) => r.filter?.counts.bytesIn ?? 0],
   ["inflated_bytes_total", "Bytes of objects after decompression", (r) => r.filter?.counts.bytesInflated ?? 0],
   ["output_bytes_total", "Bytes of records written (events and dead letters)", (r) => r.filter?.counts.bytesOut ?? 0],
+];
+
+/** The counters of the other parts; a part absent from the first reading has none. */
+const COUNTERS: readonly (readonly [string, string, Read])[] = [
   ["sqs_messages_received_total", "SQS messages received", (r) => r.sqs?.received],
   ["sqs_receive_failures_total", "SQS ReceiveMessage calls that failed (retried)", (r) => r.sqs?.receiveFailures],
   ["sqs_messages_deleted_total", "SQS messages deleted once delivered or dead-lettered", (r) => r.sqs?.deleted],
@@ -81,8 +96,14 @@ const COUNTERS: readonly (readonly [string, string, Read])[] = [
   ["import_objects_listed_total", "Files the import listed", (r) => r.listed],
 ];
 
-const GAUGES: readonly (readonly [string, string, Read])[] = [
+const FILTER_GAUGES: readonly (readonly [string, string, Read])[] = [
   ["objects_in_flight", "Objects started and not finished", (r) => (r.filter === undefined ? 0 : inFlight(r.filter))],
+  // NaN until an event with an eventTime is written: no alert compares true on it.
+  ["newest_event_timestamp_seconds", "The newest eventTime written, as Unix time", (r) => newestSeconds(r)],
+  ["lag_seconds", "Now less the newest eventTime written", (r) => Date.now() / 1000 - newestSeconds(r)],
+];
+
+const GAUGES: readonly (readonly [string, string, Read])[] = [
   ["sqs_messages_in_flight", "SQS messages received and not finished", (r) => r.sqs?.inFlight],
   ["spool_records", "Records in the spool not done yet", (r) => r.spool],
   [
@@ -95,9 +116,6 @@ const GAUGES: readonly (readonly [string, string, Read])[] = [
     "1 while a connection to fluentd is established",
     (r) => (r.forward === undefined ? undefined : Number(r.forward.connected)),
   ],
-  // NaN until an event with an eventTime is written: no alert compares true on it.
-  ["newest_event_timestamp_seconds", "The newest eventTime written, as Unix time", (r) => newestSeconds(r)],
-  ["lag_seconds", "Now less the newest eventTime written", (r) => Date.now() / 1000 - newestSeconds(r)],
 ];
 
 function inFlight(filter: NonNullable<Reading["filter"]>): number {
@@ -141,14 +159,24 @@ export class Metrics {
     readonly observer: Observer,
   ) {}
 
-  /** The registry with the process metrics, the histograms and `build_info`; the counts come with `attach`. */
-  static async create(command: string, version: string): Promise<Metrics> {
+  /**
+   * The registry with the process metrics, `build_info` and, for a command that reads objects through S3Source (not
+   * `verify`), the histograms; the counts come with `attach`.
+   */
+  static async create(command: string, version: string, objects = true): Promise<Metrics> {
     const prom = await import("prom-client");
     const registry = new prom.Registry();
     prom.collectDefaultMetrics({ register: registry, prefix: PREFIX });
     // Gauges named like counters, which `promtool check metrics` rejects: the totals of nodejs_active_handles,
     // _requests and _resources, which stay (by type).
     for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(PREFIX + name);
+    new prom.Gauge({
+      name: `${PREFIX}build_info`,
+      help: "1, labelled with the program's version and the command running",
+      labelNames: ["version", "command"],
+      registers: [registry],
+    }).set({ version, command }, 1);
+    if (!objects) return new Metrics(prom, registry, { getSeconds: () => {}, objectSeconds: () => {} });
     const get = new prom.Histogram({
       name: `${PREFIX}s3_get_duration_seconds`,
       help: "S3 GetObject requests, to their response headers (failed ones too)",
@@ -161,25 +189,22 @@ export class Metrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     });
-    new prom.Gauge({
-      name: `${PREFIX}build_info`,
-      help: "1, labelled with the program's version and the command running",
-      labelNames: ["version", "command"],
-      registers: [registry],
-    }).set({ version, command }, 1);
     return new Metrics(prom, registry, {
       getSeconds: (seconds) => get.observe(seconds),
       objectSeconds: (seconds) => object.observe(seconds),
     });
   }
 
-  /** Serves the counts `read` returns; a part absent from its first reading has no metrics. */
-  attach(read: () => Reading): void {
+  /**
+   * Serves the counts `read` returns; a part absent from its first reading has no metrics. `filter`: the command has
+   * a Filter (`import`'s comes later: its counters are 0 until then).
+   */
+  attach(read: () => Reading, filter: boolean): void {
     const { prom, registry } = this;
     this.read = read;
     const first = read();
     const current = (): Reading => this.current;
-    for (const [name, help, value] of COUNTERS) {
+    for (const [name, help, value] of filter ? [...FILTER_COUNTERS, ...COUNTERS] : COUNTERS) {
       if (value(first) === undefined) continue;
       const counter: Counter = new prom.Counter({
         name: PREFIX + name,
@@ -192,7 +217,7 @@ export class Metrics {
         },
       });
     }
-    for (const [name, help, value] of GAUGES) {
+    for (const [name, help, value] of filter ? [...FILTER_GAUGES, ...GAUGES] : GAUGES) {
       if (value(first) === undefined) continue;
       const gauge: Gauge = new prom.Gauge({
         name: PREFIX + name,
@@ -203,6 +228,26 @@ export class Metrics {
         },
       });
     }
+    if (first.integrity !== undefined) {
+      const files: Counter<"kind" | "status"> = new prom.Counter({
+        name: `${PREFIX}integrity_files_total`,
+        help: "verify: digest and log files judged, by kind (digest, logFile) and status (valid, invalid, missing, unlisted)",
+        labelNames: ["kind", "status"],
+        registers: [registry],
+        collect() {
+          const verdicts = current().integrity;
+          files.reset();
+          for (const kind of INTEGRITY_KINDS)
+            for (const status of STATUSES) files.inc({ kind, status }, verdicts?.[kind][status] ?? 0);
+        },
+      });
+    }
+    if (filter) this.attachFilter(current);
+  }
+
+  /** The Filter's labelled counters: dead letters by code, objects by outcome. */
+  private attachFilter(current: () => Reading): void {
+    const { prom, registry } = this;
     const deadLetters: Counter<"code"> = new prom.Counter({
       name: `${PREFIX}dead_letters_total`,
       help: "Dead-letter records written, by error.code (docs/usage.md, Error codes)",

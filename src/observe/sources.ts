@@ -11,8 +11,8 @@ import type { Reading } from "./metrics.js";
 import { type Check, forwardCheck, OutputWatch, receiveCheck } from "./readiness.js";
 
 export interface Parts {
-  /** The Filter, once made (`import` makes it after its listing starts). */
-  filter(): Filter | undefined;
+  /** The Filter, once made (`import` makes it after its listing starts); absent for `verify`, which has none. */
+  filter?(): Filter | undefined;
   sink: Sink;
   /** The filter's --delete-sqs-messages, or the `sqs` command's. */
   acker?: SqsAcker;
@@ -21,12 +21,14 @@ export interface Parts {
   spool?: Spool;
   /** `import`: files listed so far. */
   listed?(): number;
+  /** `verify`: the Verifier's verdicts so far (the same counts its summary returns). */
+  integrity?(): NonNullable<Reading["integrity"]>;
 }
 
 export function readingOf(parts: Parts): () => Reading {
-  const { sink, acker, receiver, spool, listed } = parts;
+  const { sink, acker, receiver, spool, listed, integrity } = parts;
   return () => {
-    const filter = parts.filter();
+    const filter = parts.filter?.();
     const source = receiver?.source;
     return {
       ...(filter === undefined
@@ -53,6 +55,7 @@ export function readingOf(parts: Parts): () => Reading {
         ? { forward: { ...sink.counts, unacknowledged: sink.pending, connected: sink.connected } }
         : {}),
       ...(listed === undefined ? {} : { listed: listed() }),
+      ...(integrity === undefined ? {} : { integrity: integrity() }),
     };
   };
 }
