@@ -49,10 +49,6 @@ export function parseDigestName(key: string): DigestName | undefined {
   };
 }
 
-export function isDigestKey(key: string): boolean {
-  return !key.endsWith("/") && parseDigestName(key) !== undefined;
-}
-
 /**
  * The largest inflated digest read: a digest lists one hour of one region's log files (a few hundred entries of about
  * 300 bytes for a busy account); 64 MiB is two orders of magnitude beyond any seen, and bounds what a planted file
