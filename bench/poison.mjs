@@ -22,6 +22,7 @@ import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { printHeaderHelp } from "./lib/measure.mjs";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const FIXTURES = join(ROOT, "test/fixtures/invictus-cloudtrail");
@@ -40,14 +41,7 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  const lines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
-  console.log(
-    lines
-      .slice(1, lines.indexOf("", 1))
-      .map((l) => l.replace(/^\/\/ ?/, ""))
-      .join("\n"),
-  );
-  process.exit(0);
+  printHeaderHelp(import.meta.url);
 }
 
 const netns = spawnSync("unshare", ["-n", "true"]).status === 0;

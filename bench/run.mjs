@@ -26,7 +26,16 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULTS, ensureCorpus, ensureLargeObject, envInt } from "./corpus.mjs";
-import { eventCounter, killGroup, measurementMethod, median, procStat, runPipeline, which } from "./lib/measure.mjs";
+import {
+  eventCounter,
+  killGroup,
+  measurementMethod,
+  median,
+  printHeaderHelp,
+  procStat,
+  runPipeline,
+  which,
+} from "./lib/measure.mjs";
 import { startSlowS3 } from "./slow-s3.mjs";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -55,15 +64,7 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  // The comment block at the top of this file, up to its first blank line.
-  const lines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
-  console.log(
-    lines
-      .slice(1, lines.indexOf("", 1))
-      .map((l) => l.replace(/^\/\/ ?/, ""))
-      .join("\n"),
-  );
-  process.exit(0);
+  printHeaderHelp(import.meta.url);
 }
 
 function positive(name, value) {

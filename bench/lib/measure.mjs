@@ -233,3 +233,15 @@ function spawnCount(argv, { cwd, env, stdin, consume }, timeoutMs) {
     });
   });
 }
+
+/** `--help` of a bench script: the comment block at the top of the file at `url`, up to its first blank line; exits. */
+export function printHeaderHelp(url) {
+  const lines = readFileSync(fileURLToPath(url), "utf8").split("\n");
+  console.log(
+    lines
+      .slice(1, lines.indexOf("", 1))
+      .map((l) => l.replace(/^\/\/ ?/, ""))
+      .join("\n"),
+  );
+  process.exit(0);
+}
