@@ -2,7 +2,6 @@
 import { fstatSync, openSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import { Command, type CommanderError, Option } from "commander";
-import type { Checkpoint } from "./checkpoint.js";
 import {
   day,
   endpoint,
@@ -16,25 +15,33 @@ import {
   statsInterval,
 } from "./cli/options.js";
 import { verifyCommand } from "./cli/verify.js";
-import { AwsClients } from "./clients.js";
-import { S3Source } from "./fetch.js";
-import { Filter, type FilterOptions, MAX_OBJECTS_PER_MESSAGE } from "./filter.js";
-import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format.js";
-import { ForwardSink, type ForwardTarget, parseForwardUrl } from "./forward.js";
-import { type Line, readLines } from "./input.js";
-import { Intake } from "./intake.js";
-import { FdLogger, LEVELS, type Level, type Logger } from "./log.js";
-import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "./names.js";
+import { ForwardSink, type ForwardTarget, parseForwardUrl } from "./deliver/forward.js";
+import { OutputSink } from "./deliver/output.js";
+import type { SqsAcker } from "./deliver/sqs-acks.js";
+import { AwsClients } from "./fetch/clients.js";
+import { S3Source } from "./fetch/fetch.js";
+import { DEFAULT_STRINGIFY, type OutputFormat, parseStringify } from "./format/format.js";
+import { Intake } from "./input/intake.js";
+import { type Line, readLines } from "./input/lines.js";
+import { SPOOL_MAX_BYTES_DEFAULT, type Spool } from "./input/spool.js";
+import type { Checkpoint } from "./listing/checkpoint.js";
+import {
+  type BucketName,
+  isInvalid,
+  parseBucketName,
+  parseRegion,
+  type Region,
+  refusalMessage,
+} from "./model/names.js";
+import { awsSettings, parseEndpoint } from "./model/settings.js";
+import type { Sink } from "./model/sink.js";
 import type { ListenAddress } from "./observe/address.js";
 import type { MetricsListener } from "./observe/listener.js";
-import { OutputSink } from "./output.js";
-import { sqsMessageOfLine } from "./records.js";
-import { RetryPolicy } from "./retry.js";
-import { awsSettings, parseEndpoint } from "./settings.js";
-import type { Sink } from "./sink.js";
-import { SPOOL_MAX_BYTES_DEFAULT, type Spool } from "./spool.js";
-import type { SqsAcker } from "./sqs.js";
-import { Stats } from "./stats.js";
+import { Stats } from "./observe/stats.js";
+import { sqsMessageOfLine } from "./records/records.js";
+import { Filter, type FilterOptions, MAX_OBJECTS_PER_MESSAGE } from "./run/filter.js";
+import { FdLogger, LEVELS, type Level, type Logger } from "./shared/log.js";
+import { RetryPolicy } from "./shared/retry.js";
 import { VERSION } from "./version.js";
 
 interface CliOptions {
@@ -611,7 +618,7 @@ async function forwardSink(
 /** Opened after the log, so that a start that fails here (unreadable, locked) says why in --log-file too. */
 async function openSpool(options: CliOptions, program: Command, log: Logger): Promise<Spool | undefined> {
   if (options.spoolDir === undefined) return undefined;
-  const { Spool } = await import("./spool.js");
+  const { Spool } = await import("./input/spool.js");
   try {
     return Spool.open(options.spoolDir, options.spoolMaxBytes);
   } catch (error) {
@@ -703,7 +710,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   const spool = await openSpool(options, program, log);
   warnWithoutBuckets(options, log);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
-    ? new (await import("./sqs.js")).SqsAcker({
+    ? new (await import("./deliver/sqs-acks.js")).SqsAcker({
         log,
         clientFor: (queueUrl) => aws.sqsClient(queueUrl),
         trustedOrigins: aws.sqsOrigins(),
@@ -712,7 +719,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     : undefined;
   const lines =
     options.inputFormat === "msgpack"
-      ? (await import("./input-msgpack.js")).readMsgpackLines(process.stdin, options.maxLineBytes)
+      ? (await import("./input/msgpack-lines.js")).readMsgpackLines(process.stdin, options.maxLineBytes)
       : readLines(process.stdin, options.maxLineBytes);
   // A message is kept invisible from when its record is queued, not only once the filter starts it: under a backlog a
   // record may wait longer than the visibility timeout, and a message SQS hands out again is a duplicate. The line is
@@ -893,10 +900,10 @@ function importCommand(program: Command): Command {
         { checkDirectory, FileLister, ListError, S3Lister },
         { Progress },
       ] = await Promise.all([
-        import("./import.js"),
-        import("./checkpoint.js"),
-        import("./listing.js"),
-        import("./progress.js"),
+        import("./run/importer.js"),
+        import("./listing/checkpoint.js"),
+        import("./listing/listers.js"),
+        import("./listing/progress.js"),
       ]);
       checkCombinations(options, command);
       const source = parseSource(argument);
@@ -967,7 +974,7 @@ function importCommand(program: Command): Command {
       if (source.scheme === "file") await checkDirectory(`/${source.prefix}`).catch(listingFailed);
       // With --list, --enqueue is a dry run like any other command line: the files are listed, nothing is sent.
       if (options.enqueue !== undefined && options.list !== true && source.scheme === "s3") {
-        const { enqueue } = await import("./enqueue-command.js");
+        const { enqueue } = await import("./cli/enqueue.js");
         const code = await enqueue({
           importer,
           queueUrl: options.enqueue,
@@ -1150,7 +1157,7 @@ async function runSqs(
   warnWithoutBuckets(options, log);
   const forwardCounts = () =>
     sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
-  const { SqsService } = await import("./sqs-command.js");
+  const { SqsService } = await import("./run/sqs-service.js");
   const maxInFlight = options.maxInFlight ?? Math.max(4 * options.concurrency, 10 * options.receivers);
   const service = new SqsService({
     options: {

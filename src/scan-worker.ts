@@ -1,12 +1,12 @@
 // A scan worker: inflates and scans whole small objects off the main thread, so both cores turn bytes into lines.
 // It receives an object's stored bytes and answers with the formatted output lines, ready to be written.
 import { parentPort, workerData } from "node:worker_threads";
-import { eventWriter, type FormatOptions, type LineSink, scannedFields } from "./format.js";
-import { inflateWholeSync } from "./inflate.js";
-import { NewestTime } from "./newest-time.js";
-import type { ObjectRef } from "./records.js";
-import { RecordsScanner, ScanError } from "./scan.js";
-import type { ScanReply, ScanRequest } from "./scan-pool.js";
+import { inflateWholeSync } from "./decode/inflate.js";
+import { RecordsScanner, ScanError } from "./decode/scan.js";
+import { eventWriter, type FormatOptions, type LineSink, scannedFields } from "./format/format.js";
+import { NewestTime } from "./format/newest-time.js";
+import type { ScanReply, ScanRequest } from "./format/scan-pool.js";
+import type { ObjectRef } from "./records/records.js";
 
 const options = workerData as FormatOptions & { maxEventBytes: number };
 

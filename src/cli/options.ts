@@ -2,10 +2,10 @@
 // commander's InvalidArgumentError (a usage error, exit 2). One home for them, so that every command reads a number,
 // a duration, a region or a list the same way (the filter, import and sqs in cli.ts; verify in cli/verify.ts).
 import { InvalidArgumentError } from "commander";
-import { parseDay } from "../layout.js";
-import { isInvalid, parseRegion, type Region } from "../names.js";
+import { parseDay } from "../listing/layout.js";
+import { isInvalid, parseRegion, type Region } from "../model/names.js";
+import { parseEndpoint } from "../model/settings.js";
 import { type ListenAddress, parseListenAddress } from "../observe/address.js";
-import { parseEndpoint } from "../settings.js";
 
 /** A whole number from `min` to `max`. */
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {

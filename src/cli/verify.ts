@@ -3,16 +3,23 @@
 // digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
 import { openSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { Checkpoint } from "../checkpoint.js";
-import { AwsClients } from "../clients.js";
-import { parseDay } from "../layout.js";
-import { FdLogger, LEVELS, type Level, type Logger } from "../log.js";
-import { type BucketName, isInvalid, parseBucketName, parseRegion, type Region, refusalMessage } from "../names.js";
+import { OutputSink } from "../deliver/output.js";
+import { AwsClients } from "../fetch/clients.js";
+import type { Checkpoint } from "../listing/checkpoint.js";
+import { parseDay } from "../listing/layout.js";
+import {
+  type BucketName,
+  isInvalid,
+  parseBucketName,
+  parseRegion,
+  type Region,
+  refusalMessage,
+} from "../model/names.js";
+import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../model/settings.js";
 import type { ListenAddress } from "../observe/address.js";
 import type { MetricsListener } from "../observe/listener.js";
-import { OutputSink } from "../output.js";
-import { RetryPolicy } from "../retry.js";
-import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../settings.js";
+import { FdLogger, LEVELS, type Level, type Logger } from "../shared/log.js";
+import { RetryPolicy } from "../shared/retry.js";
 import { VERSION } from "../version.js";
 import { day, endpoint, integer, list, listenAddress, positiveSeconds, region, seconds } from "./options.js";
 
@@ -118,7 +125,7 @@ export function verifyCommand(program: Command): Command {
 
 async function runVerify(argument: string, options: VerifyOptions, command: Command): Promise<void> {
   const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
-  const { parseSource } = await import("../import.js");
+  const { parseSource } = await import("../run/importer.js");
   const source = parseSource(argument);
   if (typeof source === "string") return usage(source);
   if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
@@ -149,9 +156,9 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     integrity,
     { PublicKeys, sdkListPublicKeys },
   ] = await Promise.all([
-    import("../checkpoint.js"),
-    import("../listing.js"),
-    import("../progress.js"),
+    import("../listing/checkpoint.js"),
+    import("../listing/listers.js"),
+    import("../listing/progress.js"),
     import("../integrity/verify.js"),
     import("../integrity/public-keys.js"),
   ]);

@@ -5,7 +5,7 @@
 // Policy, so that an untouched file is never reported: a link that does not hold counts against the previous digest
 // (the later digest is signed, so what it records is CloudTrail's word), and a digest that is absent is reported
 // `missing` without making the digest that names it invalid; its log files then show up as `unlisted`.
-import type { BucketName, ObjectKey } from "../names.js";
+import type { BucketName, ObjectKey } from "../model/names.js";
 import type { Digest, DigestName } from "./digest.js";
 
 export type Status = "valid" | "invalid" | "missing" | "unlisted";

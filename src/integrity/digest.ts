@@ -11,7 +11,7 @@ import {
   parseObjectKey,
   parseRegion,
   type Region,
-} from "../names.js";
+} from "../model/names.js";
 
 /**
  * `ACCOUNT_CloudTrail-Digest_REGION_TRAIL_HOMEREGION_YYYYMMDDTHHmmssZ[_backfill].json.gz`. A trail name holds letters,

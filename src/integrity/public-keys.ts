@@ -3,7 +3,7 @@
 // `digestPublicKeyFingerprint`, valid at the digest's end time.
 // https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html
 import type { KeyObject } from "node:crypto";
-import type { Region } from "../names.js";
+import type { Region } from "../model/names.js";
 import { publicKeyFromDer } from "./signature.js";
 
 /** One key as ListPublicKeys gives it. */

@@ -7,15 +7,15 @@
 // depends on the next one in its chain; digests are few (one an hour per account, region and trail) next to log files.
 import { createHash } from "node:crypto";
 import { type FileHandle, open, readFile } from "node:fs/promises";
-import type { Checkpoint } from "../checkpoint.js";
-import { classifyS3Error, FetchError, readBody } from "../fetch.js";
-import { InflateError, inflate } from "../inflate.js";
-import { type Kinds, type Lister, type ObjectEntry, parseLogName, type Selection, walk } from "../layout.js";
-import type { Logger } from "../log.js";
-import { type BucketName, isInvalid, type ObjectKey, parseObjectKey } from "../names.js";
-import { emptyCounts } from "../progress.js";
-import { type RetryPolicy, sleep } from "../retry.js";
-import type { S3Getter } from "../s3-get.js";
+import { InflateError, inflate } from "../decode/inflate.js";
+import { classifyS3Error, FetchError, readBody } from "../fetch/fetch.js";
+import type { S3Getter } from "../fetch/s3-get.js";
+import type { Checkpoint } from "../listing/checkpoint.js";
+import { type Kinds, type Lister, type ObjectEntry, parseLogName, type Selection, walk } from "../listing/layout.js";
+import { emptyCounts } from "../listing/progress.js";
+import { type BucketName, isInvalid, type ObjectKey, parseObjectKey } from "../model/names.js";
+import type { Logger } from "../shared/log.js";
+import { type RetryPolicy, sleep } from "../shared/retry.js";
 import {
   type CheckedDigest,
   coverage,

@@ -7,7 +7,7 @@
 // REQUEST_TIMEOUT_MS. The server is unref'd: it never keeps a finished command alive.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Logger } from "../log.js";
+import type { Logger } from "../shared/log.js";
 import type { ListenAddress } from "./address.js";
 import { Metrics, type Observer } from "./metrics.js";
 import { type Check, notReady } from "./readiness.js";

@@ -6,8 +6,8 @@
 // Loaded only with --metrics-listen (with prom-client), so a run without it pays nothing. Between scrapes the only
 // work is the histograms' `observe`, once per object and once per GET; a scrape reads each count once (`Reading`).
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { DeadLetterCode, ObjectOutcomes, Summary } from "../filter.js";
 import type { Status } from "../integrity/chain.js";
+import type { DeadLetterCode, ObjectOutcomes, Summary } from "../run/filter.js";
 
 const PREFIX = "cloudtrail_exec_filter_";
 

@@ -9,7 +9,7 @@
 // - sqs: not ready when no ReceiveMessage has succeeded (an empty long poll counts) for RECEIVE_SILENT_MS plus the
 //   long-poll wait, unless every slot is taken (the receivers wait for room, by design). A queue that is missing or
 //   closed to us, or an endpoint out of reach, shows here within that bound.
-import type { Sink } from "../sink.js";
+import type { Sink } from "../model/sink.js";
 
 /** A check: why the command cannot make progress at `now` (ms), or undefined when it can. */
 export type Check = (now: number) => string | undefined;

@@ -1,12 +1,13 @@
 // Where /metrics and /readyz read from: the parts a command has built (its Filter, its SQS receive loops and acker,
 // its spool, its sink). Every value is one the stats line or the summary already reads from the same object, so a
 // scrape and the summary cannot disagree.
-import type { Filter } from "../filter.js";
-import { ForwardSink } from "../forward.js";
-import type { Sink } from "../sink.js";
-import type { Spool } from "../spool.js";
-import type { SqsAcker } from "../sqs.js";
-import type { SqsSource } from "../sqs-source.js";
+
+import { ForwardSink } from "../deliver/forward.js";
+import type { SqsAcker } from "../deliver/sqs-acks.js";
+import type { Spool } from "../input/spool.js";
+import type { SqsSource } from "../input/sqs-receiver.js";
+import type { Sink } from "../model/sink.js";
+import type { Filter } from "../run/filter.js";
 import type { Reading } from "./metrics.js";
 import { type Check, forwardCheck, OutputWatch, receiveCheck } from "./readiness.js";
 

@@ -1,4 +1,4 @@
-// Reads and writes the spool's journal (src/spool.ts) from outside, as a test that kills the filter needs to: which
+// Reads and writes the spool's journal (src/input/spool.ts) from outside, as a test that kills the filter needs to: which
 // records are accepted and which done, and how to write a torn entry or a first-format journal.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";

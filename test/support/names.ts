@@ -9,7 +9,7 @@ import {
   parseObjectKey,
   parseRegion,
   type Region,
-} from "../../src/names.js";
+} from "../../src/model/names.js";
 
 function must<T extends string>(parsed: T | Invalid, value: string): T {
   if (isInvalid(parsed)) throw new Error(`test fixture ${JSON.stringify(value)} ${parsed.reason}`);

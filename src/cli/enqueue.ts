@@ -1,0 +1,110 @@
+// `import s3://… --enqueue QUEUE_URL` as a run: the listing feeds the Enqueuer (enqueue.ts), progress on stderr, a
+// summary log line, and the exit status: 0 when every listed file is on the queue (or the run was interrupted), 1
+// when the queue cannot be used, the listing fails, or a file could not be enqueued.
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { Checkpoint } from "../listing/checkpoint.js";
+import { Progress } from "../listing/progress.js";
+import type { BucketName } from "../model/names.js";
+import { Enqueuer } from "../run/enqueuer.js";
+import type { Importer } from "../run/importer.js";
+import type { Logger } from "../shared/log.js";
+import type { RetryPolicy } from "../shared/retry.js";
+
+/** SendMessageBatch calls at once: about 1,000 messages a second at SQS's usual latency, ahead of the listing. */
+const SENDERS = 4;
+
+export interface EnqueueRun {
+  importer: Importer;
+  queueUrl: string;
+  bucket: BucketName;
+  keysPerMessage: number;
+  client: () => Promise<SQSClient>;
+  retry: RetryPolicy;
+  log: Logger;
+  checkpoint?: Checkpoint;
+  /** Installs the shutdown signals: the first stops listing, a second (or the timeout) abandons calls in flight. */
+  onSignals: (stop: () => void, abandon: () => void) => void;
+  /** Reports a failed listing and exits 1. */
+  listingFailed: (error: unknown) => never;
+}
+
+export async function enqueue(run: EnqueueRun): Promise<number> {
+  const { importer, log, checkpoint } = run;
+  const started = Date.now();
+  const abort = new AbortController();
+  let signalled = false;
+  const enqueuer = new Enqueuer({
+    queueUrl: run.queueUrl,
+    bucket: run.bucket,
+    client: run.client,
+    retry: run.retry,
+    log,
+    counts: importer.counts,
+    ...(checkpoint === undefined ? {} : { checkpoint }),
+    keysPerMessage: run.keysPerMessage,
+    senders: SENDERS,
+    signal: abort.signal,
+    onFailure: () => importer.stop(),
+  });
+  run.onSignals(
+    () => {
+      signalled = true;
+      enqueuer.stop();
+      importer.stop();
+    },
+    () => {
+      signalled = true;
+      enqueuer.stop();
+      importer.stop();
+      abort.abort();
+    },
+  );
+  try {
+    await enqueuer.start();
+  } catch (error) {
+    const message = (error as Error).message;
+    log.error("enqueue failed", { message });
+    process.stderr.write(`error: ${message}\n`);
+    checkpoint?.close();
+    return 1;
+  }
+
+  const progress = new Progress(
+    importer.counts,
+    { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+    log,
+  );
+  progress.start();
+  let listingError: unknown;
+  const listed = await importer
+    .list((object) => enqueuer.add(object))
+    .catch((error: unknown) => {
+      listingError = error;
+      return undefined;
+    });
+  if (listed !== undefined && !signalled && !enqueuer.failed) importer.counts.listingDone = true;
+  const { failure, ...summary } = await enqueuer.finish();
+  progress.stop();
+  checkpoint?.close();
+  log.info("summary", {
+    queueUrl: run.queueUrl,
+    listed: importer.counts.listed,
+    bytesListed: importer.counts.bytesListed,
+    ...summary,
+    mb: Math.round((summary.bytes / 2 ** 20) * 10) / 10,
+    alreadyDone: listed?.alreadyDone,
+    listRequests: listed?.listRequests,
+    interrupted: signalled,
+    seconds: (Date.now() - started) / 1000,
+  });
+  if (listingError !== undefined) run.listingFailed(listingError);
+  if (failure !== undefined || summary.failedObjects > 0) {
+    const why = failure?.message ?? "some files fit in no message";
+    const notSent = summary.failedObjects + summary.unsentObjects;
+    process.stderr.write(
+      `error: ${why}; ${notSent} files not enqueued (not in the checkpoint; run again to send them)\n`,
+    );
+    return 1;
+  }
+  return 0;
+}
