@@ -7,7 +7,7 @@
 import { pipeline, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { createGunzip, gunzip as gunzipCallback, gunzipSync, type ZlibOptions } from "node:zlib";
-import { markExclusive } from "../shared/buffers.js";
+import { markDedicated, markExclusive } from "../shared/buffers.js";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
 
@@ -141,7 +141,13 @@ async function inflateWhole(stored: Buffer, maxBytes: number): Promise<Buffer | 
     if (next === "stream") return undefined;
     try {
       // A tiny object inflates faster here than the hand-off to the thread pool and back costs.
-      data = next.hint <= INLINE_INFLATED_MAX ? gunzipSync(data, next) : await gunzipWhole(data, next);
+      if (next.hint <= INLINE_INFLATED_MAX) data = gunzipSync(data, next);
+      else {
+        data = await gunzipWhole(data, next);
+        // zlib answers a one-shot call with a view of the output buffer it allocated at the size asked for: when the
+        // view is all of it, nothing else has it (its engine is gone), and the caller may release it (buffers.ts).
+        if (data.byteOffset === 0 && data.buffer.byteLength === next.chunkSize) markDedicated(data);
+      }
     } catch (error) {
       return giveUp(error, maxBytes);
     }

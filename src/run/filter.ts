@@ -29,6 +29,7 @@ import {
   type RecordErrorCode,
   type RefusedRef,
 } from "../records/records.js";
+import { release } from "../shared/buffers.js";
 import type { Logger } from "../shared/log.js";
 import { RetryPolicy, sleep } from "../shared/retry.js";
 
@@ -663,14 +664,18 @@ export class Filter {
           return seen;
         }
       }
+      let whole: Buffer | undefined;
       for await (const chunk of inflateStored(stored, { maxBytes: options.maxObjectBytes })) {
         summary.bytesInflated += chunk.length;
+        whole = "whole" in stored ? chunk : undefined;
         scanner.push(chunk);
         progress(seen);
         await sink.ready();
         if (this.abort.signal.aborted) throw new Error("aborted");
       }
       scanner.end();
+      // Every event is copied into the output by now: an inflated object's memory can go (buffers.ts, release).
+      if (whole !== undefined) release(whole);
       return seen;
     } finally {
       this.heldBytes -= held;

@@ -201,3 +201,31 @@ describe("inflate: errors", () => {
     expect(closed).toBe(true);
   });
 });
+
+describe("memory an inflated object may give back at once (release)", () => {
+  const transfers = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === "function";
+
+  it.skipIf(!transfers)(
+    "frees a large object's own memory, and leaves small (inline, maybe pooled) results alone",
+    async () => {
+      const { release } = await import("../../src/shared/buffers.js");
+      const large = Buffer.from(`{"Records":[${'{"a":1},'.repeat(100_000)}{"a":1}]}`);
+      const [big] = await collect(gzipSync(large));
+      expect(big?.equals(large)).toBe(true);
+      release(big as Buffer);
+      expect(big?.length).toBe(0); // detached: its memory is gone
+      const [small] = await collect(gzipSync(PLAIN));
+      release(small as Buffer);
+      expect(small?.toString()).toBe(JSON_TEXT);
+      const plain = Buffer.from(JSON_TEXT);
+      release(plain);
+      expect(plain.toString()).toBe(JSON_TEXT);
+    },
+  );
+
+  async function collect(bytes: Buffer): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    for await (const part of inflate(chunked(bytes, bytes.length), { maxBytes: 16 * 1024 * 1024 })) out.push(part);
+    return out;
+  }
+});
