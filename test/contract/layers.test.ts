@@ -1,7 +1,8 @@
-// Folders of src/ import downward only (issue 22): each folder has a rank, in the order data flows, and may import its
-// own files and folders of lower rank; a few folders are held to a shorter list. Every relative import of every module
-// counts: static, re-exports, type-only and dynamic `import("…")`, because a type-only import still ties the folders'
-// meaning together even when tsc erases it. The table is here and nowhere else; docs/development.md describes it.
+// Folders of src/ import downward only (issue 22): each folder has a rank (RANKS) and may import its own files and
+// folders of lower rank; two folders are held to a shorter list (ONLY); the folder graph has no cycle; every folder and
+// every file at src/'s root is placed. Every relative import of every module counts: static, re-exports, type-only and
+// dynamic `import("…")`, because a type-only import ties the folders' meaning together as much as any, though tsc
+// erases it. The table is here and nowhere else; docs/development.md "Where things are" describes it.
 import { readdirSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,7 +11,7 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** What the files at src/'s root are called here, as if they were one more folder. */
+/** The entries at src/'s root (ENTRIES), ranked as if they were one more folder, above all the others. */
 const ROOT_ENTRIES = "(root entries)";
 
 /**
@@ -85,11 +86,16 @@ function layerOf(path: string): string | undefined {
   return LEAVES.includes(path) ? undefined : ROOT_ENTRIES;
 }
 
+/** The module `from` (a path under src/) names by `specifier`, as a path under src/ (`../` when outside). */
+function targetOf(from: string, specifier: string): string {
+  return posix.normalize(posix.join(posix.dirname(from), specifier)).replace(/\.js$/, ".ts");
+}
+
 /** The rule broken by `from` (a path under src/) importing `specifier`, or undefined when it is allowed. */
 function broken(from: string, specifier: string): string | undefined {
   if (!specifier.startsWith(".")) return "an import() of a computed name, which no table can check: name the module";
-  const target = posix.normalize(posix.join(posix.dirname(from), specifier)).replace(/\.js$/, ".ts");
-  if (target.startsWith("../") || target === "..") return "imports from outside src/";
+  const target = targetOf(from, specifier);
+  if (target.startsWith("../") || target === "..") return "that module is outside src/";
   if (LEAVES.includes(from)) return `${from} is a leaf at src/'s root and imports nothing`;
   if (ENTRIES.includes(target)) return `${target} is an entry of the program; nothing imports it`;
   const source = layerOf(from) as string;
@@ -158,8 +164,8 @@ function folderCycle(files: Imports): string | undefined {
   for (const [from, specifiers] of files) {
     const source = layerOf(from);
     if (source === undefined) continue;
-    for (const specifier of specifiers) {
-      const layer = layerOf(posix.normalize(posix.join(posix.dirname(from), specifier)).replace(/\.js$/, ".ts"));
+    for (const specifier of specifiers.filter((text) => text.startsWith("."))) {
+      const layer = layerOf(targetOf(from, specifier));
       if (layer === undefined || layer === source) continue;
       edges.set(source, (edges.get(source) ?? new Set()).add(layer));
     }
@@ -231,6 +237,7 @@ describe("layers", () => {
         ["stray.ts", ""],
         ["newfolder/x.ts", 'import { version } from "../version.js";'],
         ["input/lines.ts", 'const mod = await import("../" + name);'],
+        ["model/sink.ts", 'import pkg from "../../package.json";'],
       ]),
     );
     expect(violations(planted)).toEqual([
@@ -241,6 +248,7 @@ describe("layers", () => {
       'src/run/filter.ts imports "../cli.js": cli.ts is an entry of the program; nothing imports it',
       'src/shared/log.ts imports "../run/filter.js": shared/ (rank 0) may import only folders of lower rank; run/ is rank 6',
       'src/input/lines.ts imports ""../" + name": an import() of a computed name, which no table can check: name the module',
+      'src/model/sink.ts imports "../../package.json": that module is outside src/',
     ]);
     expect(unplaced(planted)).toEqual([
       "src/stray.ts is at src/'s root but is neither an entry nor a leaf: put it in a folder",
