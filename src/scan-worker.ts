@@ -6,7 +6,7 @@ import { RecordsScanner, ScanError } from "./decode/scan.js";
 import { eventWriter, type FormatOptions, type LineSink, scannedFields } from "./format/format.js";
 import { NewestTime } from "./format/newest-time.js";
 import type { ScanReply, ScanRequest } from "./format/scan-pool.js";
-import type { ObjectRef } from "./records/records.js";
+import type { ObjectRef } from "./model/refs.js";
 
 const options = workerData as FormatOptions & { maxEventBytes: number };
 

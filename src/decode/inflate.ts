@@ -7,7 +7,7 @@
 import { pipeline, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { createGunzip, gunzip as gunzipCallback, gunzipSync, type ZlibOptions } from "node:zlib";
-import { markDedicated, markExclusive } from "../shared/buffers.js";
+import { markDedicated, markExclusive, WHOLE_STORED_MAX } from "../shared/buffers.js";
 
 export type InflateErrorCode = "CorruptGzip" | "Truncated" | "TooLarge";
 
@@ -32,12 +32,6 @@ export interface InflateOptions {
 
 const MAX_LAYERS = 4;
 
-/**
- * Objects whose stored bytes fit in this many are read whole and inflated in one call on the thread pool: the usual
- * CloudTrail file is a few KB to a few MB, and one call per object lets the pool inflate the next objects while the
- * main thread scans this one. Larger objects are streamed.
- */
-export const WHOLE_STORED_MAX = 4 * 1024 * 1024;
 /** The largest inflated size taken in one piece (read from the gzip trailer); beyond it the object is streamed. */
 const WHOLE_INFLATED_MAX = 32 * 1024 * 1024;
 

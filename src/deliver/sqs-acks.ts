@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { isInvalid, parseQueueUrl, refusalMessage } from "../model/names.js";
-import type { SqsMessage } from "../records/records.js";
+import type { SqsMessage } from "../model/refs.js";
 import type { Logger } from "../shared/log.js";
 
 export interface SqsAckerOptions {

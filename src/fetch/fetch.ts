@@ -1,9 +1,8 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
 // SDK errors are classified by name, HTTP status and fault, never by message text.
 import { close, constants, createReadStream, fstat, open, read, type Stats } from "node:fs";
-import { WHOLE_STORED_MAX } from "../decode/inflate.js";
-import type { ObjectRef } from "../records/records.js";
-import { allocWithSpareTail } from "../shared/buffers.js";
+import type { ObjectRef } from "../model/refs.js";
+import { allocWithSpareTail, WHOLE_STORED_MAX } from "../shared/buffers.js";
 import type { S3Getter, S3Object } from "./s3-get.js";
 
 /**

@@ -13,7 +13,7 @@ import { JsonToMsgpack, numberSize, stringHeaderSize, writeNumber, writeStringHe
 /** Where formatted records go: the sink, or a worker's buffer. */
 export type LineSink = Pick<Sink, "reserve">;
 
-import type { ObjectRef } from "../records/records.js";
+import type { ObjectRef } from "../model/refs.js";
 
 /**
  * `json` and `msgpack` are what exec_filter reads back; `forward` is the entries of a Forward protocol PackedForward

@@ -7,7 +7,7 @@
 // poller ends for good after one failed receive.
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html
 import type { Message, SQSClient } from "@aws-sdk/client-sqs";
-import type { SqsMessage } from "../records/records.js";
+import type { SqsMessage } from "../model/refs.js";
 import type { Logger } from "../shared/log.js";
 import { sleep } from "../shared/retry.js";
 import type { Line } from "./lines.js";

@@ -16,19 +16,9 @@ import {
   parseBucketName,
   parseObjectKey,
   parseRegion,
-  type Region,
   refusalMessage,
 } from "../model/names.js";
-
-/** One S3 object to read. Only parsed coordinates make one, so none can point a request at another host. */
-export interface S3ObjectRef {
-  bucket: BucketName;
-  key: ObjectKey;
-  /** The bucket's region when the notification names it. */
-  region?: Region;
-  /** A second key to try if `key` is not found (EventBridge does not document whether keys are encoded). */
-  fallbackKey?: ObjectKey;
-}
+import type { S3ObjectRef } from "../model/refs.js";
 
 /** A notified object that is deliberately not read, with why. */
 export interface Skip {

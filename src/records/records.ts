@@ -2,6 +2,7 @@
 // debugging URL (`s3://bucket/key`, `file:///absolute/path`), and says which objects it names.
 
 import { fileURLToPath } from "node:url";
+import type { FromMessage, ObjectRef, SqsMessage } from "../model/refs.js";
 import { textNestsDeeperThan } from "../shared/json-text.js";
 import {
   type Decoded,
@@ -11,29 +12,11 @@ import {
   type Json,
   parseRef,
   type Refusal,
-  type S3ObjectRef,
   type Skip,
 } from "./notifications.js";
 
-/**
- * Set only on what one message of an `aws sqs receive-message` response named: that message, which its dead letters
- * carry as `input` (not the whole response, which holds the other messages too).
- */
-interface FromMessage {
-  input?: unknown;
-}
-
-export type ObjectRef = ({ scheme: "s3" } & S3ObjectRef & FromMessage) | { scheme: "file"; path: string };
-
 /** A refused reference (notifications.ts), with the message it came from when that is not the whole record. */
 export type RefusedRef = Refusal & FromMessage;
-
-/** SQS coordinates of the message a record came from (fluent-plugin-sqs 2.x/3.x), for deleting it later. */
-export interface SqsMessage {
-  queueUrl: string;
-  receiptHandle: string;
-  messageId?: string;
-}
 
 export type RecordErrorCode =
   | "LineTooLong"

@@ -19,13 +19,13 @@ import type { ScanPool } from "../format/scan-pool.js";
 import type { Line } from "../input/lines.js";
 import { deadLetterRecord, redactReceiptHandles } from "../model/dead-letter.js";
 import type { BucketName } from "../model/names.js";
+import type { ObjectRef } from "../model/refs.js";
 import type { Sink } from "../model/sink.js";
 import type { Refusal } from "../records/notifications.js";
 import {
   describeRef,
   type Interpreted,
   interpretLine,
-  type ObjectRef,
   type RecordErrorCode,
   type RefusedRef,
 } from "../records/records.js";

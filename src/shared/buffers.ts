@@ -1,7 +1,8 @@
 // Where the scanner may put its sentinel (the quote after the last byte that lets its loops run without a bounds test)
 // instead of copying an object's bytes: in a spare byte of memory this program allocated itself, or, for a buffer it
 // holds the only view of, in the buffer's own last byte for the time of the scan. Whoever allocates says which (the
-// fetch layer, the inflater); the scanner asks. Its own module so that transport does not import the parser for it.
+// fetch layer, the inflater); the scanner asks. Its own module so that transport does not import the parser for it,
+// and so is the size up to which an object's stored bytes are read into one such buffer.
 //
 // Nothing here infers ownership from sizes or offsets: Node's pools change between releases (Node 24 hands out
 // `Buffer.from` and `allocUnsafe` from a 64 KiB pool, where Node 20's was 8 KiB), so memory counts as this program's
@@ -19,6 +20,16 @@ export function allocWithSpareTail(size: number): Buffer {
   OWN_MEMORY.add(memory.buffer);
   return memory.subarray(0, size);
 }
+
+/**
+ * Objects whose stored bytes fit in this many are read whole and inflated in one call on the thread pool: the usual
+ * CloudTrail file is a few KB to a few MB, and one call per object lets the pool inflate the next objects while the
+ * main thread scans this one. Larger objects are streamed.
+ *
+ * Here, next to the allocation a whole object is read into, because both sides apply it: fetch/ reads an object of
+ * this size or less into one buffer, and inflate gathers a stream's first bytes up to it; neither imports the other.
+ */
+export const WHOLE_STORED_MAX = 4 * 1024 * 1024;
 
 /** True when the byte after `buffer` is in memory allocWithSpareTail made and outside every view it handed out. */
 export function hasSpareTail(buffer: Uint8Array): boolean {

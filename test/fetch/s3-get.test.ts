@@ -13,7 +13,7 @@ import { crc32, gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AwsClients } from "../../src/fetch/clients.js";
 import { FetchError, S3Source } from "../../src/fetch/fetch.js";
-import type { ObjectRef } from "../../src/records/records.js";
+import type { ObjectRef } from "../../src/model/refs.js";
 import { deadLetters, events, parseOutput, runCli } from "../support/cli.js";
 import { startFaultS3 } from "../support/fault-s3.js";
 import { region, s3Ref } from "../support/names.js";

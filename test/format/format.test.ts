@@ -18,7 +18,7 @@ import {
 } from "../../src/format/format.js";
 import type { Line } from "../../src/input/lines.js";
 import { MsgpackInputError, readMsgpackLines } from "../../src/input/msgpack-lines.js";
-import type { ObjectRef } from "../../src/records/records.js";
+import type { ObjectRef } from "../../src/model/refs.js";
 import { LAYOUTS, layOut } from "../support/layout.js";
 import { s3Ref } from "../support/names.js";
 

@@ -1,11 +1,11 @@
 // Table tests for input lines: fluent-plugin-sqs records of every major version, bare bodies, debugging URLs, errors.
 import { describe, expect, it } from "vitest";
+import type { ObjectRef } from "../../src/model/refs.js";
 import {
   describeRef,
   type Interpreted,
   interpretLine,
   interpretRecord,
-  type ObjectRef,
   sqsMessageOfLine,
 } from "../../src/records/records.js";
 import { NATIVE_BUCKET, NATIVE_KEYS, notificationText } from "../support/fixtures.js";

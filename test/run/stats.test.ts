@@ -1,7 +1,7 @@
 // The periodic stats line (stats.ts) and the newest eventTime it reports the lag from (newest-time.ts).
 import { describe, expect, it } from "vitest";
 import { NewestTime } from "../../src/format/newest-time.js";
-import { Stats } from "../../src/observe/stats.js";
+import { Stats } from "../../src/run/stats.js";
 
 describe("NewestTime", () => {
   it.each<[string, string[], string | undefined]>([
