@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import type { SendMessageBatchRequestEntry, SQSClient } from "@aws-sdk/client-sqs";
 import type { Checkpoint } from "../listing/checkpoint.js";
 import type { ProgressCounts } from "../listing/progress.js";
+import type { RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseObjectKey, refusalMessage } from "../model/names.js";
 import { describeError, isPermanentCallFailure, isThrottlingName } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
@@ -186,6 +187,13 @@ export class Enqueuer {
     this.keyBytes += (this.keys.length > 0 ? 1 : 0) + bytes;
     this.keys.push({ object, json });
     while (this.sending.size >= this.options.senders) await Promise.race(this.sending);
+  }
+
+  /** The counts so far, for the summary: the files listed, and what was sent of them. */
+  counts(): RunCounts {
+    const { listed, bytesListed, messages = 0, objects, bytes } = this.options.counts;
+    const { maxMessageBytes, ...own } = this.summary;
+    return { counters: { listed, bytesListed, messages, objects, bytes, ...own }, levels: { maxMessageBytes } };
   }
 
   /** Sends what is left and waits for every call; the summary then. */
