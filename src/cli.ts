@@ -1105,7 +1105,8 @@ function sqsCommand(program: Command): Command {
     .option("--wait-time <seconds>", "long polling: how long one receive waits for messages", integer(0, 20), 20)
     .option(
       "--stats-interval <seconds>",
-      "log a stats line (the summary's counts so far) this often; 0: never",
+      "log a stats line this often (the filter's: counts since the last one and in total, events/s, the lag " +
+        "behind the newest eventTime, memory; plus the queue's counts); 0 turns it off",
       seconds,
       60,
     )
