@@ -5,7 +5,7 @@
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { partition } from "@aws-sdk/core/client";
 import { type BucketName, isInvalid, type ObjectKey, parseRegion, type Region } from "../model/names.js";
-import { type SdkErrorShape, sdkName, sdkShape } from "../shared/aws-errors.js";
+import { errorStatus, sdkName, sdkShape } from "../shared/aws-errors.js";
 
 export interface S3GetterOptions {
   /** The client that signs for and addresses `region` (one per region, shared; with an explicit endpoint, one). */
@@ -40,12 +40,13 @@ const SKEWED_CLOCK = new Set(["RequestTimeTooSkewed", "RequestExpired"]);
  * https://docs.aws.amazon.com/AmazonS3/latest/API/RESTCommonResponseHeaders.html
  * The region is parsed like any region from outside before it picks a client, and so an endpoint.
  */
-function bucketRegionOf(error: SdkErrorShape): Region | undefined {
-  const status = error.$metadata?.httpStatusCode;
+function bucketRegionOf(error: unknown): Region | undefined {
+  const status = errorStatus(error);
   if (status !== 301 && status !== 307 && status !== 400) return undefined;
-  if (status === 400 && error.name !== "AuthorizationHeaderMalformed") return undefined;
-  const header = error.$response?.headers?.["x-amz-bucket-region"];
-  const named = typeof header === "string" && header !== "" ? header : error.Region;
+  if (status === 400 && sdkName(error) !== "AuthorizationHeaderMalformed") return undefined;
+  const shape = sdkShape(error);
+  const header = shape.$response?.headers?.["x-amz-bucket-region"];
+  const named = typeof header === "string" && header !== "" ? header : shape.Region;
   if (typeof named !== "string") return undefined;
   const region = parseRegion(named);
   return isInvalid(region) ? undefined : region;
@@ -118,8 +119,7 @@ export class S3Getter {
         if (body === undefined) return { body: (async function* () {})(), size: 0, ...metadata };
         return { body, size: output.ContentLength, ...metadata };
       } catch (error) {
-        const shape = sdkShape(error);
-        const named = redirected ? undefined : bucketRegionOf(shape);
+        const named = redirected ? undefined : bucketRegionOf(error);
         // A redirect names the region of an S3 that answered (or of whatever stands at a custom endpoint): held to the
         // same partition data as a hint, so that it cannot make clients for names without end either.
         const moved = named === undefined ? undefined : partitionRegion(named, options.region);
