@@ -1,6 +1,7 @@
-// The `sqs` command's work: a long-running consumer of one SQS queue. Receive loops (sqs-source.ts) feed the Filter;
-// each message stays invisible while its objects are worked on (sqs.ts) and is deleted only once everything it
-// produced is delivered (written to stdout, or acknowledged by fluentd) or its permanent failure is dead-lettered.
+// The `sqs` command's work: a long-running consumer of one SQS queue. Receive loops (input/sqs-receiver.ts) feed the
+// Filter; each message stays invisible while its objects are worked on (deliver/sqs-acks.ts) and is deleted only once
+// everything it produced is delivered (written to stdout, or acknowledged by fluentd) or its permanent failure is
+// dead-lettered. Its counts (`counts()`) are the stats line's and the summary's (observe/stats.ts).
 // A message whose object kept failing transiently is left to SQS: it comes back after its visibility timeout, and
 // the queue's redrive policy bounds how often. At shutdown, messages not finished are handed back at once.
 //
@@ -110,7 +111,7 @@ export class SqsService {
 
   /**
    * The output is lost (stdout's reader is gone): stop, hand back every message not finished, and delete nothing
-   * more (sqs.ts, `handBackInsteadOfDeleting`). `run` then ends as after `abandon`.
+   * more (sqs-acks.ts, `handBackInsteadOfDeleting`). `run` then ends as after `abandon`.
    */
   outputLost(): void {
     this.acker.handBackInsteadOfDeleting();
