@@ -25,6 +25,7 @@ import { Intake } from "./input/intake.js";
 import { type Line, readLines } from "./input/lines.js";
 import { SPOOL_MAX_BYTES_DEFAULT, type Spool } from "./input/spool.js";
 import type { Checkpoint } from "./listing/checkpoint.js";
+import { withParts } from "./model/counts.js";
 import {
   type BucketName,
   isInvalid,
@@ -39,7 +40,7 @@ import type { ListenAddress } from "./observe/address.js";
 import type { MetricsListener } from "./observe/listener.js";
 import { sqsMessageOfLine } from "./records/records.js";
 import { Filter, type FilterOptions, MAX_OBJECTS_PER_MESSAGE } from "./run/filter.js";
-import { Stats } from "./run/stats.js";
+import { startStats, summaryFields } from "./run/stats.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "./shared/log.js";
 import { RetryPolicy } from "./shared/retry.js";
 import { VERSION } from "./version.js";
@@ -778,48 +779,42 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   );
 
   const started = Date.now();
-  const sqsCounts = () =>
-    acker === undefined
-      ? {}
-      : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused };
-  const counts = () => ({ ...filter.counts(), ...sqsCounts() });
-  const stats = new Stats(counts(), started);
-  const statsTimer =
-    options.statsInterval > 0
-      ? setInterval(() => {
-          const reading = {
-            counts: counts(),
-            newestEventTime: filter.newest.text,
-            rssBytes: process.memoryUsage.rss(),
-          };
-          log.info("stats", stats.line(Date.now(), reading));
-        }, options.statsInterval * 1000).unref()
-      : undefined;
-  const summaryLine = (summary: Record<string, unknown>) => ({
-    ...summary,
-    newestEventTime: filter.newest.text ?? null,
-    leftOver: intake.leftOver,
-    ...(spool === undefined ? {} : { spooled: spool.size }),
-    ...sqsCounts(),
-    bytesOut: sink.bytesOut,
-    seconds: (Date.now() - started) / 1000,
-    maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+  const counts = () =>
+    withParts(filter.counts(), {
+      counters: {
+        leftOver: intake.leftOver,
+        ...(acker === undefined
+          ? {}
+          : { sqsDeletes: acker.deletes, sqsDeleteFailures: acker.failures, sqsQueueUrlsRefused: acker.refused }),
+      },
+      levels: spool === undefined ? {} : { spooled: spool.size },
+    });
+  const stopStats = startStats({
+    log,
+    intervalMs: options.statsInterval * 1000,
+    counts,
+    rssBytes: () => process.memoryUsage.rss(),
   });
+  const summaryLine = () =>
+    summaryFields(counts(), {
+      seconds: (Date.now() - started) / 1000,
+      maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+    });
   // stdout closed under fluentd: fluentd is gone (stopping, or restarting its child), so the counts so far are the
   // summary and the exit is 0, as for a stop. Nothing more is deleted (the acker's pending deletes die with the
   // process); records not finished stay in the spool, and their SQS messages come back after their visibility timeout.
   runtime.onStdoutClosed = (error) => {
     log.info("stdout closed; exiting", describeStdoutError(error));
-    log.info("summary", { ...summaryLine(counts()), stdoutClosed: true });
+    log.info("summary", { ...summaryLine(), stdoutClosed: true });
     process.exit(0);
   };
-  const summary = await filter.run(intake);
+  await filter.run(intake);
   await intake.finished;
   await finishOutput(sink, stdout, signalled(), log);
   await acker?.close(signalled() ? 1000 : 10_000);
   spool?.close();
-  clearInterval(statsTimer);
-  log.info("summary", summaryLine({ ...summary }));
+  stopStats();
+  log.info("summary", summaryLine());
   process.exit(0);
 }
 
@@ -1007,13 +1002,13 @@ function importCommand(program: Command): Command {
       }
 
       const progress = new Progress(
-        importer.counts,
+        importer.progress,
         { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
         log,
       );
       progress.start();
-      runtime.metrics?.serve({ filter: () => importer.running, sink, listed: () => importer.counts.listed });
-      const { listingError, ...summary } = await importer.run({
+      runtime.metrics?.serve({ filter: () => importer.running, sink, listed: () => importer.progress.listed });
+      const { listingError } = await importer.run({
         source: runtime.source,
         sink,
         log,
@@ -1023,12 +1018,13 @@ function importCommand(program: Command): Command {
       progress.stop();
       await sink.end();
       checkpoint?.close();
-      log.info("summary", {
-        ...summary,
-        bytesOut: sink.bytesOut,
-        seconds: (Date.now() - started) / 1000,
-        maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
-      });
+      log.info(
+        "summary",
+        summaryFields(importer.counts(), {
+          seconds: (Date.now() - started) / 1000,
+          maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+        }),
+      );
       if (listingError !== undefined) listingFailed(listingError);
       process.exit(0);
     });
@@ -1109,7 +1105,8 @@ function sqsCommand(program: Command): Command {
     .option("--wait-time <seconds>", "long polling: how long one receive waits for messages", integer(0, 20), 20)
     .option(
       "--stats-interval <seconds>",
-      "log a stats line (the summary's counts so far) this often; 0: never",
+      "log a stats line this often (the filter's: counts since the last one and in total, events/s, the lag " +
+        "behind the newest eventTime, memory; plus the queue's counts); 0 turns it off",
       seconds,
       60,
     )
@@ -1166,7 +1163,6 @@ async function runSqs(
       ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
       waitTimeSeconds: options.waitTime,
       maxInFlight,
-      statsIntervalMs: options.statsInterval * 1000,
       filter: filterOptions(options, true),
     },
     sqsClient: (queueUrl) => aws.sqsClient(queueUrl),
@@ -1208,15 +1204,21 @@ async function runSqs(
     service.outputLost();
   };
   const started = Date.now();
-  const summary = await service.run(() => Math.max(100, Math.min(10_000, deadline - Date.now())));
+  const stopStats = startStats({
+    log,
+    intervalMs: options.statsInterval * 1000,
+    counts: () => service.counts(),
+    rssBytes: () => process.memoryUsage.rss(),
+  });
+  await service.run(() => Math.max(100, Math.min(10_000, deadline - Date.now())));
+  stopStats();
   await finishOutput(sink, stdout, signalled() || outputLost, log);
   log.info("summary", {
-    ...summary,
-    ...forwardCounts(),
+    ...summaryFields(service.counts(), {
+      seconds: (Date.now() - started) / 1000,
+      maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+    }),
     ...(outputLost ? { stdoutClosed: true } : {}),
-    bytesOut: sink.bytesOut,
-    seconds: (Date.now() - started) / 1000,
-    maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
   process.exit(outputLost ? 1 : 0);
 }

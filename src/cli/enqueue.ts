@@ -7,6 +7,7 @@ import { Progress } from "../listing/progress.js";
 import type { BucketName } from "../model/names.js";
 import { Enqueuer } from "../run/enqueuer.js";
 import type { Importer } from "../run/importer.js";
+import { summaryFields } from "../run/stats.js";
 import type { Logger } from "../shared/log.js";
 import type { RetryPolicy } from "../shared/retry.js";
 
@@ -39,7 +40,7 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
     client: run.client,
     retry: run.retry,
     log,
-    counts: importer.counts,
+    counts: importer.progress,
     ...(checkpoint === undefined ? {} : { checkpoint }),
     keysPerMessage: run.keysPerMessage,
     senders: SENDERS,
@@ -70,7 +71,7 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
   }
 
   const progress = new Progress(
-    importer.counts,
+    importer.progress,
     { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
     log,
   );
@@ -82,20 +83,17 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
       listingError = error;
       return undefined;
     });
-  if (listed !== undefined && !signalled && !enqueuer.failed) importer.counts.listingDone = true;
+  if (listed !== undefined && !signalled && !enqueuer.failed) importer.progress.listingDone = true;
   const { failure, ...summary } = await enqueuer.finish();
   progress.stop();
   checkpoint?.close();
   log.info("summary", {
     queueUrl: run.queueUrl,
-    listed: importer.counts.listed,
-    bytesListed: importer.counts.bytesListed,
-    ...summary,
+    ...summaryFields(enqueuer.counts(), { seconds: (Date.now() - started) / 1000 }),
     mb: Math.round((summary.bytes / 2 ** 20) * 10) / 10,
     alreadyDone: listed?.alreadyDone,
     listRequests: listed?.listRequests,
     interrupted: signalled,
-    seconds: (Date.now() - started) / 1000,
   });
   if (listingError !== undefined) run.listingFailed(listingError);
   if (failure !== undefined || summary.failedObjects > 0) {

@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { rootCertificates } from "node:tls";
 import { ENTRY_HEADER_BYTES, writeEntryHeader } from "../format/format.js";
 import type { Sink } from "../model/sink.js";
+import { describeError } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
 import { msgpack } from "../shared/msgpack.js";
 import { ForwardConnection } from "./forward-connection.js";
@@ -101,12 +102,6 @@ interface Batch {
   buffer: Buffer;
   pos: number;
   entries: number;
-}
-
-function describeError(error: unknown): Record<string, unknown> {
-  if (typeof error !== "object" || error === null) return { error: String(error) };
-  const { name, code, message } = error as { name?: unknown; code?: unknown; message?: unknown };
-  return { error: String(name ?? "Error"), ...(code === undefined ? {} : { code }), message: String(message ?? "") };
 }
 
 export class ForwardSink implements Sink {

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { isInvalid, parseQueueUrl, refusalMessage } from "../model/names.js";
 import type { SqsMessage } from "../model/refs.js";
+import { errorName } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
 
 export interface SqsAckerOptions {
@@ -49,10 +50,6 @@ const QUEUES_REMEMBERED = 100;
 const REFUSALS_LOGGED = 20;
 const REFUSALS_EVERY = 1000;
 const PERMANENT = new Set(["ReceiptHandleIsInvalid", "InvalidParameterValue", "QueueDoesNotExist", "AccessDenied"]);
-
-function errorName(error: unknown): string {
-  return typeof error === "object" && error !== null && "name" in error ? String(error.name) : "Error";
-}
 
 export class SqsAcker {
   private readonly queues = new Map<string, PendingDelete[]>();

@@ -1,7 +1,8 @@
 // Opens the stored bytes of an object: from S3 (or an S3-compatible endpoint) or from a local file.
-// SDK errors are classified by name, HTTP status and fault, never by message text.
+// SDK errors are classified by name, HTTP status and code (shared/aws-errors.ts), never by message text.
 import { close, constants, createReadStream, fstat, open, read, type Stats } from "node:fs";
 import type { ObjectRef } from "../model/refs.js";
+import { classifyError, errorCode, sdkName } from "../shared/aws-errors.js";
 import { allocWithSpareTail, WHOLE_STORED_MAX } from "../shared/buffers.js";
 import type { S3Getter, S3Object } from "./s3-get.js";
 
@@ -42,61 +43,13 @@ export interface ObjectSource {
   open(ref: ObjectRef, signal: AbortSignal): Promise<OpenedObject>;
 }
 
-interface SdkErrorShape {
-  name?: unknown;
-  code?: unknown;
-  $fault?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
-}
-
-/**
- * Errors of the connection rather than of the request: worth trying again. Anything else without an HTTP status
- * (a TypeError from a bad endpoint URL, missing credentials) is a configuration problem and fails at once.
- *
- * `ENOTFOUND` is not here: the resolver answered that the host name does not exist, which a retry does not change (a
- * made-up region once kept an object retrying for --retry-for). `EAI_AGAIN` is: the resolver did not answer, as in an
- * outage that passes.
- */
-const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkingError"]);
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EPROTO",
-  "ERR_STREAM_PREMATURE_CLOSE",
-  // undici's (http-handler.ts): https://undici.nodejs.org/#/docs/api/Errors
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  // A proxy that refused the tunnel (its status is in the message, which is not parsed): retried like a network
-  // failure, since a proxy's 407 or 503 often passes once it has its credentials or its upstream back.
-  "UND_ERR_ABORTED",
-]);
-
 /** Classifies an error thrown by the S3 client or by reading its response body. */
 export function classifyS3Error(error: unknown, where: string): FetchError {
   if (error instanceof FetchError) return error;
-  const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
-  const name = typeof shape.name === "string" ? shape.name : "Error";
-  const status = typeof shape.$metadata?.httpStatusCode === "number" ? shape.$metadata.httpStatusCode : undefined;
+  const name = sdkName(error);
+  const { kind, transient, throttled } = classifyError(error);
+  if (kind !== "Failed") return new FetchError(kind, `Failed to fetch ${where}: ${name}`, false);
   const detail = error instanceof Error ? error.message || name : String(error);
-  if (status === 404 || name === "NoSuchKey" || name === "NoSuchBucket" || name === "NotFound") {
-    return new FetchError("NotFound", `Failed to fetch ${where}: ${name}`, false);
-  }
-  if (status === 403 || name === "AccessDenied" || name === "InvalidObjectState") {
-    return new FetchError("AccessDenied", `Failed to fetch ${where}: ${name}`, false);
-  }
-  const throttled = status === 503 || status === 429 || name === "SlowDown" || /Throttl/.test(name);
-  const network = status === undefined && (NETWORK_NAMES.has(name) || NETWORK_CODES.has(String(shape.code)));
-  const transient = throttled || network || (status !== undefined && (status >= 500 || status === 408));
   return new FetchError("FetchFailed", `Failed to fetch ${where}: ${name}: ${detail}`, transient, throttled);
 }
 
@@ -218,7 +171,7 @@ export async function openFile(path: string): Promise<OpenedObject> {
     }
   } catch (error) {
     if (error instanceof FetchError) throw error;
-    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+    const code = errorCode(error);
     if (code === "ENOENT" || code === "ENOTDIR") {
       throw new FetchError("NotFound", `Failed to read file://${path}: no such file`, false);
     }

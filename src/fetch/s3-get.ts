@@ -5,6 +5,7 @@
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { partition } from "@aws-sdk/core/client";
 import { type BucketName, isInvalid, type ObjectKey, parseRegion, type Region } from "../model/names.js";
+import { errorStatus, sdkName, sdkShape } from "../shared/aws-errors.js";
 
 export interface S3GetterOptions {
   /** The client that signs for and addresses `region` (one per region, shared; with an explicit endpoint, one). */
@@ -33,25 +34,19 @@ export interface S3Object {
 const STALE_CREDENTIALS = new Set(["ExpiredToken", "InvalidToken", "TokenRefreshRequired"]);
 const SKEWED_CLOCK = new Set(["RequestTimeTooSkewed", "RequestExpired"]);
 
-interface SdkErrorShape {
-  name?: unknown;
-  Region?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
-  $response?: { headers?: Record<string, string | undefined> };
-}
-
 /**
  * The region S3 says a bucket lives in: a 301 PermanentRedirect (`x-amz-bucket-region`) or a 400
  * AuthorizationHeaderMalformed (`<Region>` in the error document) when the request was signed for another region.
  * https://docs.aws.amazon.com/AmazonS3/latest/API/RESTCommonResponseHeaders.html
  * The region is parsed like any region from outside before it picks a client, and so an endpoint.
  */
-function bucketRegionOf(error: SdkErrorShape): Region | undefined {
-  const status = error.$metadata?.httpStatusCode;
+function bucketRegionOf(error: unknown): Region | undefined {
+  const status = errorStatus(error);
   if (status !== 301 && status !== 307 && status !== 400) return undefined;
-  if (status === 400 && error.name !== "AuthorizationHeaderMalformed") return undefined;
-  const header = error.$response?.headers?.["x-amz-bucket-region"];
-  const named = typeof header === "string" && header !== "" ? header : error.Region;
+  if (status === 400 && sdkName(error) !== "AuthorizationHeaderMalformed") return undefined;
+  const shape = sdkShape(error);
+  const header = shape.$response?.headers?.["x-amz-bucket-region"];
+  const named = typeof header === "string" && header !== "" ? header : shape.Region;
   if (typeof named !== "string") return undefined;
   const region = parseRegion(named);
   return isInvalid(region) ? undefined : region;
@@ -124,8 +119,7 @@ export class S3Getter {
         if (body === undefined) return { body: (async function* () {})(), size: 0, ...metadata };
         return { body, size: output.ContentLength, ...metadata };
       } catch (error) {
-        const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
-        const named = redirected ? undefined : bucketRegionOf(shape);
+        const named = redirected ? undefined : bucketRegionOf(error);
         // A redirect names the region of an S3 that answered (or of whatever stands at a custom endpoint): held to the
         // same partition data as a hint, so that it cannot make clients for names without end either.
         const moved = named === undefined ? undefined : partitionRegion(named, options.region);
@@ -136,7 +130,7 @@ export class S3Getter {
           region = moved;
           continue;
         }
-        const name = typeof shape.name === "string" ? shape.name : "";
+        const name = sdkName(error);
         if (!refreshed && (STALE_CREDENTIALS.has(name) || SKEWED_CLOCK.has(name)) && !signal.aborted) {
           refreshed = true;
           // Through the client's own cache of credentials, which passes the refresh on to the shared chain.

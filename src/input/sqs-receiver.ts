@@ -8,6 +8,7 @@
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html
 import type { Message, SQSClient } from "@aws-sdk/client-sqs";
 import type { SqsMessage } from "../model/refs.js";
+import { describeError } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
 import { sleep } from "../shared/retry.js";
 import type { Line } from "./lines.js";
@@ -31,25 +32,6 @@ export interface SqsSourceOptions {
   /** Backoff after failed receives, in ms. */
   retryBaseMs?: number;
   retryMaxMs?: number;
-}
-
-interface SdkErrorShape {
-  name?: unknown;
-  $fault?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
-  code?: unknown;
-}
-
-/** What a failed call says about itself: the SDK's name, HTTP status and fault, never its message text. */
-export function sqsErrorContext(error: unknown): Record<string, unknown> {
-  const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
-  return {
-    error: typeof shape.name === "string" ? shape.name : "Error",
-    ...(typeof shape.$metadata?.httpStatusCode === "number" ? { status: shape.$metadata.httpStatusCode } : {}),
-    ...(typeof shape.$fault === "string" ? { fault: shape.$fault } : {}),
-    ...(typeof shape.code === "string" ? { code: shape.code } : {}),
-    message: error instanceof Error ? error.message : String(error),
-  };
 }
 
 /** Names under which SQS says the queue is missing or closed to us: logged as errors (someone has to act). */
@@ -155,7 +137,7 @@ export class SqsSource implements AsyncIterable<Line> {
         const base = this.options.retryBaseMs ?? 1000;
         const cap = Math.min(this.options.retryMaxMs ?? 60_000, base * 2 ** Math.min(failures - 1, 16));
         const delay = Math.round(cap * (0.5 + Math.random() / 2));
-        const described = sqsErrorContext(error);
+        const described = describeError(error);
         const context = { queueUrl, receiver: index, failures, retryInMs: delay, ...described };
         if (CONFIGURATION.has(String(described.error))) log.error("SQS receive failed", context);
         else log.warn("SQS receive failed", context);

@@ -3,7 +3,7 @@
 // object that fails.
 import { access, constants, readdir, stat } from "node:fs/promises";
 import type { ListObjectsV2CommandInput, ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
-import { classifyS3Error } from "../fetch/fetch.js";
+import { classifyError, errorName } from "../shared/aws-errors.js";
 import { type RetryPolicy, sleep } from "../shared/retry.js";
 import type { Lister, ObjectEntry } from "./layout.js";
 
@@ -17,14 +17,6 @@ export class ListError extends Error {
   ) {
     super(message);
   }
-}
-
-/** The error's name as the SDK or Node gives it (`NoSuchBucket`, `AccessDenied`, `ECONNREFUSED`…). */
-function errorName(error: unknown): string {
-  if (typeof error !== "object" || error === null) return String(error);
-  const { name, code } = error as { name?: unknown; code?: unknown };
-  if (typeof code === "string" && (name === "Error" || name === undefined)) return code;
-  return typeof name === "string" ? name : "Error";
 }
 
 /** ListObjectsV2 over one bucket, paginated, retrying transient failures like the filter does for objects. */
@@ -82,10 +74,10 @@ export class S3Lister implements Lister {
         this.retry.succeeded();
         return page;
       } catch (error) {
-        const failure = classifyS3Error(error, where);
+        const failure = classifyError(error);
         const message = `Failed to list ${where}: ${errorName(error)}`;
         if (this.signal.aborted) throw new ListError("ListFailed", `${message} (aborted)`);
-        if (failure.code === "NotFound" || failure.code === "AccessDenied") throw new ListError(failure.code, message);
+        if (failure.kind !== "Failed") throw new ListError(failure.kind, message);
         if (failure.throttled) this.retry.throttled();
         if (attempt === 1) firstFailureAt = this.retry.now();
         const delay = failure.transient ? this.retry.delayAfter(attempt, firstFailureAt) : undefined;

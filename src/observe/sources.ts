@@ -34,7 +34,7 @@ export function readingOf(parts: Parts): () => Reading {
     return {
       ...(filter === undefined
         ? {}
-        : { filter: { counts: filter.counts(), ...filter.breakdown(), newestEventTime: filter.newest.text } }),
+        : { filter: { counts: filter.counts().filter, ...filter.breakdown(), newestEventTime: filter.newest.text } }),
       ...(acker === undefined
         ? {}
         : {

@@ -12,10 +12,11 @@
 // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
 import { createHash } from "node:crypto";
 import type { SendMessageBatchRequestEntry, SQSClient } from "@aws-sdk/client-sqs";
-import { sqsErrorContext } from "../input/sqs-receiver.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
 import type { ProgressCounts } from "../listing/progress.js";
+import type { RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseObjectKey, refusalMessage } from "../model/names.js";
+import { describeError, isPermanentCallFailure, isThrottlingName } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
 import { type RetryPolicy, sleep } from "../shared/retry.js";
 import type { ListedObject } from "./importer.js";
@@ -68,16 +69,6 @@ export interface EnqueueSummary {
 interface Message {
   body: string;
   objects: ListedObject[];
-}
-
-/** Names of whole-call failures that a retry will not mend (the queue, our rights, or the request itself). */
-function isPermanent(error: unknown): boolean {
-  const shape = (typeof error === "object" && error !== null ? error : {}) as { name?: unknown; $fault?: unknown };
-  const name = typeof shape.name === "string" ? shape.name : "";
-  // No credentials anywhere in the chain (it has retried what can be retried, such as instance metadata).
-  if (name === "CredentialsProviderError") return true;
-  if (/Throttl/i.test(name)) return false;
-  return shape.$fault === "client";
 }
 
 /**
@@ -139,7 +130,7 @@ export class Enqueuer {
       const size = Number(out.Attributes?.MaximumMessageSize);
       if (Number.isInteger(size) && size >= 1024) this.summary.maxMessageBytes = Math.min(size, SQS_MAX_BYTES);
     } catch (error) {
-      const context = sqsErrorContext(error);
+      const context = describeError(error);
       if (context.error === "QueueDoesNotExist" || context.error === "AWS.SimpleQueueService.NonExistentQueue") {
         throw new Error(`the queue ${this.options.queueUrl} does not exist (${String(context.error)})`);
       }
@@ -198,6 +189,13 @@ export class Enqueuer {
     while (this.sending.size >= this.options.senders) await Promise.race(this.sending);
   }
 
+  /** The counts so far, for the summary: the files listed, and what was sent of them. */
+  counts(): RunCounts {
+    const { listed, bytesListed, messages = 0, objects, bytes } = this.options.counts;
+    const { maxMessageBytes, ...own } = this.summary;
+    return { counters: { listed, bytesListed, messages, objects, bytes, ...own }, levels: { maxMessageBytes } };
+  }
+
   /** Sends what is left and waits for every call; the summary then. */
   async finish(): Promise<EnqueueSummary & { failure?: Error }> {
     if (this.failure === undefined && !this.stopped) {
@@ -235,7 +233,7 @@ export class Enqueuer {
     this.batch = [];
     this.batchBytes = 0;
     const call: Promise<void> = this.send(messages)
-      .catch((error: unknown) => this.failedForGood(messages, sqsErrorContext(error))) // a bug, not SQS: still counted
+      .catch((error: unknown) => this.failedForGood(messages, describeError(error))) // a bug, not SQS: still counted
       .finally(() => this.sending.delete(call));
     this.sending.add(call);
   }
@@ -314,15 +312,15 @@ export class Enqueuer {
         log.debug("resending entries SQS failed", { ...why, entries: again.length, attempt });
         pending = again;
       } catch (error) {
-        why = sqsErrorContext(error);
-        if (signal.aborted || isPermanent(error)) {
+        why = describeError(error);
+        if (signal.aborted || isPermanentCallFailure(error)) {
           this.failedForGood(
             pending.map((p) => p.message),
             why,
           );
           return;
         }
-        if (/Throttl/i.test(String(why.error))) retry.throttled();
+        if (isThrottlingName(String(why.error))) retry.throttled();
         log.warn("SendMessageBatch failed, retrying", { ...why, attempt });
       }
       if (attempt === 1) firstFailureAt = retry.now();

@@ -17,6 +17,7 @@ import { eventWriter, type FormatOptions, scannedFields } from "../format/format
 import { NewestTime } from "../format/newest-time.js";
 import type { ScanPool } from "../format/scan-pool.js";
 import type { Line } from "../input/lines.js";
+import { emptyFilterCounts, type FilterCounts, type RunCounts } from "../model/counts.js";
 import { deadLetterRecord, redactReceiptHandles } from "../model/dead-letter.js";
 import type { BucketName } from "../model/names.js";
 import type { ObjectRef } from "../model/refs.js";
@@ -97,20 +98,8 @@ const LATER_INPUT_CHARS = 1024;
  */
 const BACKING_OFF_MAX = 1024;
 
-export interface Summary {
-  records: number;
-  objects: number;
-  events: number;
-  skipped: number;
-  deadLetters: number;
-  /** Attempts made again after a transient failure (each one counts). */
-  retries: number;
-  abandoned: number;
-  leftToSqs: number;
-  bytesIn: number;
-  bytesInflated: number;
-  bytesOut: number;
-}
+/** What `run` returns at the end: the Filter's counts (model/counts.ts), the summary line's leading fields. */
+export type Summary = FilterCounts;
 
 /** How one input record ended, reported once its output has been handed to stdout. */
 export interface RecordOutcome {
@@ -264,19 +253,7 @@ export class Filter {
   private stopping = false;
   /** Ends the wait for the next record when the filter stops (set only while `run` waits for one). */
   private wake: (() => void) | undefined;
-  private readonly summary: Summary = {
-    records: 0,
-    objects: 0,
-    events: 0,
-    skipped: 0,
-    deadLetters: 0,
-    retries: 0,
-    abandoned: 0,
-    leftToSqs: 0,
-    bytesIn: 0,
-    bytesInflated: 0,
-    bytesOut: 0,
-  };
+  private readonly summary: Summary = emptyFilterCounts();
   /** The newest eventTime written, for the stats line's lag. */
   readonly newest = new NewestTime();
   /** `summary.deadLetters` by code; the codes are DeadLetterCode's few, so the map stays small. */
@@ -338,9 +315,14 @@ export class Filter {
     this.abort.abort();
   }
 
-  /** The counts so far (the summary `run` returns at the end), for the periodic stats line. */
-  counts(): Summary {
-    return { ...this.summary, bytesOut: this.deps.sink.bytesOut };
+  /** The counts so far (`filter`: the summary `run` returns at the end), for the stats line, summary and metrics. */
+  counts(): RunCounts & { filter: FilterCounts } {
+    return {
+      filter: { ...this.summary, bytesOut: this.deps.sink.bytesOut },
+      counters: {},
+      levels: {},
+      newestEventTime: this.newest.text ?? null,
+    };
   }
 
   /** What the counts do not say: dead letters by code, and how the objects started so far ended. */

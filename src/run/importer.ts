@@ -9,6 +9,7 @@ import type { Line } from "../input/lines.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
 import { type Lister, type ObjectEntry, type Selection, walk } from "../listing/layout.js";
 import { emptyCounts } from "../listing/progress.js";
+import { emptyFilterCounts, type RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "../model/names.js";
 import type { Logger } from "../shared/log.js";
 import { Filter, type FilterDeps, type RecordOutcome, type Summary } from "./filter.js";
@@ -100,8 +101,8 @@ class Wakeup {
 }
 
 export class Importer {
-  /** Live counts, for the progress report. */
-  readonly counts = emptyCounts();
+  /** Live counts, for the progress report (listing/progress.ts) and, under `import --enqueue`, the Enqueuer's. */
+  readonly progress = emptyCounts();
   private readonly listingAbort = new AbortController();
   private readonly lister: Lister & { readonly requests?: number };
   private stopping = false;
@@ -125,6 +126,19 @@ export class Importer {
     this.listingAbort.abort();
     this.producerWake.wake();
     this.filter?.stop();
+  }
+
+  /**
+   * The counts so far, for the summary: the Filter's (zero before `run` has made it), the files listed, and how the
+   * listing went.
+   */
+  counts(): RunCounts {
+    return {
+      filter: this.filter?.counts().filter ?? emptyFilterCounts(),
+      counters: { listed: this.progress.listed },
+      levels: { alreadyDone: this.alreadyDone, listRequests: this.lister.requests, interrupted: this.interrupted },
+      newestEventTime: this.filter?.newest.text ?? null,
+    };
   }
 
   /** The Filter once `run` has made it (--metrics-listen reads its counts). */
@@ -188,7 +202,7 @@ export class Importer {
 
   /** Imports every listed object through a Filter built from `filterDeps`. */
   async run(filterDeps: Omit<FilterDeps, "hooks">): Promise<ImportSummary> {
-    const counts = this.counts;
+    const counts = this.progress;
     const queue: (ListedObject | undefined)[] = [];
     let head = 0;
     let listingDone = false;

@@ -1,6 +1,7 @@
-// The `sqs` command's work: a long-running consumer of one SQS queue. Receive loops (sqs-source.ts) feed the Filter;
-// each message stays invisible while its objects are worked on (sqs.ts) and is deleted only once everything it
-// produced is delivered (written to stdout, or acknowledged by fluentd) or its permanent failure is dead-lettered.
+// The `sqs` command's work: a long-running consumer of one SQS queue. Receive loops (input/sqs-receiver.ts) feed the
+// Filter; each message stays invisible while its objects are worked on (deliver/sqs-acks.ts) and is deleted only once
+// everything it produced is delivered (written to stdout, or acknowledged by fluentd) or its permanent failure is
+// dead-lettered. Its counts (`counts()`) are the stats line's and the summary's (run/stats.ts).
 // A message whose object kept failing transiently is left to SQS: it comes back after its visibility timeout, and
 // the queue's redrive policy bounds how often. At shutdown, messages not finished are handed back at once.
 //
@@ -10,9 +11,10 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { SqsAcker } from "../deliver/sqs-acks.js";
 import type { ObjectSource } from "../fetch/fetch.js";
 import { SqsSource } from "../input/sqs-receiver.js";
+import { type RunCounts, withParts } from "../model/counts.js";
 import type { Sink } from "../model/sink.js";
 import type { Logger } from "../shared/log.js";
-import { Filter, type FilterDeps, type FilterOptions, type Summary } from "./filter.js";
+import { Filter, type FilterDeps, type FilterOptions } from "./filter.js";
 
 export interface SqsServiceOptions {
   queueUrl: string;
@@ -22,8 +24,6 @@ export interface SqsServiceOptions {
   waitTimeSeconds: number;
   /** Messages received and not finished, at most. */
   maxInFlight: number;
-  /** A `stats` log line this often (ms); 0: only the summary at exit. */
-  statsIntervalMs: number;
   filter: FilterOptions;
 }
 
@@ -33,18 +33,10 @@ export interface SqsServiceDeps {
   source: ObjectSource;
   sink: Sink;
   log: Logger;
-  /** The sink's own counts for the stats (forward: messages acknowledged, resent, unacknowledged). */
+  /** The sink's own counts for the stats line and the summary (forward: acknowledged, resent, unacknowledged). */
   sinkStats?(): Record<string, unknown>;
   /** --metrics-listen's histogram of time per object. */
   observe?: FilterDeps["observe"];
-}
-
-export interface SqsSummary extends Summary {
-  received: number;
-  receiveFailures: number;
-  deleted: number;
-  deleteFailures: number;
-  handedBack: number;
 }
 
 export class SqsService {
@@ -90,17 +82,18 @@ export class SqsService {
     });
   }
 
-  /** Counts since the start: the Filter's, the queue's and the sink's. */
-  stats(): Record<string, unknown> {
-    return {
-      ...this.filter.counts(),
-      received: this.input.counts.received,
-      receiveFailures: this.input.counts.receiveFailures,
-      deleted: this.acker.deletes,
-      deleteFailures: this.acker.failures,
-      handedBack: this.acker.handedBack,
-      ...this.deps.sinkStats?.(),
-    };
+  /** Counts since the start, for the stats line and the summary: the Filter's, the queue's and the sink's. */
+  counts(): RunCounts {
+    return withParts(this.filter.counts(), {
+      counters: {
+        received: this.input.counts.received,
+        receiveFailures: this.input.counts.receiveFailures,
+        deleted: this.acker.deletes,
+        deleteFailures: this.acker.failures,
+        handedBack: this.acker.handedBack,
+      },
+      levels: { ...this.deps.sinkStats?.() },
+    });
   }
 
   /** Stops receiving and taking messages; work in flight goes on until it ends or `abandon` is called. */
@@ -118,37 +111,26 @@ export class SqsService {
 
   /**
    * The output is lost (stdout's reader is gone): stop, hand back every message not finished, and delete nothing
-   * more (sqs.ts, `handBackInsteadOfDeleting`). `run` then ends as after `abandon`.
+   * more (sqs-acks.ts, `handBackInsteadOfDeleting`). `run` then ends as after `abandon`.
    */
   outputLost(): void {
     this.acker.handBackInsteadOfDeleting();
     this.abandon();
   }
 
-  /** Runs until stopped; then sends the last deletes and hand-backs, for at most `closeWithinMs`. */
-  async run(closeWithinMs: () => number): Promise<SqsSummary> {
+  /**
+   * Runs until stopped; then sends the last deletes and hand-backs, for at most `closeWithinMs`. The caller logs the
+   * stats line as it goes and the summary at the end, both from `counts()`.
+   */
+  async run(closeWithinMs: () => number): Promise<void> {
     this.deps.log.info("receiving", {
       queueUrl: this.deps.options.queueUrl,
       receivers: this.deps.options.receivers,
       visibilityTimeout: this.deps.options.visibilityTimeout,
     });
     this.input.start();
-    // The consumer runs for weeks: its counts are logged as it goes, not only at exit.
-    const { statsIntervalMs } = this.deps.options;
-    const stats =
-      statsIntervalMs > 0 ? setInterval(() => this.deps.log.info("stats", this.stats()), statsIntervalMs) : undefined;
-    stats?.unref();
-    const summary = await this.filter.run(this.input);
-    clearInterval(stats);
+    await this.filter.run(this.input);
     await this.input.ended();
     await this.acker.close(closeWithinMs());
-    return {
-      ...summary,
-      received: this.input.counts.received,
-      receiveFailures: this.input.counts.receiveFailures,
-      deleted: this.acker.deletes,
-      deleteFailures: this.acker.failures,
-      handedBack: this.acker.handedBack,
-    };
   }
 }

@@ -1,12 +1,12 @@
-// The periodic stats line: under fluentd the filter runs for weeks, and between the per-record lines and the final
-// summary its log would otherwise say nothing about how it is doing. Every --stats-interval one `info` line "stats"
-// gives the counts since the previous line (under the final summary's names), events per second over the interval,
-// the lag behind the trail (now minus the newest eventTime written) and the resident memory; `total` holds the counts
-// since the start. The clock, the counts and the memory are handed in: this module reads no process state.
-import type { LogContext } from "../shared/log.js";
-
-/** Counters that only grow (the final summary's), by name. */
-export type Counters = Readonly<Record<string, number>>;
+// The periodic stats line and the end-of-run summary line, built here for every mode from its runner's `counts()`
+// (model/counts.ts). Under fluentd the filter runs for weeks, and so does `sqs` under systemd: between the per-record
+// lines and the final summary their log would otherwise say nothing about how they are doing. Every --stats-interval
+// one `info` line "stats" gives the counts since the previous line (under the final summary's names), events per second
+// over the interval, the lag behind the trail (now minus the newest eventTime written), the resident memory, and the
+// values read as they stand (in flight, fluentd's acknowledgements); `total` holds the counts since the start. The
+// clock, the counts and the memory are handed in: this module reads no process state.
+import type { Counters, RunCounts } from "../model/counts.js";
+import type { LogContext, Logger } from "../shared/log.js";
 
 export interface StatsReading {
   /** The counters now. */
@@ -15,9 +15,16 @@ export interface StatsReading {
   newestEventTime: string | undefined;
   /** Resident set size now, in bytes. */
   rssBytes: number;
+  /** Values given as they stand (not differenced), after the memory. */
+  levels?: Readonly<Record<string, unknown>>;
 }
 
 const round1 = (n: number): number => Math.round(n * 10) / 10;
+
+/** Every counter of a run, the Filter's first, under the summary's names: what the stats line differences. */
+export function countersOf(counts: RunCounts): Counters {
+  return { ...counts.filter, ...counts.counters };
+}
 
 export class Stats {
   private last: Counters;
@@ -46,10 +53,56 @@ export class Stats {
       lagSeconds: Number.isFinite(at) ? Math.round((now - at) / 1000) : null,
       newestEventTime: reading.newestEventTime ?? null,
       rssMB: Math.round(reading.rssBytes / 2 ** 20),
+      ...reading.levels,
       total: { seconds: round1((now - this.startedAt) / 1000), ...reading.counts },
     };
     this.last = reading.counts;
     this.lastAt = now;
     return line;
   }
+}
+
+export interface StatsLoopOptions {
+  log: Logger;
+  /** A stats line this often (ms); 0: none (only the summary at exit). */
+  intervalMs: number;
+  /** The runner's counts now (its `counts()`, with the parts wired around it). */
+  counts(): RunCounts;
+  /** Resident set size now, in bytes (the caller reads the process). */
+  rssBytes(): number;
+  now?: () => number;
+}
+
+/** Logs a stats line every `intervalMs` until the returned function is called; the timer never keeps a process up. */
+export function startStats(options: StatsLoopOptions): () => void {
+  if (options.intervalMs <= 0) return () => {};
+  const now = options.now ?? Date.now;
+  const stats = new Stats(countersOf(options.counts()), now());
+  const timer = setInterval(() => {
+    const counts = options.counts();
+    const reading: StatsReading = {
+      counts: countersOf(counts),
+      newestEventTime: counts.newestEventTime ?? undefined,
+      rssBytes: options.rssBytes(),
+      levels: counts.levels,
+    };
+    options.log.info("stats", stats.line(now(), reading));
+  }, options.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
+ * The context of the summary line a run logs at its end: its counts under the same names as the stats line's
+ * `total`, the values read as they stand, the newest eventTime written (for a runner that writes events), how long
+ * the run took, and its peak memory when the caller measured it.
+ */
+export function summaryFields(counts: RunCounts, run: { seconds: number; maxRssMB?: number }): LogContext {
+  return {
+    ...countersOf(counts),
+    ...counts.levels,
+    ...(counts.newestEventTime === undefined ? {} : { newestEventTime: counts.newestEventTime }),
+    seconds: run.seconds,
+    ...(run.maxRssMB === undefined ? {} : { maxRssMB: run.maxRssMB }),
+  };
 }

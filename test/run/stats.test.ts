@@ -1,7 +1,10 @@
-// The periodic stats line (stats.ts) and the newest eventTime it reports the lag from (newest-time.ts).
-import { describe, expect, it } from "vitest";
+// The periodic stats line and the summary line (stats.ts), built from a runner's counts (model/counts.ts), and the
+// newest eventTime the lag is reported from (newest-time.ts).
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { NewestTime } from "../../src/format/newest-time.js";
-import { Stats } from "../../src/run/stats.js";
+import { emptyFilterCounts, type RunCounts, withParts } from "../../src/model/counts.js";
+import { countersOf, Stats, startStats, summaryFields } from "../../src/run/stats.js";
+import type { LogContext, Logger } from "../../src/shared/log.js";
 
 describe("NewestTime", () => {
   it.each<[string, string[], string | undefined]>([
@@ -90,5 +93,109 @@ describe("Stats", () => {
     const stats = new Stats(counts(0, 0), start);
     const line = stats.line(start + 1000, { counts: counts(1, 0), newestEventTime: undefined, rssBytes: 0 });
     expect(line).toMatchObject({ lagSeconds: null, newestEventTime: null, eventsPerSecond: 0 });
+  });
+});
+
+describe("one shape of counts for every runner", () => {
+  const sqsRun = (events: number, received: number, unacknowledged: number): RunCounts =>
+    withParts(
+      {
+        filter: { ...emptyFilterCounts(), records: received, events },
+        counters: {},
+        levels: {},
+        newestEventTime: events > 0 ? "2023-12-31T23:59:00Z" : null,
+      },
+      { counters: { received, deleted: received }, levels: { forward: { unacknowledged } } },
+    );
+
+  it("countersOf: the Filter's counters first, then the mode's own", () => {
+    expect(countersOf(sqsRun(10, 2, 0))).toEqual({
+      ...emptyFilterCounts(),
+      records: 2,
+      events: 10,
+      received: 2,
+      deleted: 2,
+    });
+    expect(countersOf({ counters: { messages: 3 }, levels: {} })).toEqual({ messages: 3 });
+  });
+
+  it("the stats line differences the counters and gives the levels as they stand", () => {
+    const start = Date.parse("2024-01-01T00:00:00Z");
+    const stats = new Stats(countersOf(sqsRun(0, 0, 0)), start);
+    const run = sqsRun(500, 4, 7);
+    const line = stats.line(start + 5000, {
+      counts: countersOf(run),
+      newestEventTime: "2023-12-31T23:59:00Z",
+      rssBytes: 0,
+      levels: run.levels,
+    });
+    expect(line).toMatchObject({ events: 500, received: 4, eventsPerSecond: 100, lagSeconds: 65 });
+    expect(line.forward).toEqual({ unacknowledged: 7 });
+    expect(line.total).toMatchObject({ received: 4, events: 500 });
+    expect((line.total as Record<string, unknown>).forward).toBeUndefined();
+  });
+
+  it("summaryFields: the counters under the stats line's names, the levels, the newest eventTime, time and memory", () => {
+    expect(summaryFields(sqsRun(10, 2, 1), { seconds: 3.5, maxRssMB: 90 })).toEqual({
+      ...emptyFilterCounts(),
+      records: 2,
+      events: 10,
+      received: 2,
+      deleted: 2,
+      forward: { unacknowledged: 1 },
+      newestEventTime: "2023-12-31T23:59:00Z",
+      seconds: 3.5,
+      maxRssMB: 90,
+    });
+    // null until an event is written; absent for a runner that writes none (import --enqueue), as is the memory
+    // where the caller did not measure it.
+    expect(summaryFields(sqsRun(0, 1, 0), { seconds: 1 }).newestEventTime).toBeNull();
+    expect(summaryFields({ counters: { messages: 1 }, levels: { maxMessageBytes: 1024 } }, { seconds: 2 })).toEqual({
+      messages: 1,
+      maxMessageBytes: 1024,
+      seconds: 2,
+    });
+  });
+});
+
+describe("startStats", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function recorder(): Logger & { lines: LogContext[] } {
+    const lines: LogContext[] = [];
+    const keep = (msg: string, context?: LogContext) => lines.push({ msg, ...context });
+    return { lines, debug: keep, info: keep, warn: keep, error: keep };
+  }
+
+  it("logs one stats line per interval from the runner's counts, until stopped", () => {
+    vi.useFakeTimers({ now: Date.parse("2024-01-01T00:00:00Z") });
+    const log = recorder();
+    let received = 0;
+    const counts = (): RunCounts => ({
+      counters: { received },
+      levels: { inFlight: 1 },
+      newestEventTime: "2023-12-31T23:00:00Z",
+    });
+    const stop = startStats({ log, intervalMs: 1000, counts, rssBytes: () => 2 ** 20 });
+    received = 3;
+    vi.advanceTimersByTime(1000);
+    received = 5;
+    vi.advanceTimersByTime(1000);
+    stop();
+    vi.advanceTimersByTime(5000);
+    expect(log.lines).toHaveLength(2);
+    expect(log.lines[0]).toMatchObject({ msg: "stats", received: 3, inFlight: 1, rssMB: 1, lagSeconds: 3601 });
+    expect(log.lines[1]).toMatchObject({ msg: "stats", received: 2, total: { seconds: 2, received: 5 } });
+  });
+
+  it("an interval of 0 logs nothing", () => {
+    vi.useFakeTimers();
+    const log = recorder();
+    const stop = startStats({ log, intervalMs: 0, counts: () => ({ counters: {}, levels: {} }), rssBytes: () => 0 });
+    vi.advanceTimersByTime(60_000);
+    stop();
+    expect(log.lines).toEqual([]);
   });
 });

@@ -125,11 +125,13 @@ describe("cloudtrail-exec-filter sqs", () => {
     );
 
     // A long-running consumer logs its counts as it goes (every 0.5 s here): waited for, not assumed to fit a time.
+    // The filter's stats line (run/stats.ts): counts since the last line, and in `total` since the start.
+    const totalOf = (line: Record<string, unknown> | undefined) => (line?.total ?? {}) as Record<string, number>;
     await waitUntil(
       "two stats lines, the last one with every message",
       () => {
         const stats = spawned.log().filter((l) => l.msg === "stats");
-        return stats.length >= 2 && stats.at(-1)?.received === 7 && stats.at(-1)?.deadLetters === 3;
+        return stats.length >= 2 && totalOf(stats.at(-1)).received === 7 && totalOf(stats.at(-1)).deadLetters === 3;
       },
       WAIT_MS,
     );
@@ -159,7 +161,29 @@ describe("cloudtrail-exec-filter sqs", () => {
     expect(summary).toMatchObject({ received: 7, deleted: 6, leftToSqs: 1, deadLetters: 3 });
     const stats = run.log.filter((l) => l.msg === "stats");
     expect(stats.length).toBeGreaterThanOrEqual(2);
-    expect(stats.at(-1)).toMatchObject({ received: 7, events: expected.length, deadLetters: 3 });
+    expect(totalOf(stats.at(-1))).toMatchObject({ received: 7, events: expected.length, deadLetters: 3 });
+    // The same line as the exec filter's: the intervals add up to the totals, with events/s, the lag behind the
+    // newest eventTime written (these fixtures are from 2023), the memory, and the queue's own counts.
+    for (const name of ["events", "received", "deleted", "deadLetters"]) {
+      expect(
+        stats.reduce((sum, line) => sum + (line[name] as number), 0),
+        name,
+      ).toBe(totalOf(stats.at(-1))[name]);
+    }
+    for (const line of stats) {
+      expect(line).toMatchObject({
+        level: "info",
+        seconds: expect.any(Number),
+        eventsPerSecond: expect.any(Number),
+        rssMB: expect.any(Number),
+        receiveFailures: expect.any(Number),
+        handedBack: expect.any(Number),
+      });
+    }
+    expect(stats.at(-1)?.newestEventTime).toMatch(/^2023-/);
+    expect(stats.at(-1)?.lagSeconds).toBeGreaterThan(86_400);
+    expect(summary).toMatchObject({ newestEventTime: stats.at(-1)?.newestEventTime });
+    for (const name of Object.keys(totalOf(stats.at(-1)))) expect(summary, name).toHaveProperty(name);
     expect(run.log.filter((l) => l.level === "error")).toEqual([]);
   });
 
