@@ -6,6 +6,7 @@
 // abandoned at shutdown is read again by the next run (duplicates rather than loss).
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Line } from "../input/lines.js";
+import { parseDigestName } from "../integrity/digest.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
 import { type Lister, type ObjectEntry, type Selection, walk } from "../listing/layout.js";
 import { emptyCounts } from "../listing/progress.js";
@@ -59,6 +60,11 @@ export interface ImportDeps {
   lister: (signal: AbortSignal) => Lister & { readonly requests?: number };
   log: Logger;
   checkpoint?: Checkpoint;
+  /**
+   * --verify-integrity: digest files are listed too, and handed to the Filter after every log file, so that the log
+   * files' hashes are remembered by then (a digest first would make the check fetch each of its log files again).
+   */
+  digests?: boolean;
 }
 
 /** A file the listing found, with the input line (URL) the Filter reads for it. */
@@ -144,7 +150,13 @@ export class Importer {
       log.warn("no AWSLogs/ folder found under the prefix: listing every key, keeping CloudTrail log file names", {
         prefix: source.prefix,
       });
-    for await (const page of walk(this.lister, source.prefix, selection, fallback)) {
+    const kinds =
+      this.deps.digests === true && source.scheme === "s3"
+        ? (await import("../integrity/verify.js")).VERIFY_KINDS
+        : undefined;
+    /** Digests held back until the log files are listed: one an hour per account, region and trail. */
+    const digests: ListedObject[] = [];
+    for await (const page of walk(this.lister, source.prefix, selection, fallback, kinds)) {
       for (const entry of page) {
         if (/[\r\n]/.test(entry.key)) {
           log.warn("skipped", { reason: "the key has a line break", key: entry.key });
@@ -155,10 +167,12 @@ export class Importer {
           this.alreadyDone++;
           continue;
         }
-        yield { ...entry, url };
+        if (kinds !== undefined && parseDigestName(entry.key) !== undefined) digests.push({ ...entry, url });
+        else yield { ...entry, url };
       }
       if (this.stopping) return;
     }
+    yield* digests;
   }
 
   /**
