@@ -134,8 +134,12 @@ export class HashStore {
         skipping = true;
       }
     }
-    // A last line without its newline was torn by a kill: ignored (its file is fetched again when needed).
-    if (carry !== "" || skipping) this.skippedOnLoad++;
+    // A last line without its newline was torn by a kill: ignored (its file is fetched again when needed), and ended,
+    // so that the next entry starts a line of its own.
+    if (carry !== "" || skipping) {
+      this.skippedOnLoad++;
+      writeSync(this.fd, "\n");
+    }
   }
 
   private take(line: string): void {
