@@ -84,7 +84,14 @@ export class ContinuousIntegrity {
   /** The SHA-256 of a log file's inflated bytes, read whole by the runner. Other objects are not remembered. */
   noteLogFile(bucket: BucketName, key: ObjectKey, sha256: string): void {
     if (parseLogName(key) === undefined) return;
-    this.deps.hashes.add(bucket, key, sha256);
+    const { hashes } = this.deps;
+    const failed = hashes.failure;
+    hashes.add(bucket, key, sha256);
+    if (failed === undefined && hashes.failure !== undefined) {
+      this.deps.log.warn("integrity hashes: the file cannot be written; kept in memory from now on", {
+        code: hashes.failure,
+      });
+    }
   }
 
   /**
@@ -304,7 +311,17 @@ export interface ContinuousSettings {
 
 /** The check, with its store of hashes opened (`close` closes it). */
 export function openContinuous(settings: ContinuousSettings): { integrity: ContinuousIntegrity; close(): void } {
-  const hashes = settings.spoolDir === undefined ? HashStore.memory() : HashStore.open(settings.spoolDir);
+  let hashes = HashStore.memory();
+  if (settings.spoolDir !== undefined) {
+    try {
+      hashes = HashStore.open(settings.spoolDir);
+    } catch (error) {
+      // The spool itself opened: what fails here only costs GETs when digests come, so the filter runs on.
+      settings.log.warn("integrity hashes: cannot open the file in --spool-dir; kept in memory only", {
+        code: (error as NodeJS.ErrnoException).code ?? String(error),
+      });
+    }
+  }
   if (hashes.skippedOnLoad > 0) {
     settings.log.warn("integrity hashes: lines skipped on load (torn or not entries)", {
       skipped: hashes.skippedOnLoad,

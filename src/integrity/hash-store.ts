@@ -48,6 +48,11 @@ export class HashStore {
   private lines = 0;
   /** Lines skipped on load: torn, too long, or not an entry. */
   skippedOnLoad = 0;
+  /**
+   * Why the file stopped being written (a full disk, an I/O error): from then on the hashes are kept in memory only,
+   * for a failed write must not fail the object whose events were written.
+   */
+  failure: string | undefined;
 
   private constructor(
     private readonly path: string | undefined,
@@ -89,8 +94,13 @@ export class HashStore {
     if (this.hashes.get(id) === sha256) return;
     this.remember(id, sha256);
     if (this.fd === -1) return;
-    writeSync(this.fd, `${sha256} ${bucket} ${encodeURIComponent(key)}\n`);
-    if (++this.lines > 2 * this.max) this.compact();
+    try {
+      writeSync(this.fd, `${sha256} ${bucket} ${encodeURIComponent(key)}\n`);
+      if (++this.lines > 2 * this.max) this.compact();
+    } catch (error) {
+      this.failure = (error as NodeJS.ErrnoException).code ?? String(error);
+      this.close();
+    }
   }
 
   close(): void {
