@@ -428,7 +428,8 @@ export class Filter {
           await this.roomForObject(running);
           if (this.stopping) break;
           tracker.pending++;
-          const task = this.processDigest(digest.bucket, digest.key, tracker).finally(() => {
+          const earlier = [...running];
+          const task = this.processDigest(digest.bucket, digest.key, tracker, earlier).finally(() => {
             running.delete(task);
             this.release(tracker);
             this.makeRoom();
@@ -487,10 +488,18 @@ export class Filter {
    * A digest file (--verify-integrity): its integrity lines are written as they are judged. It is not a log file: it
    * counts in no object outcome; a bug in its check is one dead letter, as for an object.
    */
-  private async processDigest(bucket: BucketName, key: ObjectKey, tracker: Tracker): Promise<void> {
+  private async processDigest(
+    bucket: BucketName,
+    key: ObjectKey,
+    tracker: Tracker,
+    earlier: readonly Promise<void>[],
+  ): Promise<void> {
     const { sink, log } = this.deps;
     const integrity = this.deps.integrity as ContinuousIntegrity;
     const signal = this.abort.signal;
+    // The objects started before it are likely its log files (import hands digests over last; a queue brings a
+    // digest after its files): their hashes are waited for, a while, rather than fetched again.
+    await settledWithin(earlier, DIGEST_WAIT_MS);
     try {
       const judged = await integrity.checkDigest(bucket, key, (line) => {
         if (signal.aborted) throw new Error("aborted");
@@ -857,6 +866,26 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
     add(chunk.length);
     yield chunk;
   }
+}
+
+/**
+ * How long a digest waits for the objects started before it: long enough for a burst of log files to be read, short
+ * enough that objects backing off (up to --retry-for) do not hold its message; its check fetches what is not there.
+ */
+const DIGEST_WAIT_MS = 30_000;
+
+/** Resolves once every task has settled, or after `ms`. */
+async function settledWithin(tasks: readonly Promise<void>[], ms: number): Promise<void> {
+  if (tasks.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(tasks),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Stored bytes that objects read whole may hold while they wait for this thread, before new objects wait. */

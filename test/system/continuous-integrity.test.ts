@@ -290,6 +290,23 @@ describe("--verify-integrity", () => {
     }
   });
 
+  it("import lists the digests and hands them over after the log files: each file read once, every digest valid", async () => {
+    const { bucket, trail } = await storedTrail(2);
+    const from = s3.requests.length;
+    const run = await startCli(["import", `s3://${bucket}`, "--verify-integrity", "--concurrency", "4"], {
+      ...s3Env(s3.endpoint),
+      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
+    }).done;
+    expect(run.code).toBe(0);
+    const output = parseOutput(run.stdout);
+    expect(events(output).filter((record) => record.eventVersion !== undefined)).toHaveLength(18);
+    const lines = output.filter((record) => record._tag === "cloudtrail.integrity") as Line[];
+    expect(lines.map((line) => [line.s3Object, line.status]).sort()).toEqual(
+      trail.digestKeys.map((key) => [key, "valid"]).sort(),
+    );
+    for (const key of trail.logKeys) expect(gets(bucket, key, from)).toBe(1);
+  });
+
   it("a digest outside --buckets is a BucketNotAllowed dead letter; without the option a digest is skipped", async () => {
     const { bucket, trail } = await storedTrail(1);
     const digest = trail.digestKeys[0] as string;
