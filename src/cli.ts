@@ -1071,6 +1071,7 @@ function importCommand(program: Command): Command {
       checkpoint?.close();
       log.info("summary", {
         ...summary,
+        ...(integrity === undefined ? {} : { integrity: { ...integrity.integrity.counts } }),
         bytesOut: sink.bytesOut,
         seconds: (Date.now() - started) / 1000,
         maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -1260,6 +1261,7 @@ async function runSqs(
   await finishOutput(sink, stdout, signalled() || outputLost, log);
   log.info("summary", {
     ...summary,
+    ...(integrity === undefined ? {} : { integrity: { ...integrity.integrity.counts } }),
     ...forwardCounts(),
     ...(outputLost ? { stdoutClosed: true } : {}),
     bytesOut: sink.bytesOut,

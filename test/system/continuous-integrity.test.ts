@@ -305,6 +305,7 @@ describe("--verify-integrity", () => {
       trail.digestKeys.map((key) => [key, "valid"]).sort(),
     );
     for (const key of trail.logKeys) expect(gets(bucket, key, from)).toBe(1);
+    expect(summaryOf(run)).toMatchObject({ integrity: { digests: 2, problems: 0, remembered: 6, fetched: 0 } });
   });
 
   it("a digest outside --buckets is a BucketNotAllowed dead letter; without the option a digest is skipped", async () => {
