@@ -49,7 +49,7 @@ async function put(bucket: string, object: TrailObject): Promise<void> {
 }
 
 /** A bucket holding a trail of `hours` hourly digests, 3 log files each. */
-async function storedTrail(hours = 2): Promise<{ bucket: string; trail: Trail }> {
+async function storedTrail(hours = 2, start = START): Promise<{ bucket: string; trail: Trail }> {
   const bucket = `continuous-${++buckets}`;
   await s3.createBucket(bucket);
   const trail = buildTrail({
@@ -57,7 +57,7 @@ async function storedTrail(hours = 2): Promise<{ bucket: string; trail: Trail }>
     account: "111122223333",
     region: "us-east-1",
     trail: "management_events",
-    start: START,
+    start,
     hours,
     filesPerHour: 3,
     key: published,
@@ -306,6 +306,22 @@ describe("--verify-integrity", () => {
     );
     for (const key of trail.logKeys) expect(gets(bucket, key, from)).toBe(1);
     expect(summaryOf(run)).toMatchObject({ integrity: { digests: 2, problems: 0, remembered: 6, fetched: 0 } });
+  });
+
+  it("import over days: every digest valid, each log file read once", async () => {
+    // 50 hours from 22:00: log files of 2024-03-10 to 03-12, digests filed under 03-10 to 03-13.
+    const { bucket, trail } = await storedTrail(50, new Date("2024-03-10T22:00:00Z"));
+    const from = s3.requests.length;
+    const run = await startCli(["import", `s3://${bucket}`, "--verify-integrity", "--concurrency", "4"], {
+      ...s3Env(s3.endpoint),
+      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
+    }).done;
+    expect(run.code).toBe(0);
+    const output = parseOutput(run.stdout);
+    const lines = output.filter((record) => record._tag === "cloudtrail.integrity") as Line[];
+    expect(lines).toHaveLength(50);
+    expect(lines.every((line) => line.status === "valid")).toBe(true);
+    for (const key of trail.logKeys) expect(gets(bucket, key, from)).toBe(1);
   });
 
   it("a digest outside --buckets is a BucketNotAllowed dead letter; without the option a digest is skipped", async () => {
