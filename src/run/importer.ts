@@ -61,8 +61,9 @@ export interface ImportDeps {
   log: Logger;
   checkpoint?: Checkpoint;
   /**
-   * --verify-integrity: digest files are listed too, and handed to the Filter after every log file, so that the log
-   * files' hashes are remembered by then (a digest first would make the check fetch each of its log files again).
+   * --verify-integrity: digest files are listed too, and handed to the Filter after the log files they list
+   * (HeldDigests), so that their hashes are remembered by then (a digest first would make the check fetch each of its
+   * log files again).
    */
   digests?: boolean;
 }
