@@ -417,16 +417,19 @@ export class Filter {
           } else allowed.push(ref);
         }
         // Digest files are read from --buckets only, as every object.
-        for (const digest of digests.splice(0)) {
-          if (options.buckets !== undefined && !options.buckets.has(digest.bucket)) {
-            const message = `the bucket ${JSON.stringify(digest.bucket)} is not one of --buckets`;
-            refusals.add("BucketNotAllowed", record.input, { message, ...digest });
-          } else digests.push(digest);
-        }
+        const allowedDigests = digests.filter((digest) => {
+          if (options.buckets === undefined || options.buckets.has(digest.bucket)) return true;
+          const message = `the bucket ${JSON.stringify(digest.bucket)} is not one of --buckets`;
+          refusals.add("BucketNotAllowed", record.input, { message, ...digest });
+          return false;
+        });
         for (const group of refusals) this.deadLetterGroup(tracker, group);
-        for (const digest of digests) {
+        for (const digest of allowedDigests) {
           await this.roomForObject(running);
-          if (this.stopping) break;
+          if (this.stopping) {
+            this.abandon({ scheme: "s3", ...digest }, tracker, "shutdown before the digest was checked");
+            continue;
+          }
           tracker.pending++;
           const earlier = [...running];
           const task = this.processDigest(digest.bucket, digest.key, tracker, earlier).finally(() => {
@@ -497,8 +500,8 @@ export class Filter {
     const { sink, log } = this.deps;
     const integrity = this.deps.integrity as ContinuousIntegrity;
     const signal = this.abort.signal;
-    // The objects started before it are likely its log files (import hands digests over last; a queue brings a
-    // digest after its files): their hashes are waited for, a while, rather than fetched again.
+    // The objects started before it are likely its log files (import hands a digest over after them; a queue brings
+    // a digest an hour after its files): their hashes are waited for, a while, rather than fetched again.
     await settledWithin(earlier, DIGEST_WAIT_MS);
     try {
       const judged = await integrity.checkDigest(bucket, key, (line) => {
