@@ -18,6 +18,7 @@ import {
   type TrailObject,
 } from "../support/cloudtrail.js";
 import { type S3Test, s3Env, startS3 } from "../support/s3.js";
+import { startSqs } from "../support/sqs-server.js";
 
 const START = new Date("2024-03-10T10:00:00Z");
 const published = signingKey(new Date("2024-01-01T00:00:00Z"), new Date("2025-01-01T00:00:00Z"));
@@ -322,6 +323,32 @@ describe("--verify-integrity", () => {
     expect(lines).toHaveLength(50);
     expect(lines.every((line) => line.status === "valid")).toBe(true);
     for (const key of trail.logKeys) expect(gets(bucket, key, from)).toBe(1);
+  });
+
+  it("sqs: S3 event notifications of a trail's log files and its digest, from the queue: the digest valid, all deleted", async () => {
+    const { bucket, trail } = await storedTrail(1);
+    const sqs = await startSqs();
+    try {
+      for (const key of trail.logKeys) sqs.send(s3Event(bucket, key));
+      sqs.send(s3Event(bucket, trail.digestKeys[0] as string));
+      const consumer = startCli(
+        ["sqs", "--queue-url", sqs.queueUrl, "--wait-time", "1", "--buckets", bucket, "--verify-integrity"],
+        { ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint },
+      );
+      const deadline = Date.now() + 30_000;
+      while (!consumer.output().some((r) => r._tag === "cloudtrail.integrity") || sqs.remaining().length > 0) {
+        if (Date.now() > deadline) throw new Error("the consumer did not finish the queue");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      consumer.child.kill("SIGTERM");
+      const run = await consumer.done;
+      expect(run.code).toBe(0);
+      expect(integrityLines(run).map((line) => [line.s3Object, line.status])).toEqual([[trail.digestKeys[0], "valid"]]);
+      expect(sqs.deleted).toHaveLength(4);
+      expect(summaryOf(run)).toMatchObject({ integrity: { digests: 1, problems: 0 } });
+    } finally {
+      await sqs.close();
+    }
   });
 
   it("a digest outside --buckets is a BucketNotAllowed dead letter; without the option a digest is skipped", async () => {
