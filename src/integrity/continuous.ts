@@ -30,6 +30,7 @@ import {
   type ObjectStore,
   S3_PLACES,
   S3Store,
+  type StoredObject,
 } from "./verify.js";
 
 /**
@@ -97,6 +98,9 @@ export class ContinuousIntegrity {
   /**
    * Judges the digest at `bucket`/`key` and writes its lines through `emit`: its own, one for a previous digest that
    * breaks the chain, one per listed log file that is not valid. Returns false when `key` is not a digest's name.
+   * Throws the FetchError when the digest itself cannot be read: a notification is not CloudTrail's word, so a digest
+   * it names that is not there is the runner's failed object (a dead letter), never a `missing` line anyone who can
+   * write to the queue could plant. A digest deleted from S3 is `missing` when the next one names it.
    */
   async checkDigest(
     bucket: BucketName,
@@ -125,8 +129,9 @@ export class ContinuousIntegrity {
 
   private async checkOwn(bucket: BucketName, key: ObjectKey, name: DigestName): Promise<CheckedDigest> {
     try {
-      return await checkDigestObject(this.deps.store, this.deps.keys, S3_PLACES, bucket, key, name);
+      return await checkDigestObject(new Unwrapped(this.deps.store), this.deps.keys, S3_PLACES, bucket, key, name);
     } catch (error) {
+      if (error instanceof Unread) throw error.cause;
       if (!(error instanceof KeysUnavailable)) throw error;
       // Nothing can be judged without the key: said so on this digest's line; its log files are not vouched for.
       this.deps.log.warn("digest not checked", { bucket, key, message: error.message });
@@ -291,6 +296,27 @@ export class ContinuousIntegrity {
       return error.code === "NotFound"
         ? { status: "missing", reason: "not found", detail: error.message }
         : { status: "invalid", reason: "not checked", detail: error.message };
+    }
+  }
+}
+
+/** A digest's own read failed: carried through checkDigestObject (which judges FetchErrors) to the runner. */
+class Unread extends Error {
+  override readonly name = "Unread";
+  constructor(override readonly cause: FetchError) {
+    super(cause.message);
+  }
+}
+
+/** The store for the notified digest's own read: its FetchError is not a verdict. */
+class Unwrapped implements ObjectStore {
+  constructor(private readonly store: ObjectStore) {}
+
+  async read<T>(bucket: BucketName, key: ObjectKey, use: (object: StoredObject) => Promise<T>): Promise<T> {
+    try {
+      return await this.store.read(bucket, key, use);
+    } catch (error) {
+      throw error instanceof FetchError ? new Unread(error) : error;
     }
   }
 }

@@ -525,6 +525,15 @@ export class Filter {
         this.abandon(ref, tracker, "shutdown while its digest was checked");
         return;
       }
+      if (error instanceof FetchError) {
+        // The digest could not be read (retried for --retry-for when transient): as an object that failed.
+        if (error.transient && this.deps.options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
+          tracker.outcome.retryLater = true;
+          this.summary.leftToSqs++;
+          log.warn("left to SQS redelivery", { bucket, key, code: error.code, message: error.message });
+        } else this.deadLetter(tracker, { code: error.code, message: error.message }, ref);
+        return;
+      }
       log.error("unexpected error", { bucket, key, error: error instanceof Error ? error.stack : String(error) });
       this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref);
     }

@@ -351,6 +351,17 @@ describe("--verify-integrity", () => {
     }
   });
 
+  it("a notified digest that is not in S3 is a NotFound dead letter, not a `missing` line a queue writer could plant", async () => {
+    const { bucket, trail } = await storedTrail(1);
+    const absent = (trail.digestKeys[0] as string).replace("T110000Z", "T120000Z");
+    const filter = start(bucket);
+    filter.child.stdin.end(`${s3Event(bucket, absent)}\n`);
+    const run = await filter.done;
+    const records = parseOutput(run.stdout);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ _tag: "cloudtrail.deadletter", error: { code: "NotFound" }, key: absent });
+  });
+
   it("a digest outside --buckets is a BucketNotAllowed dead letter; without the option a digest is skipped", async () => {
     const { bucket, trail } = await storedTrail(1);
     const digest = trail.digestKeys[0] as string;
