@@ -10,7 +10,8 @@
 //   --small-objects N   objects in the latency corpus (default 300)
 //   --concurrency LIST  filter concurrencies of the latency scenario (default 1,4,8,16,32)
 //   --contenders LIST   CPU contenders (default filter,filter-spaced,filter-pretty,node-floor,jq,ruby,inflate;
-//                       also filter-metrics: the filter with --metrics-listen)
+//                       also filter-metrics: the filter with --metrics-listen; filter-s3, filter-s3-integrity: s3://
+//                       objects from a loopback S3 without delay, without and with --verify-integrity)
 //   --filter-args "..." extra arguments for the filter in every scenario (e.g. "--concurrency 2")
 //   --seed S            corpus seed
 //   --keep-extra-ca-certs  leave NODE_EXTRA_CA_CERTS set for the contenders (by default it is removed: see below)
@@ -187,6 +188,31 @@ async function scenarioCpu(work) {
     `  corpus: ${corpus.files.length} objects, ${num(corpus.events)} events, ${num(mb(corpus.jsonBytes), 1)} MB JSON, ${num(mb(corpus.gzBytes), 1)} MB gzip (${corpus.dir})`,
   );
 
+  // --verify-integrity hashes what it reads from S3 (a digest names S3 objects), so its cost is measured on s3://
+  // objects from a loopback S3 without delay, against the same filter without the option (issue 23: at most 10%).
+  const wantsS3 = flags.contenders.split(",").some((name) => name.trim().startsWith("filter-s3"));
+  const cpuS3 = wantsS3 ? await startSlowS3({ root: corpus.dir, bucket: "bench", delayMs: 0 }) : undefined;
+  const s3Stdin =
+    cpuS3 &&
+    writeLines(
+      work,
+      "cpu-s3-urls.txt",
+      corpus.files.map((f) => `s3://bench/${f.key}`),
+    );
+  const s3Filter = (...extra) => [
+    [
+      NODE,
+      FILTER_BIN,
+      "--log-file",
+      "/dev/null",
+      "--endpoint",
+      cpuS3?.url,
+      "--region",
+      "us-east-1",
+      ...extra,
+      ...filterArgs,
+    ],
+  ];
   const jq = existsSync("/usr/bin/jq") ? "/usr/bin/jq" : which("jq");
   const zcat = which("zcat");
   const ruby = which("ruby");
@@ -203,6 +229,13 @@ async function scenarioCpu(work) {
       label: "filter (file://, --metrics-listen)",
       stages: [[NODE, FILTER_BIN, "--log-file", "/dev/null", "--metrics-listen", "127.0.0.1:0", ...filterArgs]],
       stdin: stdinFile,
+      skip: filterReady(),
+    },
+    "filter-s3": { label: "filter (s3://, loopback)", stages: s3Filter(), stdin: s3Stdin, skip: filterReady() },
+    "filter-s3-integrity": {
+      label: "filter (s3://, --verify-integrity)",
+      stages: s3Filter("--verify-integrity"),
+      stdin: s3Stdin,
       skip: filterReady(),
     },
     "filter-spaced": { label: "filter (file://, spaced)", style: "spaced" },
@@ -372,6 +405,7 @@ async function scenarioCpu(work) {
   } else {
     console.log(`  event counts: every consumer received ${num(corpus.events)} events`);
   }
+  await cpuS3?.close();
   return summary;
 }
 

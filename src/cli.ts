@@ -85,6 +85,8 @@ interface CliOptions {
   forwardHostname?: string;
   forwardAckTimeout?: number;
   metricsListen?: ListenAddress;
+  /** The filter, `sqs` and `import`: check digest files as they come (integrity/continuous.ts). */
+  verifyIntegrity?: boolean;
 }
 
 /** `--output`: stdout, or a fluentd's in_forward. */
@@ -221,7 +223,42 @@ function commonOptions(command: Command): Command {
       "serve Prometheus /metrics, /healthz and /readyz over HTTP here (host: 127.0.0.1 unless given; port 0: any, " +
         "logged); docs/operations.md",
       listenAddress,
+    )
+    .option(
+      "--verify-integrity",
+      "hash each log file read and check the CloudTrail digest files that come (S3 event notifications; import " +
+        "lists them): cloudtrail.integrity lines among the events; docs/integrity.md",
     );
+}
+
+/** import: the source's bucket besides --buckets (a digest there lists log files there). */
+function allowedWith(source: import("./run/importer.js").ImportSource, buckets: ReadonlySet<BucketName> | undefined) {
+  return source.scheme === "s3" ? new Set<string>([source.bucket, ...(buckets ?? [])]) : buckets;
+}
+
+/**
+ * --verify-integrity: the continuous check, its hashes kept in `spoolDir` when given. `buckets`: where a digest's
+ * log files may be read (--buckets; import adds its source's).
+ */
+async function continuousIntegrity(
+  options: CliOptions,
+  runtime: { aws: AwsClients },
+  log: Logger,
+  spoolDir: string | undefined,
+  buckets: ReadonlySet<string> | undefined,
+) {
+  if (options.verifyIntegrity !== true) return undefined;
+  const { openContinuous } = await import("./integrity/continuous.js");
+  return openContinuous({
+    getter: () => runtime.aws.getter(),
+    cloudTrailClient: (where) => runtime.aws.cloudTrailClient(where),
+    spoolDir,
+    buckets,
+    maxObjectBytes: options.maxObjectBytes,
+    concurrency: options.concurrency,
+    retryFor: options.retryFor,
+    log,
+  });
 }
 
 /** Where messages arrive (the filter, `sqs`): a cap on what one message may name. */
@@ -709,6 +746,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   const runtime = await startRuntime(options, program);
   const { log, sink, stdout, source, aws, metrics } = runtime;
   const spool = await openSpool(options, program, log);
+  const integrity = await continuousIntegrity(options, runtime, log, options.spoolDir, options.buckets);
   warnWithoutBuckets(options, log);
   const acker: SqsAcker | undefined = options.deleteSqsMessages
     ? new (await import("./deliver/sqs-acks.js")).SqsAcker({
@@ -740,6 +778,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     log,
     options: filterOptions(options, options.deleteSqsMessages),
     ...(metrics === undefined ? {} : { observe: metrics.observer }),
+    ...(integrity === undefined ? {} : { integrity: integrity.integrity }),
     hooks: {
       recordDone(outcome) {
         const sqs = outcome.record.sqs;
@@ -795,11 +834,13 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
     counts,
     rssBytes: () => process.memoryUsage.rss(),
   });
-  const summaryLine = () =>
-    summaryFields(counts(), {
+  const summaryLine = () => ({
+    ...summaryFields(counts(), {
       seconds: (Date.now() - started) / 1000,
       maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
-    });
+    }),
+    ...(integrity === undefined ? {} : { integrity: { ...integrity.integrity.counts } }),
+  });
   // stdout closed under fluentd: fluentd is gone (stopping, or restarting its child), so the counts so far are the
   // summary and the exit is 0, as for a stop. Nothing more is deleted (the acker's pending deletes die with the
   // process); records not finished stay in the spool, and their SQS messages come back after their visibility timeout.
@@ -812,6 +853,7 @@ async function runFilter(options: CliOptions, program: Command): Promise<void> {
   await intake.finished;
   await finishOutput(sink, stdout, signalled(), log);
   await acker?.close(signalled() ? 1000 : 10_000);
+  integrity?.close();
   spool?.close();
   stopStats();
   log.info("summary", summaryLine());
@@ -930,6 +972,9 @@ function importCommand(program: Command): Command {
         "import",
       );
       const { log, sink } = runtime;
+      const integrity = listOnly
+        ? undefined
+        : await continuousIntegrity(options, runtime, log, undefined, allowedWith(source, options.buckets));
       const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
       const importer = new Importer({
         source,
@@ -944,6 +989,7 @@ function importCommand(program: Command): Command {
             ? new S3Lister(() => runtime.aws.s3Client(undefined), source.bucket, retry, signal, options.requestPayer)
             : new FileLister(),
         log,
+        ...(options.verifyIntegrity === true ? { digests: true } : {}),
         ...(checkpoint === undefined ? {} : { checkpoint }),
       });
       // A listing that fails ends the import: what was listed before is done; exit 1 with the reason on stderr.
@@ -1014,17 +1060,18 @@ function importCommand(program: Command): Command {
         log,
         options: filterOptions(options, false),
         ...(runtime.metrics === undefined ? {} : { observe: runtime.metrics.observer }),
+        ...(integrity === undefined ? {} : { integrity: integrity.integrity }),
       });
       progress.stop();
       await sink.end();
       checkpoint?.close();
-      log.info(
-        "summary",
-        summaryFields(importer.counts(), {
+      log.info("summary", {
+        ...summaryFields(importer.counts(), {
           seconds: (Date.now() - started) / 1000,
           maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
         }),
-      );
+        ...(integrity === undefined ? {} : { integrity: { ...integrity.integrity.counts } }),
+      });
       if (listingError !== undefined) listingFailed(listingError);
       process.exit(0);
     });
@@ -1151,6 +1198,7 @@ async function runSqs(
 ): Promise<void> {
   const runtime = await startRuntime(options, program, "sqs");
   const { log, sink, stdout, source, aws, metrics } = runtime;
+  const integrity = await continuousIntegrity(options, runtime, log, undefined, options.buckets);
   warnWithoutBuckets(options, log);
   const forwardCounts = () =>
     sink instanceof ForwardSink ? { forward: { ...sink.counts, unacknowledged: sink.pending } } : {};
@@ -1171,6 +1219,7 @@ async function runSqs(
     log,
     sinkStats: forwardCounts,
     ...(metrics === undefined ? {} : { observe: metrics.observer }),
+    ...(integrity === undefined ? {} : { integrity: integrity.integrity }),
   });
   metrics?.serve({
     filter: () => service.filter,
@@ -1218,6 +1267,7 @@ async function runSqs(
       seconds: (Date.now() - started) / 1000,
       maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     }),
+    ...(integrity === undefined ? {} : { integrity: { ...integrity.integrity.counts } }),
     ...(outputLost ? { stdoutClosed: true } : {}),
   });
   process.exit(outputLost ? 1 : 0);

@@ -1,5 +1,6 @@
 // A scan worker: inflates and scans whole small objects off the main thread, so both cores turn bytes into lines.
 // It receives an object's stored bytes and answers with the formatted output lines, ready to be written.
+import { createHash } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import { inflateWholeSync } from "./decode/inflate.js";
 import { RecordsScanner, ScanError } from "./decode/scan.js";
@@ -32,6 +33,7 @@ function handle(request: ScanRequest): ScanReply {
   let seen = 0;
   let emitted = 0;
   let inflated = 0;
+  let sha256: string | undefined;
   const newest = new NewestTime();
   let error: ScanReply["error"];
   try {
@@ -41,6 +43,7 @@ function handle(request: ScanRequest): ScanReply {
     );
     if (json === undefined) return { id: request.id, fallback: true, seen: 0, emitted: 0, inflated: 0 };
     inflated = json.length;
+    if (request.hash === true) sha256 = createHash("sha256").update(json).digest("hex");
     const write = eventWriter(out, options, request.ref as ObjectRef | undefined);
     const scanner = new RecordsScanner(
       (event, time, hasTimestamp, fields) => {
@@ -74,6 +77,7 @@ function handle(request: ScanRequest): ScanReply {
     emitted,
     inflated,
     ...(time === undefined ? {} : { newest: time }),
+    ...(sha256 === undefined ? {} : { sha256 }),
     ...(error === undefined ? {} : { error }),
   };
 }

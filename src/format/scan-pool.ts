@@ -14,6 +14,8 @@ export interface ScanRequest {
   maxObjectBytes: number;
   /** The object reference, for --source-field. */
   ref?: unknown;
+  /** Also answer the SHA-256 of the inflated bytes (--verify-integrity). */
+  hash?: true;
 }
 
 export interface ScanReply {
@@ -24,6 +26,8 @@ export interface ScanReply {
   inflated: number;
   /** The newest eventTime among the events written. */
   newest?: string;
+  /** Hex SHA-256 of the inflated bytes, when asked and they were all inflated. */
+  sha256?: string;
   /** The object must be streamed on the main thread (too large inflated, or damaged gzip). */
   fallback?: true;
   error?: { name: string; code: string; message: string };
@@ -37,6 +41,8 @@ export interface ScanResult {
   inflated: number;
   /** The newest eventTime among the events in `output`. */
   newest?: string;
+  /** Hex SHA-256 of the inflated bytes, when asked. */
+  sha256?: string;
   /** The failure after the events in `output`, as the same error types the main thread throws. */
   error?: Error;
 }
@@ -68,12 +74,25 @@ export class ScanPool {
   }
 
   /** Inflates and scans one whole object; undefined when it must be streamed on the main thread instead. */
-  async run(stored: Buffer, skip: number, maxObjectBytes: number, ref?: unknown): Promise<ScanResult | undefined> {
+  async run(
+    stored: Buffer,
+    skip: number,
+    maxObjectBytes: number,
+    ref?: unknown,
+    hash = false,
+  ): Promise<ScanResult | undefined> {
     const slot = this.slots.reduce((best, slot) => (slot.busy < best.busy ? slot : best));
     const id = this.nextId++;
     slot.busy++;
     try {
-      const request: ScanRequest = { id, stored, skip, maxObjectBytes, ...(ref === undefined ? {} : { ref }) };
+      const request: ScanRequest = {
+        id,
+        stored,
+        skip,
+        maxObjectBytes,
+        ...(ref === undefined ? {} : { ref }),
+        ...(hash ? { hash: true } : {}),
+      };
       const reply = await new Promise<ScanReply>((resolve, reject) => {
         this.waiting.set(id, { resolve, reject });
         slot.worker.postMessage(request);
@@ -85,6 +104,7 @@ export class ScanPool {
           : Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.length);
       const result: ScanResult = { output, seen: reply.seen, emitted: reply.emitted, inflated: reply.inflated };
       if (reply.newest !== undefined) result.newest = reply.newest;
+      if (reply.sha256 !== undefined) result.sha256 = reply.sha256;
       if (reply.error !== undefined) result.error = rebuild(reply.error);
       return result;
     } finally {

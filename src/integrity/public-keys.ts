@@ -61,9 +61,25 @@ export type KeyLookup = { key: KeyObject } | { detail: string };
 
 const DAY_MS = 86_400_000;
 
+/**
+ * A long-running reader (the filter's --verify-integrity) asks again where a one-off run would not: after a failed
+ * call (a blip must not leave a day unjudgeable until restart), and for today's keys when a digest names one not in
+ * them (a key published after the list was fetched), at most once per LIVE_REFRESH_MS.
+ */
+const LIVE_REFRESH_MS = 60_000;
+
+/**
+ * Region-days a live reader keeps (a digest's region and day come from objects in the allowed buckets): a year of 30
+ * regions is 11,000; past this the lists are forgotten and fetched again when asked, so planted digests naming many
+ * days cost calls, not memory.
+ */
+const LIVE_DAYS_MAX = 16_384;
+
 export class PublicKeys {
   /** Per `region day`: the keys, or the failure (a call that failed is not repeated for every digest of the day). */
   private readonly days = new Map<string, Promise<PublicKey[]>>();
+  /** `region day` → when its list was fetched, for the days fetched while they were not over (live only). */
+  private readonly openDays = new Map<string, number>();
   private readonly parsed = new Map<string, KeyObject | undefined>();
   /** ListPublicKeys calls made. */
   calls = 0;
@@ -71,17 +87,34 @@ export class PublicKeys {
   constructor(
     private readonly list: ListPublicKeys,
     private readonly now: () => number = Date.now,
+    /** Forget failures and refresh a day not over yet (LIVE_REFRESH_MS): for a process that runs for days. */
+    private readonly live = false,
   ) {}
 
-  private keysOf(region: Region, atMs: number): Promise<PublicKey[]> {
+  private keysOf(region: Region, atMs: number, refresh = false): Promise<PublicKey[]> {
     const dayStart = Math.floor(atMs / DAY_MS) * DAY_MS;
     const id = `${region} ${dayStart}`;
     let keys = this.days.get(id);
-    if (keys === undefined) {
+    const fetchedAt = this.openDays.get(id);
+    const stale = refresh && fetchedAt !== undefined && this.now() - fetchedAt >= LIVE_REFRESH_MS;
+    if (keys === undefined || stale) {
+      if (this.live && this.days.size >= LIVE_DAYS_MAX) {
+        this.days.clear();
+        this.openDays.clear();
+      }
       this.calls++;
+      const now = this.now();
       // The range ends no later than now: AWS refuses an EndTime in the future.
-      keys = this.list(region, dayStart, Math.max(dayStart, Math.min(dayStart + DAY_MS - 1, this.now())));
-      this.days.set(id, keys);
+      const called = this.list(region, dayStart, Math.max(dayStart, Math.min(dayStart + DAY_MS - 1, now)));
+      keys = called;
+      this.days.set(id, called);
+      if (this.live) {
+        if (dayStart + DAY_MS - 1 > now) this.openDays.set(id, now);
+        else this.openDays.delete(id);
+        called.catch(() => {
+          if (this.days.get(id) === called) this.days.delete(id);
+        });
+      }
     }
     return keys;
   }
@@ -91,9 +124,20 @@ export class PublicKeys {
    * home region, for a multi-region trail's digests). Throws when ListPublicKeys failed.
    */
   async find(region: Region, homeRegion: Region, fingerprint: string, atMs: number): Promise<KeyLookup> {
+    const first = await this.findIn(region, homeRegion, fingerprint, atMs, false);
+    return this.live && "detail" in first ? this.findIn(region, homeRegion, fingerprint, atMs, true) : first;
+  }
+
+  private async findIn(
+    region: Region,
+    homeRegion: Region,
+    fingerprint: string,
+    atMs: number,
+    refresh: boolean,
+  ): Promise<KeyLookup> {
     let named: PublicKey | undefined;
     for (const where of region === homeRegion ? [region] : [region, homeRegion]) {
-      for (const key of await this.keysOf(where, atMs)) {
+      for (const key of await this.keysOf(where, atMs, refresh)) {
         if (key.fingerprint !== fingerprint) continue;
         named = key;
         const after = key.validFromMs === undefined || key.validFromMs <= atMs;

@@ -69,6 +69,59 @@ export interface IntegrityLine {
   digestS3Object?: string;
 }
 
+/** A digest's line. */
+export function digestLine(digest: CheckedDigest, places: Places = S3_PLACES): IntegrityLine {
+  const content = digest.digest;
+  const file = places.file(digest.key);
+  return {
+    _tag: INTEGRITY_TAG,
+    kind: "digest",
+    ...(file === undefined
+      ? { s3Bucket: digest.bucket, s3Object: digest.key }
+      : content === undefined
+        ? { s3Object: digest.key, file }
+        : { s3Bucket: content.digestS3Bucket, s3Object: content.digestS3Object, file }),
+    status: digest.status,
+    ...(digest.reason === undefined ? {} : { reason: digest.reason }),
+    ...(digest.detail === undefined ? {} : { detail: digest.detail }),
+    account: digest.name.account,
+    region: digest.name.region,
+    trail: digest.name.trail,
+    backfill: digest.name.backfill,
+    ...(content === undefined
+      ? {}
+      : { digestStartTime: content.digestStartTime, digestEndTime: content.digestEndTime }),
+  };
+}
+
+/** A line for a log file that `digest` lists (`named` as the digest names it, read `at`). */
+export function logFileLine(
+  named: { bucket: BucketName; key: ObjectKey },
+  at: { bucket: BucketName; key: ObjectKey },
+  digest: CheckedDigest,
+  content: Digest,
+  status: Status,
+  why: { reason?: Reason; detail?: string },
+  places: Places = S3_PLACES,
+): IntegrityLine {
+  const file = places.file(at.key);
+  return {
+    _tag: INTEGRITY_TAG,
+    kind: "logFile",
+    s3Bucket: named.bucket,
+    s3Object: named.key,
+    ...(file === undefined ? {} : { file }),
+    status,
+    ...why,
+    account: digest.name.account,
+    region: digest.name.region,
+    trail: digest.name.trail,
+    digestStartTime: content.digestStartTime,
+    digestEndTime: content.digestEndTime,
+    digestS3Object: digest.key,
+  };
+}
+
 /** An object's bytes and its user metadata (`x-amz-meta-*` without the prefix, lowercase). */
 export interface StoredObject {
   body: AsyncIterable<Buffer>;
@@ -421,79 +474,9 @@ export class Verifier {
     return { digests, logs };
   }
 
-  private async checkDigest(entry: ListedDigest): Promise<CheckedDigest> {
+  private checkDigest(entry: ListedDigest): Promise<CheckedDigest> {
     const { bucket, store, keys } = this.deps;
-    const key = entry.key as ObjectKey; // parsed in list()
-    const result: CheckedDigest = {
-      bucket,
-      key,
-      name: entry.name,
-      digest: undefined,
-      signature: undefined,
-      sha256: undefined,
-      status: "valid",
-    };
-    const verdict = (status: Status, reason: Reason, detail: string): CheckedDigest =>
-      Object.assign(result, { status, reason, detail });
-
-    let read: { text: string; sha256: string; metadata: Record<string, string> };
-    try {
-      read = await store.read(bucket, key, async (object) => {
-        const hash = createHash("sha256");
-        const chunks: Buffer[] = [];
-        for await (const chunk of inflate(object.body, { maxBytes: DIGEST_MAX_BYTES })) {
-          hash.update(chunk);
-          chunks.push(chunk);
-        }
-        return { text: Buffer.concat(chunks).toString("utf8"), sha256: hash.digest("hex"), metadata: object.metadata };
-      });
-    } catch (error) {
-      if (error instanceof InflateError) return verdict("invalid", "malformed", error.message);
-      if (error instanceof FetchError && error.code === "NotFound")
-        return verdict("missing", "not found", error.message);
-      if (error instanceof FetchError) return verdict("invalid", "not checked", error.message);
-      throw error;
-    }
-    result.sha256 = read.sha256;
-    result.signature = parseSignature(read.metadata.signature);
-    const digest = parseDigest(read.text);
-    if (refused(digest)) return verdict("invalid", "malformed", `the digest ${digest.reason}`);
-    result.digest = digest;
-
-    if (!this.places.isAt(digest, bucket, key)) {
-      return verdict(
-        "invalid",
-        "moved",
-        `it names ${quoted(`s3://${digest.digestS3Bucket}/${digest.digestS3Object}`)}`,
-      );
-    }
-    const metadataAlgorithm = read.metadata["signature-algorithm"];
-    if (
-      digest.signatureAlgorithm !== SIGNATURE_ALGORITHM ||
-      (metadataAlgorithm !== undefined && metadataAlgorithm !== SIGNATURE_ALGORITHM)
-    ) {
-      const named = quoted(metadataAlgorithm ?? digest.signatureAlgorithm);
-      return verdict("invalid", "bad signature", `the algorithm ${named} is not ${SIGNATURE_ALGORITHM}`);
-    }
-    if (result.signature === undefined) {
-      return verdict(
-        "invalid",
-        "bad signature",
-        "no hex signature (x-amz-meta-signature; KEY.signature beside a local copy)",
-      );
-    }
-    let lookup: Awaited<ReturnType<PublicKeys["find"]>>;
-    try {
-      lookup = await keys.find(entry.name.region, entry.name.homeRegion, digest.publicKeyFingerprint, digest.endMs);
-    } catch (error) {
-      const name = error instanceof Error ? error.name : String(error);
-      throw new KeysUnavailable(`ListPublicKeys failed in ${entry.name.region}: ${name}`);
-    }
-    if ("detail" in lookup) return verdict("invalid", "unknown key", lookup.detail);
-    if (!verifySignature(signingString(digest, read.sha256), result.signature, lookup.key)) {
-      return verdict("invalid", "bad signature", "the signature does not match the digest's content and place");
-    }
-    return result;
+    return checkDigestObject(store, keys, this.places, bucket, entry.key as ObjectKey, entry.name); // parsed in list()
   }
 
   /** Reads the signature of each previous digest the listing did not find; returns lines for those that fail. */
@@ -591,27 +574,7 @@ export class Verifier {
   }
 
   private emitDigest(digest: CheckedDigest): Promise<void> {
-    const content = digest.digest;
-    const file = this.places.file(digest.key);
-    return this.emitLine({
-      _tag: INTEGRITY_TAG,
-      kind: "digest",
-      ...(file === undefined
-        ? { s3Bucket: digest.bucket, s3Object: digest.key }
-        : content === undefined
-          ? { s3Object: digest.key, file }
-          : { s3Bucket: content.digestS3Bucket, s3Object: content.digestS3Object, file }),
-      status: digest.status,
-      ...(digest.reason === undefined ? {} : { reason: digest.reason }),
-      ...(digest.detail === undefined ? {} : { detail: digest.detail }),
-      account: digest.name.account,
-      region: digest.name.region,
-      trail: digest.name.trail,
-      backfill: digest.name.backfill,
-      ...(content === undefined
-        ? {}
-        : { digestStartTime: content.digestStartTime, digestEndTime: content.digestEndTime }),
-    });
+    return this.emitLine(digestLine(digest, this.places));
   }
 
   private emitLog(
@@ -622,22 +585,7 @@ export class Verifier {
     status: Status,
     why: { reason?: Reason; detail?: string },
   ): Promise<void> {
-    const file = this.places.file(at.key);
-    return this.emitLine({
-      _tag: INTEGRITY_TAG,
-      kind: "logFile",
-      s3Bucket: named.bucket,
-      s3Object: named.key,
-      ...(file === undefined ? {} : { file }),
-      status,
-      ...why,
-      account: digest.name.account,
-      region: digest.name.region,
-      trail: digest.name.trail,
-      digestStartTime: content.digestStartTime,
-      digestEndTime: content.digestEndTime,
-      digestS3Object: digest.key,
-    });
+    return this.emitLine(logFileLine(named, at, digest, content, status, why, this.places));
   }
 
   private async emitLine(line: IntegrityLine): Promise<void> {
@@ -650,4 +598,83 @@ export class Verifier {
     this.counts.events++;
     await this.deps.emit(line);
   }
+}
+
+/**
+ * One digest on its own: read, where it says it is, signed with the key CloudTrail published for its time. The chain
+ * and its log files are the caller's (`verify` and the continuous check share this). Throws KeysUnavailable when
+ * ListPublicKeys failed.
+ */
+export async function checkDigestObject(
+  store: ObjectStore,
+  keys: PublicKeys,
+  places: Places,
+  bucket: BucketName,
+  key: ObjectKey,
+  name: DigestName,
+): Promise<CheckedDigest> {
+  const result: CheckedDigest = {
+    bucket,
+    key,
+    name,
+    digest: undefined,
+    signature: undefined,
+    sha256: undefined,
+    status: "valid",
+  };
+  const verdict = (status: Status, reason: Reason, detail: string): CheckedDigest =>
+    Object.assign(result, { status, reason, detail });
+  let read: { text: string; sha256: string; metadata: Record<string, string> };
+  try {
+    read = await store.read(bucket, key, async (object) => {
+      const hash = createHash("sha256");
+      const chunks: Buffer[] = [];
+      for await (const chunk of inflate(object.body, { maxBytes: DIGEST_MAX_BYTES })) {
+        hash.update(chunk);
+        chunks.push(chunk);
+      }
+      return { text: Buffer.concat(chunks).toString("utf8"), sha256: hash.digest("hex"), metadata: object.metadata };
+    });
+  } catch (error) {
+    if (error instanceof InflateError) return verdict("invalid", "malformed", error.message);
+    if (error instanceof FetchError && error.code === "NotFound") return verdict("missing", "not found", error.message);
+    if (error instanceof FetchError) return verdict("invalid", "not checked", error.message);
+    throw error;
+  }
+  result.sha256 = read.sha256;
+  result.signature = parseSignature(read.metadata.signature);
+  const digest = parseDigest(read.text);
+  if (refused(digest)) return verdict("invalid", "malformed", `the digest ${digest.reason}`);
+  result.digest = digest;
+
+  if (!places.isAt(digest, bucket, key)) {
+    return verdict("invalid", "moved", `it names ${quoted(`s3://${digest.digestS3Bucket}/${digest.digestS3Object}`)}`);
+  }
+  const metadataAlgorithm = read.metadata["signature-algorithm"];
+  if (
+    digest.signatureAlgorithm !== SIGNATURE_ALGORITHM ||
+    (metadataAlgorithm !== undefined && metadataAlgorithm !== SIGNATURE_ALGORITHM)
+  ) {
+    const named = quoted(metadataAlgorithm ?? digest.signatureAlgorithm);
+    return verdict("invalid", "bad signature", `the algorithm ${named} is not ${SIGNATURE_ALGORITHM}`);
+  }
+  if (result.signature === undefined) {
+    return verdict(
+      "invalid",
+      "bad signature",
+      "no hex signature (x-amz-meta-signature; KEY.signature beside a local copy)",
+    );
+  }
+  let lookup: Awaited<ReturnType<PublicKeys["find"]>>;
+  try {
+    lookup = await keys.find(name.region, name.homeRegion, digest.publicKeyFingerprint, digest.endMs);
+  } catch (error) {
+    const why = error instanceof Error ? error.name : String(error);
+    throw new KeysUnavailable(`ListPublicKeys failed in ${name.region}: ${why}`);
+  }
+  if ("detail" in lookup) return verdict("invalid", "unknown key", lookup.detail);
+  if (!verifySignature(signingString(digest, read.sha256), result.signature, lookup.key)) {
+    return verdict("invalid", "bad signature", "the signature does not match the digest's content and place");
+  }
+  return result;
 }

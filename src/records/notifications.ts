@@ -107,6 +107,9 @@ export function decodeFormKey(key: string): string {
   }
 }
 
+/** The reason a digest file is skipped (the filter hands it to the integrity check instead with --verify-integrity). */
+export const DIGEST_SKIP = "digest file";
+
 /** Digest files are integrity manifests, not logs. Match the path segment: trails can sit under any prefix. */
 function isDigest(key: string): boolean {
   return key.includes("/CloudTrail-Digest/") || key.startsWith("CloudTrail-Digest/");
@@ -117,7 +120,7 @@ function collect(candidates: (S3ObjectRef | Refusal)[], skips: Skip[], refused: 
   const refs: S3ObjectRef[] = [];
   for (const ref of candidates) {
     if (isRefusal(ref)) refused.push(ref);
-    else if (isDigest(ref.key)) skips.push({ reason: "digest file", bucket: ref.bucket, key: ref.key });
+    else if (isDigest(ref.key)) skips.push({ reason: DIGEST_SKIP, bucket: ref.bucket, key: ref.key });
     else if (ref.key.endsWith("/")) skips.push({ reason: "folder marker", bucket: ref.bucket, key: ref.key });
     else refs.push(ref);
   }

@@ -10,6 +10,7 @@
 // backoff holds a fetch slot, every record waits for stdout's back-pressure before it is started, and the dead letters
 // of one record are bounded whatever it names.
 
+import { createHash, type Hash } from "node:crypto";
 import { InflateError, type InflateErrorCode, inflateStored, readStored, type Stored } from "../decode/inflate.js";
 import { RecordsScanner, ScanError, type ScanErrorCode } from "../decode/scan.js";
 import { FetchError, type FetchErrorCode, type ObjectSource, type OpenedObject } from "../fetch/fetch.js";
@@ -17,12 +18,13 @@ import { eventWriter, type FormatOptions, scannedFields } from "../format/format
 import { NewestTime } from "../format/newest-time.js";
 import type { ScanPool } from "../format/scan-pool.js";
 import type { Line } from "../input/lines.js";
+import type { ContinuousIntegrity } from "../integrity/continuous.js";
 import { emptyFilterCounts, type FilterCounts, type RunCounts } from "../model/counts.js";
 import { deadLetterRecord, redactReceiptHandles } from "../model/dead-letter.js";
-import type { BucketName } from "../model/names.js";
+import type { BucketName, ObjectKey } from "../model/names.js";
 import type { ObjectRef } from "../model/refs.js";
 import type { Sink } from "../model/sink.js";
-import type { Refusal } from "../records/notifications.js";
+import { DIGEST_SKIP, type Refusal } from "../records/notifications.js";
 import {
   describeRef,
   type Interpreted,
@@ -129,6 +131,11 @@ export interface FilterDeps {
   pool?: ScanPool;
   /** Told how long each object took, start to end with its retries (--metrics-listen's histogram). */
   observe?: { objectSeconds(seconds: number): void };
+  /**
+   * --verify-integrity: told the SHA-256 of each S3 object read whole, and handed the digest files notified (instead
+   * of skipping them); their `cloudtrail.integrity` lines go out among the events.
+   */
+  integrity?: ContinuousIntegrity;
 }
 
 /** How an object the Filter started ended (the metrics' `objects_total{outcome}`). */
@@ -313,6 +320,7 @@ export class Filter {
   abortInFlight(): void {
     this.stop();
     this.abort.abort();
+    this.deps.integrity?.abort();
   }
 
   /** The counts so far (`filter`: the summary `run` returns at the end), for the stats line, summary and metrics. */
@@ -355,7 +363,18 @@ export class Filter {
         const message = `the message names ${named} objects, more than --max-objects-per-message (${cap}); none was read`;
         this.deadLetter(tracker, { code: "TooManyObjects", message }, undefined);
       } else {
+        const digests: { bucket: BucketName; key: ObjectKey }[] = [];
         for (const skip of record.skips) {
+          const { bucket, key } = skip;
+          if (
+            this.deps.integrity !== undefined &&
+            skip.reason === DIGEST_SKIP &&
+            bucket !== undefined &&
+            key !== undefined
+          ) {
+            digests.push({ bucket, key });
+            continue;
+          }
           this.summary.skipped++;
           log.info("skipped", { reason: skip.reason, bucket: skip.bucket, key: skip.key, line: line.number });
         }
@@ -376,23 +395,35 @@ export class Filter {
           if (ref.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(ref.bucket)) {
             const message = `the bucket ${JSON.stringify(ref.bucket)} is not one of --buckets`;
             refusals.add("BucketNotAllowed", messageOf(ref) ?? record.input, { message, ...refContext(ref) });
+          } else if (ref.scheme === "s3" && this.deps.integrity?.isDigest(ref.key) === true) {
+            digests.push({ bucket: ref.bucket, key: ref.key }); // an s3:// line (import lists digests too)
           } else allowed.push(ref);
         }
+        // Digest files are read from --buckets only, as every object.
+        const allowedDigests = digests.filter((digest) => {
+          if (options.buckets === undefined || options.buckets.has(digest.bucket)) return true;
+          const message = `the bucket ${JSON.stringify(digest.bucket)} is not one of --buckets`;
+          refusals.add("BucketNotAllowed", record.input, { message, ...digest });
+          return false;
+        });
         for (const group of refusals) this.deadLetterGroup(tracker, group);
-        for (const ref of allowed) {
-          // Objects whose bytes are all in memory no longer count against --concurrency, but at most as many
-          // again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts while stdout is backed up.
-          // Objects waiting out a backoff hold no place (up to BACKING_OFF_MAX of them).
-          while (
-            running.size - this.backingOff >= 2 * options.concurrency ||
-            this.backingOff >= BACKING_OFF_MAX ||
-            this.heldBytes > HELD_BYTES_MAX
-          ) {
-            await new Promise<void>((resolve) => {
-              this.roomMade = resolve;
-            });
+        for (const digest of allowedDigests) {
+          await this.roomForObject(running);
+          if (this.stopping) {
+            this.abandon({ scheme: "s3", ...digest }, tracker, "shutdown before the digest was checked");
+            continue;
           }
-          await this.deps.sink.ready();
+          tracker.pending++;
+          const earlier = [...running];
+          const task = this.processDigest(digest.bucket, digest.key, tracker, earlier).finally(() => {
+            running.delete(task);
+            this.release(tracker);
+            this.makeRoom();
+          });
+          running.add(task);
+        }
+        for (const ref of allowed) {
+          await this.roomForObject(running);
           const slot = await this.fetchSlots.take();
           if (this.stopping) {
             slot.free();
@@ -418,6 +449,77 @@ export class Filter {
     await Promise.all(this.finishing);
     this.summary.bytesOut = this.deps.sink.bytesOut;
     return { ...this.summary };
+  }
+
+  /**
+   * Waits until another object may start. Objects whose bytes are all in memory no longer count against
+   * --concurrency, but at most as many again (and HELD_BYTES_MAX of them) may wait for this thread, and none starts
+   * while stdout is backed up. Objects waiting out a backoff hold no place (up to BACKING_OFF_MAX of them).
+   */
+  private async roomForObject(running: ReadonlySet<Promise<void>>): Promise<void> {
+    const { options } = this.deps;
+    while (
+      running.size - this.backingOff >= 2 * options.concurrency ||
+      this.backingOff >= BACKING_OFF_MAX ||
+      this.heldBytes > HELD_BYTES_MAX
+    ) {
+      await new Promise<void>((resolve) => {
+        this.roomMade = resolve;
+      });
+    }
+    await this.deps.sink.ready();
+  }
+
+  /**
+   * A digest file (--verify-integrity): its integrity lines are written as they are judged. It is not a log file: it
+   * counts in no object outcome; a bug in its check is one dead letter, as for an object.
+   */
+  private async processDigest(
+    bucket: BucketName,
+    key: ObjectKey,
+    tracker: Tracker,
+    earlier: readonly Promise<void>[],
+  ): Promise<void> {
+    const { sink, log } = this.deps;
+    const integrity = this.deps.integrity as ContinuousIntegrity;
+    const signal = this.abort.signal;
+    // The objects started before it are likely its log files (import hands a digest over after them; a queue brings
+    // a digest an hour after its files): their hashes are waited for, a while, rather than fetched again.
+    await settledWithin(earlier, DIGEST_WAIT_MS);
+    try {
+      const judged = await integrity.checkDigest(bucket, key, (line) => {
+        if (signal.aborted) throw new Error("aborted");
+        sink.writeJson(line as unknown as Record<string, unknown>);
+        tracker.outcome.events++;
+        return sink.ready();
+      });
+      if (!judged) {
+        this.summary.skipped++;
+        log.info("skipped", {
+          reason: "not a CloudTrail digest file name",
+          bucket,
+          key,
+          line: tracker.outcome.line.number,
+        });
+      }
+    } catch (error) {
+      const ref: ObjectRef = { scheme: "s3", bucket, key };
+      if (signal.aborted) {
+        this.abandon(ref, tracker, "shutdown while its digest was checked");
+        return;
+      }
+      if (error instanceof FetchError) {
+        // The digest could not be read (retried for --retry-for when transient): as an object that failed.
+        if (error.transient && this.deps.options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
+          tracker.outcome.retryLater = true;
+          this.summary.leftToSqs++;
+          log.warn("left to SQS redelivery", { bucket, key, code: error.code, message: error.message });
+        } else this.deadLetter(tracker, { code: error.code, message: error.message }, ref);
+        return;
+      }
+      log.error("unexpected error", { bucket, key, error: error instanceof Error ? error.stack : String(error) });
+      this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref);
+    }
   }
 
   /** Wakes `run` if it waits for room in the window (it checks again what it waits for). */
@@ -608,6 +710,10 @@ export class Filter {
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
     let held = 0;
+    const integrity = ref.scheme === "s3" ? this.deps.integrity : undefined;
+    const noteHash = (sha256: string): void => {
+      if (integrity !== undefined && ref.scheme === "s3") integrity.noteLogFile(ref.bucket, ref.key, sha256);
+    };
     try {
       const opened = await this.open(ref);
       let stored: Stored;
@@ -631,7 +737,13 @@ export class Filter {
       // Workers take objects while they have room; the rest is done here, so this thread works too.
       if (pool?.hasRoom() === true && "whole" in stored) {
         // A small object: inflated and scanned by a worker; its lines come back ready to write.
-        const result = await pool.run(stored.whole, skip, options.maxObjectBytes, coordinates(ref));
+        const result = await pool.run(
+          stored.whole,
+          skip,
+          options.maxObjectBytes,
+          coordinates(ref),
+          integrity !== undefined,
+        );
         if (result !== undefined) {
           if (this.abort.signal.aborted) throw new Error("aborted");
           seen = result.seen;
@@ -642,20 +754,25 @@ export class Filter {
           newest.noteText(result.newest);
           progress(seen);
           if (result.error !== undefined) throw result.error;
+          if (result.sha256 !== undefined) noteHash(result.sha256);
           await sink.ready();
           return seen;
         }
       }
+      // --verify-integrity: the inflated bytes are hashed as they pass, for the digest that will list them.
+      const hash: Hash | undefined = integrity === undefined ? undefined : createHash("sha256");
       let whole: Buffer | undefined;
       for await (const chunk of inflateStored(stored, { maxBytes: options.maxObjectBytes })) {
         summary.bytesInflated += chunk.length;
         whole = "whole" in stored ? chunk : undefined;
+        hash?.update(chunk);
         scanner.push(chunk);
         progress(seen);
         await sink.ready();
         if (this.abort.signal.aborted) throw new Error("aborted");
       }
       scanner.end();
+      if (hash !== undefined) noteHash(hash.digest("hex"));
       // Every event is copied into the output by now: an inflated object's memory can go (buffers.ts, release).
       if (whole !== undefined) release(whole);
       return seen;
@@ -748,6 +865,26 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
     add(chunk.length);
     yield chunk;
   }
+}
+
+/**
+ * How long a digest waits for the objects started before it: long enough for a burst of log files to be read, short
+ * enough that objects backing off (up to --retry-for) do not hold its message; its check fetches what is not there.
+ */
+const DIGEST_WAIT_MS = 30_000;
+
+/** Resolves once every task has settled, or after `ms`. */
+async function settledWithin(tasks: readonly Promise<void>[], ms: number): Promise<void> {
+  if (tasks.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(tasks),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Stored bytes that objects read whole may hold while they wait for this thread, before new objects wait. */

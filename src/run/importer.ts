@@ -6,8 +6,9 @@
 // abandoned at shutdown is read again by the next run (duplicates rather than loss).
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Line } from "../input/lines.js";
+import { parseDigestName } from "../integrity/digest.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
-import { type Lister, type ObjectEntry, type Selection, walk } from "../listing/layout.js";
+import { type Lister, type ObjectEntry, parseLogName, type Selection, walk } from "../listing/layout.js";
 import { emptyCounts } from "../listing/progress.js";
 import { emptyFilterCounts, type RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "../model/names.js";
@@ -60,6 +61,12 @@ export interface ImportDeps {
   lister: (signal: AbortSignal) => Lister & { readonly requests?: number };
   log: Logger;
   checkpoint?: Checkpoint;
+  /**
+   * --verify-integrity: digest files are listed too, and handed to the Filter after the log files they list
+   * (HeldDigests), so that their hashes are remembered by then (a digest first would make the check fetch each of its
+   * log files again).
+   */
+  digests?: boolean;
 }
 
 /** A file the listing found, with the input line (URL) the Filter reads for it. */
@@ -158,7 +165,12 @@ export class Importer {
       log.warn("no AWSLogs/ folder found under the prefix: listing every key, keeping CloudTrail log file names", {
         prefix: source.prefix,
       });
-    for await (const page of walk(this.lister, source.prefix, selection, fallback)) {
+    const kinds =
+      this.deps.digests === true && source.scheme === "s3"
+        ? (await import("../integrity/verify.js")).VERIFY_KINDS
+        : undefined;
+    const digests = new HeldDigests();
+    for await (const page of walk(this.lister, source.prefix, selection, fallback, kinds)) {
       for (const entry of page) {
         if (/[\r\n]/.test(entry.key)) {
           log.warn("skipped", { reason: "the key has a line break", key: entry.key });
@@ -169,10 +181,22 @@ export class Importer {
           this.alreadyDone++;
           continue;
         }
+        if (kinds === undefined) {
+          yield { ...entry, url };
+          continue;
+        }
+        const digest = parseDigestName(entry.key);
+        if (digest !== undefined) {
+          digests.hold({ ...entry, url }, `${digest.account} ${digest.region}`, digest.day);
+          continue;
+        }
+        const logName = parseLogName(entry.key);
+        if (logName !== undefined) yield* digests.before(`${logName.account} ${logName.region}`, logName.day);
         yield { ...entry, url };
       }
       if (this.stopping) return;
     }
+    yield* digests.all();
   }
 
   /**
@@ -277,4 +301,51 @@ export class Importer {
       ...(listingError === undefined ? {} : { listingError }),
     };
   }
+}
+
+/**
+ * --verify-integrity: digest files held back until the log files they list are handed over (S3 lists an account's
+ * `CloudTrail-Digest/` before its `CloudTrail/`), so that their hashes are remembered when the digests come. A digest
+ * filed under day D lists log files of days D-1 and D (the last hour's digest is filed under the next day), so once
+ * the log files of an account and region reach day D + 2 (or the next account and region), the digests of day D and
+ * before go. (s3rver lists `CloudTrail/` first, so the tests see digests after the log files anyway; the order here is
+ * what S3's byte order gives.) Held at most: an account's digests over the range (one an hour per region and trail; a year of 17
+ * regions is about 150,000 entries of a few hundred bytes).
+ */
+export class HeldDigests {
+  /** Per `account region`: digests in listing order (by day). */
+  private readonly held = new Map<string, { entry: ListedObject; day: string }[]>();
+  private current: string | undefined;
+
+  hold(entry: ListedObject, group: string, day: string): void {
+    const list = this.held.get(group);
+    if (list === undefined) this.held.set(group, [{ entry, day }]);
+    else list.push({ entry, day });
+  }
+
+  /** The digests to hand over before a log file of `group` and `day`. */
+  *before(group: string, day: string): Generator<ListedObject> {
+    if (this.current !== undefined && this.current !== group) yield* this.take(this.current, () => true);
+    this.current = group;
+    yield* this.take(group, (digestDay) => nextDay(digestDay) < day);
+  }
+
+  *all(): Generator<ListedObject> {
+    for (const group of [...this.held.keys()]) yield* this.take(group, () => true);
+  }
+
+  private *take(group: string, due: (day: string) => boolean): Generator<ListedObject> {
+    const list = this.held.get(group);
+    if (list === undefined) return;
+    let n = 0;
+    while (n < list.length && due((list[n] as { day: string }).day)) n++;
+    const out = list.splice(0, n);
+    if (list.length === 0) this.held.delete(group);
+    for (const { entry } of out) yield entry;
+  }
+}
+
+/** `YYYY-MM-DD` plus one day. */
+function nextDay(day: string): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 }

@@ -37,6 +37,8 @@ export interface SqsServiceDeps {
   sinkStats?(): Record<string, unknown>;
   /** --metrics-listen's histogram of time per object. */
   observe?: FilterDeps["observe"];
+  /** --verify-integrity. */
+  integrity?: FilterDeps["integrity"];
 }
 
 export class SqsService {
@@ -70,6 +72,7 @@ export class SqsService {
       log,
       options: { ...options.filter, leaveTransientToSqs: true },
       ...(deps.observe === undefined ? {} : { observe: deps.observe }),
+      ...(deps.integrity === undefined ? {} : { integrity: deps.integrity }),
       hooks: {
         recordDone: (outcome) => {
           const sqs = outcome.record.sqs;

@@ -20,6 +20,8 @@ export interface S3Test {
   createBucket(name: string): Promise<void>;
   /** Stores `bytes` as given; `contentEncoding` only sets the Content-Encoding metadata (e.g. "gzip"). */
   putObject(bucket: string, key: string, bytes: Buffer | string, contentEncoding?: string): Promise<void>;
+  /** Every request the server received, method and path (path-style: `/bucket/key`, percent-encoded). */
+  requests: { method: string; url: string }[];
   /** Stops the server (dropping open connections) and deletes its data directory. */
   close(): Promise<void>;
 }
@@ -56,10 +58,15 @@ export async function startS3(tls?: { key: Buffer; cert: Buffer }): Promise<S3Te
     ...(tls === undefined ? {} : { requestHandler: { httpsAgent: new Agent({ ca: tls.cert }) } }),
   });
   let closed = false;
+  const requests: { method: string; url: string }[] = [];
+  server.httpServer?.on("request", (request: { method?: string; url?: string }) => {
+    requests.push({ method: request.method ?? "", url: request.url ?? "" });
+  });
   return {
     endpoint,
     directory,
     client,
+    requests,
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
     },
