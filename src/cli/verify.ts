@@ -2,26 +2,34 @@
 // every digest chain under an S3 prefix (src/integrity/verify.ts does the work); one `cloudtrail.integrity` line per
 // digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
 import { openSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
 import { AwsClients } from "../fetch/clients.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
-import { parseDay } from "../listing/layout.js";
-import {
-  type BucketName,
-  isInvalid,
-  parseBucketName,
-  parseRegion,
-  type Region,
-  refusalMessage,
-} from "../model/names.js";
-import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../model/settings.js";
+import { type BucketName, parseBucketName, type Region } from "../model/names.js";
+import { cloudTrailEndpoint } from "../model/settings.js";
 import type { ListenAddress } from "../observe/address.js";
 import type { MetricsListener } from "../observe/listener.js";
+import type { ShutdownSignals } from "../run/shutdown.js";
+import type { Host } from "../shared/host.js";
 import { FdLogger, LEVELS, type Level, type Logger } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
 import { VERSION } from "../version.js";
-import { day, endpoint, integer, list, listenAddress, positiveSeconds, region, seconds } from "./options.js";
+import {
+  buckets,
+  checkAwsSettings,
+  checkVerify,
+  day,
+  endpoint,
+  inheritVerifyOptions,
+  integer,
+  list,
+  listenAddress,
+  positiveSeconds,
+  region,
+  seconds,
+  usageError,
+} from "./usage.js";
 
 /** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
 export const VERIFY_PROBLEMS_EXIT = 3;
@@ -45,21 +53,11 @@ interface VerifyOptions {
   metricsListen?: ListenAddress;
 }
 
-function buckets(value: string, previous: ReadonlySet<BucketName> | undefined): ReadonlySet<BucketName> {
-  const result = new Set<BucketName>(previous);
-  for (const name of list(value)) {
-    const parsed = parseBucketName(name);
-    if (isInvalid(parsed)) throw new InvalidArgumentError(refusalMessage("bucket", name, parsed));
-    result.add(parsed);
-  }
-  return result;
-}
-
 /** The name a local copy's objects are read under (the store ignores it; lines report the names digests give). */
 const LOCAL_COPY = parseBucketName("local-copy") as BucketName;
 
 /** Builds `verify`; `program` is the root command, whose own options are refused before `verify`. */
-export function verifyCommand(program: Command): Command {
+export function verifyCommand(program: Command, host: Host, signals: ShutdownSignals): Command {
   const command: Command = new Command("verify")
     .summary("check CloudTrail's digest files and the log files they list (log-file integrity validation)")
     .description(
@@ -108,32 +106,24 @@ export function verifyCommand(program: Command): Command {
       listenAddress,
     )
     .action(async (argument: string) => {
-      // Options given before `verify` count when verify has them too (`--log-file x verify …`, as import allows),
-      // unless given again after it; the filter's others would be ignored, so they are refused.
-      for (const option of program.options) {
-        const name = option.attributeName();
-        if (program.getOptionValueSource(name) !== "cli") continue;
-        if (!command.options.some((own) => own.attributeName() === name)) {
-          command.error(`error: ${option.long} is an option of the filter; verify does not use it`, { exitCode: 2 });
-        }
-        if (command.getOptionValueSource(name) !== "cli") command.setOptionValue(name, program.getOptionValue(name));
-      }
-      await runVerify(argument, command.opts<VerifyOptions>(), command);
+      inheritVerifyOptions(program, command);
+      await runVerify(argument, command.opts<VerifyOptions>(), command, host, signals);
     });
   return command;
 }
 
-async function runVerify(argument: string, options: VerifyOptions, command: Command): Promise<void> {
-  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+async function runVerify(
+  argument: string,
+  options: VerifyOptions,
+  command: Command,
+  host: Host,
+  signals: ShutdownSignals,
+): Promise<void> {
+  const usage = (message: string): never => usageError(command, message);
   const { parseSource } = await import("../run/importer.js");
-  const source = parseSource(argument);
-  if (typeof source === "string") return usage(source);
-  if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
-    usage("--since is after --until");
-  }
-  const settings = awsSettings(options, process.env);
-  if (typeof settings === "string") return usage(settings);
-  const cloudTrail = cloudTrailEndpoint(process.env);
+  const source = checkVerify(options, parseSource(argument), command);
+  const settings = checkAwsSettings(options, host.env, command);
+  const cloudTrail = cloudTrailEndpoint(host.env);
   if (typeof cloudTrail === "object") return usage(cloudTrail.message);
   const aws = new AwsClients({
     region: settings.region,
@@ -142,7 +132,7 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     connections: Math.max(16, options.concurrency * 2),
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
-    env: process.env,
+    env: host.env,
   });
   try {
     await aws.check();
@@ -178,14 +168,13 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
       usage(`cannot open --log-file ${options.logFile}: ${(error as Error).message}`);
     }
   }
-  process.removeAllListeners("warning");
-  process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
+  host.onWarning((warning) => log.debug("node warning", { warning: warning.message }));
   const metrics =
     options.metricsListen === undefined ? undefined : await openMetrics(options.metricsListen, log, usage);
 
-  const sink = new OutputSink(process.stdout, { padBytes: 0, format: "json" }, (error) => {
+  const sink = new OutputSink(host.stdout, { padBytes: 0, format: "json" }, (error) => {
     log.info("stdout closed; exiting", { error: error.message });
-    process.exit(0);
+    host.exit(0);
   });
   const abort = new AbortController();
   const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
@@ -222,18 +211,16 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
 
   metrics?.serve({ sink, integrity: () => verifier.verdicts });
 
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(1);
-    log.info("stopping", { signal });
-    abort.abort();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  signals.on(
+    undefined,
+    log,
+    () => abort.abort(),
+    () => host.exit(1),
+  );
 
   const progress = new Progress(
     verifier.counts,
-    { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+    { tty: host.stderr.isTTY, write: (text) => host.stderr.write(text) },
     log,
   );
   const started = Date.now();
@@ -253,8 +240,8 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     });
     await sink.end();
     checkpoint?.close();
-    process.stderr.write(`error: ${message}\n`);
-    process.exit(1);
+    host.stderr.write(`error: ${message}\n`);
+    host.exit(1);
   }
   progress.stop();
   await sink.end();
@@ -267,12 +254,9 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     filesRead: verifier.counts.objects,
     mb: Math.round((verifier.counts.bytes / 2 ** 20) * 10) / 10,
     seconds: (Date.now() - started) / 1000,
-    cpuSeconds: (() => {
-      const { user, system } = process.cpuUsage();
-      return Math.round((user + system) / 1000) / 1000;
-    })(),
+    cpuSeconds: Math.round(host.cpuMicros() / 1000) / 1000,
   });
-  process.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
+  host.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
 }
 
 /** --metrics-listen: the listener, loaded only then; an address it cannot bind is a usage error (exit 2). */

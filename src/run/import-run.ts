@@ -1,0 +1,69 @@
+// The `import` command's two runs besides --enqueue (enqueue-run.ts): --list (the URLs of the files on stdout, their
+// count and size in the log) and the import itself (the Importer's Filter, progress on stderr, a summary). Each
+// returns the exit code; a listing that fails ends the run through `listingFailed` (exit 1).
+import type { Checkpoint } from "../listing/checkpoint.js";
+import { Progress } from "../listing/progress.js";
+import type { Sink } from "../model/sink.js";
+import type { Host } from "../shared/host.js";
+import type { Logger } from "../shared/log.js";
+import type { FilterDeps } from "./filter.js";
+import type { Importer } from "./importer.js";
+
+export interface ImportRunDeps {
+  importer: Importer;
+  sink: Sink;
+  log: Logger;
+  host: Pick<Host, "stderr" | "maxRssBytes">;
+  /** Reports a failed listing and exits 1. */
+  listingFailed: (error: unknown) => never;
+}
+
+/**
+ * `--list`: the URLs on stdout, one a line. Their count and size go to the log, and to stderr too when it is a
+ * terminal and the log is elsewhere (`logsElsewhere`: --log-file).
+ */
+export async function listFiles(deps: ImportRunDeps, logsElsewhere: boolean): Promise<number> {
+  const { importer, sink, log, host } = deps;
+  const started = Date.now();
+  const listed = await importer
+    .list((object) => {
+      sink.writeBytes(Buffer.from(`${object.url}\n`, "utf8"));
+      return sink.ready();
+    })
+    .catch(deps.listingFailed);
+  await sink.end();
+  const mb = Math.round((listed.bytes / 2 ** 20) * 10) / 10;
+  log.info("listed", { ...listed, mb, seconds: (Date.now() - started) / 1000 });
+  if (host.stderr.isTTY && logsElsewhere) {
+    host.stderr.write(`${listed.objects} objects, ${mb} MB\n`);
+  }
+  return 0;
+}
+
+/** The import: every listed file through the Importer's Filter to the sink, progress on stderr, then the summary. */
+export async function importFiles(
+  deps: ImportRunDeps,
+  filterDeps: Omit<FilterDeps, "hooks">,
+  checkpoint: Checkpoint | undefined,
+): Promise<number> {
+  const { importer, sink, log, host } = deps;
+  const started = Date.now();
+  const progress = new Progress(
+    importer.counts,
+    { tty: host.stderr.isTTY, write: (text) => host.stderr.write(text) },
+    log,
+  );
+  progress.start();
+  const { listingError, ...summary } = await importer.run(filterDeps);
+  progress.stop();
+  await sink.end();
+  checkpoint?.close();
+  log.info("summary", {
+    ...summary,
+    bytesOut: sink.bytesOut,
+    seconds: (Date.now() - started) / 1000,
+    maxRssMB: Math.round(host.maxRssBytes() / 2 ** 20),
+  });
+  if (listingError !== undefined) deps.listingFailed(listingError);
+  return 0;
+}
