@@ -62,6 +62,7 @@ function isGlobalThis(node: ts.Expression): boolean {
 describe("only one module names process", () => {
   it.each([
     ["process.exit(1);", [1]],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a template literal, parsed as a module
     ["const pid = `${process.pid}`;", [1]],
     ["const env: typeof process.env = {};", [1]],
     ["const { process } = globalThis;", [1]],
