@@ -139,19 +139,13 @@ async function runVerify(
   } catch (error) {
     usage((error as Error).message);
   }
-  const [
-    { Checkpoint },
-    { checkDirectory, FileLister, ListError, S3Lister },
-    { Progress },
-    integrity,
-    { PublicKeys, sdkListPublicKeys },
-  ] = await Promise.all([
-    import("../listing/checkpoint.js"),
-    import("../listing/listers.js"),
-    import("../listing/progress.js"),
-    import("../integrity/verify.js"),
-    import("../integrity/public-keys.js"),
-  ]);
+  const [{ Checkpoint }, { checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] =
+    await Promise.all([
+      import("../listing/checkpoint.js"),
+      import("../listing/listers.js"),
+      import("../integrity/verify.js"),
+      import("../integrity/public-keys.js"),
+    ]);
   let checkpoint: Checkpoint | undefined;
   if (options.checkpoint !== undefined) {
     try {
@@ -218,45 +212,16 @@ async function runVerify(
     () => host.exit(1),
   );
 
-  const progress = new Progress(
-    verifier.counts,
-    { tty: host.stderr.isTTY, write: (text) => host.stderr.write(text) },
+  const { runVerifier } = await import("../run/verify-run.js");
+  const end = await runVerifier({
+    verifier,
+    sink,
     log,
-  );
-  const started = Date.now();
-  progress.start();
-  let summary: Awaited<ReturnType<typeof verifier.run>>;
-  try {
-    if (s3 === undefined) await checkDirectory(`/${source.prefix}`);
-    summary = await verifier.run();
-  } catch (error) {
-    // A listing that failed, or ListPublicKeys: nothing more can be judged; exit 1 with the reason on stderr.
-    progress.stop();
-    const message = error instanceof Error ? error.message : String(error);
-    const known = error instanceof ListError || error instanceof integrity.KeysUnavailable;
-    log.error(known ? "verify failed" : "fatal", {
-      message,
-      ...(known ? {} : { error: error instanceof Error ? error.stack : message }),
-    });
-    await sink.end();
-    checkpoint?.close();
-    host.stderr.write(`error: ${message}\n`);
-    host.exit(1);
-  }
-  progress.stop();
-  await sink.end();
-  await new Promise((resolve) => setImmediate(resolve)); // the checkpoint's last lines, added once written
-  checkpoint?.close();
-  const { problems, ...counts } = summary;
-  log.info("summary", {
-    ...counts,
-    problems,
-    filesRead: verifier.counts.objects,
-    mb: Math.round((verifier.counts.bytes / 2 ** 20) * 10) / 10,
-    seconds: (Date.now() - started) / 1000,
-    cpuSeconds: Math.round(host.cpuMicros() / 1000) / 1000,
+    host,
+    ...(checkpoint === undefined ? {} : { checkpoint }),
+    ...(s3 === undefined ? { checkDirectory: () => checkDirectory(`/${source.prefix}`) } : {}),
   });
-  host.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
+  host.exit(end === "valid" ? 0 : end === "problems" ? VERIFY_PROBLEMS_EXIT : 1);
 }
 
 /** --metrics-listen: the listener, loaded only then; an address it cannot bind is a usage error (exit 2). */
