@@ -19,7 +19,7 @@ import type { Host } from "../shared/host.js";
 import { FdLogger, type Logger } from "../shared/log.js";
 import { VERSION } from "../version.js";
 import { type CliOptions, DEFAULT_ACK_TIMEOUT, DEFAULT_PAD_BYTES, DEFAULT_TAG } from "./program-options.js";
-import { checkAwsSettings, type Output, usageError } from "./usage.js";
+import { checkAwsSettings, checkProxy, type Output, usageError } from "./usage.js";
 
 /**
  * The padding to write: `--pad-bytes` when given, else DEFAULT_PAD_BYTES when stdout is a pipe or a socket (fluentd
@@ -38,7 +38,7 @@ function padBytesFor(options: CliOptions): number {
   }
 }
 
-export function openLog(options: CliOptions, program: Command): Logger {
+export function openLog(options: Pick<CliOptions, "logFile" | "logLevel">, program: Command): Logger {
   let fd = 2;
   if (options.logFile !== undefined) {
     try {
@@ -117,11 +117,7 @@ export async function startRuntime(
   command = "filter",
 ): Promise<Runtime> {
   const aws = awsClients(options, program, host.env);
-  try {
-    aws.check(); // the proxy variables, read without loading the network stack (it loads on the first request)
-  } catch (error) {
-    usageError(program, (error as Error).message);
-  }
+  checkProxy(aws, program);
   const log = openLog(options, program);
 
   // Node's own warnings (the SDK's Node version notice among them) would print plain text to stderr.
@@ -161,15 +157,16 @@ export async function startRuntime(
 }
 
 /** --metrics-listen: the listener, loaded only then; an address it cannot bind is a configuration error (exit 2). */
-async function openMetrics(
+export async function openMetrics(
   address: ListenAddress,
   command: string,
   log: Logger,
   program: Command,
+  objects = true,
 ): Promise<MetricsListener> {
   const { MetricsListener } = await import("../observe/listener.js");
   try {
-    return await MetricsListener.open(address, command, VERSION, log);
+    return await MetricsListener.open(address, command, VERSION, log, objects);
   } catch (error) {
     return usageError(
       program,

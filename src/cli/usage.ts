@@ -15,7 +15,7 @@ import {
   type Region,
   refusalMessage,
 } from "../model/names.js";
-import { type AwsSettings, awsSettings, parseEndpoint } from "../model/settings.js";
+import { type AwsSettings, awsSettings, cloudTrailEndpoint, parseEndpoint } from "../model/settings.js";
 import { type ListenAddress, parseListenAddress } from "../observe/address.js";
 import type { ImportSource } from "../run/importer.js";
 import type { CliOptions, ImportOptions, SqsOptions } from "./program-options.js";
@@ -160,6 +160,25 @@ export function checkAwsSettings(
   const settings = awsSettings(options, env);
   if (typeof settings === "string") return usageError(command, settings);
   return settings;
+}
+
+/** `AWS_ENDPOINT_URL_CLOUDTRAIL` (or `AWS_ENDPOINT_URL`), for verify's ListPublicKeys: a URL, or unset. */
+export function checkCloudTrailEndpoint(
+  env: Readonly<Record<string, string | undefined>>,
+  command: Command,
+): string | undefined {
+  const endpoint = cloudTrailEndpoint(env);
+  if (typeof endpoint === "object") return usageError(command, endpoint.message);
+  return endpoint;
+}
+
+/** The proxy variables, read as undici will read them (clients.ts), without loading the network stack. */
+export function checkProxy(aws: { check(): void }, command: Command): void {
+  try {
+    aws.check();
+  } catch (error) {
+    usageError(command, (error as Error).message);
+  }
 }
 
 /**

@@ -1,23 +1,22 @@
 // The `verify` command: parse, check (exit 2), build, run, exit. CloudTrail's log-file integrity validation for
 // every digest chain under an S3 prefix (src/integrity/verify.ts does the work); one `cloudtrail.integrity` line per
 // digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
-import { openSync } from "node:fs";
 import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
 import { AwsClients } from "../fetch/clients.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
 import { type BucketName, parseBucketName, type Region } from "../model/names.js";
-import { cloudTrailEndpoint } from "../model/settings.js";
 import type { ListenAddress } from "../observe/address.js";
-import type { MetricsListener } from "../observe/listener.js";
 import type { ShutdownSignals } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
-import { FdLogger, LEVELS, type Level, type Logger } from "../shared/log.js";
+import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
-import { VERSION } from "../version.js";
+import { openLog, openMetrics } from "./runtime.js";
 import {
   buckets,
   checkAwsSettings,
+  checkCloudTrailEndpoint,
+  checkProxy,
   checkVerify,
   day,
   endpoint,
@@ -119,12 +118,10 @@ async function runVerify(
   host: Host,
   signals: ShutdownSignals,
 ): Promise<void> {
-  const usage = (message: string): never => usageError(command, message);
   const { parseSource } = await import("../run/importer.js");
   const source = checkVerify(options, parseSource(argument), command);
   const settings = checkAwsSettings(options, host.env, command);
-  const cloudTrail = cloudTrailEndpoint(host.env);
-  if (typeof cloudTrail === "object") return usage(cloudTrail.message);
+  const cloudTrail = checkCloudTrailEndpoint(host.env, command);
   const aws = new AwsClients({
     region: settings.region,
     ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
@@ -134,11 +131,7 @@ async function runVerify(
     requestPayer: options.requestPayer,
     env: host.env,
   });
-  try {
-    await aws.check();
-  } catch (error) {
-    usage((error as Error).message);
-  }
+  checkProxy(aws, command);
   const [{ Checkpoint }, { checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] =
     await Promise.all([
       import("../listing/checkpoint.js"),
@@ -151,20 +144,15 @@ async function runVerify(
     try {
       checkpoint = Checkpoint.open(options.checkpoint);
     } catch (error) {
-      usage(`cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
+      usageError(command, `cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
     }
   }
-  let log: Logger = new FdLogger(2, options.logLevel);
-  if (options.logFile !== undefined) {
-    try {
-      log = new FdLogger(openSync(options.logFile, "a"), options.logLevel);
-    } catch (error) {
-      usage(`cannot open --log-file ${options.logFile}: ${(error as Error).message}`);
-    }
-  }
+  const log = openLog(options, command);
   host.onWarning((warning) => log.debug("node warning", { warning: warning.message }));
   const metrics =
-    options.metricsListen === undefined ? undefined : await openMetrics(options.metricsListen, log, usage);
+    options.metricsListen === undefined
+      ? undefined
+      : await openMetrics(options.metricsListen, "verify", log, command, false);
 
   const sink = new OutputSink(host.stdout, { padBytes: 0, format: "json" }, (error) => {
     log.info("stdout closed; exiting", { error: error.message });
@@ -222,18 +210,4 @@ async function runVerify(
     ...(s3 === undefined ? { checkDirectory: () => checkDirectory(`/${source.prefix}`) } : {}),
   });
   host.exit(end === "valid" ? 0 : end === "problems" ? VERIFY_PROBLEMS_EXIT : 1);
-}
-
-/** --metrics-listen: the listener, loaded only then; an address it cannot bind is a usage error (exit 2). */
-async function openMetrics(
-  address: ListenAddress,
-  log: Logger,
-  usage: (message: string) => never,
-): Promise<MetricsListener> {
-  const { MetricsListener } = await import("../observe/listener.js");
-  try {
-    return await MetricsListener.open(address, "verify", VERSION, log, false);
-  } catch (error) {
-    return usage(`cannot listen on --metrics-listen ${address.host}:${address.port}: ${(error as Error).message}`);
-  }
 }
