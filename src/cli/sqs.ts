@@ -9,7 +9,7 @@ import { filterOptions, startRuntime, warnWithoutBuckets } from "./runtime.js";
 import { checkSqs, integer, seconds, subcommandOptions } from "./usage.js";
 
 /**
- * `sqs --queue-url URL`: a long-running consumer of the queue (sqs-command.ts), delivering to stdout or to fluentd's
+ * `sqs --queue-url URL`: a long-running consumer of the queue (run/sqs-service.ts), delivering to stdout or to fluentd's
  * in_forward. Options given before `sqs` count too, unless given again after it.
  */
 export function sqsCommand(program: Command, host: Host, signals: ShutdownSignals): Command {
