@@ -97,16 +97,12 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
       };
       const onSignals = (stop: () => void, abandon: () => void) =>
         signals.on(options.shutdownTimeout, log, stop, abandon);
-      onSignals(
-        () => importer.stop(),
-        () => {
-          importer.abortInFlight();
-          if (runtime.stdout === undefined) sink.abandon(); // acknowledgements no longer awaited
-        },
-      );
-
-      if (source.scheme === "file") await checkDirectory(`/${source.prefix}`).catch(listingFailed);
       const deps = { importer, sink, log, host, listingFailed };
+      await runs.beginImport(deps, {
+        onSignals,
+        forwarding: runtime.stdout === undefined,
+        ...(source.scheme === "file" ? { checkDirectory: () => checkDirectory(`/${source.prefix}`) } : {}),
+      });
       // With --list, --enqueue is a dry run like any other command line: the files are listed, nothing is sent.
       if (options.enqueue !== undefined && options.list !== true && source.scheme === "s3") {
         const { enqueue } = await import("../run/enqueue-run.js");

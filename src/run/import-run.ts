@@ -1,6 +1,7 @@
-// The `import` command's two runs besides --enqueue (enqueue-run.ts): --list (the URLs of the files on stdout, their
-// count and size in the log) and the import itself (the Importer's Filter, progress on stderr, a summary). Each
-// returns the exit code; a listing that fails ends the run through `listingFailed` (exit 1).
+// The `import` command's runs: how each starts (signals, a local directory checked), then --list (the URLs of the
+// files on stdout, their count and size in the log) or the import itself (the Importer's Filter, progress on stderr, a
+// summary); --enqueue is enqueue-run.ts. Each returns the exit code; a listing that fails ends the run through
+// `listingFailed` (exit 1).
 import type { Checkpoint } from "../listing/checkpoint.js";
 import { Progress } from "../listing/progress.js";
 import type { Sink } from "../model/sink.js";
@@ -16,6 +17,30 @@ export interface ImportRunDeps {
   host: Pick<Host, "stderr" | "maxRssBytes">;
   /** Reports a failed listing and exits 1. */
   listingFailed: (error: unknown) => never;
+}
+
+/**
+ * How every run of import starts: a signal stops the listing (the first) or abandons the work in flight too (a second,
+ * or --shutdown-timeout later); then a local directory is checked, a failure ending the run as a failed listing does.
+ */
+export async function beginImport(
+  deps: ImportRunDeps,
+  start: {
+    onSignals: (stop: () => void, abandon: () => void) => void;
+    /** The sink is fluentd's in_forward: acknowledgements are no longer awaited once abandoned. */
+    forwarding: boolean;
+    checkDirectory?: () => Promise<void>;
+  },
+): Promise<void> {
+  const { importer, sink } = deps;
+  start.onSignals(
+    () => importer.stop(),
+    () => {
+      importer.abortInFlight();
+      if (start.forwarding) sink.abandon(); // acknowledgements no longer awaited
+    },
+  );
+  await start.checkDirectory?.().catch(deps.listingFailed);
 }
 
 /**
