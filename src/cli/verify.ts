@@ -1,27 +1,34 @@
 // The `verify` command: parse, check (exit 2), build, run, exit. CloudTrail's log-file integrity validation for
 // every digest chain under an S3 prefix (src/integrity/verify.ts does the work); one `cloudtrail.integrity` line per
 // digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
-import { openSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
 import { AwsClients } from "../fetch/clients.js";
 import type { Checkpoint } from "../listing/checkpoint.js";
-import { parseDay } from "../listing/layout.js";
-import {
-  type BucketName,
-  isInvalid,
-  parseBucketName,
-  parseRegion,
-  type Region,
-  refusalMessage,
-} from "../model/names.js";
-import { awsSettings, cloudTrailEndpoint, parseEndpoint } from "../model/settings.js";
+import { type BucketName, parseBucketName, type Region } from "../model/names.js";
 import type { ListenAddress } from "../observe/address.js";
-import type { MetricsListener } from "../observe/listener.js";
-import { FdLogger, LEVELS, type Level, type Logger } from "../shared/log.js";
+import type { ShutdownSignals } from "../run/shutdown.js";
+import type { Host } from "../shared/host.js";
+import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
-import { VERSION } from "../version.js";
-import { day, endpoint, integer, list, listenAddress, positiveSeconds, region, seconds } from "./options.js";
+import { openLog, openMetrics } from "./runtime.js";
+import {
+  buckets,
+  checkAwsSettings,
+  checkCloudTrailEndpoint,
+  checkProxy,
+  checkVerify,
+  day,
+  endpoint,
+  inheritVerifyOptions,
+  integer,
+  list,
+  listenAddress,
+  positiveSeconds,
+  region,
+  seconds,
+  usageError,
+} from "./usage.js";
 
 /** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
 export const VERIFY_PROBLEMS_EXIT = 3;
@@ -45,21 +52,11 @@ interface VerifyOptions {
   metricsListen?: ListenAddress;
 }
 
-function buckets(value: string, previous: ReadonlySet<BucketName> | undefined): ReadonlySet<BucketName> {
-  const result = new Set<BucketName>(previous);
-  for (const name of list(value)) {
-    const parsed = parseBucketName(name);
-    if (isInvalid(parsed)) throw new InvalidArgumentError(refusalMessage("bucket", name, parsed));
-    result.add(parsed);
-  }
-  return result;
-}
-
 /** The name a local copy's objects are read under (the store ignores it; lines report the names digests give). */
 const LOCAL_COPY = parseBucketName("local-copy") as BucketName;
 
 /** Builds `verify`; `program` is the root command, whose own options are refused before `verify`. */
-export function verifyCommand(program: Command): Command {
+export function verifyCommand(program: Command, host: Host, signals: ShutdownSignals): Command {
   const command: Command = new Command("verify")
     .summary("check CloudTrail's digest files and the log files they list (log-file integrity validation)")
     .description(
@@ -108,33 +105,23 @@ export function verifyCommand(program: Command): Command {
       listenAddress,
     )
     .action(async (argument: string) => {
-      // Options given before `verify` count when verify has them too (`--log-file x verify …`, as import allows),
-      // unless given again after it; the filter's others would be ignored, so they are refused.
-      for (const option of program.options) {
-        const name = option.attributeName();
-        if (program.getOptionValueSource(name) !== "cli") continue;
-        if (!command.options.some((own) => own.attributeName() === name)) {
-          command.error(`error: ${option.long} is an option of the filter; verify does not use it`, { exitCode: 2 });
-        }
-        if (command.getOptionValueSource(name) !== "cli") command.setOptionValue(name, program.getOptionValue(name));
-      }
-      await runVerify(argument, command.opts<VerifyOptions>(), command);
+      inheritVerifyOptions(program, command);
+      await runVerify(argument, command.opts<VerifyOptions>(), command, host, signals);
     });
   return command;
 }
 
-async function runVerify(argument: string, options: VerifyOptions, command: Command): Promise<void> {
-  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+async function runVerify(
+  argument: string,
+  options: VerifyOptions,
+  command: Command,
+  host: Host,
+  signals: ShutdownSignals,
+): Promise<void> {
   const { parseSource } = await import("../run/importer.js");
-  const source = parseSource(argument);
-  if (typeof source === "string") return usage(source);
-  if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
-    usage("--since is after --until");
-  }
-  const settings = awsSettings(options, process.env);
-  if (typeof settings === "string") return usage(settings);
-  const cloudTrail = cloudTrailEndpoint(process.env);
-  if (typeof cloudTrail === "object") return usage(cloudTrail.message);
+  const source = checkVerify(options, parseSource(argument), command);
+  const settings = checkAwsSettings(options, host.env, command);
+  const cloudTrail = checkCloudTrailEndpoint(host.env, command);
   const aws = new AwsClients({
     region: settings.region,
     ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
@@ -142,50 +129,34 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
     connections: Math.max(16, options.concurrency * 2),
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
-    env: process.env,
+    env: host.env,
   });
-  try {
-    await aws.check();
-  } catch (error) {
-    usage((error as Error).message);
-  }
-  const [
-    { Checkpoint },
-    { checkDirectory, FileLister, ListError, S3Lister },
-    { Progress },
-    integrity,
-    { PublicKeys, sdkListPublicKeys },
-  ] = await Promise.all([
-    import("../listing/checkpoint.js"),
-    import("../listing/listers.js"),
-    import("../listing/progress.js"),
-    import("../integrity/verify.js"),
-    import("../integrity/public-keys.js"),
-  ]);
+  checkProxy(aws, command);
+  const [{ Checkpoint }, { checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] =
+    await Promise.all([
+      import("../listing/checkpoint.js"),
+      import("../listing/listers.js"),
+      import("../integrity/verify.js"),
+      import("../integrity/public-keys.js"),
+    ]);
   let checkpoint: Checkpoint | undefined;
   if (options.checkpoint !== undefined) {
     try {
       checkpoint = Checkpoint.open(options.checkpoint);
     } catch (error) {
-      usage(`cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
+      usageError(command, `cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
     }
   }
-  let log: Logger = new FdLogger(2, options.logLevel);
-  if (options.logFile !== undefined) {
-    try {
-      log = new FdLogger(openSync(options.logFile, "a"), options.logLevel);
-    } catch (error) {
-      usage(`cannot open --log-file ${options.logFile}: ${(error as Error).message}`);
-    }
-  }
-  process.removeAllListeners("warning");
-  process.on("warning", (warning) => log.debug("node warning", { warning: warning.message }));
+  const log = openLog(options, command);
+  host.onWarning((warning) => log.debug("node warning", { warning: warning.message }));
   const metrics =
-    options.metricsListen === undefined ? undefined : await openMetrics(options.metricsListen, log, usage);
+    options.metricsListen === undefined
+      ? undefined
+      : await openMetrics(options.metricsListen, "verify", log, command, false);
 
-  const sink = new OutputSink(process.stdout, { padBytes: 0, format: "json" }, (error) => {
+  const sink = new OutputSink(host.stdout, { padBytes: 0, format: "json" }, (error) => {
     log.info("stdout closed; exiting", { error: error.message });
-    process.exit(0);
+    host.exit(0);
   });
   const abort = new AbortController();
   const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
@@ -222,69 +193,21 @@ async function runVerify(argument: string, options: VerifyOptions, command: Comm
 
   metrics?.serve({ sink, integrity: () => verifier.verdicts });
 
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(1);
-    log.info("stopping", { signal });
-    abort.abort();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-
-  const progress = new Progress(
-    verifier.counts,
-    { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+  signals.on(
+    undefined,
     log,
+    () => abort.abort(),
+    () => host.exit(1),
   );
-  const started = Date.now();
-  progress.start();
-  let summary: Awaited<ReturnType<typeof verifier.run>>;
-  try {
-    if (s3 === undefined) await checkDirectory(`/${source.prefix}`);
-    summary = await verifier.run();
-  } catch (error) {
-    // A listing that failed, or ListPublicKeys: nothing more can be judged; exit 1 with the reason on stderr.
-    progress.stop();
-    const message = error instanceof Error ? error.message : String(error);
-    const known = error instanceof ListError || error instanceof integrity.KeysUnavailable;
-    log.error(known ? "verify failed" : "fatal", {
-      message,
-      ...(known ? {} : { error: error instanceof Error ? error.stack : message }),
-    });
-    await sink.end();
-    checkpoint?.close();
-    process.stderr.write(`error: ${message}\n`);
-    process.exit(1);
-  }
-  progress.stop();
-  await sink.end();
-  await new Promise((resolve) => setImmediate(resolve)); // the checkpoint's last lines, added once written
-  checkpoint?.close();
-  const { problems, ...counts } = summary;
-  log.info("summary", {
-    ...counts,
-    problems,
-    filesRead: verifier.counts.objects,
-    mb: Math.round((verifier.counts.bytes / 2 ** 20) * 10) / 10,
-    seconds: (Date.now() - started) / 1000,
-    cpuSeconds: (() => {
-      const { user, system } = process.cpuUsage();
-      return Math.round((user + system) / 1000) / 1000;
-    })(),
-  });
-  process.exit(summary.interrupted ? 1 : problems ? VERIFY_PROBLEMS_EXIT : 0);
-}
 
-/** --metrics-listen: the listener, loaded only then; an address it cannot bind is a usage error (exit 2). */
-async function openMetrics(
-  address: ListenAddress,
-  log: Logger,
-  usage: (message: string) => never,
-): Promise<MetricsListener> {
-  const { MetricsListener } = await import("../observe/listener.js");
-  try {
-    return await MetricsListener.open(address, "verify", VERSION, log, false);
-  } catch (error) {
-    return usage(`cannot listen on --metrics-listen ${address.host}:${address.port}: ${(error as Error).message}`);
-  }
+  const { runVerifier } = await import("../run/verify-run.js");
+  const end = await runVerifier({
+    verifier,
+    sink,
+    log,
+    host,
+    ...(checkpoint === undefined ? {} : { checkpoint }),
+    ...(s3 === undefined ? { checkDirectory: () => checkDirectory(`/${source.prefix}`) } : {}),
+  });
+  host.exit(end === "valid" ? 0 : end === "problems" ? VERIFY_PROBLEMS_EXIT : 1);
 }

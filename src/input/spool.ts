@@ -104,10 +104,10 @@ export class Spool {
   ) {}
 
   /** Opens (creating) the spool in `dir`; throws SpoolLockedError if a live process holds it. */
-  static open(dir: string, maxBytes = SPOOL_MAX_BYTES_DEFAULT): Spool {
+  static open(dir: string, maxBytes: number, owner: LockOwner): Spool {
     makeDirectory(dir);
     const lockPath = join(dir, "lock");
-    takeLock(lockPath);
+    takeLock(lockPath, owner);
     const spool = new Spool(dir, lockPath, maxBytes);
     try {
       spool.migrate();
@@ -435,33 +435,30 @@ function* readLinesOf(fd: number): Generator<Buffer> {
   }
 }
 
+/** Who takes the spool's lock: our pid, and how to tell whether the pid in a lock found there is alive (the Host). */
+export interface LockOwner {
+  readonly pid: number;
+  isAlive(pid: number): boolean;
+}
+
 /** Creates the lock file with our pid; a lock left by a dead process is taken over. */
-function takeLock(path: string): void {
+function takeLock(path: string, self: LockOwner): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, "wx");
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, `${self.pid}\n`);
       closeSync(fd);
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const owner = Number.parseInt(readFileSync(path, "utf8"), 10);
-    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+    if (Number.isInteger(owner) && owner > 0 && owner !== self.pid && self.isAlive(owner)) {
       throw new SpoolLockedError(`the spool is in use by process ${owner} (lock file ${path})`);
     }
     unlinkSync(path); // stale: its process is gone
   }
   throw new SpoolLockedError(`could not take the spool lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**

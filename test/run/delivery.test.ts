@@ -1253,11 +1253,12 @@ describe("in process: the journal after any sequence of accepts, done marks, kil
   );
 
   it("replays exactly the records accepted and not done, oldest first", async () => {
-    const { Spool } = await import("../../src/input/spool.js");
+    const { SPOOL_MAX_BYTES_DEFAULT, Spool } = await import("../../src/input/spool.js");
+    const { processHost } = await import("../../src/cli/host.js");
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
         const dir = join(tempDir(), "spool");
-        let spool = Spool.open(dir);
+        let spool = Spool.open(dir, SPOOL_MAX_BYTES_DEFAULT, processHost());
         const model = new Map<number, string>();
         const check = () => {
           expect([...spool.unfinished()]).toEqual(
@@ -1284,12 +1285,12 @@ describe("in process: the journal after any sequence of accepts, done marks, kil
               appendFileSync(journalPath(dir), entry.subarray(0, op.cut % entry.length));
             }
             // No close(): the process is gone, its lock (our own pid here) is taken over.
-            spool = Spool.open(dir);
+            spool = Spool.open(dir, SPOOL_MAX_BYTES_DEFAULT, processHost());
             check();
           }
         }
         spool.close();
-        spool = Spool.open(dir);
+        spool = Spool.open(dir, SPOOL_MAX_BYTES_DEFAULT, processHost());
         check();
         spool.close();
       }),

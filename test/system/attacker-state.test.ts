@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Spool } from "../../src/input/spool.js";
+import { processHost } from "../../src/cli/host.js";
+import { SPOOL_MAX_BYTES_DEFAULT, Spool } from "../../src/input/spool.js";
 import { Checkpoint } from "../../src/listing/checkpoint.js";
 import { type CliRun, completeLines, deadLetters, events, parseOutput, runCli, startCli } from "../support/cli.js";
 import { type FaultS3, startFaultS3 } from "../support/fault-s3.js";
@@ -266,7 +267,7 @@ describe("the journal's size stays bounded by what is pending (property)", () =>
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
         const dir = join(tempDir(), "spool");
-        let spool = Spool.open(dir, 8 * MiB);
+        let spool = Spool.open(dir, 8 * MiB, processHost());
         const model = new Map<number, string>();
         for (const op of ops) {
           if (op.op === "accept") {
@@ -283,7 +284,7 @@ describe("the journal's size stays bounded by what is pending (property)", () =>
             spool.done(id);
             model.delete(id);
           } else {
-            spool = Spool.open(dir, 8 * MiB); // as after kill -9: no close, the lock is our own pid
+            spool = Spool.open(dir, 8 * MiB, processHost()); // as after kill -9: no close, the lock is our own pid
             expect([...spool.unfinished()]).toEqual([...model].map(([id, text]) => ({ id, text })));
           }
           const pending = [...model.values()].reduce((sum, text) => sum + text.length, 0);
@@ -303,7 +304,7 @@ describe("the journal's size stays bounded by what is pending (property)", () =>
     writeFileSync(join(dir, "journal.jsonl"), `${JSON.stringify({ a: 4, t: "four" })}\n`);
     // What the interrupted migration had already renamed into place.
     writeFileSync(journalPath(dir), "a 4 4\nfour\n");
-    const spool = Spool.open(dir);
+    const spool = Spool.open(dir, SPOOL_MAX_BYTES_DEFAULT, processHost());
     expect([...spool.unfinished()]).toEqual([{ id: 4, text: "four" }]);
     spool.close();
   });

@@ -1,15 +1,16 @@
-// `import s3://… --enqueue QUEUE_URL` as a run: the listing feeds the Enqueuer (enqueue.ts), progress on stderr, a
+// `import s3://… --enqueue QUEUE_URL` as a run: the listing feeds the Enqueuer (enqueuer.ts), progress on stderr, a
 // summary log line, and the exit status: 0 when every listed file is on the queue (or the run was interrupted), 1
 // when the queue cannot be used, the listing fails, or a file could not be enqueued.
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Checkpoint } from "../listing/checkpoint.js";
 import { Progress } from "../listing/progress.js";
 import type { BucketName } from "../model/names.js";
-import { Enqueuer } from "../run/enqueuer.js";
-import type { Importer } from "../run/importer.js";
-import { summaryFields } from "../run/stats.js";
+import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
 import type { RetryPolicy } from "../shared/retry.js";
+import { Enqueuer } from "./enqueuer.js";
+import type { Importer } from "./importer.js";
+import { summaryFields } from "./stats.js";
 
 /** SendMessageBatch calls at once: about 1,000 messages a second at SQS's usual latency, ahead of the listing. */
 const SENDERS = 4;
@@ -22,6 +23,8 @@ export interface EnqueueRun {
   client: () => Promise<SQSClient>;
   retry: RetryPolicy;
   log: Logger;
+  /** Progress, and the last word of a run that failed. */
+  stderr: Host["stderr"];
   checkpoint?: Checkpoint;
   /** Installs the shutdown signals: the first stops listing, a second (or the timeout) abandons calls in flight. */
   onSignals: (stop: () => void, abandon: () => void) => void;
@@ -65,14 +68,14 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
   } catch (error) {
     const message = (error as Error).message;
     log.error("enqueue failed", { message });
-    process.stderr.write(`error: ${message}\n`);
+    run.stderr.write(`error: ${message}\n`);
     checkpoint?.close();
     return 1;
   }
 
   const progress = new Progress(
     importer.progress,
-    { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+    { tty: run.stderr.isTTY, write: (text) => run.stderr.write(text) },
     log,
   );
   progress.start();
@@ -99,9 +102,7 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
   if (failure !== undefined || summary.failedObjects > 0) {
     const why = failure?.message ?? "some files fit in no message";
     const notSent = summary.failedObjects + summary.unsentObjects;
-    process.stderr.write(
-      `error: ${why}; ${notSent} files not enqueued (not in the checkpoint; run again to send them)\n`,
-    );
+    run.stderr.write(`error: ${why}; ${notSent} files not enqueued (not in the checkpoint; run again to send them)\n`);
     return 1;
   }
   return 0;
