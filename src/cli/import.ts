@@ -7,7 +7,7 @@ import type { Host } from "../shared/host.js";
 import { RetryPolicy } from "../shared/retry.js";
 import { commonOptions, type ImportOptions, outputOptions, readingOptionNames } from "./program-options.js";
 import { allowedWith, continuousIntegrity, filterOptions, startRuntime } from "./runtime.js";
-import { checkImport, day, integer, list, subcommandOptions, usageError } from "./usage.js";
+import { checkImport, day, integer, list, statsInterval, subcommandOptions, usageError } from "./usage.js";
 
 /**
  * `import <source>`: the CloudTrail log files already stored under an S3 prefix or in a directory, read through the
@@ -43,6 +43,13 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
       "with --enqueue: files named by one message, at most (a message that comes back brings all of them back)",
       integer(1, 1000),
       10,
+    )
+    .option(
+      "--stats-interval <seconds>",
+      "log a stats line this often (the filter's: counts since the last one and in total, events/s, the lag behind " +
+        "the newest eventTime, memory); 0 turns it off",
+      statsInterval,
+      60,
     )
     .action(async (argument: string) => {
       const options = subcommandOptions(program, command) as unknown as ImportOptions;
@@ -142,7 +149,7 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
         ...(runtime.metrics === undefined ? {} : { observe: runtime.metrics.observer }),
         ...(integrity === undefined ? {} : { integrity: integrity.integrity }),
       };
-      host.exit(await runs.importFiles(deps, filterDeps, checkpoint));
+      host.exit(await runs.importFiles(deps, filterDeps, checkpoint, options.statsInterval));
     });
   return command;
 }

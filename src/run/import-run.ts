@@ -9,13 +9,13 @@ import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
 import type { FilterDeps } from "./filter.js";
 import type { Importer } from "./importer.js";
-import { summaryFields } from "./stats.js";
+import { startStats, summaryFields } from "./stats.js";
 
 export interface ImportRunDeps {
   importer: Importer;
   sink: Sink;
   log: Logger;
-  host: Pick<Host, "stderr" | "maxRssBytes">;
+  host: Pick<Host, "stderr" | "maxRssBytes" | "rssBytes">;
   /** Reports a failed listing and exits 1. */
   listingFailed: (error: unknown) => never;
 }
@@ -71,9 +71,17 @@ export async function importFiles(
   deps: ImportRunDeps,
   filterDeps: Omit<FilterDeps, "hooks">,
   checkpoint: Checkpoint | undefined,
+  /** Seconds between stats lines (the filter's and sqs's line, run/stats.ts); 0: none. */
+  statsInterval: number,
 ): Promise<number> {
   const { importer, sink, log, host } = deps;
   const started = Date.now();
+  const stopStats = startStats({
+    log,
+    intervalMs: statsInterval * 1000,
+    counts: () => importer.counts(),
+    rssBytes: () => host.rssBytes(),
+  });
   const progress = new Progress(
     importer.progress,
     { tty: host.stderr.isTTY, write: (text) => host.stderr.write(text) },
@@ -81,6 +89,7 @@ export async function importFiles(
   );
   progress.start();
   const { listingError } = await importer.run(filterDeps);
+  stopStats();
   progress.stop();
   await sink.end();
   checkpoint?.close();

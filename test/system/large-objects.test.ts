@@ -31,7 +31,8 @@ describe("objects inflated in one piece on the pool", () => {
     counts.forEach((count, o) => {
       const records = Array.from({ length: count }, (_, i) => event(o, i));
       for (const record of records) expected.set(record.eventName as string, JSON.stringify(record));
-      const file = join(dir, `object-${o}.json.gz`);
+      // A CloudTrail log file name, so that import (which keeps only those) reads them too.
+      const file = join(dir, `123456789012_CloudTrail_us-east-1_20240101T000${o}Z_object${o}.json.gz`);
       writeFileSync(file, gzipSync(JSON.stringify({ Records: records })));
       lines.push(pathToFileURL(file).href);
     });
@@ -52,5 +53,21 @@ describe("objects inflated in one piece on the pool", () => {
       expected.delete(name);
     }
     expect(expected.size).toBe(0);
+  });
+
+  it("import reads the same objects and logs the stats line every long-running mode logs (run/stats.ts)", async () => {
+    const run = await runCli(["import", pathToFileURL(dir).href, "--stats-interval", "0.1"], "");
+    expect(run.code).toBe(0);
+    const stats = run.log.filter((line) => line.msg === "stats");
+    expect(stats.length).toBeGreaterThan(0);
+    for (const line of stats) {
+      expect(line).toHaveProperty("eventsPerSecond");
+      expect(line).toHaveProperty("rssMB");
+      expect(line).toHaveProperty("total");
+    }
+    const summary = run.log.find((line) => line.msg === "summary");
+    expect(summary).toMatchObject({ objects: 6, events: 44_300 });
+    // Every count of the stats line's running total is in the summary too, under the same name.
+    for (const key of Object.keys(stats.at(-1)?.total as object)) expect(summary).toHaveProperty(key);
   });
 });
