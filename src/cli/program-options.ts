@@ -87,8 +87,8 @@ export interface SqsOptions extends CliOptions {
 /** fluentd's JSON reader takes the child's stdout in blocking reads of this many bytes (output.ts says why). */
 export const DEFAULT_PAD_BYTES = 8192;
 
-/** Options shared by the filter and the import command. */
-export function commonOptions(command: Command): Command {
+/** Where S3 is and who pays: every command that reads objects (the filter, import, sqs, verify). */
+export function awsOptions(command: Command): Command {
   return command
     .option(
       "--region <region>",
@@ -96,7 +96,12 @@ export function commonOptions(command: Command): Command {
       region,
     )
     .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)", endpoint)
-    .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
+    .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false);
+}
+
+/** Options shared by the filter and the import command. */
+export function commonOptions(command: Command): Command {
+  return awsOptions(command)
     .option(
       "--buckets <names>",
       "read objects only from these buckets, comma-separated; an object elsewhere is a BucketNotAllowed dead letter " +

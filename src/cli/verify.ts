@@ -11,6 +11,7 @@ import type { ShutdownSignals } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
 import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
+import { awsOptions } from "./program-options.js";
 import { openLog, openMetrics } from "./runtime.js";
 import {
   buckets,
@@ -19,13 +20,11 @@ import {
   checkProxy,
   checkVerify,
   day,
-  endpoint,
   inheritVerifyOptions,
   integer,
   list,
   listenAddress,
   positiveSeconds,
-  region,
   seconds,
   usageError,
 } from "./usage.js";
@@ -81,14 +80,8 @@ export function verifyCommand(program: Command, host: Host, signals: ShutdownSig
     )
     .option("--concurrency <n>", "objects fetched at once", integer(1, 1024), 16)
     .option("--checkpoint <file>", "append each log file found valid here, and skip those already in it (resume)")
-    .option("--problems-only", "write only the lines whose status is not valid", false)
-    .option(
-      "--region <region>",
-      "default AWS region (else AWS_REGION, else us-east-1); buckets elsewhere are followed",
-      region,
-    )
-    .option("--endpoint <url>", "S3-compatible endpoint, path-style (AWS_ENDPOINT_URL_S3 also works)", endpoint)
-    .option("--request-payer", "read from Requester Pays buckets (this account pays for the requests)", false)
+    .option("--problems-only", "write only the lines whose status is not valid", false);
+  awsOptions(command)
     .option("--log-file <path>", "append JSON log lines here (default: stderr)")
     .addOption(new Option("--log-level <level>", "least severe level logged").choices(LEVELS).default("info"))
     .option("--retry-for <seconds>", "keep retrying a request that fails transiently this long", seconds, 300)
