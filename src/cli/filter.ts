@@ -89,6 +89,7 @@ export function filterCommand(program: Command, host: Host, signals: ShutdownSig
         sink,
         ...(acker === undefined ? {} : { acker }),
         ...(spool === undefined ? {} : { spool }),
+        ...(integrity === undefined ? {} : { continuous: () => integrity.integrity.counts }),
       });
       runtime.onStdoutClosed = (error) => runner.outputClosed(error);
       host.exit(await runner.run());

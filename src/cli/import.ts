@@ -133,7 +133,6 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
       }
       if (options.list === true) host.exit(await runs.listFiles(deps, options.logFile !== undefined));
 
-      runtime.metrics?.serve({ filter: () => importer.running, sink, listed: () => importer.progress.listed });
       const integrity = await continuousIntegrity(
         options,
         runtime,
@@ -141,6 +140,12 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
         undefined,
         allowedWith(source, options.buckets),
       );
+      runtime.metrics?.serve({
+        filter: () => importer.running,
+        sink,
+        listed: () => importer.progress.listed,
+        ...(integrity === undefined ? {} : { continuous: () => integrity.integrity.counts }),
+      });
       const filterDeps = {
         source: runtime.source,
         sink,

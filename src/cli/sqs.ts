@@ -79,6 +79,7 @@ export function sqsCommand(program: Command, host: Host, signals: ShutdownSignal
         sink,
         acker: service.acker,
         receiver: { source: service.input, maxInFlight, waitTimeSeconds: options.waitTime },
+        ...(integrity === undefined ? {} : { continuous: () => integrity.integrity.counts }),
       });
       const code = await runSqsService(service, {
         host,

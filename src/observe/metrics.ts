@@ -7,6 +7,7 @@
 // work is the histograms' `observe`, once per object and once per GET; a scrape reads each count once (`Reading`).
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { Status } from "../integrity/chain.js";
+import type { ContinuousCounts } from "../integrity/continuous.js";
 import type { DeadLetterCode, ObjectOutcomes, Summary } from "../run/filter.js";
 
 const PREFIX = "cloudtrail_exec_filter_";
@@ -49,6 +50,8 @@ export interface Reading {
   listed?: number;
   /** `verify`: its verdicts so far, by kind of file and status (the summary's `digests` and `logFiles`). */
   integrity?: Readonly<Record<IntegrityKind, Readonly<Record<Status, number>>>>;
+  /** --verify-integrity (the filter, `sqs`, `import`): the continuous check's counts (the summary's `integrity`). */
+  continuous?: Readonly<ContinuousCounts>;
 }
 
 /** The `kind` of a `cloudtrail.integrity` line, as the integrity counter's label says it. */
@@ -94,6 +97,26 @@ const COUNTERS: readonly (readonly [string, string, Read])[] = [
   ],
   ["forward_connections_total", "Connections to fluentd established", (r) => r.forward?.connections],
   ["import_objects_listed_total", "Files the import listed", (r) => r.listed],
+  [
+    "integrity_digests_checked_total",
+    "--verify-integrity: digest files checked as they came",
+    (r) => r.continuous?.digests,
+  ],
+  [
+    "integrity_problems_total",
+    "--verify-integrity: cloudtrail.integrity lines written whose status is not valid (digests and log files)",
+    (r) => r.continuous?.problems,
+  ],
+  [
+    "integrity_files_remembered_total",
+    "--verify-integrity: listed log files judged by the hash taken when they were read",
+    (r) => r.continuous?.remembered,
+  ],
+  [
+    "integrity_files_fetched_total",
+    "--verify-integrity: log files and previous digests fetched because no hash of them was remembered",
+    (r) => r.continuous?.fetched,
+  ],
 ];
 
 const FILTER_GAUGES: readonly (readonly [string, string, Read])[] = [

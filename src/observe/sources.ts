@@ -24,10 +24,12 @@ export interface Parts {
   listed?(): number;
   /** `verify`: the Verifier's verdicts so far (the same counts its summary returns). */
   integrity?(): NonNullable<Reading["integrity"]>;
+  /** --verify-integrity: the continuous check's counts so far (the same object its summary copies). */
+  continuous?(): NonNullable<Reading["continuous"]>;
 }
 
 export function readingOf(parts: Parts): () => Reading {
-  const { sink, acker, receiver, spool, listed, integrity } = parts;
+  const { sink, acker, receiver, spool, listed, integrity, continuous } = parts;
   return () => {
     const filter = parts.filter?.();
     const source = receiver?.source;
@@ -57,6 +59,7 @@ export function readingOf(parts: Parts): () => Reading {
         : {}),
       ...(listed === undefined ? {} : { listed: listed() }),
       ...(integrity === undefined ? {} : { integrity: integrity() }),
+      ...(continuous === undefined ? {} : { continuous: { ...continuous() } }),
     };
   };
 }
