@@ -133,19 +133,11 @@ export class ContinuousIntegrity {
     } catch (error) {
       if (error instanceof Unread) throw error.cause;
       if (!(error instanceof KeysUnavailable)) throw error;
-      // Nothing can be judged without the key: said so on this digest's line; its log files are not vouched for.
+      // Nothing can be judged without the key, and a failed ListPublicKeys says nothing of the digest: no line (an
+      // `invalid` one would be a false alarm), but the digest's object failed transiently, as a GET that failed: SQS
+      // brings it back (--delete-sqs-messages), else it is a dead letter that says why. Nothing was written yet.
       this.deps.log.warn("digest not checked", { bucket, key, message: error.message });
-      return {
-        bucket,
-        key,
-        name,
-        digest: undefined,
-        signature: undefined,
-        sha256: undefined,
-        status: "invalid",
-        reason: "not checked",
-        detail: error.message,
-      };
+      throw new FetchError("FetchFailed", `the digest could not be checked: ${error.message}`, true);
     }
   }
 
@@ -197,6 +189,9 @@ export class ContinuousIntegrity {
           return Object.assign(previous, { status: "invalid" as Status, reason: "chain broken" as Reason, detail: by });
         }
         if (!(error instanceof FetchError)) throw error;
+        // Still failing after --retry-for: the whole digest fails as its own read would (see checkOwn), rather than
+        // blaming a chain that may be whole. A permanent failure (access denied) is said on the previous digest's line.
+        if (error.transient) throw error;
         return error.code === "NotFound"
           ? Object.assign(previous, { status: "missing" as Status, reason: "not found" as Reason, detail: by })
           : Object.assign(previous, {
