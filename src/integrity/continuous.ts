@@ -116,14 +116,24 @@ export class ContinuousIntegrity {
     };
     const digest = await this.checkOwn(bucket, key, name);
     const previous = await this.checkLink(digest);
+    const content = digest.digest;
+    // A valid digest's files are judged before anything is written: one whose read fails for a reason that may pass
+    // fails the whole digest (as checkOwn), with nothing written, so the digest comes back whole instead of leaving
+    // a `not checked` line. Only problems are held meanwhile, and a valid digest is AWS-signed: its list is CloudTrail's.
+    const problems: IntegrityLine[] = [];
+    if (content !== undefined && digest.status === "valid") {
+      await this.checkLogFiles(digest, content, async (line) => {
+        problems.push(line);
+      });
+    }
     await out(digestLine(digest));
     if (previous !== undefined && previous.status !== "valid") await out(digestLine(previous));
-    const content = digest.digest;
     if (content === undefined) return true;
     if (digest.status === "valid" && digest.signature !== undefined) {
       this.rememberDigest(objectId(bucket, key), digest.signature, digest.sha256);
     }
-    await this.checkLogFiles(digest, content, out);
+    if (digest.status === "valid") for (const line of problems) await out(line);
+    else await this.checkLogFiles(digest, content, out);
     return true;
   }
 
@@ -253,10 +263,14 @@ export class ContinuousIntegrity {
       }
     }
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < toFetch.length) {
+      while (next < toFetch.length && !failed) {
         const file = toFetch[next++] as (typeof toFetch)[number];
-        const verdict = await this.hashFile(file.bucket, file.key);
+        const verdict = await this.hashFile(file.bucket, file.key).catch((error: unknown) => {
+          failed = true; // the others stop taking files: the digest fails as a whole
+          throw error;
+        });
         if ("sha256" in verdict) {
           if (verdict.sha256 !== file.hashValue) {
             await line(
@@ -288,6 +302,8 @@ export class ContinuousIntegrity {
     } catch (error) {
       if (error instanceof InflateError) return { status: "invalid", reason: "hash mismatch", detail: error.message };
       if (!(error instanceof FetchError)) throw error;
+      // Still failing after --retry-for, for a reason that may pass: no verdict on the file (checkDigest).
+      if (error.transient) throw error;
       return error.code === "NotFound"
         ? { status: "missing", reason: "not found", detail: error.message }
         : { status: "invalid", reason: "not checked", detail: error.message };

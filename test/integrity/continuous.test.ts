@@ -128,6 +128,37 @@ describe("ContinuousIntegrity", () => {
     expect(integrity.counts).toEqual({ digests: 1, problems: 1, remembered: 2, fetched: 1 });
   });
 
+  it("a listed file whose read keeps failing for a reason that may pass fails the digest, with nothing written", async () => {
+    const trail = trailOf(published);
+    const store = storeOf(trail);
+    const flaky = trail.logKeys[1] as string;
+    let failing = true;
+    const read = store.read.bind(store);
+    store.read = async (bucket, key, use) => {
+      if (key === flaky && failing) {
+        store.reads.push(key);
+        throw new FetchError("FetchFailed", "Failed to fetch: SlowDown", true, true);
+      }
+      return read(bucket, key, use);
+    };
+    const integrity = checker(store, new PublicKeys(keyList(() => [published])));
+    const digest = trail.digestKeys[0] as string;
+    const lines: IntegrityLine[] = [];
+    const failed = await integrity
+      .checkDigest(BUCKET, digest as ObjectKey, (line) => {
+        lines.push(line);
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(failed).toMatchObject({ code: "FetchFailed", transient: true });
+    expect(lines).toEqual([]); // no `not checked` line, no digest line: the digest comes back whole
+    expect(integrity.counts.problems).toBe(0);
+    failing = false;
+    expect((await check(integrity, digest)).map((l) => [l.kind, l.status])).toEqual([["digest", "valid"]]);
+  });
+
   it("a key list that failed is asked for again by the next digest (live)", async () => {
     let calls = 0;
     const flaky = async (): Promise<PublicKey[]> => {
