@@ -109,7 +109,6 @@ export class ContinuousIntegrity {
   ): Promise<boolean> {
     const name = parseDigestName(key);
     if (name === undefined) return false;
-    this.counts.digests++;
     const out = async (line: IntegrityLine): Promise<void> => {
       if (line.status !== "valid") this.counts.problems++;
       await emit(line);
@@ -117,23 +116,26 @@ export class ContinuousIntegrity {
     const digest = await this.checkOwn(bucket, key, name);
     const previous = await this.checkLink(digest);
     const content = digest.digest;
+    const valid = content !== undefined && digest.status === "valid";
     // A valid digest's files are judged before anything is written: one whose read fails for a reason that may pass
     // fails the whole digest (as checkOwn), with nothing written, so the digest comes back whole instead of leaving
     // a `not checked` line. Only problems are held meanwhile, and a valid digest is AWS-signed: its list is CloudTrail's.
-    const problems: IntegrityLine[] = [];
-    if (content !== undefined && digest.status === "valid") {
-      await this.checkLogFiles(digest, content, async (line) => {
-        problems.push(line);
-      });
-    }
+    const problems = valid ? await this.checkLogFiles(digest, content) : [];
+    this.counts.digests++;
     await out(digestLine(digest));
     if (previous !== undefined && previous.status !== "valid") await out(digestLine(previous));
     if (content === undefined) return true;
-    if (digest.status === "valid" && digest.signature !== undefined) {
+    if (valid && digest.signature !== undefined) {
       this.rememberDigest(objectId(bucket, key), digest.signature, digest.sha256);
     }
-    if (digest.status === "valid") for (const line of problems) await out(line);
-    else await this.checkLogFiles(digest, content, out);
+    for (const line of problems) await out(line);
+    // An invalid digest vouches for nothing it lists (streamed: its list is not CloudTrail's word, nor its length).
+    if (!valid) {
+      const why = `its digest is ${digest.status} (${digest.reason ?? ""})`;
+      for (const file of content.logFiles) {
+        await out(logFileLine(file, file, digest, content, "invalid", { reason: "not vouched for", detail: why }));
+      }
+    }
     return true;
   }
 
@@ -229,22 +231,17 @@ export class ContinuousIntegrity {
     }
   }
 
-  private async checkLogFiles(
-    digest: CheckedDigest,
-    content: Digest,
-    out: (line: IntegrityLine) => Promise<void>,
-  ): Promise<void> {
-    const line = (file: { bucket: BucketName; key: ObjectKey }, status: Status, reason: Reason, detail: string) =>
-      out(logFileLine(file, file, digest, content, status, { reason, detail }));
+  /** The problems among the log files a valid digest lists: remembered hashes compared, the others fetched. */
+  private async checkLogFiles(digest: CheckedDigest, content: Digest): Promise<IntegrityLine[]> {
+    const problems: IntegrityLine[] = [];
+    const line = (file: { bucket: BucketName; key: ObjectKey }, status: Status, reason: Reason, detail: string) => {
+      problems.push(logFileLine(file, file, digest, content, status, { reason, detail }));
+    };
     const toFetch: { bucket: BucketName; key: ObjectKey; hashValue: string }[] = [];
     for (const file of content.logFiles) {
-      if (digest.status !== "valid") {
-        await line(file, "invalid", "not vouched for", `its digest is ${digest.status} (${digest.reason ?? ""})`);
-        continue;
-      }
       const allowed = this.deps.allowedBuckets;
       if (allowed !== undefined && !allowed.has(file.bucket)) {
-        await line(file, "invalid", "not checked", "the digest lists it in a bucket not among --buckets");
+        line(file, "invalid", "not checked", "the digest lists it in a bucket not among --buckets");
         continue;
       }
       const known = this.deps.hashes.get(file.bucket, file.key);
@@ -254,7 +251,7 @@ export class ContinuousIntegrity {
       }
       this.counts.remembered++;
       if (known !== file.hashValue) {
-        await line(
+        line(
           file,
           "invalid",
           "hash mismatch",
@@ -271,19 +268,19 @@ export class ContinuousIntegrity {
           failed = true; // the others stop taking files: the digest fails as a whole
           throw error;
         });
-        if ("sha256" in verdict) {
-          if (verdict.sha256 !== file.hashValue) {
-            await line(
-              file,
-              "invalid",
-              "hash mismatch",
-              `its SHA-256 is ${verdict.sha256}, the digest recorded ${file.hashValue}`,
-            );
-          }
-        } else await line(file, verdict.status, verdict.reason, verdict.detail);
+        if (!("sha256" in verdict)) line(file, verdict.status, verdict.reason, verdict.detail);
+        else if (verdict.sha256 !== file.hashValue) {
+          line(
+            file,
+            "invalid",
+            "hash mismatch",
+            `its SHA-256 is ${verdict.sha256}, the digest recorded ${file.hashValue}`,
+          );
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, toFetch.length) }, worker));
+    return problems;
   }
 
   /** A log file not remembered: fetched and hashed now. */
