@@ -282,6 +282,3 @@ export async function continuousIntegrity(
     log,
   });
 }
-
-/** What `continuousIntegrity` opens: the check a runner hands digests to, closed when it ends. */
-export type OpenedIntegrity = NonNullable<Awaited<ReturnType<typeof continuousIntegrity>>>;

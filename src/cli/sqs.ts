@@ -88,7 +88,6 @@ export function sqsCommand(program: Command, host: Host, signals: ShutdownSignal
         sink,
         stdout,
         statsInterval: options.statsInterval,
-        ...(integrity === undefined ? {} : { integrity: integrity.integrity }),
         shutdownTimeout: options.shutdownTimeout,
         onStdoutClosed: (handler) => {
           runtime.onStdoutClosed = handler;

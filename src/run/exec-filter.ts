@@ -113,14 +113,10 @@ export class ExecFilter {
   }
 
   private summaryLine() {
-    const { integrity, host } = this.deps;
-    return {
-      ...summaryFields(this.counts(), {
-        seconds: (Date.now() - this.started) / 1000,
-        maxRssMB: Math.round(host.maxRssBytes() / 2 ** 20),
-      }),
-      ...(integrity === undefined ? {} : { integrity: { ...integrity.integrity.counts } }),
-    };
+    return summaryFields(this.counts(), {
+      seconds: (Date.now() - this.started) / 1000,
+      maxRssMB: Math.round(this.deps.host.maxRssBytes() / 2 ** 20),
+    });
   }
 
   /**

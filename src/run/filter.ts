@@ -328,7 +328,8 @@ export class Filter {
     return {
       filter: { ...this.summary, bytesOut: this.deps.sink.bytesOut },
       counters: {},
-      levels: {},
+      // --verify-integrity's counts, as they stand (the summary's and the stats line's `integrity`).
+      levels: this.deps.integrity === undefined ? {} : { integrity: { ...this.deps.integrity.counts } },
       newestEventTime: this.newest.text ?? null,
     };
   }

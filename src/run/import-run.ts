@@ -93,14 +93,13 @@ export async function importFiles(
   progress.stop();
   await sink.end();
   checkpoint?.close();
-  const integrity = filterDeps.integrity;
-  log.info("summary", {
-    ...summaryFields(importer.counts(), {
+  log.info(
+    "summary",
+    summaryFields(importer.counts(), {
       seconds: (Date.now() - started) / 1000,
       maxRssMB: Math.round(host.maxRssBytes() / 2 ** 20),
     }),
-    ...(integrity === undefined ? {} : { integrity: { ...integrity.counts } }),
-  });
+  );
   if (listingError !== undefined) deps.listingFailed(listingError);
   return 0;
 }

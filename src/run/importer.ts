@@ -140,11 +140,17 @@ export class Importer {
    * listing went.
    */
   counts(): RunCounts {
+    const filter = this.filter?.counts();
     return {
-      filter: this.filter?.counts().filter ?? emptyFilterCounts(),
+      filter: filter?.filter ?? emptyFilterCounts(),
       counters: { listed: this.progress.listed },
-      levels: { alreadyDone: this.alreadyDone, listRequests: this.lister.requests, interrupted: this.interrupted },
-      newestEventTime: this.filter?.newest.text ?? null,
+      levels: {
+        ...filter?.levels,
+        alreadyDone: this.alreadyDone,
+        listRequests: this.lister.requests,
+        interrupted: this.interrupted,
+      },
+      newestEventTime: filter?.newestEventTime ?? null,
     };
   }
 

@@ -1,7 +1,6 @@
 // The `sqs` command's run around its SqsService (sqs-service.ts): the stop on SIGTERM/SIGINT within
 // --shutdown-timeout, the end when stdout's reader is gone, the last wait for the output, and the summary.
 import type { OutputSink } from "../deliver/output.js";
-import type { ContinuousIntegrity } from "../integrity/continuous.js";
 import type { Sink } from "../model/sink.js";
 import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
@@ -17,8 +16,6 @@ export interface SqsRunDeps {
   stdout: OutputSink | undefined;
   /** Seconds between stats lines; 0: none. */
   statsInterval: number;
-  /** --verify-integrity: its counts go in the summary. */
-  integrity?: Pick<ContinuousIntegrity, "counts">;
   shutdownTimeout: number;
   /** Called with the handler for stdout's failure (EPIPE), which ends the run. */
   onStdoutClosed: (handler: (error: Error) => void) => void;
@@ -67,7 +64,6 @@ export async function runSqsService(service: SqsService, deps: SqsRunDeps): Prom
       seconds: (Date.now() - started) / 1000,
       maxRssMB: Math.round(deps.host.maxRssBytes() / 2 ** 20),
     }),
-    ...(deps.integrity === undefined ? {} : { integrity: { ...deps.integrity.counts } }),
     ...(outputLost ? { stdoutClosed: true } : {}),
   });
   return outputLost ? 1 : 0;
