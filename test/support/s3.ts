@@ -18,8 +18,17 @@ export interface S3Test {
   /** An SDK client for the server, as the tests use it; closed by close(). */
   client: S3Client;
   createBucket(name: string): Promise<void>;
-  /** Stores `bytes` as given; `contentEncoding` only sets the Content-Encoding metadata (e.g. "gzip"). */
-  putObject(bucket: string, key: string, bytes: Buffer | string, contentEncoding?: string): Promise<void>;
+  /**
+   * Stores `bytes` as given; `contentEncoding` only sets the Content-Encoding metadata (e.g. "gzip"); `metadata` is
+   * the object's user metadata (`x-amz-meta-*`: a digest's signature).
+   */
+  putObject(
+    bucket: string,
+    key: string,
+    bytes: Buffer | string,
+    contentEncoding?: string,
+    metadata?: Record<string, string>,
+  ): Promise<void>;
   /** Every request the server received, method and path (path-style: `/bucket/key`, percent-encoded). */
   requests: { method: string; url: string }[];
   /** Stops the server (dropping open connections) and deletes its data directory. */
@@ -70,7 +79,7 @@ export async function startS3(tls?: { key: Buffer; cert: Buffer }): Promise<S3Te
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
     },
-    async putObject(bucket, key, bytes, contentEncoding) {
+    async putObject(bucket, key, bytes, contentEncoding, metadata) {
       const body = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
       await client.send(
         new PutObjectCommand({
@@ -79,6 +88,7 @@ export async function startS3(tls?: { key: Buffer; cert: Buffer }): Promise<S3Te
           Body: body,
           ContentLength: body.length,
           ...(contentEncoding === undefined ? {} : { ContentEncoding: contentEncoding }),
+          ...(metadata === undefined ? {} : { Metadata: metadata }),
         }),
       );
     },

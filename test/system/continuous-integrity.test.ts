@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliRun, events, parseOutput, type Spawned, startCli, summaryOf } from "../support/cli.js";
 import {
@@ -37,16 +37,8 @@ afterAll(async () => {
   await keys?.close();
 });
 
-async function put(bucket: string, object: TrailObject): Promise<void> {
-  await s3.client.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: object.key,
-      Body: object.body,
-      ContentLength: object.body.length,
-      ...(object.metadata === undefined ? {} : { Metadata: object.metadata }),
-    }),
-  );
+function put(bucket: string, object: TrailObject): Promise<void> {
+  return s3.putObject(bucket, object.key, object.body, undefined, object.metadata);
 }
 
 /** A bucket holding a trail of `hours` hourly digests, 3 log files each. */

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDigest } from "../../src/integrity/digest.js";
 import { parseSignature, publicKeyFromDer, signingString, verifySignature } from "../../src/integrity/signature.js";
@@ -47,16 +47,8 @@ afterAll(async () => {
   await keys?.close();
 });
 
-async function put(bucket: string, object: TrailObject): Promise<void> {
-  await s3.client.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: object.key,
-      Body: object.body,
-      ContentLength: object.body.length,
-      ...(object.metadata === undefined ? {} : { Metadata: object.metadata }),
-    }),
-  );
+function put(bucket: string, object: TrailObject): Promise<void> {
+  return s3.putObject(bucket, object.key, object.body, undefined, object.metadata);
 }
 
 async function newBucket(): Promise<string> {
