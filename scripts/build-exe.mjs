@@ -50,6 +50,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "rolldown";
+import { lazyBuiltins } from "./lazy-builtins.mjs";
 import { EXE_RUNTIME, nodeRuntime, RUNTIMES } from "./node-runtime.mjs";
 
 const NAME = "cloudtrail-exec-filter";
@@ -170,6 +171,7 @@ async function bundle(input, replaced) {
             ? code.replaceAll("createRequire(import.meta.url)(", "require(")
             : undefined,
       },
+      lazyBuiltins(), // as in dist/cli.cjs: built-in modules only some paths use load on first use
     ],
     output: { format: "cjs", codeSplitting: false, minify: false },
   });

@@ -12,6 +12,7 @@
 // warns and goes on, and the executable runs dist/cli.js instead.
 import { readdirSync, rmSync } from "node:fs";
 import { isBuiltin } from "node:module";
+import { lazyBuiltins } from "./lazy-builtins.mjs";
 
 const dist = new URL("../dist/", import.meta.url);
 function removeBundle() {
@@ -27,6 +28,7 @@ try {
     input: { cli: new URL("cli.js", dist).pathname },
     platform: "node",
     external: (id) => isBuiltin(id),
+    plugins: [lazyBuiltins()],
     logLevel: "warn",
     output: {
       dir: dist.pathname,
