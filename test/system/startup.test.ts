@@ -65,7 +65,18 @@ describe("start-up", () => {
     const { builtins, events } = await packagesLoaded(line);
     expect(events).toBe(trail(name, "").length);
     // node:net is left out: Node loads it itself for a stdin or stdout that is a pipe.
-    const lazy = ["child_process", "crypto", "dgram", "dns", "http", "http2", "https", "readline", "tls", "worker_threads"];
+    const lazy = [
+      "child_process",
+      "crypto",
+      "dgram",
+      "dns",
+      "http",
+      "http2",
+      "https",
+      "readline",
+      "tls",
+      "worker_threads",
+    ];
     expect(builtins.filter((id) => lazy.includes(id))).toEqual([]);
     expect(builtins).toContain("zlib"); // the list is the real one: the run inflated its object
   });
