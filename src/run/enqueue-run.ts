@@ -92,7 +92,7 @@ export async function enqueue(run: EnqueueRun): Promise<number> {
   checkpoint?.close();
   log.info("summary", {
     queueUrl: run.queueUrl,
-    ...summaryFields(enqueuer.counts(), { seconds: (Date.now() - started) / 1000 }),
+    ...summaryFields(enqueuer.counts(), { startedMs: started }),
     mb: Math.round((summary.bytes / 2 ** 20) * 10) / 10,
     alreadyDone: listed?.alreadyDone,
     listRequests: listed?.listRequests,

@@ -113,10 +113,7 @@ export class ExecFilter {
   }
 
   private summaryLine() {
-    return summaryFields(this.counts(), {
-      seconds: (Date.now() - this.started) / 1000,
-      maxRssMB: Math.round(this.deps.host.maxRssBytes() / 2 ** 20),
-    });
+    return summaryFields(this.counts(), { startedMs: this.started, maxRssBytes: this.deps.host.maxRssBytes });
   }
 
   /**

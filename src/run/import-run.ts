@@ -93,13 +93,7 @@ export async function importFiles(
   progress.stop();
   await sink.end();
   checkpoint?.close();
-  log.info(
-    "summary",
-    summaryFields(importer.counts(), {
-      seconds: (Date.now() - started) / 1000,
-      maxRssMB: Math.round(host.maxRssBytes() / 2 ** 20),
-    }),
-  );
+  log.info("summary", summaryFields(importer.counts(), { startedMs: started, maxRssBytes: host.maxRssBytes }));
   if (listingError !== undefined) deps.listingFailed(listingError);
   return 0;
 }

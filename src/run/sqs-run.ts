@@ -60,10 +60,7 @@ export async function runSqsService(service: SqsService, deps: SqsRunDeps): Prom
   stopStats();
   await finishOutput(sink, stdout, signalled() || outputLost, log);
   log.info("summary", {
-    ...summaryFields(service.counts(), {
-      seconds: (Date.now() - started) / 1000,
-      maxRssMB: Math.round(deps.host.maxRssBytes() / 2 ** 20),
-    }),
+    ...summaryFields(service.counts(), { startedMs: started, maxRssBytes: deps.host.maxRssBytes }),
     ...(outputLost ? { stdoutClosed: true } : {}),
   });
   return outputLost ? 1 : 0;

@@ -95,14 +95,18 @@ export function startStats(options: StatsLoopOptions): () => void {
 /**
  * The context of the summary line a run logs at its end: its counts under the same names as the stats line's
  * `total`, the values read as they stand, the newest eventTime written (for a runner that writes events), how long
- * the run took, and its peak memory when the caller measured it.
+ * the run took (from `startedMs` to `nowMs`, epoch milliseconds), and its peak memory when the runner has a reading
+ * of it (`maxRssBytes`).
  */
-export function summaryFields(counts: RunCounts, run: { seconds: number; maxRssMB?: number }): LogContext {
+export function summaryFields(
+  counts: RunCounts,
+  run: { startedMs: number; nowMs?: number; maxRssBytes?: () => number },
+): LogContext {
   return {
     ...countersOf(counts),
     ...counts.levels,
     ...(counts.newestEventTime === undefined ? {} : { newestEventTime: counts.newestEventTime }),
-    seconds: run.seconds,
-    ...(run.maxRssMB === undefined ? {} : { maxRssMB: run.maxRssMB }),
+    seconds: ((run.nowMs ?? Date.now()) - run.startedMs) / 1000,
+    ...(run.maxRssBytes === undefined ? {} : { maxRssMB: Math.round(run.maxRssBytes() / 2 ** 20) }),
   };
 }

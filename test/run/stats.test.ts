@@ -136,7 +136,8 @@ describe("one shape of counts for every runner", () => {
   });
 
   it("summaryFields: the counters under the stats line's names, the levels, the newest eventTime, time and memory", () => {
-    expect(summaryFields(sqsRun(10, 2, 1), { seconds: 3.5, maxRssMB: 90 })).toEqual({
+    const run = { startedMs: 1_000, nowMs: 4_500, maxRssBytes: () => 90 * 2 ** 20 + 1000 };
+    expect(summaryFields(sqsRun(10, 2, 1), run)).toEqual({
       ...emptyFilterCounts(),
       records: 2,
       events: 10,
@@ -149,8 +150,9 @@ describe("one shape of counts for every runner", () => {
     });
     // null until an event is written; absent for a runner that writes none (import --enqueue), as is the memory
     // where the caller did not measure it.
-    expect(summaryFields(sqsRun(0, 1, 0), { seconds: 1 }).newestEventTime).toBeNull();
-    expect(summaryFields({ counters: { messages: 1 }, levels: { maxMessageBytes: 1024 } }, { seconds: 2 })).toEqual({
+    expect(summaryFields(sqsRun(0, 1, 0), { startedMs: 0, nowMs: 1_000 }).newestEventTime).toBeNull();
+    const enqueue = { counters: { messages: 1 }, levels: { maxMessageBytes: 1024 } };
+    expect(summaryFields(enqueue, { startedMs: 0, nowMs: 2_000 })).toEqual({
       messages: 1,
       maxMessageBytes: 1024,
       seconds: 2,
