@@ -1,9 +1,15 @@
-// Makes s3rver's ListObjects with a Delimiter behave as S3 does for keys more than one level below the prefix.
+// Makes s3rver's ListObjects answer as S3 does, in two ways s3rver 3.7 differs:
 //
-// s3rver 3.7 stores keys as nested directories and, when listing with a delimiter, does not walk into a directory
-// whose path below the prefix already holds the delimiter (lib/stores/filesystem.js, listObjects). So
-// `AWSLogs/123/CloudTrail/us-east-1/2023/07/10/x.json.gz` gives no CommonPrefixes for Prefix "AWSLogs/", where S3
-// answers "AWSLogs/123/". This wraps the store: list without the delimiter, then roll keys up into common prefixes.
+// - Order. S3 lists keys in UTF-8 byte order of the whole key. s3rver stores keys as nested directories and walks
+//   them directory by directory, so `AWSLogs/1/CloudTrail/...` comes before `AWSLogs/1/CloudTrail-Digest/...` (the
+//   directory `CloudTrail` sorts before `CloudTrail-Digest`), where S3 lists `CloudTrail-Digest/` first ("-" is 0x2d,
+//   "/" is 0x2f). import --verify-integrity holds a digest back until the log files it lists are handed over, which
+//   only S3's order makes necessary: with s3rver's, the tests would never see it.
+// - Delimiter. When listing with a delimiter s3rver does not walk into a directory whose path below the prefix already
+//   holds the delimiter (lib/stores/filesystem.js, listObjects). So `AWSLogs/123/CloudTrail/us-east-1/2023/07/10/x`
+//   gives no CommonPrefixes for Prefix "AWSLogs/", where S3 answers "AWSLogs/123/".
+// This wraps the store: every key under the prefix (no delimiter, no start), sorted by bytes, then StartAfter (also
+// the continuation token's key), the roll-up into common prefixes, and MaxKeys, as S3 applies them.
 // https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html#API_ListObjectsV2_RequestSyntax
 import { createRequire } from "node:module";
 
@@ -22,7 +28,12 @@ type ListObjects = (this: unknown, bucket: string, options: ListOptions) => Prom
 
 let patched = false;
 
-/** Patches the in-process s3rver (tests run it in their own process); idempotent. */
+/** S3's order: the keys' UTF-8 bytes. */
+function byBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+/** Patches the in-process s3rver (tests run it in their own process); idempotent. `startS3` calls it. */
 export function fixS3rverDelimiter(): void {
   if (patched) return;
   patched = true;
@@ -31,14 +42,16 @@ export function fixS3rverDelimiter(): void {
   };
   const original = store.prototype.listObjects;
   store.prototype.listObjects = async function (bucket, options) {
-    const { delimiter, prefix = "", maxKeys = Number.POSITIVE_INFINITY } = options;
-    if (!delimiter) return original.call(this, bucket, options);
-    const all = await original.call(this, bucket, { ...options, delimiter: "", maxKeys: Number.POSITIVE_INFINITY });
+    const { delimiter = "", prefix = "", startAfter = "", maxKeys = Number.POSITIVE_INFINITY } = options;
+    const all = await original.call(this, bucket, { prefix, maxKeys: Number.POSITIVE_INFINITY });
+    const keys = all.objects
+      .filter((object) => startAfter === "" || byBytes(object.key, startAfter) > 0)
+      .sort((a, b) => byBytes(a.key, b.key));
     const prefixes = new Set<string>();
     const objects: { key: string }[] = [];
     let isTruncated = false;
-    for (const object of all.objects) {
-      const at = object.key.indexOf(delimiter, prefix.length);
+    for (const object of keys) {
+      const at = delimiter === "" ? -1 : object.key.indexOf(delimiter, prefix.length);
       const rolledUp = at === -1 ? undefined : object.key.slice(0, at + delimiter.length);
       if (rolledUp !== undefined && prefixes.has(rolledUp)) continue;
       if (objects.length + prefixes.size >= maxKeys) {
@@ -48,6 +61,6 @@ export function fixS3rverDelimiter(): void {
       if (rolledUp === undefined) objects.push(object);
       else prefixes.add(rolledUp);
     }
-    return { objects, commonPrefixes: [...prefixes].sort(), isTruncated };
+    return { objects, commonPrefixes: [...prefixes].sort(byBytes), isTruncated };
   };
 }
