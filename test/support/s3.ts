@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import S3rver from "s3rver";
-import { fixS3rverDelimiter } from "./s3rver-delimiter.js";
+import { fixS3rverListing } from "./s3rver-listing.js";
 
 /** s3rver accepts any signature made with this key pair (it is its built-in default account). */
 export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
@@ -53,7 +53,7 @@ export function s3ClientConfig(endpoint: string) {
 
 /** `tls`: serve HTTPS with this key and certificate (test/support/tls.ts has one for 127.0.0.1). */
 export async function startS3(tls?: { key: Buffer; cert: Buffer }): Promise<S3Test> {
-  fixS3rverDelimiter(); // list as S3 lists: in byte order, with common prefixes at any depth
+  fixS3rverListing(); // list as S3 lists: in byte order, with common prefixes at any depth
   const directory = await mkdtemp(join(tmpdir(), "ctef-s3rver-"));
   const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory, ...tls });
   let address: Awaited<ReturnType<S3rver["run"]>>;

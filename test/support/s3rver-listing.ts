@@ -34,7 +34,7 @@ function byBytes(a: string, b: string): number {
 }
 
 /** Patches the in-process s3rver (tests run it in their own process); idempotent. `startS3` calls it. */
-export function fixS3rverDelimiter(): void {
+export function fixS3rverListing(): void {
   if (patched) return;
   patched = true;
   const store = createRequire(import.meta.url)("s3rver/lib/stores/filesystem.js") as {
