@@ -72,11 +72,6 @@ export class ContinuousIntegrity {
 
   constructor(private readonly deps: ContinuousDeps) {}
 
-  /** True when `key` names a CloudTrail digest file (an `s3://` line, or a key import listed). */
-  isDigest(key: string): boolean {
-    return parseDigestName(key) !== undefined;
-  }
-
   /** Work in flight stops; no further line is written (the runner's emit refuses). */
   abort(): void {
     this.deps.abort();

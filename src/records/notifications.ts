@@ -115,8 +115,11 @@ function isDigest(key: string): boolean {
   return key.includes("/CloudTrail-Digest/") || key.startsWith("CloudTrail-Digest/");
 }
 
-/** Sorts parsed references into refs and refusals, setting aside what must not be read. */
-function collect(candidates: (S3ObjectRef | Refusal)[], skips: Skip[], refused: Refusal[]): Decoded {
+/**
+ * Sorts parsed references into refs and refusals, setting aside what must not be read: digest files and folder
+ * markers. The one place that decides it, for notified keys and for `s3://` lines alike.
+ */
+export function collect(candidates: (S3ObjectRef | Refusal)[], skips: Skip[], refused: Refusal[]): Decoded {
   const refs: S3ObjectRef[] = [];
   for (const ref of candidates) {
     if (isRefusal(ref)) refused.push(ref);

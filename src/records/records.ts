@@ -5,10 +5,10 @@ import { fileURLToPath } from "node:url";
 import type { FromMessage, ObjectRef, SqsMessage } from "../model/refs.js";
 import { textNestsDeeperThan } from "../shared/json-text.js";
 import {
+  collect,
   type Decoded,
   decodeBody,
   isObject,
-  isRefusal,
   type Json,
   parseRef,
   type Refusal,
@@ -147,10 +147,10 @@ function fromUrl(line: string): Interpreted {
       return { kind: "error", input: line, code: "BadUrl", message: "expected s3://bucket/key" };
     }
     // Typed by hand, or made by import from a listing: no more trusted than a message, so the same parsers.
-    const ref = parseRef(URL_FIELDS, rest.slice(0, slash), rest.slice(slash + 1), undefined);
-    return isRefusal(ref)
-      ? { kind: "objects", input: line, refs: [], skips: [], refused: [ref] }
-      : { kind: "objects", input: line, refs: [{ scheme: "s3", ...ref }], skips: [], refused: [] };
+    // A digest file or a folder marker is set aside as a notified one is (notifications.ts, collect).
+    const sorted = collect([parseRef(URL_FIELDS, rest.slice(0, slash), rest.slice(slash + 1), undefined)], [], []);
+    if (sorted.kind === "error") return { ...sorted, input: line };
+    return { ...sorted, input: line, refs: sorted.refs.map((ref) => ({ scheme: "s3", ...ref })) };
   }
   return fromFileUrl(line);
 }

@@ -396,8 +396,6 @@ export class Filter {
           if (ref.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(ref.bucket)) {
             const message = `the bucket ${JSON.stringify(ref.bucket)} is not one of --buckets`;
             refusals.add("BucketNotAllowed", messageOf(ref) ?? record.input, { message, ...refContext(ref) });
-          } else if (ref.scheme === "s3" && this.deps.integrity?.isDigest(ref.key) === true) {
-            digests.push({ bucket: ref.bucket, key: ref.key }); // an s3:// line (import lists digests too)
           } else allowed.push(ref);
         }
         // Digest files are read from --buckets only, as every object.

@@ -331,6 +331,21 @@ describe("interpretLine: debugging URLs", () => {
     expect(interpretLine(line)).toEqual({ kind: "objects", input: line.trim(), refs: [ref], skips: [], refused: [] });
   });
 
+  it.each<[string, string, string]>([
+    ["a digest file", "s3://trail-bucket/AWSLogs/1/CloudTrail-Digest/us-east-1/2024/01/01/d.json.gz", "digest file"],
+    ["a digest file under a prefix", "s3://trail-bucket/org/CloudTrail-Digest/x.json.gz", "digest file"],
+    ["a folder marker", "s3://trail-bucket/AWSLogs/1/CloudTrail/", "folder marker"],
+  ])("%s is set aside as a notified one is: a skip, not an object to read", (_, line, reason) => {
+    const key = line.slice("s3://trail-bucket/".length);
+    expect(interpretLine(line)).toEqual({
+      kind: "objects",
+      input: line,
+      refs: [],
+      skips: [{ reason, bucket: "trail-bucket", key }],
+      refused: [],
+    });
+  });
+
   it.each([
     "s3://bucket",
     "s3://bucket/",

@@ -373,4 +373,29 @@ describe("--verify-integrity", () => {
     expect(parseOutput(skipped.stdout)).toEqual([]);
     expect(skipped.log.some((line) => line.msg === "skipped" && line.reason === "digest file")).toBe(true);
   });
+
+  it("an s3:// line naming a digest is a digest as a notified one is: checked with the option, else skipped", async () => {
+    const { bucket, trail } = await storedTrail(1);
+    const digest = trail.digestKeys[0] as string;
+    const lines = [...trail.logKeys, digest].map((key) => `s3://${bucket}/${key}\n`).join("");
+    const checked = startCli(["--verify-integrity"], {
+      ...s3Env(s3.endpoint),
+      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
+    });
+    checked.child.stdin.end(lines);
+    const run = await checked.done;
+    const records = parseOutput(run.stdout);
+    expect(records.filter((record) => record._tag === "cloudtrail.integrity")).toMatchObject([
+      { s3Object: digest, status: "valid" },
+    ]);
+    expect(records.filter((record) => record._tag === "cloudtrail.deadletter")).toEqual([]);
+
+    const from = s3.requests.length;
+    const plain = startCli([], { ...s3Env(s3.endpoint) });
+    plain.child.stdin.end(`s3://${bucket}/${digest}\n`);
+    const skipped = await plain.done;
+    expect(parseOutput(skipped.stdout)).toEqual([]); // no dead letter: before, it was read as a log file and had none
+    expect(skipped.log.some((line) => line.msg === "skipped" && line.reason === "digest file")).toBe(true);
+    expect(gets(bucket, digest, from)).toBe(0);
+  });
 });
