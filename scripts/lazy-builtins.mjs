@@ -10,7 +10,7 @@
  * test/system/startup.test.ts checks that a file:// run loads none of them. Used by scripts/bundle.mjs (dist/cli.cjs
  * and its chunks) and scripts/build-exe.mjs (the single executable's script).
  */
-const LAZY_BUILTINS = [
+export const LAZY_BUILTINS = [
   "child_process",
   "crypto",
   "dgram",

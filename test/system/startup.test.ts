@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { LAZY_BUILTINS } from "../../scripts/lazy-builtins.mjs";
 import { events, parseOutput, runCli } from "../support/cli.js";
 import { FIXTURE_NAMES, FIXTURES, trail } from "../support/trail.js";
 
@@ -65,18 +66,7 @@ describe("start-up", () => {
     const { builtins, events } = await packagesLoaded(line);
     expect(events).toBe(trail(name, "").length);
     // node:net is left out: Node loads it itself for a stdin or stdout that is a pipe.
-    const lazy = [
-      "child_process",
-      "crypto",
-      "dgram",
-      "dns",
-      "http",
-      "http2",
-      "https",
-      "readline",
-      "tls",
-      "worker_threads",
-    ];
+    const lazy = LAZY_BUILTINS.filter((id) => id !== "net");
     expect(builtins.filter((id) => lazy.includes(id))).toEqual([]);
     expect(builtins).toContain("zlib"); // the list is the real one: the run inflated its object
   });
