@@ -119,7 +119,7 @@ function isDigest(key: string): boolean {
  * Sorts parsed references into refs and refusals, setting aside what must not be read: digest files and folder
  * markers. The one place that decides it, for notified keys and for `s3://` lines alike.
  */
-export function collect(candidates: (S3ObjectRef | Refusal)[], skips: Skip[], refused: Refusal[]): Decoded {
+export function sortRefs(candidates: (S3ObjectRef | Refusal)[], skips: Skip[], refused: Refusal[]): Decoded {
   const refs: S3ObjectRef[] = [];
   for (const ref of candidates) {
     if (isRefusal(ref)) refused.push(ref);
@@ -165,7 +165,7 @@ export function decodeBody(body: unknown, depth = 0): Decoded {
       return unknownShape("s3ObjectKey holds something that is not a key");
     }
     const fields = { bucket: "s3Bucket", key: "s3ObjectKey" };
-    return collect(
+    return sortRefs(
       keys.map((key) => parseRef(fields, bucket, key, undefined)),
       [],
       [],
@@ -210,7 +210,7 @@ function decodeS3Event(records: unknown[]): Decoded {
       skips.push({ reason: `S3 event ${eventName || "without eventName"}`, bucket: ref.bucket, key: ref.key });
     } else candidates.push(ref);
   }
-  return collect(candidates, skips, refused);
+  return sortRefs(candidates, skips, refused);
 }
 
 const EVENTBRIDGE_FIELDS: RefFields = { bucket: "detail.bucket.name", key: "detail.object.key", region: "region" };
@@ -238,5 +238,5 @@ function decodeEventBridge(body: Json): Decoded {
   // tried.
   const fallbackKey = decoded === key ? undefined : parseObjectKey(decoded);
   if (fallbackKey !== undefined && !isInvalid(fallbackKey)) ref.fallbackKey = fallbackKey;
-  return collect([ref], [], []);
+  return sortRefs([ref], [], []);
 }

@@ -5,7 +5,6 @@ import { fileURLToPath } from "node:url";
 import type { FromMessage, ObjectRef, SqsMessage } from "../model/refs.js";
 import { textNestsDeeperThan } from "../shared/json-text.js";
 import {
-  collect,
   type Decoded,
   decodeBody,
   isObject,
@@ -13,6 +12,7 @@ import {
   parseRef,
   type Refusal,
   type Skip,
+  sortRefs,
 } from "./notifications.js";
 
 /** A refused reference (notifications.ts), with the message it came from when that is not the whole record. */
@@ -147,8 +147,8 @@ function fromUrl(line: string): Interpreted {
       return { kind: "error", input: line, code: "BadUrl", message: "expected s3://bucket/key" };
     }
     // Typed by hand, or made by import from a listing: no more trusted than a message, so the same parsers.
-    // A digest file or a folder marker is set aside as a notified one is (notifications.ts, collect).
-    const sorted = collect([parseRef(URL_FIELDS, rest.slice(0, slash), rest.slice(slash + 1), undefined)], [], []);
+    // A digest file or a folder marker is set aside as a notified one is (notifications.ts, sortRefs).
+    const sorted = sortRefs([parseRef(URL_FIELDS, rest.slice(0, slash), rest.slice(slash + 1), undefined)], [], []);
     if (sorted.kind === "error") return { ...sorted, input: line };
     return { ...sorted, input: line, refs: sorted.refs.map((ref) => ({ scheme: "s3", ...ref })) };
   }

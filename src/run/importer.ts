@@ -314,8 +314,9 @@ export class Importer {
  * `CloudTrail-Digest/` before its `CloudTrail/`), so that their hashes are remembered when the digests come. A digest
  * filed under day D lists log files of days D-1 and D (the last hour's digest is filed under the next day), so once
  * the log files of an account and region reach day D + 2 (or the next account and region), the digests of day D and
- * before go. (The tests' s3rver lists in S3's byte order too: test/support/s3rver-listing.ts.) Held at most: an account's digests over the range (one an hour per region and trail; a year of 17
- * regions is about 150,000 entries of a few hundred bytes).
+ * before go. (The tests' s3rver lists in S3's byte order too: test/support/s3rver-listing.ts.) Held at most: an
+ * account's digests over the range (one an hour per region and trail; a year of 17 regions is about 150,000 entries
+ * of a few hundred bytes).
  */
 export class HeldDigests {
   /** Per `account region`: digests in listing order (by day). */
