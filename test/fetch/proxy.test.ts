@@ -16,7 +16,6 @@ import { deadLetters, events, parseOutput, runCli } from "../support/cli.js";
 import { inSqsRecord } from "../support/messages.js";
 import { type LoopbackProxy, startProxy } from "../support/proxy.js";
 import { s3Env, startS3 } from "../support/s3.js";
-import { fixS3rverListing } from "../support/s3rver-listing.js";
 import { startSqs } from "../support/sqs-server.js";
 import { FAKE_AWS_ENV, TEST_CA, TEST_CERTIFICATE, TLS_DIR, trailObjects } from "../support/tls.js";
 
@@ -245,7 +244,6 @@ describe("the CLI through an HTTP proxy", () => {
   });
 
   it("the import command over https://: the SDK's listing and the GETs both through tunnels", async () => {
-    fixS3rverListing();
     const s3 = await startS3(TEST_CERTIFICATE);
     try {
       await s3.createBucket("trail");

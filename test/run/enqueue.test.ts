@@ -17,7 +17,6 @@ import { waitUntil } from "../support/fluentd.js";
 import { inSqsRecord } from "../support/messages.js";
 import { bucket } from "../support/names.js";
 import { type S3Test, s3Env, startS3 } from "../support/s3.js";
-import { fixS3rverListing } from "../support/s3rver-listing.js";
 import { MAX_BODY_BYTES, type SqsTest, startSqs } from "../support/sqs-server.js";
 
 const A = "111111111111";
@@ -69,7 +68,6 @@ describe("import --enqueue", () => {
   let dir: string;
 
   beforeAll(async () => {
-    fixS3rverListing();
     s3 = await startS3();
     await s3.createBucket("trail");
     for (const [id, key] of Object.entries(FILES)) await s3.putObject("trail", key, logFile(id), "gzip");

@@ -24,7 +24,6 @@ import { type CliRun, deadLetters, events, parseOutput, runCli, startCli, summar
 import { startFaultS3 } from "../support/fault-s3.js";
 import { bucket } from "../support/names.js";
 import { type S3Test, s3Env, startS3 } from "../support/s3.js";
-import { fixS3rverListing } from "../support/s3rver-listing.js";
 
 const A = "111111111111";
 const B = "222222222222";
@@ -364,7 +363,6 @@ describe("import command against s3rver", () => {
   const MANY = Array.from({ length: 120 }, (_, n) => logKey("AWSLogs/", A, "us-east-1", "2023-07-10", `m${n}`));
 
   beforeAll(async () => {
-    fixS3rverListing();
     s3 = await startS3();
     env = s3Env(s3.endpoint);
     await s3.createBucket("trail");
