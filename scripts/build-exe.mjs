@@ -29,7 +29,7 @@
 // the executable may crash at start-up. So the cross blob is made by this machine's build of the same pinned release,
 // without the code cache: that executable compiles its script when it starts (on x64, the same build without the
 // cache took 0.44 instead of 0.30 CPU-s for one file:// line, median of 10; a fluentd child pays it once per start),
-// and it needs no emulator to be built. test/exe-arm64.test.ts runs it under qemu. (A blob made by the arm64 Node.js
+// and it needs no emulator to be built. test/contract/exe-arm64.test.ts runs it under qemu. (A blob made by the arm64 Node.js
 // under qemu, with its code cache, also works there; not done, so that the build needs no emulator and gives the same
 // file wherever it runs.)
 import { execFileSync } from "node:child_process";

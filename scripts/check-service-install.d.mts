@@ -1,4 +1,4 @@
-// Types of check-service-install.mjs (plain JavaScript, run as a script and by test/service-install.test.ts).
+// Types of check-service-install.mjs (plain JavaScript, run as a script and by test/contract/service-install.test.ts).
 
 export function installSteps(readme?: string): string;
 export function cannotRun(): string | undefined;

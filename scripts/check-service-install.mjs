@@ -11,7 +11,7 @@
 //
 //   node scripts/check-service-install.mjs [--keep]   (root, Linux, unshare and chroot; exit 0 when every check holds)
 //
-// test/service-install.test.ts runs it where it can; `--keep` leaves the temporary root for a look.
+// test/contract/service-install.test.ts runs it where it can; `--keep` leaves the temporary root for a look.
 import { spawnSync } from "node:child_process";
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -10,7 +10,7 @@
 //                                               default: this machine's), e.g. for the arm64 executable built on x64
 //
 // Used by .ci/run (the test suite under each release), scripts/build-exe.mjs (the executable embeds the LTS) and
-// test/exe.test.ts (offline). The cache is outside the repository: $CTEF_NODE_CACHE, else
+// test/contract/exe.test.ts (offline). The cache is outside the repository: $CTEF_NODE_CACHE, else
 // ${XDG_CACHE_HOME:-~/.cache}/cloudtrail-exec-filter/node; a release takes about 190 MB there.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";

@@ -159,7 +159,7 @@ interface Tracker {
 /**
  * Every `error.code` a dead-letter record can carry: what a record, a reference, a fetch, the gzip layers and the scan
  * can fail with, `BucketNotAllowed` (--buckets) and `InternalError` (a bug). README "Error codes" lists exactly these
- * (test/error-codes.test.ts holds the two together).
+ * (test/run/error-codes.test.ts holds the two together).
  */
 export type DeadLetterCode =
   | RecordErrorCode

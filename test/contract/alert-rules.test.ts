@@ -10,7 +10,8 @@ import { prometheusUnavailable } from "../support/prometheus.js";
 const DIR = fileURLToPath(new URL("../../examples/prometheus/", import.meta.url));
 const RULES = "cloudtrail-exec-filter.rules.yml";
 const unavailable = prometheusUnavailable();
-if (unavailable !== undefined) console.warn(`test/alert-rules.test.ts: promtool's checks are skipped: ${unavailable}`);
+if (unavailable !== undefined)
+  console.warn(`test/contract/alert-rules.test.ts: promtool's checks are skipped: ${unavailable}`);
 
 function promtool(...args: string[]): { status: number | null; output: string } {
   const run = spawnSync("promtool", args, { cwd: DIR, encoding: "utf8" });

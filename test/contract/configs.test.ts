@@ -2,7 +2,7 @@
 // syntax, the exec_filter command line against the filter's own --help, routing (no loop, no unmatched tag),
 // the settings the pipeline depends on, and the mappings of the fields whose shape changes per API call.
 // The integrity template is checked against real `verify` lines: the built CLI run on signed trails (some tampered
-// with) served by s3rver and a ListPublicKeys stand-in on loopback, as test/verify.test.ts does.
+// with) served by s3rver and a ListPublicKeys stand-in on loopback, as test/system/verify.test.ts does.
 //
 // Install assumption: the configs refer to this repository as installed at /opt/cloudtrail-exec-filter
 // (README/docs say so); paths under that prefix are checked against this checkout.

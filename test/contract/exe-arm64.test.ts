@@ -2,7 +2,7 @@
 // release's official arm64 Node.js whatever this machine is, then run on this machine under qemu's user-mode emulator
 // with Debian's arm64 C libraries (on an arm64 machine, directly). A cross build makes its blob without V8's code cache
 // (code caches are per machine), so this proves the blob made here runs there: a file:// line gives the bin's output,
-// byte for byte, and `--version` works with no environment at all. test/exe.test.ts covers the rest of the program,
+// byte for byte, and `--version` works with no environment at all. test/contract/exe.test.ts covers the rest of the program,
 // which is the same script.
 import { execFileSync, spawnSync } from "node:child_process";
 import {
@@ -66,7 +66,7 @@ function cannotRun(): string | undefined {
   } catch {
     return "postject is not installed (npm ci installs it)";
   }
-  // Both releases: this machine's makes the blob, the arm64 one is the executable. Offline, as in test/exe.test.ts.
+  // Both releases: this machine's makes the blob, the arm64 one is the executable. Offline, as in test/contract/exe.test.ts.
   for (const arch of new Set([process.arch, "arm64"])) {
     try {
       nodeRuntime(EXE_RUNTIME, { offline: true, arch });
@@ -87,7 +87,7 @@ function cannotRun(): string | undefined {
 }
 
 const skipReason = cannotRun();
-if (skipReason !== undefined) console.warn(`test/exe-arm64.test.ts skipped: ${skipReason}`);
+if (skipReason !== undefined) console.warn(`test/contract/exe-arm64.test.ts skipped: ${skipReason}`);
 
 describe.skipIf(skipReason !== undefined)("the arm64 single executable", () => {
   let dir: string;

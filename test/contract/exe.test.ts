@@ -54,7 +54,7 @@ function cannotBuild(): string | undefined {
 }
 
 const skipReason = cannotBuild();
-if (skipReason !== undefined) console.warn(`test/exe.test.ts skipped: ${skipReason}`);
+if (skipReason !== undefined) console.warn(`test/contract/exe.test.ts skipped: ${skipReason}`);
 
 interface ExeRun {
   code: number | null;

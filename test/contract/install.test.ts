@@ -40,7 +40,7 @@ function trackedFiles(): string[] | undefined {
 }
 
 const files = trackedFiles();
-if (files === undefined) console.warn("test/install.test.ts skipped: this checkout is not a git work tree");
+if (files === undefined) console.warn("test/contract/install.test.ts skipped: this checkout is not a git work tree");
 
 function npm(cwd: string, args: string[]): string {
   return execFileSync("npm", [...args, ...NPM_FLAGS], {

@@ -17,7 +17,7 @@ function settings(text: string): string[] {
 }
 
 const why = cannotRun();
-if (why !== undefined) console.warn(`test/service-install.test.ts: the fresh-root check is skipped: ${why}`);
+if (why !== undefined) console.warn(`test/contract/service-install.test.ts: the fresh-root check is skipped: ${why}`);
 
 describe("the systemd unit's install steps", () => {
   it.skipIf(why !== undefined)(

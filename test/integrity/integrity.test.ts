@@ -1,5 +1,5 @@
 // The pure parts of src/integrity/: digest key names, the chain's blame policy, which unlisted log files are judged,
-// and where a local copy holds what a digest names. The end-to-end verdicts are test/verify.test.ts's.
+// and where a local copy holds what a digest names. The end-to-end verdicts are test/system/verify.test.ts's.
 import { describe, expect, it } from "vitest";
 import {
   type CheckedDigest,

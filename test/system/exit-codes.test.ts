@@ -211,7 +211,7 @@ describe("exit code 2 at once: a --spool-dir that cannot be created", () => {
 });
 
 describe("exit code 3: verify found a problem", () => {
-  // The verdicts themselves: test/verify.test.ts (a trail signed as CloudTrail signs it, tampered with case by case).
+  // The verdicts themselves: test/system/verify.test.ts (a trail signed as CloudTrail signs it, tampered with case by case).
   it("a log file that no digest vouches for: exit 3, its line on stdout", async () => {
     const { startS3, s3Env } = await import("../support/s3.js");
     const { buildTrail, signingKey, startPublicKeyServer } = await import("../support/cloudtrail.js");

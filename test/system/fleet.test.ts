@@ -7,7 +7,7 @@
 // once, with the receipt handle of its last receive.
 //
 // The copies become one document in Elasticsearch through fluent.conf's `id_key eventID` (with `write_operation
-// create`): test/configs.test.ts ("indexes idempotently into daily cloudtrail-* indices") asserts those settings in
+// create`): test/contract/configs.test.ts ("indexes idempotently into daily cloudtrail-* indices") asserts those settings in
 // the elasticsearch <match>, so they are not asserted again here.
 import { StringDecoder } from "node:string_decoder";
 import { gzipSync } from "node:zlib";

@@ -3,7 +3,7 @@
 // not in fluentd's core swapped out: in_sqs becomes in_tail of a file of fluent-plugin-sqs 3.x records written by the
 // test, the Elasticsearch output becomes out_file; its paths move into a temporary directory. Everything else (the
 // exec_filter section, the command, relabel, the dead-letter, catch-all and @ERROR outputs) runs as shipped, against
-// loopback S3 and SQS stand-ins. test/exec-filter.test.ts plays fluentd's side faster with a stand-in; here fluentd
+// loopback S3 and SQS stand-ins. test/system/exec-filter.test.ts plays fluentd's side faster with a stand-in; here fluentd
 // itself judges the protocol: JSON and msgpack both ways, _tag/_time extraction, every event delivered while fluentd
 // runs, SIGTERM, and the child respawned after kill -9.
 import {
@@ -46,7 +46,8 @@ const BUCKET = "trail";
 const WAIT_MS = 40_000;
 
 const unavailable = fluentdUnavailable();
-if (unavailable !== undefined) console.warn(`test/fluentd.test.ts: the real fluentd tests are skipped: ${unavailable}`);
+if (unavailable !== undefined)
+  console.warn(`test/system/fluentd.test.ts: the real fluentd tests are skipped: ${unavailable}`);
 
 // ---------------------------------------------------------------------------------------------------------------
 // The configuration under test, cut from the shipped one

@@ -32,7 +32,8 @@ const WAIT_MS = 40_000;
 const SHARED_KEY = "a shared key for the tests";
 
 const unavailable = fluentdUnavailable();
-if (unavailable !== undefined) console.warn(`test/forward.test.ts: the real fluentd tests are skipped: ${unavailable}`);
+if (unavailable !== undefined)
+  console.warn(`test/system/forward.test.ts: the real fluentd tests are skipped: ${unavailable}`);
 
 /** A TCP port free now on 127.0.0.1 (in_forward cannot report the port it was given by the system). */
 async function freePort(): Promise<number> {

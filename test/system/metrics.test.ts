@@ -15,7 +15,7 @@ import { type SqsTest, startSqs } from "../support/sqs-server.js";
 
 const unavailable = prometheusUnavailable();
 if (unavailable !== undefined)
-  console.warn(`test/metrics.test.ts: the real Prometheus tests are skipped: ${unavailable}`);
+  console.warn(`test/system/metrics.test.ts: the real Prometheus tests are skipped: ${unavailable}`);
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
 const NAMES = readdirSync(FIXTURES)
