@@ -8,6 +8,9 @@ import { expect } from "vitest";
 import { jsonLines } from "./cli.js";
 import { type FoundFluentd, findFluentd, probeFluentd } from "./fluentd-home.mjs";
 import type { TrailEvent } from "./trail.js";
+import { waitUntil } from "./wait.js";
+
+export { waitUntil };
 
 let found: FoundFluentd | undefined;
 let unavailable: string | false | undefined;
@@ -145,21 +148,6 @@ export function fileOutput(options: { pattern: string; path: string; bufferPath:
     flush_interval 1s
   </buffer>
 </match>`;
-}
-
-/** Polls `condition` every 50 ms; throws after `timeoutMs` with `what` and, if given, `detail()` (e.g. a log tail). */
-export async function waitUntil(
-  what: string,
-  condition: () => boolean,
-  timeoutMs: number,
-  detail?: () => string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail()}` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** The pids whose parent is `pid` (from /proc: fluentd starts its exec_filter children itself, no shell between). */

@@ -19,6 +19,7 @@ import {
 } from "../support/cloudtrail.js";
 import { type S3Test, s3Env, startS3 } from "../support/s3.js";
 import { startSqs } from "../support/sqs-server.js";
+import { waitUntil } from "../support/wait.js";
 
 const START = new Date("2024-03-10T10:00:00Z");
 const published = signingKey(new Date("2024-01-01T00:00:00Z"), new Date("2025-01-01T00:00:00Z"));
@@ -76,27 +77,38 @@ const s3Event = (bucket: string, key: string): string =>
 /** The log files a digest lists: the trail's, hour by hour (3 an hour). */
 const logsOfHour = (trail: Trail, hour: number): string[] => trail.logKeys.slice(hour * 3, hour * 3 + 3);
 
+/** What a spawned CLI needs to reach the S3 stand-in and the ListPublicKeys stand-in. */
+const env = (): Record<string, string> => ({ ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint });
+
 function start(bucket: string, extra: string[] = []): Spawned {
-  return startCli(["--buckets", bucket, "--verify-integrity", "--concurrency", "4", ...extra], {
-    ...s3Env(s3.endpoint),
-    AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
-  });
+  return startCli(["--buckets", bucket, "--verify-integrity", "--concurrency", "4", ...extra], env());
 }
 
 /** Writes `lines`, then waits until the output holds `events` events in all. */
 async function feed(spawned: Spawned, lines: string[], eventsExpected: number): Promise<void> {
   spawned.child.stdin.write(lines.map((line) => `${line}\n`).join(""));
-  const deadline = Date.now() + 20_000;
-  while (events(spawned.output()).length < eventsExpected) {
-    if (Date.now() > deadline) throw new Error(`waited for ${eventsExpected} events`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitUntil(`${eventsExpected} events`, () => events(spawned.output()).length >= eventsExpected, 20_000);
 }
+
+/** Waits until the output holds an integrity line. */
+const integrityLineWritten = (spawned: Spawned): Promise<void> =>
+  waitUntil(
+    "an integrity line",
+    () => spawned.output().some((record) => record._tag === "cloudtrail.integrity"),
+    20_000,
+  );
 
 type Line = Record<string, unknown> & { kind: string; s3Object: string; status: string; reason?: string };
 
 const integrityLines = (run: CliRun): Line[] =>
   parseOutput(run.stdout).filter((record) => record._tag === "cloudtrail.integrity") as Line[];
+
+/** `import --verify-integrity` of a whole bucket, which must exit 0. */
+async function importRun(bucket: string): Promise<CliRun> {
+  const run = await startCli(["import", `s3://${bucket}`, "--verify-integrity", "--concurrency", "4"], env()).done;
+  expect(run.code).toBe(0);
+  return run;
+}
 
 /** GETs s3rver answered for `key` of `bucket` since `from` (an index into s3.requests). */
 function gets(bucket: string, key: string, from = 0): number {
@@ -149,11 +161,7 @@ describe("--verify-integrity", () => {
     const from = s3.requests.length;
     const filter = start(bucket);
     await feed(filter, [s3Event(bucket, trail.digestKeys[0] as string)], 0);
-    const deadline = Date.now() + 20_000;
-    while (!filter.output().some((record) => record._tag === "cloudtrail.integrity")) {
-      if (Date.now() > deadline) throw new Error("no integrity line");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await integrityLineWritten(filter);
     filter.child.stdin.end(trail.logKeys.map((key) => `s3://${bucket}/${key}\n`).join(""));
     const run = await filter.done;
     const lines = integrityLines(run);
@@ -236,11 +244,7 @@ describe("--verify-integrity", () => {
       18,
     );
     await feed(filter, [s3Event(bucket, first)], 18);
-    const deadline = Date.now() + 20_000;
-    while (!filter.output().some((record) => record._tag === "cloudtrail.integrity")) {
-      if (Date.now() > deadline) throw new Error("no integrity line");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await integrityLineWritten(filter);
     const from = s3.requests.length;
     filter.child.stdin.end(`${s3Event(bucket, second)}\n`);
     const run = await filter.done;
@@ -286,14 +290,9 @@ describe("--verify-integrity", () => {
   it("import lists the digests and hands them over after the log files: each file read once, every digest valid", async () => {
     const { bucket, trail } = await storedTrail(2);
     const from = s3.requests.length;
-    const run = await startCli(["import", `s3://${bucket}`, "--verify-integrity", "--concurrency", "4"], {
-      ...s3Env(s3.endpoint),
-      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
-    }).done;
-    expect(run.code).toBe(0);
-    const output = parseOutput(run.stdout);
-    expect(events(output).filter((record) => record.eventVersion !== undefined)).toHaveLength(18);
-    const lines = output.filter((record) => record._tag === "cloudtrail.integrity") as Line[];
+    const run = await importRun(bucket);
+    expect(events(parseOutput(run.stdout)).filter((record) => record.eventVersion !== undefined)).toHaveLength(18);
+    const lines = integrityLines(run);
     expect(lines.map((line) => [line.s3Object, line.status]).sort()).toEqual(
       trail.digestKeys.map((key) => [key, "valid"]).sort(),
     );
@@ -305,13 +304,8 @@ describe("--verify-integrity", () => {
     // 50 hours from 22:00: log files of 2024-03-10 to 03-12, digests filed under 03-10 to 03-13.
     const { bucket, trail } = await storedTrail(50, new Date("2024-03-10T22:00:00Z"));
     const from = s3.requests.length;
-    const run = await startCli(["import", `s3://${bucket}`, "--verify-integrity", "--concurrency", "4"], {
-      ...s3Env(s3.endpoint),
-      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
-    }).done;
-    expect(run.code).toBe(0);
-    const output = parseOutput(run.stdout);
-    const lines = output.filter((record) => record._tag === "cloudtrail.integrity") as Line[];
+    const run = await importRun(bucket);
+    const lines = integrityLines(run);
     expect(lines).toHaveLength(50);
     expect(lines.every((line) => line.status === "valid")).toBe(true);
     for (const key of trail.logKeys) expect(gets(bucket, key, from)).toBe(1);
@@ -325,13 +319,13 @@ describe("--verify-integrity", () => {
       sqs.send(s3Event(bucket, trail.digestKeys[0] as string));
       const consumer = startCli(
         ["sqs", "--queue-url", sqs.queueUrl, "--wait-time", "1", "--buckets", bucket, "--verify-integrity"],
-        { ...s3Env(s3.endpoint), AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint },
+        env(),
       );
-      const deadline = Date.now() + 30_000;
-      while (!consumer.output().some((r) => r._tag === "cloudtrail.integrity") || sqs.remaining().length > 0) {
-        if (Date.now() > deadline) throw new Error("the consumer did not finish the queue");
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil(
+        "the consumer to finish the queue",
+        () => consumer.output().some((r) => r._tag === "cloudtrail.integrity") && sqs.remaining().length === 0,
+        30_000,
+      );
       consumer.child.kill("SIGTERM");
       const run = await consumer.done;
       expect(run.code).toBe(0);
@@ -357,10 +351,7 @@ describe("--verify-integrity", () => {
   it("a digest outside --buckets is a BucketNotAllowed dead letter; without the option a digest is skipped", async () => {
     const { bucket, trail } = await storedTrail(1);
     const digest = trail.digestKeys[0] as string;
-    const filter = startCli(["--buckets", "elsewhere", "--verify-integrity"], {
-      ...s3Env(s3.endpoint),
-      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
-    });
+    const filter = startCli(["--buckets", "elsewhere", "--verify-integrity"], env());
     filter.child.stdin.end(`${s3Event(bucket, digest)}\n`);
     const refused = await filter.done;
     const records = parseOutput(refused.stdout);
@@ -378,10 +369,7 @@ describe("--verify-integrity", () => {
     const { bucket, trail } = await storedTrail(1);
     const digest = trail.digestKeys[0] as string;
     const lines = [...trail.logKeys, digest].map((key) => `s3://${bucket}/${key}\n`).join("");
-    const checked = startCli(["--verify-integrity"], {
-      ...s3Env(s3.endpoint),
-      AWS_ENDPOINT_URL_CLOUDTRAIL: keys.endpoint,
-    });
+    const checked = startCli(["--verify-integrity"], env());
     checked.child.stdin.end(lines);
     const run = await checked.done;
     const records = parseOutput(run.stdout);
