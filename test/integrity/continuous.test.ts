@@ -9,13 +9,12 @@ import { HashStore } from "../../src/integrity/hash-store.js";
 import { type PublicKey, PublicKeys } from "../../src/integrity/public-keys.js";
 import type { IntegrityLine, ObjectStore, StoredObject } from "../../src/integrity/verify.js";
 import type { BucketName, ObjectKey } from "../../src/model/names.js";
-import type { Logger } from "../../src/shared/log.js";
 import { buildTrail, type SigningKey, sha256, signingKey, type Trail } from "../support/cloudtrail.js";
+import { QUIET_LOG } from "../support/log.js";
 
 const BUCKET = "trail-bucket" as BucketName;
 const published = signingKey(new Date("2024-01-01T00:00:00Z"), new Date("2025-01-01T00:00:00Z"));
 const unpublished = signingKey(new Date("2024-01-01T00:00:00Z"), new Date("2025-01-01T00:00:00Z"));
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 class MemoryStore implements ObjectStore {
   readonly reads: string[] = [];
@@ -65,7 +64,7 @@ function checker(store: ObjectStore, keys: PublicKeys, allowed?: string[]) {
     allowedBuckets: allowed === undefined ? undefined : new Set(allowed),
     maxObjectBytes: 2 ** 30,
     concurrency: 4,
-    log: quiet,
+    log: QUIET_LOG,
     abort() {},
   });
 }

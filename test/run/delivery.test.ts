@@ -18,7 +18,6 @@ import { isInvalid, parseBucketName } from "../../src/model/names.js";
 import type { ObjectRef } from "../../src/model/refs.js";
 import { interpretLine } from "../../src/records/records.js";
 import { Filter, type RecordOutcome } from "../../src/run/filter.js";
-import type { LogContext, Logger } from "../../src/shared/log.js";
 import { RetryPolicy } from "../../src/shared/retry.js";
 import { seededRandom } from "../support/bytes.js";
 import {
@@ -42,6 +41,7 @@ import {
   oldDone,
   oldJournalPath,
 } from "../support/journal.js";
+import { MemoryLog } from "../support/log.js";
 import { inSqsRecord } from "../support/messages.js";
 import { type SqsTest, startSqs } from "../support/sqs-server.js";
 import { FIXTURE_NAMES, FIXTURES } from "../support/trail.js";
@@ -1006,22 +1006,6 @@ async function* chunked(bytes: Buffer, size: number, fail: boolean, where: strin
     yield bytes.subarray(at, at + size);
   }
   if (fail) throw new FetchError("FetchFailed", `Failed to read ${where}: aborted after ${bytes.length} bytes`, true);
-}
-
-class MemoryLog implements Logger {
-  readonly lines: ({ level: string; msg: string } & LogContext)[] = [];
-  debug(msg: string, context?: LogContext): void {
-    this.lines.push({ level: "debug", msg, ...context });
-  }
-  info(msg: string, context?: LogContext): void {
-    this.lines.push({ level: "info", msg, ...context });
-  }
-  warn(msg: string, context?: LogContext): void {
-    this.lines.push({ level: "warn", msg, ...context });
-  }
-  error(msg: string, context?: LogContext): void {
-    this.lines.push({ level: "error", msg, ...context });
-  }
 }
 
 function storedObject(key: string, spec: ObjectSpec): Stored {

@@ -10,21 +10,7 @@ import { readLines } from "../../src/input/lines.js";
 import type { ObjectRef } from "../../src/model/refs.js";
 import { ExecFilter } from "../../src/run/exec-filter.js";
 import { ShutdownSignals } from "../../src/run/shutdown.js";
-import type { LogContext, Logger } from "../../src/shared/log.js";
-
-class MemoryLog implements Logger {
-  readonly lines: ({ msg: string } & LogContext)[] = [];
-  debug(): void {}
-  info(msg: string, context?: LogContext): void {
-    this.lines.push({ msg, ...context });
-  }
-  warn(msg: string, context?: LogContext): void {
-    this.lines.push({ msg, ...context });
-  }
-  error(msg: string, context?: LogContext): void {
-    this.lines.push({ msg, ...context });
-  }
-}
+import { MemoryLog } from "../support/log.js";
 
 /** Every key holds a CloudTrail file of `events` events, gzipped. */
 function memorySource(events: number): ObjectSource {
@@ -47,7 +33,7 @@ function runner(stdin: PassThrough, signals: ShutdownSignals) {
   const text: string[] = [];
   out.on("data", (chunk: Buffer) => text.push(chunk.toString("utf8")));
   const sink = new OutputSink(out, { padBytes: 0 });
-  const log = new MemoryLog();
+  const log = new MemoryLog({ debug: false });
   const exec = new ExecFilter({
     host: {
       stdin,

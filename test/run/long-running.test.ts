@@ -8,8 +8,8 @@ import { OutputSink } from "../../src/deliver/output.js";
 import type { ObjectSource, OpenedObject } from "../../src/fetch/fetch.js";
 import type { Line } from "../../src/input/lines.js";
 import { Filter } from "../../src/run/filter.js";
-import type { Logger } from "../../src/shared/log.js";
 import { RetryPolicy } from "../../src/shared/retry.js";
+import { QUIET_LOG } from "../support/log.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -22,8 +22,6 @@ const source: ObjectSource = {
   },
 };
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-
 describe("a long-lived filter", () => {
   it("keeps nothing of a record once it is done (a filter that ran 2,000 records holds none of them)", async () => {
     const out = new PassThrough();
@@ -34,7 +32,7 @@ describe("a long-lived filter", () => {
     const filter = new Filter({
       source,
       sink: new OutputSink(out, { padBytes: 0 }),
-      log: quiet,
+      log: QUIET_LOG,
       options: {
         concurrency: 8,
         deadletterTag: "dl",

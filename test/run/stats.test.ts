@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { NewestTime } from "../../src/format/newest-time.js";
 import { emptyFilterCounts, type RunCounts, withParts } from "../../src/model/counts.js";
 import { countersOf, Stats, startStats, summaryFields } from "../../src/run/stats.js";
-import type { LogContext, Logger } from "../../src/shared/log.js";
+import { MemoryLog } from "../support/log.js";
 
 describe("NewestTime", () => {
   it.each<[string, string[], string | undefined]>([
@@ -165,15 +165,9 @@ describe("startStats", () => {
     vi.useRealTimers();
   });
 
-  function recorder(): Logger & { lines: LogContext[] } {
-    const lines: LogContext[] = [];
-    const keep = (msg: string, context?: LogContext) => lines.push({ msg, ...context });
-    return { lines, debug: keep, info: keep, warn: keep, error: keep };
-  }
-
   it("logs one stats line per interval from the runner's counts, until stopped", () => {
     vi.useFakeTimers({ now: Date.parse("2024-01-01T00:00:00Z") });
-    const log = recorder();
+    const log = new MemoryLog();
     let received = 0;
     const counts = (): RunCounts => ({
       counters: { received },
@@ -194,7 +188,7 @@ describe("startStats", () => {
 
   it("an interval of 0 logs nothing", () => {
     vi.useFakeTimers();
-    const log = recorder();
+    const log = new MemoryLog();
     const stop = startStats({ log, intervalMs: 0, counts: () => ({ counters: {}, levels: {} }), rssBytes: () => 0 });
     vi.advanceTimersByTime(60_000);
     stop();
