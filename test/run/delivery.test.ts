@@ -44,7 +44,8 @@ import {
 import { MemoryLog } from "../support/log.js";
 import { inSqsRecord } from "../support/messages.js";
 import { type SqsTest, startSqs } from "../support/sqs-server.js";
-import { FIXTURE_NAMES, FIXTURES } from "../support/trail.js";
+import { countOf, FIXTURE_NAMES, FIXTURES } from "../support/trail.js";
+import { waitUntil } from "../support/wait.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures and helpers
@@ -65,20 +66,9 @@ const idsOf = (records: Record<string, unknown>[]): string[] => events(records).
 const logsNamed = (run: CliRun, msg: string) => run.log.filter((line) => line.msg === msg);
 const summaryOf = (run: CliRun) => logsNamed(run, "summary")[0] as Record<string, unknown>;
 
-function counts(values: string[]): Map<string, number> {
-  const map = new Map<string, number>();
-  for (const v of values) map.set(v, (map.get(v) ?? 0) + 1);
-  return map;
-}
-
-/** The complete lines of a run that may have been killed mid-write: every one must be a JSON object. */
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** Waits for `condition` (15 s unless told). */
+const waitFor = (what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> =>
+  waitUntil(what, condition, timeoutMs);
 
 let s3: FaultS3;
 const tempDirs: string[] = [];
@@ -157,7 +147,7 @@ describe("S3 faults: transient ones are retried, permanent ones dead-lettered", 
     expect(run.code).toBe(0);
     expect(deadLetters(out).filter((d) => d.key === key)).toEqual([]);
     // Exactly once: a retry after a partial read skips what the first attempt wrote.
-    const seen = counts(idsOf(out).filter((id) => expected.includes(id)));
+    const seen = countOf(idsOf(out).filter((id) => expected.includes(id)));
     expect(seen.size).toBe(expected.length);
     for (const id of expected) expect(seen.get(id), id).toBe(1);
     expect(s3.requestsFor(BUCKET, key)).toHaveLength(faults.length + 1);
@@ -1124,7 +1114,7 @@ describe("in process: every input record is accounted for (fast-check)", () => {
             deadLetters: deadLines.length,
           });
 
-          const eventCount = counts(eventLines.map((e) => String(e.eventID)));
+          const eventCount = countOf(eventLines.map((e) => String(e.eventID)));
           const leftToSqs = new Set(log.lines.filter((l) => l.msg === "left to SQS redelivery").map((l) => l.key));
           for (const outcome of outcomes) {
             const line = outcome.line.number;

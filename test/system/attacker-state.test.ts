@@ -17,6 +17,7 @@ import { type FaultS3, startFaultS3 } from "../support/fault-s3.js";
 import { acceptedIn, journalBytes, journalEntries, journalPath } from "../support/journal.js";
 import { inSqsRecord } from "../support/messages.js";
 import { FIXTURE_NAMES, FIXTURES } from "../support/trail.js";
+import { waitUntil } from "../support/wait.js";
 
 const BUCKET = "trail";
 const QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/trail";
@@ -38,13 +39,9 @@ afterAll(async () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Waits for `condition` (60 s unless told). */
+const waitFor = (what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> =>
+  waitUntil(what, condition, timeoutMs);
 
 /** Peak resident memory of a live process, from the kernel (VmHWM), in bytes. */
 function peakRss(pid: number): number {
