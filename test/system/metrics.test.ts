@@ -4,7 +4,6 @@
 // metrics` must accept the exposition.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseListenAddress } from "../../src/observe/address.js";
 import { notReady, OutputWatch, receiveCheck } from "../../src/observe/readiness.js";
@@ -12,12 +11,12 @@ import { runCli, type Spawned, startCli } from "../support/cli.js";
 import { waitUntil } from "../support/fluentd.js";
 import { type Prometheus, prometheusUnavailable, startPrometheus } from "../support/prometheus.js";
 import { type SqsTest, startSqs } from "../support/sqs-server.js";
+import { FIXTURES } from "../support/trail.js";
 
 const unavailable = prometheusUnavailable();
 if (unavailable !== undefined)
   console.warn(`test/system/metrics.test.ts: the real Prometheus tests are skipped: ${unavailable}`);
 
-const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
 const NAMES = readdirSync(FIXTURES)
   .filter((name) => name.endsWith(".json"))
   .slice(0, 5);

@@ -5,11 +5,10 @@ import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { BIN } from "../support/cli.js";
+import { FIXTURES } from "../support/trail.js";
 
-const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
 const fixture = join(FIXTURES, readdirSync(FIXTURES).find((name) => name.endsWith(".json")) as string);
 const INPUT = `file://${fixture}\n`;
 const dir = mkdtempSync(join(tmpdir(), "ctef-pad-"));

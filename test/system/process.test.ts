@@ -3,12 +3,10 @@ import { spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createGzip } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, parseOutput, runCli, startCli } from "../support/cli.js";
-
-const FIXTURES = fileURLToPath(new URL("../fixtures/invictus-cloudtrail/", import.meta.url));
+import { FIXTURES } from "../support/trail.js";
 
 /** The events of every fixture file, as their original bytes. */
 function fixtureEvents(): Buffer[] {
