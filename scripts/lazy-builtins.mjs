@@ -38,9 +38,8 @@ export function lazyBuiltins() {
   return {
     name: "lazy-builtins",
     renderChunk(code) {
-      if (!pattern.test(code)) return null;
-      pattern.lastIndex = 0;
-      return { code: `${code.replace(pattern, (_, id) => `__lazyBuiltin("${id}")`)}\n${LAZY_HELPER}\n`, map: null };
+      const lazy = code.replace(pattern, (_, id) => `__lazyBuiltin("${id}")`);
+      return lazy === code ? null : { code: `${lazy}\n${LAZY_HELPER}\n`, map: null };
     },
   };
 }
