@@ -24,9 +24,11 @@ import { parseSignature } from "./signature.js";
 import {
   checkDigestObject,
   digestLine,
+  hashLogFile,
   type IntegrityLine,
   KeysUnavailable,
   logFileLine,
+  mismatchDetail,
   type ObjectStore,
   S3_PLACES,
   S3Store,
@@ -259,47 +261,21 @@ export class ContinuousIntegrity {
     const worker = async (): Promise<void> => {
       while (next < toFetch.length && !failed) {
         const file = toFetch[next++] as (typeof toFetch)[number];
-        const verdict = await this.hashFile(file.bucket, file.key).catch((error: unknown) => {
+        this.counts.fetched++;
+        // Still failing after --retry-for, for a reason that may pass: no verdict on the file (checkDigest).
+        const options = { maxBytes: this.deps.maxObjectBytes, throwTransient: true };
+        const verdict = await hashLogFile(this.deps.store, file.bucket, file.key, options).catch((error: unknown) => {
           failed = true; // the others stop taking files: the digest fails as a whole
           throw error;
         });
         if (!("sha256" in verdict)) line(file, verdict.status, verdict.reason, verdict.detail);
         else if (verdict.sha256 !== file.hashValue) {
-          line(
-            file,
-            "invalid",
-            "hash mismatch",
-            `its SHA-256 is ${verdict.sha256}, the digest recorded ${file.hashValue}`,
-          );
+          line(file, "invalid", "hash mismatch", mismatchDetail(verdict.sha256, file.hashValue));
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, toFetch.length) }, worker));
     return problems;
-  }
-
-  /** A log file not remembered: fetched and hashed now. */
-  private async hashFile(
-    bucket: BucketName,
-    key: ObjectKey,
-  ): Promise<{ sha256: string } | { status: Status; reason: Reason; detail: string }> {
-    this.counts.fetched++;
-    try {
-      const sha256 = await this.deps.store.read(bucket, key, async (object) => {
-        const hash = createHash("sha256");
-        for await (const chunk of inflate(object.body, { maxBytes: this.deps.maxObjectBytes })) hash.update(chunk);
-        return hash.digest("hex");
-      });
-      return { sha256 };
-    } catch (error) {
-      if (error instanceof InflateError) return { status: "invalid", reason: "hash mismatch", detail: error.message };
-      if (!(error instanceof FetchError)) throw error;
-      // Still failing after --retry-for, for a reason that may pass: no verdict on the file (checkDigest).
-      if (error.transient) throw error;
-      return error.code === "NotFound"
-        ? { status: "missing", reason: "not found", detail: error.message }
-        : { status: "invalid", reason: "not checked", detail: error.message };
-    }
   }
 }
 

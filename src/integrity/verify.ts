@@ -533,34 +533,24 @@ export class Verifier {
 
   private async checkLog(check: LogCheck): Promise<void> {
     const { named, at, hashValue, digest, content } = check;
-    let sha256: string;
+    let read: Awaited<ReturnType<typeof hashLogFile>>;
     try {
-      sha256 = await this.deps.store.read(at.bucket, at.key, async (object) => {
-        const hash = createHash("sha256");
-        for await (const chunk of inflate(object.body, { maxBytes: LOG_FILE_MAX_BYTES })) {
-          hash.update(chunk);
-          this.counts.bytes += chunk.length;
-        }
-        return hash.digest("hex");
+      read = await hashLogFile(this.deps.store, at.bucket, at.key, {
+        maxBytes: LOG_FILE_MAX_BYTES,
+        counted: (bytes) => {
+          this.counts.bytes += bytes;
+        },
       });
-    } catch (error) {
-      if (error instanceof InflateError) {
-        return this.emitLog(named, at, digest, content, "invalid", {
-          reason: "hash mismatch",
-          detail: error.message,
-        });
-      }
-      if (!(error instanceof FetchError)) throw error;
-      const [status, reason]: [Status, Reason] =
-        error.code === "NotFound" ? ["missing", "not found"] : ["invalid", "not checked"];
-      return this.emitLog(named, at, digest, content, status, { reason, detail: error.message });
     } finally {
       this.counts.objects++;
     }
-    if (sha256 !== hashValue) {
+    if (!("sha256" in read)) {
+      return this.emitLog(named, at, digest, content, read.status, { reason: read.reason, detail: read.detail });
+    }
+    if (read.sha256 !== hashValue) {
       return this.emitLog(named, at, digest, content, "invalid", {
         reason: "hash mismatch",
-        detail: `its SHA-256 is ${sha256}, the digest recorded ${hashValue}`,
+        detail: mismatchDetail(read.sha256, hashValue),
       });
     }
     await this.emitLog(named, at, digest, content, "valid", {});
@@ -597,6 +587,61 @@ export class Verifier {
     }
     this.counts.events++;
     await this.deps.emit(line);
+  }
+}
+
+/** What a file is judged, when it is not a hash to compare. */
+export interface Verdict {
+  status: Status;
+  reason: Reason;
+  detail: string;
+}
+
+/**
+ * A read that S3 (or the copy) refused, as the file's verdict: not there is `missing`, anything else (access denied,
+ * still failing after --retry-for) is `not checked`. `by`, when the file was named by another (a previous digest):
+ * said instead of the error for a missing one, before it otherwise.
+ */
+export function fetchVerdict(error: FetchError, by?: string): Verdict {
+  if (error.code === "NotFound") return { status: "missing", reason: "not found", detail: by ?? error.message };
+  return {
+    status: "invalid",
+    reason: "not checked",
+    detail: by === undefined ? error.message : `${by}: ${error.message}`,
+  };
+}
+
+/** The detail of a log file whose hash is not the one its digest recorded. */
+export const mismatchDetail = (actual: string, recorded: string): string =>
+  `its SHA-256 is ${actual}, the digest recorded ${recorded}`;
+
+/**
+ * A log file read and hashed (the SHA-256 of its inflated bytes, at most `maxBytes` of them), or its verdict when it
+ * cannot be: bytes that do not inflate are a `hash mismatch`, a refused read is judged by fetchVerdict. With
+ * `throwTransient`, a read still failing for a reason that may pass is thrown instead (the continuous check gives no
+ * verdict then). `counted` sees the length of each inflated chunk.
+ */
+export async function hashLogFile(
+  store: ObjectStore,
+  bucket: BucketName,
+  key: ObjectKey,
+  options: { maxBytes: number; throwTransient?: boolean; counted?: (bytes: number) => void },
+): Promise<{ sha256: string } | Verdict> {
+  try {
+    const sha256 = await store.read(bucket, key, async (object) => {
+      const hash = createHash("sha256");
+      for await (const chunk of inflate(object.body, { maxBytes: options.maxBytes })) {
+        hash.update(chunk);
+        options.counted?.(chunk.length);
+      }
+      return hash.digest("hex");
+    });
+    return { sha256 };
+  } catch (error) {
+    if (error instanceof InflateError) return { status: "invalid", reason: "hash mismatch", detail: error.message };
+    if (!(error instanceof FetchError)) throw error;
+    if (options.throwTransient === true && error.transient) throw error;
+    return fetchVerdict(error);
   }
 }
 
