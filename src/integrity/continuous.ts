@@ -24,6 +24,7 @@ import { parseSignature } from "./signature.js";
 import {
   checkDigestObject,
   digestLine,
+  fetchVerdict,
   hashLogFile,
   type IntegrityLine,
   KeysUnavailable,
@@ -201,13 +202,7 @@ export class ContinuousIntegrity {
         // Still failing after --retry-for: the whole digest fails as its own read would (see checkOwn), rather than
         // blaming a chain that may be whole. A permanent failure (access denied) is said on the previous digest's line.
         if (error.transient) throw error;
-        return error.code === "NotFound"
-          ? Object.assign(previous, { status: "missing" as Status, reason: "not found" as Reason, detail: by })
-          : Object.assign(previous, {
-              status: "invalid" as Status,
-              reason: "not checked" as Reason,
-              detail: `${by}: ${error.message}`,
-            });
+        return Object.assign(previous, fetchVerdict(error, by));
       }
     }
     linkChains(

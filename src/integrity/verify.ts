@@ -504,12 +504,7 @@ export class Verifier {
         });
       } catch (error) {
         if (!(error instanceof FetchError)) throw error;
-        const by = `named as the previous digest by ${named.digest.key}`;
-        lines.push(
-          error.code === "NotFound"
-            ? Object.assign(line, { status: "missing", reason: "not found", detail: by })
-            : Object.assign(line, { status: "invalid", reason: "not checked", detail: `${by}: ${error.message}` }),
-        );
+        lines.push(Object.assign(line, fetchVerdict(error, `named as the previous digest by ${named.digest.key}`)));
         return;
       }
       const other = link.namedBy.find((n) => n.signature !== line.signature);
@@ -682,8 +677,7 @@ export async function checkDigestObject(
     });
   } catch (error) {
     if (error instanceof InflateError) return verdict("invalid", "malformed", error.message);
-    if (error instanceof FetchError && error.code === "NotFound") return verdict("missing", "not found", error.message);
-    if (error instanceof FetchError) return verdict("invalid", "not checked", error.message);
+    if (error instanceof FetchError) return Object.assign(result, fetchVerdict(error));
     throw error;
   }
   result.sha256 = read.sha256;
