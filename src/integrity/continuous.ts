@@ -1,9 +1,9 @@
 // Log-file integrity checked as the logs flow (--verify-integrity): the runner hands in the SHA-256 of each log file
 // it read (hashed from the inflated bytes on the way) and each digest file that reaches it; a digest is checked as
-// `verify` checks one (verify.ts's checkDigestObject, chain.ts's linkChains, the same lines), against the remembered
-// hashes, and whatever is not remembered is fetched and hashed then. So the verdict does not depend on the order
-// things arrive in: a digest before its log files, after a restart, or whose previous digest never came through this
-// process, is judged as `verify` would judge it, with more GETs.
+// `verify` checks one (verify.ts's readDigest and judgeDigest, chain.ts's linkChains, the same lines), against the
+// remembered hashes, and whatever is not remembered is fetched and hashed then. So the verdict does not depend on the
+// order things arrive in: a digest before its log files, after a restart, or whose previous digest never came through
+// this process, is judged as `verify` would judge it, with more GETs.
 //
 // Policy: every digest gets a line; a log file gets one only when it is not valid (the events are its good news).
 // A listed log file is fetched only when its digest is valid (its list is then CloudTrail's word) and its bucket is
@@ -22,18 +22,18 @@ import { HashStore } from "./hash-store.js";
 import { PublicKeys, sdkListPublicKeys } from "./public-keys.js";
 import { parseSignature } from "./signature.js";
 import {
-  checkDigestObject,
   digestLine,
   fetchVerdict,
   hashLogFile,
   type IntegrityLine,
+  judgeDigest,
   KeysUnavailable,
   logFileLine,
   mismatchDetail,
   type ObjectStore,
+  readDigest,
   S3_PLACES,
   S3Store,
-  type StoredObject,
 } from "./verify.js";
 
 /**
@@ -139,9 +139,10 @@ export class ContinuousIntegrity {
 
   private async checkOwn(bucket: BucketName, key: ObjectKey, name: DigestName): Promise<CheckedDigest> {
     try {
-      return await checkDigestObject(new Unwrapped(this.deps.store), this.deps.keys, S3_PLACES, bucket, key, name);
+      // The read's FetchError is thrown as it is (checkDigest): only what was read is judged.
+      const read = await readDigest(this.deps.store, bucket, key);
+      return await judgeDigest(read, this.deps.keys, S3_PLACES, bucket, key, name);
     } catch (error) {
-      if (error instanceof Unread) throw error.cause;
       if (!(error instanceof KeysUnavailable)) throw error;
       // Nothing can be judged without the key, and a failed ListPublicKeys says nothing of the digest: no line (an
       // `invalid` one would be a false alarm), but the digest's object failed transiently, as a GET that failed: SQS
@@ -271,27 +272,6 @@ export class ContinuousIntegrity {
     };
     await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, toFetch.length) }, worker));
     return problems;
-  }
-}
-
-/** A digest's own read failed: carried through checkDigestObject (which judges FetchErrors) to the runner. */
-class Unread extends Error {
-  override readonly name = "Unread";
-  constructor(override readonly cause: FetchError) {
-    super(cause.message);
-  }
-}
-
-/** The store for the notified digest's own read: its FetchError is not a verdict. */
-class Unwrapped implements ObjectStore {
-  constructor(private readonly store: ObjectStore) {}
-
-  async read<T>(bucket: BucketName, key: ObjectKey, use: (object: StoredObject) => Promise<T>): Promise<T> {
-    try {
-      return await this.store.read(bucket, key, use);
-    } catch (error) {
-      throw error instanceof FetchError ? new Unread(error) : error;
-    }
   }
 }
 

@@ -642,11 +642,66 @@ export async function hashLogFile(
 
 /**
  * One digest on its own: read, where it says it is, signed with the key CloudTrail published for its time. The chain
- * and its log files are the caller's (`verify` and the continuous check share this). Throws KeysUnavailable when
+ * and its log files are the caller's. A read S3 refused is judged by fetchVerdict. Throws KeysUnavailable when
  * ListPublicKeys failed.
  */
-export async function checkDigestObject(
+async function checkDigestObject(
   store: ObjectStore,
+  keys: PublicKeys,
+  places: Places,
+  bucket: BucketName,
+  key: ObjectKey,
+  name: DigestName,
+): Promise<CheckedDigest> {
+  let read: DigestRead | Verdict;
+  try {
+    read = await readDigest(store, bucket, key);
+  } catch (error) {
+    if (!(error instanceof FetchError)) throw error;
+    read = fetchVerdict(error);
+  }
+  return judgeDigest(read, keys, places, bucket, key, name);
+}
+
+/** A digest's bytes as read, inflated, and their SHA-256. */
+export interface DigestRead {
+  text: string;
+  sha256: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * A digest read whole (at most DIGEST_MAX_BYTES inflated), or `malformed` when its bytes do not inflate. Throws the
+ * store's FetchError: whether a refused read is a verdict is the caller's (the continuous check's notified digest is
+ * a dead letter instead, see ContinuousIntegrity.checkDigest).
+ */
+export async function readDigest(
+  store: ObjectStore,
+  bucket: BucketName,
+  key: ObjectKey,
+): Promise<DigestRead | Verdict> {
+  try {
+    return await store.read(bucket, key, async (object) => {
+      const hash = createHash("sha256");
+      const chunks: Buffer[] = [];
+      for await (const chunk of inflate(object.body, { maxBytes: DIGEST_MAX_BYTES })) {
+        hash.update(chunk);
+        chunks.push(chunk);
+      }
+      return { text: Buffer.concat(chunks).toString("utf8"), sha256: hash.digest("hex"), metadata: object.metadata };
+    });
+  } catch (error) {
+    if (error instanceof InflateError) return { status: "invalid", reason: "malformed", detail: error.message };
+    throw error;
+  }
+}
+
+/**
+ * The digest read at `bucket`/`key` judged on its own (`read` a verdict already when it could not be read). `verify`
+ * and the continuous check share this. Throws KeysUnavailable when ListPublicKeys failed.
+ */
+export async function judgeDigest(
+  read: DigestRead | Verdict,
   keys: PublicKeys,
   places: Places,
   bucket: BucketName,
@@ -664,22 +719,7 @@ export async function checkDigestObject(
   };
   const verdict = (status: Status, reason: Reason, detail: string): CheckedDigest =>
     Object.assign(result, { status, reason, detail });
-  let read: { text: string; sha256: string; metadata: Record<string, string> };
-  try {
-    read = await store.read(bucket, key, async (object) => {
-      const hash = createHash("sha256");
-      const chunks: Buffer[] = [];
-      for await (const chunk of inflate(object.body, { maxBytes: DIGEST_MAX_BYTES })) {
-        hash.update(chunk);
-        chunks.push(chunk);
-      }
-      return { text: Buffer.concat(chunks).toString("utf8"), sha256: hash.digest("hex"), metadata: object.metadata };
-    });
-  } catch (error) {
-    if (error instanceof InflateError) return verdict("invalid", "malformed", error.message);
-    if (error instanceof FetchError) return Object.assign(result, fetchVerdict(error));
-    throw error;
-  }
+  if ("status" in read) return verdict(read.status, read.reason, read.detail);
   result.sha256 = read.sha256;
   result.signature = parseSignature(read.metadata.signature);
   const digest = parseDigest(read.text);
