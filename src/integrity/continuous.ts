@@ -84,9 +84,7 @@ export class ContinuousIntegrity {
   noteLogFile(bucket: BucketName, key: ObjectKey, sha256: string): void {
     if (parseLogName(key) === undefined) return;
     const { hashes } = this.deps;
-    const failed = hashes.failure;
-    hashes.add(bucket, key, sha256);
-    if (failed === undefined && hashes.failure !== undefined) {
+    if (hashes.add(bucket, key, sha256)) {
       this.deps.log.warn("integrity hashes: the file cannot be written; kept in memory from now on", {
         code: hashes.failure,
       });
