@@ -1,9 +1,9 @@
 // Log-file integrity checked as the logs flow (--verify-integrity): the runner hands in the SHA-256 of each log file
 // it read (hashed from the inflated bytes on the way) and each digest file that reaches it; a digest is checked as
-// `verify` checks one (verify.ts's checkDigestObject, chain.ts's linkChains, the same lines), against the remembered
-// hashes, and whatever is not remembered is fetched and hashed then. So the verdict does not depend on the order
-// things arrive in: a digest before its log files, after a restart, or whose previous digest never came through this
-// process, is judged as `verify` would judge it, with more GETs.
+// `verify` checks one (verify.ts's readDigest and judgeDigest, chain.ts's linkChains, the same lines), against the
+// remembered hashes, and whatever is not remembered is fetched and hashed then. So the verdict does not depend on the
+// order things arrive in: a digest before its log files, after a restart, or whose previous digest never came through
+// this process, is judged as `verify` would judge it, with more GETs.
 //
 // Policy: every digest gets a line; a log file gets one only when it is not valid (the events are its good news).
 // A listed log file is fetched only when its digest is valid (its list is then CloudTrail's word) and its bucket is
@@ -22,15 +22,18 @@ import { HashStore } from "./hash-store.js";
 import { PublicKeys, sdkListPublicKeys } from "./public-keys.js";
 import { parseSignature } from "./signature.js";
 import {
-  checkDigestObject,
   digestLine,
+  fetchVerdict,
+  hashLogFile,
   type IntegrityLine,
+  judgeDigest,
   KeysUnavailable,
   logFileLine,
+  mismatchDetail,
   type ObjectStore,
+  readDigest,
   S3_PLACES,
   S3Store,
-  type StoredObject,
 } from "./verify.js";
 
 /**
@@ -81,9 +84,7 @@ export class ContinuousIntegrity {
   noteLogFile(bucket: BucketName, key: ObjectKey, sha256: string): void {
     if (parseLogName(key) === undefined) return;
     const { hashes } = this.deps;
-    const failed = hashes.failure;
-    hashes.add(bucket, key, sha256);
-    if (failed === undefined && hashes.failure !== undefined) {
+    if (hashes.add(bucket, key, sha256)) {
       this.deps.log.warn("integrity hashes: the file cannot be written; kept in memory from now on", {
         code: hashes.failure,
       });
@@ -136,9 +137,10 @@ export class ContinuousIntegrity {
 
   private async checkOwn(bucket: BucketName, key: ObjectKey, name: DigestName): Promise<CheckedDigest> {
     try {
-      return await checkDigestObject(new Unwrapped(this.deps.store), this.deps.keys, S3_PLACES, bucket, key, name);
+      // The read's FetchError is thrown as it is (checkDigest): only what was read is judged.
+      const read = await readDigest(this.deps.store, bucket, key);
+      return await judgeDigest(read, this.deps.keys, S3_PLACES, bucket, key, name);
     } catch (error) {
-      if (error instanceof Unread) throw error.cause;
       if (!(error instanceof KeysUnavailable)) throw error;
       // Nothing can be judged without the key, and a failed ListPublicKeys says nothing of the digest: no line (an
       // `invalid` one would be a false alarm), but the digest's object failed transiently, as a GET that failed: SQS
@@ -199,13 +201,7 @@ export class ContinuousIntegrity {
         // Still failing after --retry-for: the whole digest fails as its own read would (see checkOwn), rather than
         // blaming a chain that may be whole. A permanent failure (access denied) is said on the previous digest's line.
         if (error.transient) throw error;
-        return error.code === "NotFound"
-          ? Object.assign(previous, { status: "missing" as Status, reason: "not found" as Reason, detail: by })
-          : Object.assign(previous, {
-              status: "invalid" as Status,
-              reason: "not checked" as Reason,
-              detail: `${by}: ${error.message}`,
-            });
+        return Object.assign(previous, fetchVerdict(error, by));
       }
     }
     linkChains(
@@ -259,68 +255,21 @@ export class ContinuousIntegrity {
     const worker = async (): Promise<void> => {
       while (next < toFetch.length && !failed) {
         const file = toFetch[next++] as (typeof toFetch)[number];
-        const verdict = await this.hashFile(file.bucket, file.key).catch((error: unknown) => {
+        this.counts.fetched++;
+        // Still failing after --retry-for, for a reason that may pass: no verdict on the file (checkDigest).
+        const options = { maxBytes: this.deps.maxObjectBytes, throwTransient: true };
+        const verdict = await hashLogFile(this.deps.store, file.bucket, file.key, options).catch((error: unknown) => {
           failed = true; // the others stop taking files: the digest fails as a whole
           throw error;
         });
         if (!("sha256" in verdict)) line(file, verdict.status, verdict.reason, verdict.detail);
         else if (verdict.sha256 !== file.hashValue) {
-          line(
-            file,
-            "invalid",
-            "hash mismatch",
-            `its SHA-256 is ${verdict.sha256}, the digest recorded ${file.hashValue}`,
-          );
+          line(file, "invalid", "hash mismatch", mismatchDetail(verdict.sha256, file.hashValue));
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, toFetch.length) }, worker));
     return problems;
-  }
-
-  /** A log file not remembered: fetched and hashed now. */
-  private async hashFile(
-    bucket: BucketName,
-    key: ObjectKey,
-  ): Promise<{ sha256: string } | { status: Status; reason: Reason; detail: string }> {
-    this.counts.fetched++;
-    try {
-      const sha256 = await this.deps.store.read(bucket, key, async (object) => {
-        const hash = createHash("sha256");
-        for await (const chunk of inflate(object.body, { maxBytes: this.deps.maxObjectBytes })) hash.update(chunk);
-        return hash.digest("hex");
-      });
-      return { sha256 };
-    } catch (error) {
-      if (error instanceof InflateError) return { status: "invalid", reason: "hash mismatch", detail: error.message };
-      if (!(error instanceof FetchError)) throw error;
-      // Still failing after --retry-for, for a reason that may pass: no verdict on the file (checkDigest).
-      if (error.transient) throw error;
-      return error.code === "NotFound"
-        ? { status: "missing", reason: "not found", detail: error.message }
-        : { status: "invalid", reason: "not checked", detail: error.message };
-    }
-  }
-}
-
-/** A digest's own read failed: carried through checkDigestObject (which judges FetchErrors) to the runner. */
-class Unread extends Error {
-  override readonly name = "Unread";
-  constructor(override readonly cause: FetchError) {
-    super(cause.message);
-  }
-}
-
-/** The store for the notified digest's own read: its FetchError is not a verdict. */
-class Unwrapped implements ObjectStore {
-  constructor(private readonly store: ObjectStore) {}
-
-  async read<T>(bucket: BucketName, key: ObjectKey, use: (object: StoredObject) => Promise<T>): Promise<T> {
-    try {
-      return await this.store.read(bucket, key, use);
-    } catch (error) {
-      throw error instanceof FetchError ? new Unread(error) : error;
-    }
   }
 }
 

@@ -87,19 +87,24 @@ export class HashStore {
     return this.hashes.get(`${bucket}/${key}`);
   }
 
-  /** Remembers `sha256` (lowercase hex) as the hash of the file read at `bucket`/`key`. */
-  add(bucket: BucketName, key: ObjectKey, sha256: string): void {
-    if (Buffer.byteLength(key, "utf8") > KEY_MAX) return;
+  /**
+   * Remembers `sha256` (lowercase hex) as the hash of the file read at `bucket`/`key`. Returns true when this call's
+   * write failed and turned the file off (`failure` says why), so the caller says so once.
+   */
+  add(bucket: BucketName, key: ObjectKey, sha256: string): boolean {
+    if (Buffer.byteLength(key, "utf8") > KEY_MAX) return false;
     const id = `${bucket}/${key}`;
-    if (this.hashes.get(id) === sha256) return;
+    if (this.hashes.get(id) === sha256) return false;
     this.remember(id, sha256);
-    if (this.fd === -1) return;
+    if (this.fd === -1) return false;
     try {
       writeSync(this.fd, `${sha256} ${bucket} ${encodeURIComponent(key)}\n`);
       if (++this.lines > 2 * this.max) this.compact();
+      return false;
     } catch (error) {
       this.failure = (error as NodeJS.ErrnoException).code ?? String(error);
       this.close();
+      return true;
     }
   }
 

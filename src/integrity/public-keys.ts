@@ -76,10 +76,11 @@ const LIVE_REFRESH_MS = 60_000;
 const LIVE_DAYS_MAX = 16_384;
 
 export class PublicKeys {
-  /** Per `region day`: the keys, or the failure (a call that failed is not repeated for every digest of the day). */
-  private readonly days = new Map<string, Promise<PublicKey[]>>();
-  /** `region day` → when its list was fetched, for the days fetched while they were not over (live only). */
-  private readonly openDays = new Map<string, number>();
+  /**
+   * Per `region day`: the keys, or the failure (a call that failed is not repeated for every digest of the day), and
+   * when they were fetched if the day was not over then (live only).
+   */
+  private readonly days = new Map<string, { keys: Promise<PublicKey[]>; fetchedAt: number | undefined }>();
   private readonly parsed = new Map<string, KeyObject | undefined>();
   /** ListPublicKeys calls made. */
   calls = 0;
@@ -94,27 +95,21 @@ export class PublicKeys {
   private keysOf(region: Region, atMs: number, refresh = false): Promise<PublicKey[]> {
     const dayStart = Math.floor(atMs / DAY_MS) * DAY_MS;
     const id = `${region} ${dayStart}`;
-    let keys = this.days.get(id);
-    const fetchedAt = this.openDays.get(id);
+    const day = this.days.get(id);
+    const fetchedAt = day?.fetchedAt;
     const stale = refresh && fetchedAt !== undefined && this.now() - fetchedAt >= LIVE_REFRESH_MS;
-    if (keys === undefined || stale) {
-      if (this.live && this.days.size >= LIVE_DAYS_MAX) {
-        this.days.clear();
-        this.openDays.clear();
-      }
-      this.calls++;
-      const now = this.now();
-      // The range ends no later than now: AWS refuses an EndTime in the future.
-      const called = this.list(region, dayStart, Math.max(dayStart, Math.min(dayStart + DAY_MS - 1, now)));
-      keys = called;
-      this.days.set(id, called);
-      if (this.live) {
-        if (dayStart + DAY_MS - 1 > now) this.openDays.set(id, now);
-        else this.openDays.delete(id);
-        called.catch(() => {
-          if (this.days.get(id) === called) this.days.delete(id);
-        });
-      }
+    if (day !== undefined && !stale) return day.keys;
+    if (this.live && this.days.size >= LIVE_DAYS_MAX) this.days.clear();
+    this.calls++;
+    const now = this.now();
+    // The range ends no later than now: AWS refuses an EndTime in the future.
+    const keys = this.list(region, dayStart, Math.max(dayStart, Math.min(dayStart + DAY_MS - 1, now)));
+    const open = this.live && dayStart + DAY_MS - 1 > now;
+    this.days.set(id, { keys, fetchedAt: open ? now : undefined });
+    if (this.live) {
+      keys.catch(() => {
+        if (this.days.get(id)?.keys === keys) this.days.delete(id);
+      });
     }
     return keys;
   }

@@ -504,12 +504,7 @@ export class Verifier {
         });
       } catch (error) {
         if (!(error instanceof FetchError)) throw error;
-        const by = `named as the previous digest by ${named.digest.key}`;
-        lines.push(
-          error.code === "NotFound"
-            ? Object.assign(line, { status: "missing", reason: "not found", detail: by })
-            : Object.assign(line, { status: "invalid", reason: "not checked", detail: `${by}: ${error.message}` }),
-        );
+        lines.push(Object.assign(line, fetchVerdict(error, `named as the previous digest by ${named.digest.key}`)));
         return;
       }
       const other = link.namedBy.find((n) => n.signature !== line.signature);
@@ -533,34 +528,24 @@ export class Verifier {
 
   private async checkLog(check: LogCheck): Promise<void> {
     const { named, at, hashValue, digest, content } = check;
-    let sha256: string;
+    let read: Awaited<ReturnType<typeof hashLogFile>>;
     try {
-      sha256 = await this.deps.store.read(at.bucket, at.key, async (object) => {
-        const hash = createHash("sha256");
-        for await (const chunk of inflate(object.body, { maxBytes: LOG_FILE_MAX_BYTES })) {
-          hash.update(chunk);
-          this.counts.bytes += chunk.length;
-        }
-        return hash.digest("hex");
+      read = await hashLogFile(this.deps.store, at.bucket, at.key, {
+        maxBytes: LOG_FILE_MAX_BYTES,
+        counted: (bytes) => {
+          this.counts.bytes += bytes;
+        },
       });
-    } catch (error) {
-      if (error instanceof InflateError) {
-        return this.emitLog(named, at, digest, content, "invalid", {
-          reason: "hash mismatch",
-          detail: error.message,
-        });
-      }
-      if (!(error instanceof FetchError)) throw error;
-      const [status, reason]: [Status, Reason] =
-        error.code === "NotFound" ? ["missing", "not found"] : ["invalid", "not checked"];
-      return this.emitLog(named, at, digest, content, status, { reason, detail: error.message });
     } finally {
       this.counts.objects++;
     }
-    if (sha256 !== hashValue) {
+    if (!("sha256" in read)) {
+      return this.emitLog(named, at, digest, content, read.status, { reason: read.reason, detail: read.detail });
+    }
+    if (read.sha256 !== hashValue) {
       return this.emitLog(named, at, digest, content, "invalid", {
         reason: "hash mismatch",
-        detail: `its SHA-256 is ${sha256}, the digest recorded ${hashValue}`,
+        detail: mismatchDetail(read.sha256, hashValue),
       });
     }
     await this.emitLog(named, at, digest, content, "valid", {});
@@ -600,13 +585,123 @@ export class Verifier {
   }
 }
 
+/** What a file is judged, when it is not a hash to compare. */
+export interface Verdict {
+  status: Status;
+  reason: Reason;
+  detail: string;
+}
+
+/**
+ * A read that S3 (or the copy) refused, as the file's verdict: not there is `missing`, anything else (access denied,
+ * still failing after --retry-for) is `not checked`. `by`, when the file was named by another (a previous digest):
+ * said instead of the error for a missing one, before it otherwise.
+ */
+export function fetchVerdict(error: FetchError, by?: string): Verdict {
+  if (error.code === "NotFound") return { status: "missing", reason: "not found", detail: by ?? error.message };
+  return {
+    status: "invalid",
+    reason: "not checked",
+    detail: by === undefined ? error.message : `${by}: ${error.message}`,
+  };
+}
+
+/** The detail of a log file whose hash is not the one its digest recorded. */
+export const mismatchDetail = (actual: string, recorded: string): string =>
+  `its SHA-256 is ${actual}, the digest recorded ${recorded}`;
+
+/**
+ * A log file read and hashed (the SHA-256 of its inflated bytes, at most `maxBytes` of them), or its verdict when it
+ * cannot be: bytes that do not inflate are a `hash mismatch`, a refused read is judged by fetchVerdict. With
+ * `throwTransient`, a read still failing for a reason that may pass is thrown instead (the continuous check gives no
+ * verdict then). `counted` sees the length of each inflated chunk.
+ */
+export async function hashLogFile(
+  store: ObjectStore,
+  bucket: BucketName,
+  key: ObjectKey,
+  options: { maxBytes: number; throwTransient?: boolean; counted?: (bytes: number) => void },
+): Promise<{ sha256: string } | Verdict> {
+  try {
+    const sha256 = await store.read(bucket, key, async (object) => {
+      const hash = createHash("sha256");
+      for await (const chunk of inflate(object.body, { maxBytes: options.maxBytes })) {
+        hash.update(chunk);
+        options.counted?.(chunk.length);
+      }
+      return hash.digest("hex");
+    });
+    return { sha256 };
+  } catch (error) {
+    if (error instanceof InflateError) return { status: "invalid", reason: "hash mismatch", detail: error.message };
+    if (!(error instanceof FetchError)) throw error;
+    if (options.throwTransient === true && error.transient) throw error;
+    return fetchVerdict(error);
+  }
+}
+
 /**
  * One digest on its own: read, where it says it is, signed with the key CloudTrail published for its time. The chain
- * and its log files are the caller's (`verify` and the continuous check share this). Throws KeysUnavailable when
+ * and its log files are the caller's. A read S3 refused is judged by fetchVerdict. Throws KeysUnavailable when
  * ListPublicKeys failed.
  */
-export async function checkDigestObject(
+async function checkDigestObject(
   store: ObjectStore,
+  keys: PublicKeys,
+  places: Places,
+  bucket: BucketName,
+  key: ObjectKey,
+  name: DigestName,
+): Promise<CheckedDigest> {
+  let read: DigestRead | Verdict;
+  try {
+    read = await readDigest(store, bucket, key);
+  } catch (error) {
+    if (!(error instanceof FetchError)) throw error;
+    read = fetchVerdict(error);
+  }
+  return judgeDigest(read, keys, places, bucket, key, name);
+}
+
+/** A digest's bytes as read, inflated, and their SHA-256. */
+export interface DigestRead {
+  text: string;
+  sha256: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * A digest read whole (at most DIGEST_MAX_BYTES inflated), or `malformed` when its bytes do not inflate. Throws the
+ * store's FetchError: whether a refused read is a verdict is the caller's (the continuous check's notified digest is
+ * a dead letter instead, see ContinuousIntegrity.checkDigest).
+ */
+export async function readDigest(
+  store: ObjectStore,
+  bucket: BucketName,
+  key: ObjectKey,
+): Promise<DigestRead | Verdict> {
+  try {
+    return await store.read(bucket, key, async (object) => {
+      const hash = createHash("sha256");
+      const chunks: Buffer[] = [];
+      for await (const chunk of inflate(object.body, { maxBytes: DIGEST_MAX_BYTES })) {
+        hash.update(chunk);
+        chunks.push(chunk);
+      }
+      return { text: Buffer.concat(chunks).toString("utf8"), sha256: hash.digest("hex"), metadata: object.metadata };
+    });
+  } catch (error) {
+    if (error instanceof InflateError) return { status: "invalid", reason: "malformed", detail: error.message };
+    throw error;
+  }
+}
+
+/**
+ * The digest read at `bucket`/`key` judged on its own (`read` a verdict already when it could not be read). `verify`
+ * and the continuous check share this. Throws KeysUnavailable when ListPublicKeys failed.
+ */
+export async function judgeDigest(
+  read: DigestRead | Verdict,
   keys: PublicKeys,
   places: Places,
   bucket: BucketName,
@@ -624,23 +719,7 @@ export async function checkDigestObject(
   };
   const verdict = (status: Status, reason: Reason, detail: string): CheckedDigest =>
     Object.assign(result, { status, reason, detail });
-  let read: { text: string; sha256: string; metadata: Record<string, string> };
-  try {
-    read = await store.read(bucket, key, async (object) => {
-      const hash = createHash("sha256");
-      const chunks: Buffer[] = [];
-      for await (const chunk of inflate(object.body, { maxBytes: DIGEST_MAX_BYTES })) {
-        hash.update(chunk);
-        chunks.push(chunk);
-      }
-      return { text: Buffer.concat(chunks).toString("utf8"), sha256: hash.digest("hex"), metadata: object.metadata };
-    });
-  } catch (error) {
-    if (error instanceof InflateError) return verdict("invalid", "malformed", error.message);
-    if (error instanceof FetchError && error.code === "NotFound") return verdict("missing", "not found", error.message);
-    if (error instanceof FetchError) return verdict("invalid", "not checked", error.message);
-    throw error;
-  }
+  if ("status" in read) return verdict(read.status, read.reason, read.detail);
   result.sha256 = read.sha256;
   result.signature = parseSignature(read.metadata.signature);
   const digest = parseDigest(read.text);
