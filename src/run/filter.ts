@@ -265,8 +265,8 @@ export class Filter {
   readonly newest = new NewestTime();
   /** `summary.deadLetters` by code; the codes are DeadLetterCode's few, so the map stays small. */
   private readonly deadLetterCodes = new Map<DeadLetterCode, number>();
-  /** How started objects ended, but for those left to SQS: `summary.leftToSqs` counts them already. */
-  private readonly outcomes: Omit<ObjectOutcomes, "leftToSqs"> = { read: 0, deadLetter: 0, abandoned: 0 };
+  /** How started objects ended. Objects only: a digest left to SQS counts in the summary's `leftToSqs`, not here (it is no object). */
+  private readonly outcomes: ObjectOutcomes = { read: 0, deadLetter: 0, leftToSqs: 0, abandoned: 0 };
 
   private readonly retry: RetryPolicy;
   private readonly fetchSlots: FetchSlots;
@@ -336,7 +336,7 @@ export class Filter {
 
   /** What the counts do not say: dead letters by code, and how the objects started so far ended. */
   breakdown(): { deadLetters: ReadonlyMap<DeadLetterCode, number>; objects: Readonly<ObjectOutcomes> } {
-    return { deadLetters: this.deadLetterCodes, objects: { ...this.outcomes, leftToSqs: this.summary.leftToSqs } };
+    return { deadLetters: this.deadLetterCodes, objects: { ...this.outcomes } };
   }
 
   async run(lines: AsyncIterable<Line>): Promise<Summary> {
@@ -639,6 +639,7 @@ export class Filter {
             // The SQS message is not deleted, so SQS delivers it again (its redrive policy bounds how often).
             tracker.outcome.retryLater = true;
             this.summary.leftToSqs++;
+            this.outcomes.leftToSqs++;
             log.warn("left to SQS redelivery", {
               ...refContext(ref),
               code: failure.code,
