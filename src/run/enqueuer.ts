@@ -16,7 +16,7 @@ import type { Checkpoint } from "../listing/checkpoint.js";
 import type { ProgressCounts } from "../listing/progress.js";
 import type { RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseObjectKey, refusalMessage } from "../model/names.js";
-import { describeError, isPermanentCallFailure, isThrottlingName } from "../shared/aws-errors.js";
+import { describeError, isPermanentCallFailure, isThrottlingName, sdkName } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
 import { type RetryPolicy, sleep } from "../shared/retry.js";
 import type { ListedObject } from "./importer.js";
@@ -319,7 +319,7 @@ export class Enqueuer {
           );
           return;
         }
-        if (isThrottlingName(String(why.error))) retry.throttled();
+        if (isThrottlingName(sdkName(error))) retry.throttled();
         log.warn("SendMessageBatch failed, retrying", { ...why, attempt });
       }
       if (attempt === 1) firstFailureAt = retry.now();
