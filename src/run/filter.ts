@@ -100,9 +100,6 @@ const LATER_INPUT_CHARS = 1024;
  */
 const BACKING_OFF_MAX = 1024;
 
-/** What `run` returns at the end: the Filter's counts (model/counts.ts), the summary line's leading fields. */
-export type Summary = FilterCounts;
-
 /** How one input record ended, reported once its output has been handed to stdout. */
 export interface RecordOutcome {
   line: Line;
@@ -260,7 +257,7 @@ export class Filter {
   private stopping = false;
   /** Ends the wait for the next record when the filter stops (set only while `run` waits for one). */
   private wake: (() => void) | undefined;
-  private readonly summary: Summary = emptyFilterCounts();
+  private readonly summary: FilterCounts = emptyFilterCounts();
   /** The newest eventTime written, for the stats line's lag. */
   readonly newest = new NewestTime();
   /** `summary.deadLetters` by code; the codes are DeadLetterCode's few, so the map stays small. */
@@ -339,7 +336,8 @@ export class Filter {
     return { deadLetters: this.deadLetterCodes, objects: { ...this.outcomes } };
   }
 
-  async run(lines: AsyncIterable<Line>): Promise<Summary> {
+  /** Returns the Filter's counts (model/counts.ts) at the end: the summary line's leading fields. */
+  async run(lines: AsyncIterable<Line>): Promise<FilterCounts> {
     const { options, log } = this.deps;
     const running = new Set<Promise<void>>();
     const iterator = lines[Symbol.asyncIterator]();
