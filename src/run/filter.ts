@@ -759,10 +759,10 @@ export class Filter {
       }
       // --verify-integrity: the inflated bytes are hashed as they pass, for the digest that will list them.
       const hash: Hash | undefined = integrity === undefined ? undefined : createHash("sha256");
-      let whole: Buffer | undefined;
+      let last: Buffer | undefined;
       for await (const chunk of inflateStored(stored, { maxBytes: options.maxObjectBytes })) {
         summary.bytesInflated += chunk.length;
-        whole = "whole" in stored ? chunk : undefined;
+        last = chunk;
         hash?.update(chunk);
         scanner.push(chunk);
         progress(seen);
@@ -771,8 +771,9 @@ export class Filter {
       }
       scanner.end();
       if (hash !== undefined) noteHash(hash.digest("hex"));
-      // Every event is copied into the output by now: an inflated object's memory can go (buffers.ts, release).
-      if (whole !== undefined) release(whole);
+      // Every event is copied into the output by now: an inflated object's memory can go (buffers.ts, release, which
+      // leaves alone what it did not mark: a streamed object's chunks).
+      if (last !== undefined) release(last);
       return seen;
     } finally {
       this.heldBytes -= held;
