@@ -19,6 +19,7 @@ import { NewestTime } from "../format/newest-time.js";
 import type { ScanPool } from "../format/scan-pool.js";
 import type { Line } from "../input/lines.js";
 import type { ContinuousIntegrity } from "../integrity/continuous.js";
+import { parseLogName } from "../listing/layout.js";
 import { emptyFilterCounts, type FilterCounts, type RunCounts } from "../model/counts.js";
 import { deadLetterRecord, redactReceiptHandles } from "../model/dead-letter.js";
 import type { BucketName, ObjectKey } from "../model/names.js";
@@ -708,7 +709,8 @@ export class Filter {
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
     let held = 0;
-    const integrity = ref.scheme === "s3" ? this.deps.integrity : undefined;
+    // --verify-integrity: only a log file's hash is remembered (noteLogFile), so only a log file is hashed.
+    const integrity = ref.scheme === "s3" && parseLogName(ref.key) !== undefined ? this.deps.integrity : undefined;
     const noteHash = (sha256: string): void => {
       if (integrity !== undefined && ref.scheme === "s3") integrity.noteLogFile(ref.bucket, ref.key, sha256);
     };
