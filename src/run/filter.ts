@@ -189,6 +189,14 @@ function failureOf(error: unknown): Failure | undefined {
   return undefined;
 }
 
+/** How a failed object or digest ends (Filter.endFailed). */
+type FailedEnding =
+  | { kind: "abandon"; why: string }
+  | { kind: "leave"; failure: Pick<Failure, "code" | "message">; attempts?: number }
+  | { kind: "deadLetter"; failure: Pick<Failure, "code" | "message"> }
+  /** Not a classified failure: a bug, logged with its stack, and an InternalError dead letter. */
+  | { kind: "bug"; error: unknown };
+
 function refContext(ref: ObjectRef): Record<string, string> {
   return ref.scheme === "s3" ? { bucket: ref.bucket, key: ref.key } : { file: ref.path };
 }
@@ -502,21 +510,14 @@ export class Filter {
       }
     } catch (error) {
       const ref: ObjectRef = { scheme: "s3", bucket, key };
-      if (signal.aborted) {
-        this.abandon(ref, tracker, "shutdown while its digest was checked");
-        return;
-      }
-      if (error instanceof FetchError) {
-        // The digest could not be read (retried for --retry-for when transient): as an object that failed.
-        if (error.transient && this.deps.options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
-          tracker.outcome.retryLater = true;
-          this.summary.leftToSqs++;
-          log.warn("left to SQS redelivery", { bucket, key, code: error.code, message: error.message });
-        } else this.deadLetter(tracker, { code: error.code, message: error.message }, ref);
-        return;
-      }
-      log.error("unexpected error", { bucket, key, error: error instanceof Error ? error.stack : String(error) });
-      this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref);
+      const end = (ending: FailedEnding): void => this.endFailed(ref, tracker, ending, undefined);
+      if (signal.aborted) return end({ kind: "abandon", why: "shutdown while its digest was checked" });
+      if (!(error instanceof FetchError)) return end({ kind: "bug", error });
+      // The digest could not be read (retried for --retry-for when transient): as an object that failed.
+      const failure = { code: error.code, message: error.message };
+      if (error.transient && this.deps.options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
+        end({ kind: "leave", failure });
+      } else end({ kind: "deadLetter", failure });
     }
   }
 
@@ -606,53 +607,25 @@ export class Filter {
         return;
       } catch (error) {
         written = Math.max(written, seen);
-        if (signal.aborted) {
-          this.outcomes.abandoned++;
-          this.abandon(ref, tracker, `shutdown after ${written} of its events were written`);
-          return;
-        }
+        const end = (ending: FailedEnding): void => this.endFailed(ref, tracker, ending, this.outcomes, written);
+        if (signal.aborted)
+          return end({ kind: "abandon", why: `shutdown after ${written} of its events were written` });
         const failure = failureOf(error);
-        if (failure === undefined) {
-          // Not a classified failure: a bug. Still one dead-letter record, never a crash.
-          log.error("unexpected error", {
-            ...refContext(ref),
-            error: error instanceof Error ? error.stack : String(error),
-          });
-          this.outcomes.deadLetter++;
-          this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref, written);
-          return;
-        }
-        if (!failure.transient) {
-          this.outcomes.deadLetter++;
-          this.deadLetter(tracker, failure, ref, written);
-          return;
-        }
+        // Not a classified failure: a bug. Still one dead-letter record, never a crash.
+        if (failure === undefined) return end({ kind: "bug", error });
+        if (!failure.transient) return end({ kind: "deadLetter", failure });
         if (failure.throttled) retry.throttled();
         if (attempt === 1) firstFailureAt = retry.now();
         const delay = this.stopping ? undefined : retry.delayAfter(attempt, firstFailureAt);
         if (delay === undefined) {
           if (this.stopping) {
-            this.outcomes.abandoned++;
-            this.abandon(ref, tracker, `shutdown while retrying: ${failure.message}`);
+            end({ kind: "abandon", why: `shutdown while retrying: ${failure.message}` });
           } else if (options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
             // The SQS message is not deleted, so SQS delivers it again (its redrive policy bounds how often).
-            tracker.outcome.retryLater = true;
-            this.summary.leftToSqs++;
-            this.outcomes.leftToSqs++;
-            log.warn("left to SQS redelivery", {
-              ...refContext(ref),
-              code: failure.code,
-              message: failure.message,
-              attempts: attempt,
-            });
+            end({ kind: "leave", failure, attempts: attempt });
           } else {
-            this.outcomes.deadLetter++;
-            this.deadLetter(
-              tracker,
-              { ...failure, message: `${failure.message} (gave up after ${attempt} attempts)` },
-              ref,
-              written,
-            );
+            const message = `${failure.message} (gave up after ${attempt} attempts)`;
+            end({ kind: "deadLetter", failure: { ...failure, message } });
           }
           return;
         }
@@ -780,6 +753,47 @@ export class Filter {
     } finally {
       this.heldBytes -= held;
       progress(seen);
+    }
+  }
+
+  /**
+   * How a failed object or digest ends, logged and counted the same for both; `outcomes` undefined for a digest, which
+   * counts in no object outcome (as in no `objects`).
+   */
+  private endFailed(
+    ref: ObjectRef,
+    tracker: Tracker,
+    ending: FailedEnding,
+    outcomes: ObjectOutcomes | undefined,
+    written = 0,
+  ): void {
+    switch (ending.kind) {
+      case "abandon":
+        if (outcomes !== undefined) outcomes.abandoned++;
+        this.abandon(ref, tracker, ending.why);
+        return;
+      case "leave": {
+        tracker.outcome.retryLater = true;
+        this.summary.leftToSqs++;
+        if (outcomes !== undefined) outcomes.leftToSqs++;
+        const { code, message } = ending.failure;
+        const attempts = ending.attempts === undefined ? {} : { attempts: ending.attempts };
+        this.deps.log.warn("left to SQS redelivery", { ...refContext(ref), code, message, ...attempts });
+        return;
+      }
+      case "bug": {
+        const { error } = ending;
+        this.deps.log.error("unexpected error", {
+          ...refContext(ref),
+          error: error instanceof Error ? error.stack : String(error),
+        });
+        if (outcomes !== undefined) outcomes.deadLetter++;
+        this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref, written);
+        return;
+      }
+      case "deadLetter":
+        if (outcomes !== undefined) outcomes.deadLetter++;
+        this.deadLetter(tracker, ending.failure, ref, written);
     }
   }
 
