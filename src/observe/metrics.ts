@@ -8,7 +8,8 @@
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { Status } from "../integrity/chain.js";
 import type { ContinuousCounts } from "../integrity/continuous.js";
-import type { DeadLetterCode, ObjectOutcomes, Summary } from "../run/filter.js";
+import type { FilterCounts } from "../model/counts.js";
+import type { DeadLetterCode, ObjectOutcomes } from "../run/filter.js";
 
 const PREFIX = "cloudtrail_exec_filter_";
 
@@ -19,7 +20,7 @@ const PREFIX = "cloudtrail_exec_filter_";
 export interface Reading {
   /** The Filter's (undefined while `import` lists before its Filter starts: its counters are 0 then). */
   filter?: {
-    counts: Summary;
+    counts: FilterCounts;
     deadLetters: ReadonlyMap<DeadLetterCode, number>;
     objects: Readonly<ObjectOutcomes>;
     /** The newest eventTime written, as written. */

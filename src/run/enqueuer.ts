@@ -16,7 +16,7 @@ import type { Checkpoint } from "../listing/checkpoint.js";
 import type { ProgressCounts } from "../listing/progress.js";
 import type { RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseObjectKey, refusalMessage } from "../model/names.js";
-import { describeError, isPermanentCallFailure, isThrottlingName } from "../shared/aws-errors.js";
+import { describeError, isPermanentCallFailure, isThrottlingName, sdkName } from "../shared/aws-errors.js";
 import type { Logger } from "../shared/log.js";
 import { type RetryPolicy, sleep } from "../shared/retry.js";
 import type { ListedObject } from "./importer.js";
@@ -191,9 +191,9 @@ export class Enqueuer {
 
   /** The counts so far, for the summary: the files listed, and what was sent of them. */
   counts(): RunCounts {
-    const { listed, bytesListed, messages = 0, objects, bytes } = this.options.counts;
-    const { maxMessageBytes, ...own } = this.summary;
-    return { counters: { listed, bytesListed, messages, objects, bytes, ...own }, levels: { maxMessageBytes } };
+    const { listed, bytesListed } = this.options.counts;
+    const { maxMessageBytes, ...sent } = this.sent();
+    return { counters: { listed, bytesListed, ...sent }, levels: { maxMessageBytes } };
   }
 
   /** Sends what is left and waits for every call; the summary then. */
@@ -205,14 +205,13 @@ export class Enqueuer {
       this.summary.unsentObjects += this.keys.length + this.batch.reduce((n, m) => n + m.objects.length, 0);
     }
     while (this.sending.size > 0) await Promise.race(this.sending);
+    return { ...this.sent(), ...(this.failure === undefined ? {} : { failure: this.failure }) };
+  }
+
+  /** What was sent so far and how the rest ended: the progress counts' part and the Enqueuer's own. */
+  private sent(): EnqueueSummary {
     const { messages = 0, objects, bytes } = this.options.counts;
-    return {
-      messages,
-      objects,
-      bytes,
-      ...this.summary,
-      ...(this.failure === undefined ? {} : { failure: this.failure }),
-    };
+    return { messages, objects, bytes, ...this.summary };
   }
 
   private closeMessage(): void {
@@ -320,7 +319,7 @@ export class Enqueuer {
           );
           return;
         }
-        if (isThrottlingName(String(why.error))) retry.throttled();
+        if (isThrottlingName(sdkName(error))) retry.throttled();
         log.warn("SendMessageBatch failed, retrying", { ...why, attempt });
       }
       if (attempt === 1) firstFailureAt = retry.now();

@@ -16,7 +16,7 @@ import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
 import { Filter, type FilterDeps, type FilterOptions } from "./filter.js";
 import { describeStdoutError, finishOutput, type ShutdownSignals } from "./shutdown.js";
-import { startStats, summaryFields } from "./stats.js";
+import { type RunReport, reportRun } from "./stats.js";
 
 export interface ExecFilterDeps {
   host: Pick<Host, "stdin" | "exit" | "rssBytes" | "maxRssBytes">;
@@ -44,7 +44,8 @@ export interface ExecFilterDeps {
 export class ExecFilter {
   readonly filter: Filter;
   private readonly intake: Intake;
-  private readonly started = Date.now();
+  /** Started with the runner: its stats lines, and the summary's fields (from the runner's start). */
+  private readonly report: RunReport;
 
   constructor(private readonly deps: ExecFilterDeps) {
     const { acker, spool, log } = deps;
@@ -79,6 +80,12 @@ export class ExecFilter {
         },
       },
     });
+    this.report = reportRun({
+      log,
+      host: deps.host,
+      statsIntervalSeconds: deps.statsInterval,
+      counts: () => this.counts(),
+    });
   }
 
   /** Counts since the start: the Filter's, the records left unread, the SQS deletes' and the spool's level. */
@@ -112,10 +119,6 @@ export class ExecFilter {
     this.deps.sink.abandon();
   }
 
-  private summaryLine() {
-    return summaryFields(this.counts(), { startedMs: this.started, maxRssBytes: this.deps.host.maxRssBytes });
-  }
-
   /**
    * stdout closed under fluentd: fluentd is gone (stopping, or restarting its child), so the counts so far are the
    * summary and the exit is 0, as for a stop. Nothing more is deleted (the acker's pending deletes die with the
@@ -123,33 +126,27 @@ export class ExecFilter {
    */
   outputClosed(error: Error): never {
     this.deps.log.info("stdout closed; exiting", describeStdoutError(error));
-    this.deps.log.info("summary", { ...this.summaryLine(), stdoutClosed: true });
+    this.deps.log.info("summary", { ...this.report.summary(), stdoutClosed: true });
     return this.deps.host.exit(0);
   }
 
   /** Runs until stdin ends or a signal stops it; returns the exit code. */
   async run(): Promise<number> {
-    const { log, sink, stdout, spool, acker, host } = this.deps;
+    const { log, sink, stdout, spool, acker } = this.deps;
     const signalled = this.deps.signals.on(
       this.deps.shutdownTimeout,
       log,
       () => this.stop(),
       () => this.abandon(),
     );
-    const stopStats = startStats({
-      log,
-      intervalMs: this.deps.statsInterval * 1000,
-      counts: () => this.counts(),
-      rssBytes: () => host.rssBytes(),
-    });
     await this.filter.run(this.intake);
     await this.intake.finished;
     await finishOutput(sink, stdout, signalled(), log);
     await acker?.close(signalled() ? 1000 : 10_000);
     this.deps.integrity?.close();
     spool?.close();
-    stopStats();
-    log.info("summary", this.summaryLine());
+    this.report.stop();
+    log.info("summary", this.report.summary());
     return 0;
   }
 }

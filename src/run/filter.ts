@@ -19,6 +19,7 @@ import { NewestTime } from "../format/newest-time.js";
 import type { ScanPool } from "../format/scan-pool.js";
 import type { Line } from "../input/lines.js";
 import type { ContinuousIntegrity } from "../integrity/continuous.js";
+import { parseLogName } from "../listing/layout.js";
 import { emptyFilterCounts, type FilterCounts, type RunCounts } from "../model/counts.js";
 import { deadLetterRecord, redactReceiptHandles } from "../model/dead-letter.js";
 import type { BucketName, ObjectKey } from "../model/names.js";
@@ -99,9 +100,6 @@ const LATER_INPUT_CHARS = 1024;
  * every message fails alike.
  */
 const BACKING_OFF_MAX = 1024;
-
-/** What `run` returns at the end: the Filter's counts (model/counts.ts), the summary line's leading fields. */
-export type Summary = FilterCounts;
 
 /** How one input record ended, reported once its output has been handed to stdout. */
 export interface RecordOutcome {
@@ -191,6 +189,14 @@ function failureOf(error: unknown): Failure | undefined {
   return undefined;
 }
 
+/** How a failed object or digest ends (Filter.endFailed). */
+type FailedEnding =
+  | { kind: "abandon"; why: string }
+  | { kind: "leave"; failure: Pick<Failure, "code" | "message">; attempts?: number }
+  | { kind: "deadLetter"; failure: Pick<Failure, "code" | "message"> }
+  /** Not a classified failure: a bug, logged with its stack, and an InternalError dead letter. */
+  | { kind: "bug"; error: unknown };
+
 function refContext(ref: ObjectRef): Record<string, string> {
   return ref.scheme === "s3" ? { bucket: ref.bucket, key: ref.key } : { file: ref.path };
 }
@@ -260,13 +266,13 @@ export class Filter {
   private stopping = false;
   /** Ends the wait for the next record when the filter stops (set only while `run` waits for one). */
   private wake: (() => void) | undefined;
-  private readonly summary: Summary = emptyFilterCounts();
+  private readonly summary: FilterCounts = emptyFilterCounts();
   /** The newest eventTime written, for the stats line's lag. */
   readonly newest = new NewestTime();
   /** `summary.deadLetters` by code; the codes are DeadLetterCode's few, so the map stays small. */
   private readonly deadLetterCodes = new Map<DeadLetterCode, number>();
-  /** How started objects ended, but for those left to SQS: `summary.leftToSqs` counts them already. */
-  private readonly outcomes: Omit<ObjectOutcomes, "leftToSqs"> = { read: 0, deadLetter: 0, abandoned: 0 };
+  /** How started objects ended. Objects only: a digest left to SQS counts in the summary's `leftToSqs`, not here (it is no object). */
+  private readonly outcomes: ObjectOutcomes = { read: 0, deadLetter: 0, leftToSqs: 0, abandoned: 0 };
 
   private readonly retry: RetryPolicy;
   private readonly fetchSlots: FetchSlots;
@@ -336,10 +342,11 @@ export class Filter {
 
   /** What the counts do not say: dead letters by code, and how the objects started so far ended. */
   breakdown(): { deadLetters: ReadonlyMap<DeadLetterCode, number>; objects: Readonly<ObjectOutcomes> } {
-    return { deadLetters: this.deadLetterCodes, objects: { ...this.outcomes, leftToSqs: this.summary.leftToSqs } };
+    return { deadLetters: this.deadLetterCodes, objects: { ...this.outcomes } };
   }
 
-  async run(lines: AsyncIterable<Line>): Promise<Summary> {
+  /** Returns the Filter's counts (model/counts.ts) at the end: the summary line's leading fields. */
+  async run(lines: AsyncIterable<Line>): Promise<FilterCounts> {
     const { options, log } = this.deps;
     const running = new Set<Promise<void>>();
     const iterator = lines[Symbol.asyncIterator]();
@@ -503,21 +510,14 @@ export class Filter {
       }
     } catch (error) {
       const ref: ObjectRef = { scheme: "s3", bucket, key };
-      if (signal.aborted) {
-        this.abandon(ref, tracker, "shutdown while its digest was checked");
-        return;
-      }
-      if (error instanceof FetchError) {
-        // The digest could not be read (retried for --retry-for when transient): as an object that failed.
-        if (error.transient && this.deps.options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
-          tracker.outcome.retryLater = true;
-          this.summary.leftToSqs++;
-          log.warn("left to SQS redelivery", { bucket, key, code: error.code, message: error.message });
-        } else this.deadLetter(tracker, { code: error.code, message: error.message }, ref);
-        return;
-      }
-      log.error("unexpected error", { bucket, key, error: error instanceof Error ? error.stack : String(error) });
-      this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref);
+      const end = (ending: FailedEnding): void => this.endFailed(ref, tracker, ending, undefined);
+      if (signal.aborted) return end({ kind: "abandon", why: "shutdown while its digest was checked" });
+      if (!(error instanceof FetchError)) return end({ kind: "bug", error });
+      // The digest could not be read (retried for --retry-for when transient): as an object that failed.
+      const failure = { code: error.code, message: error.message };
+      if (error.transient && this.deps.options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
+        end({ kind: "leave", failure });
+      } else end({ kind: "deadLetter", failure });
     }
   }
 
@@ -607,52 +607,25 @@ export class Filter {
         return;
       } catch (error) {
         written = Math.max(written, seen);
-        if (signal.aborted) {
-          this.outcomes.abandoned++;
-          this.abandon(ref, tracker, `shutdown after ${written} of its events were written`);
-          return;
-        }
+        const end = (ending: FailedEnding): void => this.endFailed(ref, tracker, ending, this.outcomes, written);
+        if (signal.aborted)
+          return end({ kind: "abandon", why: `shutdown after ${written} of its events were written` });
         const failure = failureOf(error);
-        if (failure === undefined) {
-          // Not a classified failure: a bug. Still one dead-letter record, never a crash.
-          log.error("unexpected error", {
-            ...refContext(ref),
-            error: error instanceof Error ? error.stack : String(error),
-          });
-          this.outcomes.deadLetter++;
-          this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref, written);
-          return;
-        }
-        if (!failure.transient) {
-          this.outcomes.deadLetter++;
-          this.deadLetter(tracker, failure, ref, written);
-          return;
-        }
+        // Not a classified failure: a bug. Still one dead-letter record, never a crash.
+        if (failure === undefined) return end({ kind: "bug", error });
+        if (!failure.transient) return end({ kind: "deadLetter", failure });
         if (failure.throttled) retry.throttled();
         if (attempt === 1) firstFailureAt = retry.now();
         const delay = this.stopping ? undefined : retry.delayAfter(attempt, firstFailureAt);
         if (delay === undefined) {
           if (this.stopping) {
-            this.outcomes.abandoned++;
-            this.abandon(ref, tracker, `shutdown while retrying: ${failure.message}`);
+            end({ kind: "abandon", why: `shutdown while retrying: ${failure.message}` });
           } else if (options.leaveTransientToSqs && tracker.outcome.record.sqs !== undefined) {
             // The SQS message is not deleted, so SQS delivers it again (its redrive policy bounds how often).
-            tracker.outcome.retryLater = true;
-            this.summary.leftToSqs++;
-            log.warn("left to SQS redelivery", {
-              ...refContext(ref),
-              code: failure.code,
-              message: failure.message,
-              attempts: attempt,
-            });
+            end({ kind: "leave", failure, attempts: attempt });
           } else {
-            this.outcomes.deadLetter++;
-            this.deadLetter(
-              tracker,
-              { ...failure, message: `${failure.message} (gave up after ${attempt} attempts)` },
-              ref,
-              written,
-            );
+            const message = `${failure.message} (gave up after ${attempt} attempts)`;
+            end({ kind: "deadLetter", failure: { ...failure, message } });
           }
           return;
         }
@@ -709,7 +682,8 @@ export class Filter {
       { maxEventBytes: options.maxEventBytes, fields: scannedFields(options) },
     );
     let held = 0;
-    const integrity = ref.scheme === "s3" ? this.deps.integrity : undefined;
+    // --verify-integrity: only a log file's hash is remembered (noteLogFile), so only a log file is hashed.
+    const integrity = ref.scheme === "s3" && parseLogName(ref.key) !== undefined ? this.deps.integrity : undefined;
     const noteHash = (sha256: string): void => {
       if (integrity !== undefined && ref.scheme === "s3") integrity.noteLogFile(ref.bucket, ref.key, sha256);
     };
@@ -760,10 +734,10 @@ export class Filter {
       }
       // --verify-integrity: the inflated bytes are hashed as they pass, for the digest that will list them.
       const hash: Hash | undefined = integrity === undefined ? undefined : createHash("sha256");
-      let whole: Buffer | undefined;
+      let last: Buffer | undefined;
       for await (const chunk of inflateStored(stored, { maxBytes: options.maxObjectBytes })) {
         summary.bytesInflated += chunk.length;
-        whole = "whole" in stored ? chunk : undefined;
+        last = chunk;
         hash?.update(chunk);
         scanner.push(chunk);
         progress(seen);
@@ -772,12 +746,54 @@ export class Filter {
       }
       scanner.end();
       if (hash !== undefined) noteHash(hash.digest("hex"));
-      // Every event is copied into the output by now: an inflated object's memory can go (buffers.ts, release).
-      if (whole !== undefined) release(whole);
+      // Every event is copied into the output by now: an inflated object's memory can go (buffers.ts, release, which
+      // leaves alone what it did not mark: a streamed object's chunks).
+      if (last !== undefined) release(last);
       return seen;
     } finally {
       this.heldBytes -= held;
       progress(seen);
+    }
+  }
+
+  /**
+   * How a failed object or digest ends, logged and counted the same for both; `outcomes` undefined for a digest, which
+   * counts in no object outcome (as in no `objects`).
+   */
+  private endFailed(
+    ref: ObjectRef,
+    tracker: Tracker,
+    ending: FailedEnding,
+    outcomes: ObjectOutcomes | undefined,
+    written = 0,
+  ): void {
+    switch (ending.kind) {
+      case "abandon":
+        if (outcomes !== undefined) outcomes.abandoned++;
+        this.abandon(ref, tracker, ending.why);
+        return;
+      case "leave": {
+        tracker.outcome.retryLater = true;
+        this.summary.leftToSqs++;
+        if (outcomes !== undefined) outcomes.leftToSqs++;
+        const { code, message } = ending.failure;
+        const attempts = ending.attempts === undefined ? {} : { attempts: ending.attempts };
+        this.deps.log.warn("left to SQS redelivery", { ...refContext(ref), code, message, ...attempts });
+        return;
+      }
+      case "bug": {
+        const { error } = ending;
+        this.deps.log.error("unexpected error", {
+          ...refContext(ref),
+          error: error instanceof Error ? error.stack : String(error),
+        });
+        if (outcomes !== undefined) outcomes.deadLetter++;
+        this.deadLetter(tracker, { code: "InternalError", message: String(error) }, ref, written);
+        return;
+      }
+      case "deadLetter":
+        if (outcomes !== undefined) outcomes.deadLetter++;
+        this.deadLetter(tracker, ending.failure, ref, written);
     }
   }
 

@@ -9,7 +9,7 @@ import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
 import type { FilterDeps } from "./filter.js";
 import type { Importer } from "./importer.js";
-import { startStats, summaryFields } from "./stats.js";
+import { reportRun } from "./stats.js";
 
 export interface ImportRunDeps {
   importer: Importer;
@@ -75,13 +75,7 @@ export async function importFiles(
   statsInterval: number,
 ): Promise<number> {
   const { importer, sink, log, host } = deps;
-  const started = Date.now();
-  const stopStats = startStats({
-    log,
-    intervalMs: statsInterval * 1000,
-    counts: () => importer.counts(),
-    rssBytes: () => host.rssBytes(),
-  });
+  const report = reportRun({ log, host, statsIntervalSeconds: statsInterval, counts: () => importer.counts() });
   const progress = new Progress(
     importer.progress,
     { tty: host.stderr.isTTY, write: (text) => host.stderr.write(text) },
@@ -89,11 +83,11 @@ export async function importFiles(
   );
   progress.start();
   const { listingError } = await importer.run(filterDeps);
-  stopStats();
+  report.stop();
   progress.stop();
   await sink.end();
   checkpoint?.close();
-  log.info("summary", summaryFields(importer.counts(), { startedMs: started, maxRssBytes: host.maxRssBytes }));
+  log.info("summary", report.summary());
   if (listingError !== undefined) deps.listingFailed(listingError);
   return 0;
 }

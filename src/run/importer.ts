@@ -13,7 +13,7 @@ import { emptyCounts } from "../listing/progress.js";
 import { emptyFilterCounts, type RunCounts } from "../model/counts.js";
 import { type BucketName, isInvalid, parseBucketName, refusalMessage } from "../model/names.js";
 import type { Logger } from "../shared/log.js";
-import { Filter, type FilterDeps, type RecordOutcome, type Summary } from "./filter.js";
+import { Filter, type FilterDeps, type RecordOutcome } from "./filter.js";
 
 export type ImportSource = { scheme: "s3"; bucket: BucketName; prefix: string } | { scheme: "file"; prefix: string };
 
@@ -81,15 +81,6 @@ export interface ListSummary {
   alreadyDone: number;
   listRequests: number | undefined;
   interrupted: boolean;
-}
-
-export interface ImportSummary extends Summary {
-  listed: number;
-  alreadyDone: number;
-  listRequests: number | undefined;
-  interrupted: boolean;
-  /** The listing failed: the import is incomplete (objects listed before the failure were imported). */
-  listingError?: Error;
 }
 
 /** Wakes one waiter; a wake with nobody waiting is dropped (waiters re-check their condition). */
@@ -230,8 +221,11 @@ export class Importer {
     };
   }
 
-  /** Imports every listed object through a Filter built from `filterDeps`. */
-  async run(filterDeps: Omit<FilterDeps, "hooks">): Promise<ImportSummary> {
+  /**
+   * Imports every listed object through a Filter built from `filterDeps`. The counts are `counts()`'s; what only the
+   * end says is `listingError`: the listing failed, the import is incomplete (objects listed before it were imported).
+   */
+  async run(filterDeps: Omit<FilterDeps, "hooks">): Promise<{ listingError?: Error }> {
     const counts = this.progress;
     const queue: (ListedObject | undefined)[] = [];
     let head = 0;
@@ -295,17 +289,10 @@ export class Importer {
 
     this.filter = new Filter({ ...filterDeps, hooks: { recordDone } });
     if (this.stopping) this.filter.stop();
-    const summary = await this.filter.run(lines());
+    await this.filter.run(lines());
     this.halt(); // the Filter has ended (input done, or stopped): the listing has nothing left to feed
     await producer;
-    return {
-      ...summary,
-      listed: counts.listed,
-      alreadyDone: this.alreadyDone,
-      listRequests: this.lister.requests,
-      interrupted: this.interrupted,
-      ...(listingError === undefined ? {} : { listingError }),
-    };
+    return listingError === undefined ? {} : { listingError };
   }
 }
 

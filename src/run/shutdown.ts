@@ -2,6 +2,7 @@
 // and the bounded wait for the output at the end. One copy, so that the filter, import, sqs and verify stop alike.
 import type { OutputSink } from "../deliver/output.js";
 import type { Sink } from "../model/sink.js";
+import { errorCode } from "../shared/aws-errors.js";
 import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
 
@@ -80,6 +81,6 @@ export async function finishOutput(
 
 /** A stdout failure for the log: its code (EPIPE) when it has one, never more than the message. */
 export function describeStdoutError(error: Error): Record<string, unknown> {
-  const code = (error as NodeJS.ErrnoException).code;
-  return { ...(typeof code === "string" ? { code } : {}), message: error.message };
+  const code = errorCode(error);
+  return { ...(code === undefined ? {} : { code }), message: error.message };
 }

@@ -6,7 +6,7 @@ import type { Host } from "../shared/host.js";
 import type { Logger } from "../shared/log.js";
 import { describeStdoutError, finishOutput, type ShutdownSignals } from "./shutdown.js";
 import type { SqsService } from "./sqs-service.js";
-import { startStats, summaryFields } from "./stats.js";
+import { reportRun } from "./stats.js";
 
 export interface SqsRunDeps {
   host: Pick<Host, "maxRssBytes" | "rssBytes">;
@@ -49,18 +49,17 @@ export async function runSqsService(service: SqsService, deps: SqsRunDeps): Prom
     });
     service.outputLost();
   });
-  const started = Date.now();
-  const stopStats = startStats({
+  const report = reportRun({
     log,
-    intervalMs: deps.statsInterval * 1000,
+    host: deps.host,
+    statsIntervalSeconds: deps.statsInterval,
     counts: () => service.counts(),
-    rssBytes: () => deps.host.rssBytes(),
   });
   await service.run(() => Math.max(100, Math.min(10_000, deadline - Date.now())));
-  stopStats();
+  report.stop();
   await finishOutput(sink, stdout, signalled() || outputLost, log);
   log.info("summary", {
-    ...summaryFields(service.counts(), { startedMs: started, maxRssBytes: deps.host.maxRssBytes }),
+    ...report.summary(),
     ...(outputLost ? { stdoutClosed: true } : {}),
   });
   return outputLost ? 1 : 0;

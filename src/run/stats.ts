@@ -6,6 +6,7 @@
 // values read as they stand (in flight, fluentd's acknowledgements); `total` holds the counts since the start. The
 // clock, the counts and the memory are handed in: this module reads no process state.
 import type { Counters, RunCounts } from "../model/counts.js";
+import type { Host } from "../shared/host.js";
 import type { LogContext, Logger } from "../shared/log.js";
 
 export interface StatsReading {
@@ -109,4 +110,33 @@ export function summaryFields(
     seconds: ((run.nowMs ?? Date.now()) - run.startedMs) / 1000,
     ...(run.maxRssBytes === undefined ? {} : { maxRssMB: Math.round(run.maxRssBytes() / 2 ** 20) }),
   };
+}
+
+/** A run's stats lines and its summary line's context, as `reportRun` wires them. */
+export interface RunReport {
+  /** No more stats lines. */
+  stop(): void;
+  /** The summary line's context now (summaryFields of the runner's counts, from the report's start). */
+  summary(): LogContext;
+}
+
+/**
+ * What every runner that reads objects does around its run: notes the start, logs a stats line every
+ * `statsIntervalSeconds` (0: none) from its `counts()`, and gives the summary's fields with the run's peak memory.
+ */
+export function reportRun(options: {
+  log: Logger;
+  host: Pick<Host, "rssBytes" | "maxRssBytes">;
+  statsIntervalSeconds: number;
+  counts(): RunCounts;
+}): RunReport {
+  const { log, host, counts } = options;
+  const startedMs = Date.now();
+  const stop = startStats({
+    log,
+    intervalMs: options.statsIntervalSeconds * 1000,
+    counts,
+    rssBytes: () => host.rssBytes(),
+  });
+  return { stop, summary: () => summaryFields(counts(), { startedMs, maxRssBytes: host.maxRssBytes }) };
 }
