@@ -11,15 +11,14 @@ import { HashStore } from "../../src/integrity/hash-store.js";
 import { PublicKeys } from "../../src/integrity/public-keys.js";
 import type { ObjectStore } from "../../src/integrity/verify.js";
 import { Filter } from "../../src/run/filter.js";
-import type { Logger } from "../../src/shared/log.js";
 import { RetryPolicy } from "../../src/shared/retry.js";
+import { QUIET_LOG } from "../support/log.js";
 import { inSqsRecord } from "../support/messages.js";
 
 const OBJECT = Buffer.from('{"Records":[{"eventTime":"2023-07-10T11:47:39Z","eventName":"GetObject"}]}');
 const LOG_FILE = "AWSLogs/1/CloudTrail/us-east-1/2024/01/01/1_CloudTrail_us-east-1_20240101T0000Z_a.json.gz";
 const DIGEST =
   "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2024/03/05/111122223333_CloudTrail-Digest_eu-west-1_trail_eu-west-1_20240305T120000Z.json.gz";
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const source: ObjectSource = {
   async open(): Promise<OpenedObject> {
@@ -43,13 +42,13 @@ describe("Filter.breakdown's object outcomes", () => {
       allowedBuckets: undefined,
       maxObjectBytes: 1 << 20,
       concurrency: 1,
-      log: quiet,
+      log: QUIET_LOG,
       abort() {},
     });
     const filter = new Filter({
       source,
       sink: new OutputSink(new PassThrough().resume(), { padBytes: 0 }),
-      log: quiet,
+      log: QUIET_LOG,
       options: {
         concurrency: 2,
         deadletterTag: "dl",
