@@ -324,21 +324,6 @@ export function subcommandOptions(program: Command, command: Command): Record<st
   return merged;
 }
 
-/**
- * Options given before `verify` count when verify has them too (`--log-file x verify …`, as import allows), unless
- * given again after it; the filter's others would be ignored, so they are refused.
- */
-export function inheritVerifyOptions(program: Command, command: Command): void {
-  for (const option of program.options) {
-    const name = option.attributeName();
-    if (program.getOptionValueSource(name) !== "cli") continue;
-    if (!command.options.some((own) => own.attributeName() === name)) {
-      usageError(command, `${option.long} is an option of the filter; verify does not use it`);
-    }
-    if (command.getOptionValueSource(name) !== "cli") command.setOptionValue(name, program.getOptionValue(name));
-  }
-}
-
 /** `cloudtrail-exec-filter improt`: a usage error (exit 2) naming the command meant, when one is close. */
 function unknownCommand(program: Command, word: string): never {
   const names = program.commands.map((command) => command.name());

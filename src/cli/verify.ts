@@ -20,12 +20,12 @@ import {
   checkProxy,
   checkVerify,
   day,
-  inheritVerifyOptions,
   integer,
   list,
   listenAddress,
   positiveSeconds,
   seconds,
+  subcommandOptions,
   usageError,
 } from "./usage.js";
 
@@ -98,8 +98,8 @@ export function verifyCommand(program: Command, host: Host, signals: ShutdownSig
       listenAddress,
     )
     .action(async (argument: string) => {
-      inheritVerifyOptions(program, command);
-      await runVerify(argument, command.opts<VerifyOptions>(), command, host, signals);
+      const options = subcommandOptions(program, command) as unknown as VerifyOptions;
+      await runVerify(argument, options, command, host, signals);
     });
   return command;
 }
