@@ -10,6 +10,8 @@ import { AwsClients } from "../fetch/clients.js";
 import { S3Source } from "../fetch/fetch.js";
 import { parseStringify } from "../format/format.js";
 import type { Spool } from "../input/spool.js";
+import type { Checkpoint } from "../listing/checkpoint.js";
+import type { Selection } from "../listing/layout.js";
 import type { BucketName } from "../model/names.js";
 import type { Sink } from "../model/sink.js";
 import type { ListenAddress } from "../observe/address.js";
@@ -20,7 +22,13 @@ import { describeStdoutError } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
 import { FdLogger, type Logger } from "../shared/log.js";
 import { VERSION } from "../version.js";
-import { type CliOptions, DEFAULT_ACK_TIMEOUT, DEFAULT_PAD_BYTES, DEFAULT_TAG } from "./program-options.js";
+import {
+  type CliOptions,
+  DEFAULT_ACK_TIMEOUT,
+  DEFAULT_PAD_BYTES,
+  DEFAULT_TAG,
+  type ImportOptions,
+} from "./program-options.js";
 import { checkAwsSettings, checkProxy, type Output, usageError } from "./usage.js";
 
 /**
@@ -50,6 +58,34 @@ export function openLog(options: Pick<CliOptions, "logFile" | "logLevel">, progr
     }
   }
   return new FdLogger(fd, options.logLevel);
+}
+
+/**
+ * `--checkpoint` (import, verify): the file of finished log files, loaded only when given; one that cannot be opened is
+ * a configuration error (exit 2). `readOnly`: `import --list` reads it and appends nothing.
+ */
+export async function openCheckpoint(
+  path: string | undefined,
+  command: Command,
+  readOnly = false,
+): Promise<Checkpoint | undefined> {
+  if (path === undefined) return undefined;
+  const { Checkpoint } = await import("../listing/checkpoint.js");
+  try {
+    return Checkpoint.open(path, readOnly);
+  } catch (error) {
+    return usageError(command, `cannot open --checkpoint ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** `--since`, `--until`, `--accounts`, `--regions` (import, verify): which log files a listing takes (layout.ts). */
+export function selectionOf(options: Pick<ImportOptions, "since" | "until" | "accounts" | "regions">): Selection {
+  return {
+    ...(options.since === undefined ? {} : { since: options.since }),
+    ...(options.until === undefined ? {} : { until: options.until }),
+    ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
+    ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
+  };
 }
 
 /**

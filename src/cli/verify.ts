@@ -4,7 +4,6 @@
 import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
 import { AwsClients } from "../fetch/clients.js";
-import type { Checkpoint } from "../listing/checkpoint.js";
 import { type BucketName, parseBucketName, type Region } from "../model/names.js";
 import type { ListenAddress } from "../observe/address.js";
 import type { ShutdownSignals } from "../run/shutdown.js";
@@ -12,7 +11,7 @@ import type { Host } from "../shared/host.js";
 import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
 import { awsOptions } from "./program-options.js";
-import { openLog, openMetrics } from "./runtime.js";
+import { openCheckpoint, openLog, openMetrics, selectionOf } from "./runtime.js";
 import {
   buckets,
   checkAwsSettings,
@@ -26,7 +25,6 @@ import {
   positiveSeconds,
   seconds,
   subcommandOptions,
-  usageError,
 } from "./usage.js";
 
 /** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
@@ -125,21 +123,12 @@ async function runVerify(
     env: host.env,
   });
   checkProxy(aws, command);
-  const [{ Checkpoint }, { checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] =
-    await Promise.all([
-      import("../listing/checkpoint.js"),
-      import("../listing/listers.js"),
-      import("../integrity/verify.js"),
-      import("../integrity/public-keys.js"),
-    ]);
-  let checkpoint: Checkpoint | undefined;
-  if (options.checkpoint !== undefined) {
-    try {
-      checkpoint = Checkpoint.open(options.checkpoint);
-    } catch (error) {
-      usageError(command, `cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
-    }
-  }
+  const [{ checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] = await Promise.all([
+    import("../listing/listers.js"),
+    import("../integrity/verify.js"),
+    import("../integrity/public-keys.js"),
+  ]);
+  const checkpoint = await openCheckpoint(options.checkpoint, command);
   const log = openLog(options, command);
   host.onWarning((warning) => log.debug("node warning", { warning: warning.message }));
   const metrics =
@@ -158,12 +147,7 @@ async function runVerify(
     bucket: s3?.bucket ?? LOCAL_COPY,
     prefix: source.prefix,
     ...(s3 === undefined ? { places: integrity.localPlaces(LOCAL_COPY) } : {}),
-    selection: {
-      ...(options.since === undefined ? {} : { since: options.since }),
-      ...(options.until === undefined ? {} : { until: options.until }),
-      ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
-      ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
-    },
+    selection: selectionOf(options),
     lister:
       s3 === undefined
         ? new FileLister()
