@@ -1,6 +1,7 @@
 // What every command that reads objects builds before it runs (the filter, import, sqs): the log, the AWS clients,
-// the sink (stdout or fluentd's in_forward), the metrics listener and the spool, from the options and the Host. A
-// resource that cannot be opened here is a configuration error (usage.ts, exit 2), said before any input is read.
+// the sink (stdout or fluentd's in_forward), the metrics listener and the spool, from the options and the Host; verify
+// takes the parts it needs (the log, the AWS clients, the checkpoint, the metrics listener). A resource that cannot be
+// opened here is a configuration error (usage.ts, exit 2), said before any input is read.
 import { fstatSync, openSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import type { Command } from "commander";
@@ -29,7 +30,7 @@ import {
   DEFAULT_TAG,
   type ImportOptions,
 } from "./program-options.js";
-import { checkAwsSettings, checkProxy, type Output, usageError } from "./usage.js";
+import { checkAwsSettings, checkCloudTrailEndpoint, checkProxy, type Output, usageError } from "./usage.js";
 
 /**
  * The padding to write: `--pad-bytes` when given, else DEFAULT_PAD_BYTES when stdout is a pipe or a socket (fluentd
@@ -131,20 +132,31 @@ function defaultScanWorkers(): number {
 }
 
 /**
- * The AWS clients of this process (clients.ts): made on first use, from the options and the environment. A region or
- * endpoint variable that is not one is a configuration error (exit 2), named (settings.ts).
+ * The AWS clients of this process (clients.ts): made on first use, from the options and the environment. A region,
+ * endpoint or proxy variable that is not one is a configuration error (exit 2), named (settings.ts, proxy-env.ts).
+ * `cloudTrail`: ListPublicKeys will be asked (verify, --verify-integrity), so AWS_ENDPOINT_URL_CLOUDTRAIL (else
+ * AWS_ENDPOINT_URL) is read and checked too; a command that asks nothing of CloudTrail never refuses it.
  */
-function awsClients(options: CliOptions, program: Command, env: Host["env"]): AwsClients {
+export function awsClients(
+  options: Pick<CliOptions, "region" | "endpoint" | "concurrency" | "requestTimeout" | "requestPayer">,
+  program: Command,
+  env: Host["env"],
+  cloudTrail: boolean,
+): AwsClients {
   const settings = checkAwsSettings(options, env, program);
-  return new AwsClients({
+  const cloudTrailEndpoint = cloudTrail ? checkCloudTrailEndpoint(env, program) : undefined;
+  const aws = new AwsClients({
     region: settings.region,
     ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
     ...(settings.sqsEndpoint === undefined ? {} : { sqsEndpoint: settings.sqsEndpoint }),
+    ...(cloudTrailEndpoint === undefined ? {} : { cloudTrailEndpoint }),
     connections: Math.max(16, options.concurrency * 2),
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
     env,
   });
+  checkProxy(aws, program);
+  return aws;
 }
 
 /** What every command needs: the log, stdout as a sink, and where objects come from. */
@@ -154,8 +166,7 @@ export async function startRuntime(
   host: Host,
   command = "filter",
 ): Promise<Runtime> {
-  const aws = awsClients(options, program, host.env);
-  checkProxy(aws, program);
+  const aws = awsClients(options, program, host.env, options.verifyIntegrity === true);
   const log = openLog(options, program);
 
   // Node's own warnings (the SDK's Node version notice among them) would print plain text to stderr.

@@ -162,7 +162,10 @@ export function checkAwsSettings(
   return settings;
 }
 
-/** `AWS_ENDPOINT_URL_CLOUDTRAIL` (or `AWS_ENDPOINT_URL`), for verify's ListPublicKeys: a URL, or unset. */
+/**
+ * `AWS_ENDPOINT_URL_CLOUDTRAIL` (or `AWS_ENDPOINT_URL`), for ListPublicKeys (verify, --verify-integrity): a URL, or
+ * unset.
+ */
 export function checkCloudTrailEndpoint(
   env: Readonly<Record<string, string | undefined>>,
   command: Command,

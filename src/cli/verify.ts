@@ -3,7 +3,6 @@
 // digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
 import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
-import { AwsClients } from "../fetch/clients.js";
 import { type BucketName, parseBucketName, type Region } from "../model/names.js";
 import type { ListenAddress } from "../observe/address.js";
 import type { ShutdownSignals } from "../run/shutdown.js";
@@ -11,12 +10,9 @@ import type { Host } from "../shared/host.js";
 import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
 import { awsOptions } from "./program-options.js";
-import { openCheckpoint, openLog, openMetrics, selectionOf } from "./runtime.js";
+import { awsClients, openCheckpoint, openLog, openMetrics, selectionOf } from "./runtime.js";
 import {
   buckets,
-  checkAwsSettings,
-  checkCloudTrailEndpoint,
-  checkProxy,
   checkVerify,
   day,
   integer,
@@ -111,18 +107,7 @@ async function runVerify(
 ): Promise<void> {
   const { parseSource } = await import("../run/importer.js");
   const source = checkVerify(options, parseSource(argument), command);
-  const settings = checkAwsSettings(options, host.env, command);
-  const cloudTrail = checkCloudTrailEndpoint(host.env, command);
-  const aws = new AwsClients({
-    region: settings.region,
-    ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
-    ...(cloudTrail === undefined ? {} : { cloudTrailEndpoint: cloudTrail }),
-    connections: Math.max(16, options.concurrency * 2),
-    timeoutMs: options.requestTimeout * 1000,
-    requestPayer: options.requestPayer,
-    env: host.env,
-  });
-  checkProxy(aws, command);
+  const aws = awsClients(options, command, host.env, true);
   const [{ checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] = await Promise.all([
     import("../listing/listers.js"),
     import("../integrity/verify.js"),
