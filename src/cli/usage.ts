@@ -188,7 +188,7 @@ export function checkProxy(aws: { check(): void }, command: Command): void {
  * Options that would do nothing as given are usage errors rather than silently ignored: whoever wrote them expected
  * an effect. (`import --list` with output options is not one: a dry run of a whole command line is its point.)
  */
-export function checkCombinations(options: CliOptions, program: Command): void {
+function checkCombinations(options: CliOptions, program: Command): void {
   if (options.outputFormat === "msgpack" && options.padBytes !== undefined && options.padBytes !== 0) {
     usageError(
       program,
