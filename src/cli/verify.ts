@@ -5,7 +5,7 @@ import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
 import { type BucketName, parseBucketName, type Region } from "../model/names.js";
 import type { ListenAddress } from "../observe/address.js";
-import type { ShutdownSignals } from "../run/shutdown.js";
+import { describeStdoutError, type ShutdownSignals } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
 import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
@@ -122,7 +122,7 @@ async function runVerify(
       : await openMetrics(options.metricsListen, "verify", log, command, false);
 
   const sink = new OutputSink(host.stdout, { padBytes: 0, format: "json" }, (error) => {
-    log.info("stdout closed; exiting", { error: error.message });
+    log.info("stdout closed; exiting", describeStdoutError(error));
     host.exit(0);
   });
   const abort = new AbortController();
