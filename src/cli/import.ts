@@ -1,13 +1,19 @@
 // The `import` command: parse, check (exit 2), build the Importer (run/importer.ts), run one of its three runs
 // (--list and the import: run/import-run.ts; --enqueue: run/enqueue-run.ts), exit.
 import { Command } from "commander";
-import type { Checkpoint } from "../listing/checkpoint.js";
 import type { ShutdownSignals } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
 import { RetryPolicy } from "../shared/retry.js";
 import { commonOptions, type ImportOptions, outputOptions, readingOptionNames } from "./program-options.js";
-import { allowedWith, continuousIntegrity, filterOptions, startRuntime } from "./runtime.js";
-import { checkImport, day, integer, list, statsInterval, subcommandOptions, usageError } from "./usage.js";
+import {
+  allowedWith,
+  continuousIntegrity,
+  filterOptions,
+  openCheckpoint,
+  selectionOf,
+  startRuntime,
+} from "./runtime.js";
+import { checkImport, day, integer, list, statsInterval, subcommandOptions } from "./usage.js";
 
 /**
  * `import <source>`: the CloudTrail log files already stored under an S3 prefix or in a directory, read through the
@@ -54,22 +60,13 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
     .action(async (argument: string) => {
       const options = subcommandOptions(program, command) as unknown as ImportOptions;
       // The import command's own modules load only when it runs.
-      const [{ Importer, parseSource }, { Checkpoint }, { checkDirectory, FileLister, ListError, S3Lister }, runs] =
-        await Promise.all([
-          import("../run/importer.js"),
-          import("../listing/checkpoint.js"),
-          import("../listing/listers.js"),
-          import("../run/import-run.js"),
-        ]);
+      const [{ Importer, parseSource }, { checkDirectory, FileLister, ListError, S3Lister }, runs] = await Promise.all([
+        import("../run/importer.js"),
+        import("../listing/listers.js"),
+        import("../run/import-run.js"),
+      ]);
       const source = checkImport(options, parseSource(argument), command, program, readingOptionNames());
-      let checkpoint: Checkpoint | undefined;
-      if (options.checkpoint !== undefined) {
-        try {
-          checkpoint = Checkpoint.open(options.checkpoint, options.list === true);
-        } catch (error) {
-          usageError(command, `cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
-        }
-      }
+      const checkpoint = await openCheckpoint(options.checkpoint, command, options.list === true);
       const listOnly = options.list === true || options.enqueue !== undefined;
       const runtime = await startRuntime(
         listOnly ? { ...options, padBytes: 0, outputFormat: "json", output: { kind: "stdout" } } : options,
@@ -81,12 +78,7 @@ export function importCommand(program: Command, host: Host, signals: ShutdownSig
       const retry = new RetryPolicy({ retryForMs: options.retryFor * 1000 });
       const importer = new Importer({
         source,
-        selection: {
-          ...(options.since === undefined ? {} : { since: options.since }),
-          ...(options.until === undefined ? {} : { until: options.until }),
-          ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
-          ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
-        },
+        selection: selectionOf(options),
         lister: (signal) =>
           source.scheme === "s3"
             ? new S3Lister(() => runtime.aws.s3Client(undefined), source.bucket, retry, signal, options.requestPayer)

@@ -1,6 +1,7 @@
 // What every command that reads objects builds before it runs (the filter, import, sqs): the log, the AWS clients,
-// the sink (stdout or fluentd's in_forward), the metrics listener and the spool, from the options and the Host. A
-// resource that cannot be opened here is a configuration error (usage.ts, exit 2), said before any input is read.
+// the sink (stdout or fluentd's in_forward), the metrics listener and the spool, from the options and the Host; verify
+// takes the parts it needs (the log, the AWS clients, the checkpoint, the metrics listener). A resource that cannot be
+// opened here is a configuration error (usage.ts, exit 2), said before any input is read.
 import { fstatSync, openSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import type { Command } from "commander";
@@ -10,6 +11,8 @@ import { AwsClients } from "../fetch/clients.js";
 import { S3Source } from "../fetch/fetch.js";
 import { parseStringify } from "../format/format.js";
 import type { Spool } from "../input/spool.js";
+import type { Checkpoint } from "../listing/checkpoint.js";
+import type { Selection } from "../listing/layout.js";
 import type { BucketName } from "../model/names.js";
 import type { Sink } from "../model/sink.js";
 import type { ListenAddress } from "../observe/address.js";
@@ -20,8 +23,14 @@ import { describeStdoutError } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
 import { FdLogger, type Logger } from "../shared/log.js";
 import { VERSION } from "../version.js";
-import { type CliOptions, DEFAULT_ACK_TIMEOUT, DEFAULT_PAD_BYTES, DEFAULT_TAG } from "./program-options.js";
-import { checkAwsSettings, checkProxy, type Output, usageError } from "./usage.js";
+import {
+  type CliOptions,
+  DEFAULT_ACK_TIMEOUT,
+  DEFAULT_PAD_BYTES,
+  DEFAULT_TAG,
+  type ImportOptions,
+} from "./program-options.js";
+import { checkAwsSettings, checkCloudTrailEndpoint, checkProxy, type Output, usageError } from "./usage.js";
 
 /**
  * The padding to write: `--pad-bytes` when given, else DEFAULT_PAD_BYTES when stdout is a pipe or a socket (fluentd
@@ -50,6 +59,34 @@ export function openLog(options: Pick<CliOptions, "logFile" | "logLevel">, progr
     }
   }
   return new FdLogger(fd, options.logLevel);
+}
+
+/**
+ * `--checkpoint` (import, verify): the file of finished log files, loaded only when given; one that cannot be opened is
+ * a configuration error (exit 2). `readOnly`: `import --list` reads it and appends nothing.
+ */
+export async function openCheckpoint(
+  path: string | undefined,
+  command: Command,
+  readOnly = false,
+): Promise<Checkpoint | undefined> {
+  if (path === undefined) return undefined;
+  const { Checkpoint } = await import("../listing/checkpoint.js");
+  try {
+    return Checkpoint.open(path, readOnly);
+  } catch (error) {
+    return usageError(command, `cannot open --checkpoint ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** `--since`, `--until`, `--accounts`, `--regions` (import, verify): which log files a listing takes (layout.ts). */
+export function selectionOf(options: Pick<ImportOptions, "since" | "until" | "accounts" | "regions">): Selection {
+  return {
+    ...(options.since === undefined ? {} : { since: options.since }),
+    ...(options.until === undefined ? {} : { until: options.until }),
+    ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
+    ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
+  };
 }
 
 /**
@@ -95,20 +132,31 @@ function defaultScanWorkers(): number {
 }
 
 /**
- * The AWS clients of this process (clients.ts): made on first use, from the options and the environment. A region or
- * endpoint variable that is not one is a configuration error (exit 2), named (settings.ts).
+ * The AWS clients of this process (clients.ts): made on first use, from the options and the environment. A region,
+ * endpoint or proxy variable that is not one is a configuration error (exit 2), named (settings.ts, proxy-env.ts).
+ * `cloudTrail`: ListPublicKeys will be asked (verify, --verify-integrity), so AWS_ENDPOINT_URL_CLOUDTRAIL (else
+ * AWS_ENDPOINT_URL) is read and checked too; a command that asks nothing of CloudTrail never refuses it.
  */
-function awsClients(options: CliOptions, program: Command, env: Host["env"]): AwsClients {
+export function awsClients(
+  options: Pick<CliOptions, "region" | "endpoint" | "concurrency" | "requestTimeout" | "requestPayer">,
+  program: Command,
+  env: Host["env"],
+  cloudTrail: boolean,
+): AwsClients {
   const settings = checkAwsSettings(options, env, program);
-  return new AwsClients({
+  const cloudTrailEndpoint = cloudTrail ? checkCloudTrailEndpoint(env, program) : undefined;
+  const aws = new AwsClients({
     region: settings.region,
     ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
     ...(settings.sqsEndpoint === undefined ? {} : { sqsEndpoint: settings.sqsEndpoint }),
+    ...(cloudTrailEndpoint === undefined ? {} : { cloudTrailEndpoint }),
     connections: Math.max(16, options.concurrency * 2),
     timeoutMs: options.requestTimeout * 1000,
     requestPayer: options.requestPayer,
     env,
   });
+  checkProxy(aws, program);
+  return aws;
 }
 
 /** What every command needs: the log, stdout as a sink, and where objects come from. */
@@ -118,8 +166,7 @@ export async function startRuntime(
   host: Host,
   command = "filter",
 ): Promise<Runtime> {
-  const aws = awsClients(options, program, host.env);
-  checkProxy(aws, program);
+  const aws = awsClients(options, program, host.env, options.verifyIntegrity === true);
   const log = openLog(options, program);
 
   // Node's own warnings (the SDK's Node version notice among them) would print plain text to stderr.

@@ -44,10 +44,8 @@ export function sqsCommand(program: Command, host: Host, signals: ShutdownSignal
     )
     .action(async () => {
       const options = subcommandOptions(program, command) as unknown as SqsOptions;
-      // No exec_filter reads this stdout: whitespace padding only if asked for.
-      const padded =
-        command.getOptionValueSource("padBytes") === "cli" || program.getOptionValueSource("padBytes") === "cli";
-      if (!padded) options.padBytes = 0;
+      // No exec_filter reads this stdout: whitespace padding only if asked for (before `sqs` or after it).
+      options.padBytes ??= 0;
       checkSqs(options, command);
       const runtime = await startRuntime(options, program, host, "sqs");
       const { log, sink, stdout, source, aws, metrics } = runtime;

@@ -118,12 +118,12 @@ export function bucketList(command: Command, value: string, previous: ReadonlySe
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  if (names.length === 0) command.error("error: --buckets expects a comma-separated list of buckets", { exitCode: 2 });
+  if (names.length === 0) usageError(command, "--buckets expects a comma-separated list of buckets");
   const buckets = new Set<BucketName>(previous);
   for (const name of names) {
     const parsed = parseBucketName(name);
     if (isInvalid(parsed)) {
-      command.error(`error: --buckets: ${refusalMessage("bucket", name, parsed)}`, { exitCode: 2 });
+      usageError(command, `--buckets: ${refusalMessage("bucket", name, parsed)}`);
     }
     buckets.add(parsed);
   }
@@ -147,7 +147,7 @@ export type Output = { kind: "stdout" } | ({ kind: "forward" } & Pick<ForwardTar
 export function parseOutput(command: Command, value: string): Output {
   if (value === "stdout") return { kind: "stdout" };
   const parsed = parseForwardUrl(value);
-  if (typeof parsed === "string") command.error(`error: --output ${value}: ${parsed}`, { exitCode: 2 });
+  if (typeof parsed === "string") usageError(command, `--output ${value}: ${parsed}`);
   return { kind: "forward", ...parsed };
 }
 
@@ -162,7 +162,10 @@ export function checkAwsSettings(
   return settings;
 }
 
-/** `AWS_ENDPOINT_URL_CLOUDTRAIL` (or `AWS_ENDPOINT_URL`), for verify's ListPublicKeys: a URL, or unset. */
+/**
+ * `AWS_ENDPOINT_URL_CLOUDTRAIL` (or `AWS_ENDPOINT_URL`), for ListPublicKeys (verify, --verify-integrity): a URL, or
+ * unset.
+ */
 export function checkCloudTrailEndpoint(
   env: Readonly<Record<string, string | undefined>>,
   command: Command,
@@ -185,17 +188,19 @@ export function checkProxy(aws: { check(): void }, command: Command): void {
  * Options that would do nothing as given are usage errors rather than silently ignored: whoever wrote them expected
  * an effect. (`import --list` with output options is not one: a dry run of a whole command line is its point.)
  */
-export function checkCombinations(options: CliOptions, program: Command): void {
-  const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
+function checkCombinations(options: CliOptions, program: Command): void {
   if (options.outputFormat === "msgpack" && options.padBytes !== undefined && options.padBytes !== 0) {
-    fail("--pad-bytes does nothing with --output-format msgpack (whitespace is not msgpack; fluentd reads it whole)");
+    usageError(
+      program,
+      "--pad-bytes does nothing with --output-format msgpack (whitespace is not msgpack; fluentd reads it whole)",
+    );
   }
   // Two options naming one field would write it twice in every event.
   const added = new Map<string, string>();
   const add = (name: string | undefined, what: string, adds = `${what} adds already`): void => {
     if (name === undefined) return;
     const before = added.get(name);
-    if (before !== undefined) fail(`${what} names the field ${JSON.stringify(name)}, which ${before}`);
+    if (before !== undefined) usageError(program, `${what} names the field ${JSON.stringify(name)}, which ${before}`);
     added.set(name, adds);
   };
   if (options.timestamp) add("@timestamp", "@timestamp", "the filter adds already (unless --no-timestamp)");
@@ -209,7 +214,7 @@ export function checkFilter(options: CliOptions, program: Command): void {
   checkCombinations(options, program);
   if (options.visibilityTimeout !== undefined && !options.deleteSqsMessages) {
     // Only a message the filter will delete has its visibility kept up: the option alone would change nothing.
-    program.error("error: --visibility-timeout does nothing without --delete-sqs-messages", { exitCode: 2 });
+    usageError(program, "--visibility-timeout does nothing without --delete-sqs-messages");
   }
 }
 
@@ -222,16 +227,16 @@ export function checkImport(
   ignoredByEnqueue: ReadonlySet<string>,
 ): ImportSource {
   checkCombinations(options, command);
-  if (typeof source === "string") command.error(`error: ${source}`, { exitCode: 2 });
+  if (typeof source === "string") usageError(command, source);
   if (source.scheme === "s3" && options.buckets !== undefined && !options.buckets.has(source.bucket)) {
-    command.error(`error: the bucket ${JSON.stringify(source.bucket)} is not one of --buckets`, { exitCode: 2 });
+    usageError(command, `the bucket ${JSON.stringify(source.bucket)} is not one of --buckets`);
   }
   if (options.since !== undefined && options.until !== undefined && options.since > options.until) {
-    command.error("error: --since is after --until", { exitCode: 2 });
+    usageError(command, "--since is after --until");
   }
   if (options.enqueue !== undefined) checkEnqueue(options.enqueue, source.scheme, command, program, ignoredByEnqueue);
   else if (command.getOptionValueSource("keysPerMessage") === "cli") {
-    command.error("error: --keys-per-message does nothing without --enqueue", { exitCode: 2 });
+    usageError(command, "--keys-per-message does nothing without --enqueue");
   }
   return source;
 }
@@ -258,16 +263,19 @@ function checkEnqueue(
   program: Command,
   ignored: ReadonlySet<string>,
 ): void {
-  const fail = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
-  if (scheme !== "s3")
-    fail("--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
-  if (!isQueueUrl(queueUrl)) fail(`--enqueue expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(queueUrl)}`);
+  if (scheme !== "s3") {
+    usageError(command, "--enqueue needs an s3:// source: the filters behind the queue read from S3, not from here");
+  }
+  if (!isQueueUrl(queueUrl)) {
+    usageError(command, `--enqueue expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(queueUrl)}`);
+  }
   // How files are read and events written: the filters behind the queue do that, with their own options.
   for (const option of [...command.options, ...program.options]) {
     const key = option.attributeName();
     if (!ignored.has(key)) continue;
     if (command.getOptionValueSource(key) === "cli" || program.getOptionValueSource(key) === "cli") {
-      fail(
+      usageError(
+        command,
         `${option.long} does nothing with --enqueue (the filters behind the queue read the files, with their own options)`,
       );
     }
@@ -278,14 +286,10 @@ function checkEnqueue(
 export function checkSqs(options: SqsOptions, command: Command): void {
   // A long poll must not be cut by the request timeout.
   if (options.requestTimeout <= options.waitTime) {
-    command.error(`error: --request-timeout must be longer than --wait-time (${options.waitTime} s)`, {
-      exitCode: 2,
-    });
+    usageError(command, `--request-timeout must be longer than --wait-time (${options.waitTime} s)`);
   }
   if (!isQueueUrl(options.queueUrl)) {
-    command.error(`error: --queue-url expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(options.queueUrl)}`, {
-      exitCode: 2,
-    });
+    usageError(command, `--queue-url expects ${QUEUE_URL_EXAMPLE}, not ${JSON.stringify(options.queueUrl)}`);
   }
 }
 
@@ -317,27 +321,10 @@ export function subcommandOptions(program: Command, command: Command): Record<st
     const key = option.attributeName();
     if (command.options.some((own) => own.attributeName() === key)) continue;
     if (program.getOptionValueSource(key) === "cli") {
-      command.error(`error: ${option.long} is an option of the filter; ${command.name()} does not use it`, {
-        exitCode: 2,
-      });
+      usageError(command, `${option.long} is an option of the filter; ${command.name()} does not use it`);
     }
   }
   return merged;
-}
-
-/**
- * Options given before `verify` count when verify has them too (`--log-file x verify …`, as import allows), unless
- * given again after it; the filter's others would be ignored, so they are refused.
- */
-export function inheritVerifyOptions(program: Command, command: Command): void {
-  for (const option of program.options) {
-    const name = option.attributeName();
-    if (program.getOptionValueSource(name) !== "cli") continue;
-    if (!command.options.some((own) => own.attributeName() === name)) {
-      command.error(`error: ${option.long} is an option of the filter; verify does not use it`, { exitCode: 2 });
-    }
-    if (command.getOptionValueSource(name) !== "cli") command.setOptionValue(name, program.getOptionValue(name));
-  }
 }
 
 /** `cloudtrail-exec-filter improt`: a usage error (exit 2) naming the command meant, when one is close. */
@@ -348,7 +335,7 @@ function unknownCommand(program: Command, word: string): never {
     .filter(({ name, distance }) => distance <= Math.max(1, Math.floor(name.length / 3)))
     .sort((a, b) => a.distance - b.distance)[0];
   const hint = near === undefined ? `(the commands: ${names.join(", ")})` : `(Did you mean ${near.name}?)`;
-  return program.error(`error: unknown command ${JSON.stringify(word.slice(0, 100))}\n${hint}`, { exitCode: 2 });
+  return usageError(program, `unknown command ${JSON.stringify(word.slice(0, 100))}\n${hint}`);
 }
 
 /**

@@ -3,30 +3,24 @@
 // digest and per log file on stdout; exit 0 when everything checked is valid, VERIFY_PROBLEMS_EXIT when not.
 import { Command, Option } from "commander";
 import { OutputSink } from "../deliver/output.js";
-import { AwsClients } from "../fetch/clients.js";
-import type { Checkpoint } from "../listing/checkpoint.js";
 import { type BucketName, parseBucketName, type Region } from "../model/names.js";
 import type { ListenAddress } from "../observe/address.js";
-import type { ShutdownSignals } from "../run/shutdown.js";
+import { describeStdoutError, type ShutdownSignals } from "../run/shutdown.js";
 import type { Host } from "../shared/host.js";
 import { LEVELS, type Level } from "../shared/log.js";
 import { RetryPolicy } from "../shared/retry.js";
 import { awsOptions } from "./program-options.js";
-import { openLog, openMetrics } from "./runtime.js";
+import { awsClients, openCheckpoint, openLog, openMetrics, selectionOf } from "./runtime.js";
 import {
   buckets,
-  checkAwsSettings,
-  checkCloudTrailEndpoint,
-  checkProxy,
   checkVerify,
   day,
-  inheritVerifyOptions,
   integer,
   list,
   listenAddress,
   positiveSeconds,
   seconds,
-  usageError,
+  subcommandOptions,
 } from "./usage.js";
 
 /** A problem was found: a file is invalid, missing or unlisted (README "Exit codes"). */
@@ -98,8 +92,8 @@ export function verifyCommand(program: Command, host: Host, signals: ShutdownSig
       listenAddress,
     )
     .action(async (argument: string) => {
-      inheritVerifyOptions(program, command);
-      await runVerify(argument, command.opts<VerifyOptions>(), command, host, signals);
+      const options = subcommandOptions(program, command) as unknown as VerifyOptions;
+      await runVerify(argument, options, command, host, signals);
     });
   return command;
 }
@@ -113,33 +107,13 @@ async function runVerify(
 ): Promise<void> {
   const { parseSource } = await import("../run/importer.js");
   const source = checkVerify(options, parseSource(argument), command);
-  const settings = checkAwsSettings(options, host.env, command);
-  const cloudTrail = checkCloudTrailEndpoint(host.env, command);
-  const aws = new AwsClients({
-    region: settings.region,
-    ...(settings.s3Endpoint === undefined ? {} : { s3Endpoint: settings.s3Endpoint }),
-    ...(cloudTrail === undefined ? {} : { cloudTrailEndpoint: cloudTrail }),
-    connections: Math.max(16, options.concurrency * 2),
-    timeoutMs: options.requestTimeout * 1000,
-    requestPayer: options.requestPayer,
-    env: host.env,
-  });
-  checkProxy(aws, command);
-  const [{ Checkpoint }, { checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] =
-    await Promise.all([
-      import("../listing/checkpoint.js"),
-      import("../listing/listers.js"),
-      import("../integrity/verify.js"),
-      import("../integrity/public-keys.js"),
-    ]);
-  let checkpoint: Checkpoint | undefined;
-  if (options.checkpoint !== undefined) {
-    try {
-      checkpoint = Checkpoint.open(options.checkpoint);
-    } catch (error) {
-      usageError(command, `cannot open --checkpoint ${options.checkpoint}: ${(error as Error).message}`);
-    }
-  }
+  const aws = awsClients(options, command, host.env, true);
+  const [{ checkDirectory, FileLister, S3Lister }, integrity, { PublicKeys, sdkListPublicKeys }] = await Promise.all([
+    import("../listing/listers.js"),
+    import("../integrity/verify.js"),
+    import("../integrity/public-keys.js"),
+  ]);
+  const checkpoint = await openCheckpoint(options.checkpoint, command);
   const log = openLog(options, command);
   host.onWarning((warning) => log.debug("node warning", { warning: warning.message }));
   const metrics =
@@ -148,7 +122,7 @@ async function runVerify(
       : await openMetrics(options.metricsListen, "verify", log, command, false);
 
   const sink = new OutputSink(host.stdout, { padBytes: 0, format: "json" }, (error) => {
-    log.info("stdout closed; exiting", { error: error.message });
+    log.info("stdout closed; exiting", describeStdoutError(error));
     host.exit(0);
   });
   const abort = new AbortController();
@@ -158,12 +132,7 @@ async function runVerify(
     bucket: s3?.bucket ?? LOCAL_COPY,
     prefix: source.prefix,
     ...(s3 === undefined ? { places: integrity.localPlaces(LOCAL_COPY) } : {}),
-    selection: {
-      ...(options.since === undefined ? {} : { since: options.since }),
-      ...(options.until === undefined ? {} : { until: options.until }),
-      ...(options.accounts === undefined ? {} : { accounts: new Set(options.accounts) }),
-      ...(options.regions === undefined ? {} : { regions: new Set(options.regions) }),
-    },
+    selection: selectionOf(options),
     lister:
       s3 === undefined
         ? new FileLister()

@@ -71,9 +71,9 @@ export function awsSettings(
 }
 
 /**
- * `verify`'s CloudTrail endpoint (ListPublicKeys): AWS_ENDPOINT_URL_CLOUDTRAIL, else AWS_ENDPOINT_URL, as the SDK
- * reads them; `{ message }` naming the variable when its value is not an endpoint. Read only by `verify`, so that the
- * other commands never refuse a variable they do not use.
+ * The CloudTrail endpoint (ListPublicKeys): AWS_ENDPOINT_URL_CLOUDTRAIL, else AWS_ENDPOINT_URL, as the SDK reads them;
+ * `{ message }` naming the variable when its value is not an endpoint. Read only where ListPublicKeys is asked
+ * (`verify`, and the other commands with --verify-integrity), so that a run that never asks never refuses it.
  */
 export function cloudTrailEndpoint(env: Record<string, string | undefined>): string | { message: string } | undefined {
   return endpointFromEnv(env, "AWS_ENDPOINT_URL_CLOUDTRAIL", "AWS_ENDPOINT_URL");
